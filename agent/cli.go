@@ -1,0 +1,171 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"runtime"
+	"runtime/debug"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/metricsrouter/router/registry"
+)
+
+// Version is set at build time with -ldflags "-X .../agent.Version=1.2.3".
+var Version = "dev"
+
+const usage = `router: a metrics router (Graphite, StatsD, Polymur HTTPS batches).
+
+Usage:
+  router -config FILE.toml          run (also: ROUTER_CONFIG=FILE.toml router)
+  router -config FILE.toml -check   load and validate the file, open nothing
+  router -list-plugins              the plugins this binary has
+  router -sample outputs.graphite   print a plugin's documented sample config
+  router -version                   version and the modules built in
+
+Flags:
+`
+
+// Main is what main.go calls: it runs the CLI with the process's arguments
+// and exits with its status. SIGINT and SIGTERM start a graceful shutdown.
+func Main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	// Hot reload comes with its own issue; until then SIGHUP must not kill the process.
+	signal.Ignore(syscall.SIGHUP)
+	code := Run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// Run is the testable CLI: it parses args, and runs until ctx is cancelled.
+// It returns the process exit status.
+func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	return RunWith(ctx, registry.Default, args, stdout, stderr)
+}
+
+// RunWith is Run with another plugin registry.
+func RunWith(ctx context.Context, reg *registry.Registry, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("router", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(stderr, usage)
+		fs.PrintDefaults()
+	}
+	configFile := fs.String("config", os.Getenv("ROUTER_CONFIG"), "configuration file (TOML); default $ROUTER_CONFIG")
+	check := fs.Bool("check", false, "load and validate the configuration (Init every plugin), open nothing, and exit")
+	version := fs.Bool("version", false, "print the version and the modules built in, and exit")
+	list := fs.Bool("list-plugins", false, "list the plugins this binary has, and exit")
+	sample := fs.String("sample", "", "print the sample configuration of a plugin (e.g. outputs.graphite), and exit")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "router: unexpected argument %q (see router -h)\n", fs.Arg(0))
+		return 2
+	}
+	switch {
+	case *version:
+		printVersion(stdout)
+		return 0
+	case *list:
+		for _, p := range reg.All() {
+			fmt.Fprintf(stdout, "%-32s %s\n", string(p.Kind)+"."+p.Name, p.Summary())
+		}
+		return 0
+	case *sample != "":
+		p, err := findPlugin(reg, *sample)
+		if err != nil {
+			fmt.Fprintln(stderr, "router:", err)
+			return 2
+		}
+		fmt.Fprint(stdout, p.Sample)
+		return 0
+	}
+	if *configFile == "" {
+		fmt.Fprintln(stderr, "router: no configuration: use -config FILE.toml (or ROUTER_CONFIG); see router -h")
+		return 2
+	}
+	cfg, err := LoadConfig(reg, *configFile)
+	if err != nil {
+		fmt.Fprintln(stderr, "router:", err)
+		return 1
+	}
+	log := newLogger(cfg.Agent, stderr)
+	a, err := New(cfg, log)
+	if err != nil {
+		fmt.Fprintln(stderr, "router:", err)
+		return 1
+	}
+	if *check {
+		fmt.Fprintf(stdout, "%s: ok (%d inputs, %d processors, %d outputs)\n", cfg.File, len(cfg.Inputs), len(cfg.Processors), len(cfg.Outputs))
+		return 0
+	}
+	if err := a.Run(ctx); err != nil {
+		log.Error().Err(err).Msg("exit with error")
+		return 1
+	}
+	return 0
+}
+
+func findPlugin(reg *registry.Registry, name string) (registry.Plugin, error) {
+	if kind, n, ok := strings.Cut(name, "."); ok {
+		if p, ok := reg.Lookup(registry.Kind(kind), n); ok {
+			return p, nil
+		}
+		return registry.Plugin{}, fmt.Errorf("no plugin %q (see router -list-plugins)", name)
+	}
+	var found []registry.Plugin
+	for _, k := range []registry.Kind{registry.Inputs, registry.Processors, registry.Outputs} {
+		if p, ok := reg.Lookup(k, name); ok {
+			found = append(found, p)
+		}
+	}
+	switch len(found) {
+	case 1:
+		return found[0], nil
+	case 0:
+		return registry.Plugin{}, fmt.Errorf("no plugin %q (see router -list-plugins)", name)
+	}
+	return registry.Plugin{}, fmt.Errorf("%q is ambiguous: say inputs.%s or outputs.%s", name, name, name)
+}
+
+func printVersion(w io.Writer) {
+	fmt.Fprintf(w, "router %s %s %s/%s\n", Version, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return
+	}
+	fmt.Fprintf(w, "main %s %s\n", bi.Main.Path, bi.Main.Version)
+	for _, d := range bi.Deps {
+		v := d.Version
+		if d.Replace != nil {
+			v += " => " + d.Replace.Path + " " + d.Replace.Version
+		}
+		fmt.Fprintf(w, "dep  %s %s\n", d.Path, v)
+	}
+}
+
+func newLogger(c agentConfig, w io.Writer) zerolog.Logger {
+	lvl := zerolog.InfoLevel
+	if c.LogLevel != "" {
+		if v, err := zerolog.ParseLevel(c.LogLevel); err == nil {
+			lvl = v
+		}
+	}
+	var out io.Writer = w
+	if c.LogFormat == "console" {
+		out = zerolog.ConsoleWriter{Out: w, TimeFormat: time.RFC3339}
+	}
+	return zerolog.New(out).Level(lvl).With().Timestamp().Logger()
+}

@@ -1,0 +1,728 @@
+package agent
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+
+	"github.com/metricsrouter/router/registry"
+)
+
+// agentConfig is the [agent] table.
+type agentConfig struct {
+	// log_level: trace, debug, info (default), warn, error.
+	LogLevel string `toml:"log_level"`
+	// log_format: "json" (default; suits journald) or "console" for humans.
+	LogFormat string `toml:"log_format"`
+	// shutdown_timeout: how long SIGTERM waits for queues to drain (default 30s).
+	ShutdownTimeout registry.Duration `toml:"shutdown_timeout"`
+	// stats_addr: serve /metrics and /healthz there (e.g. "127.0.0.1:8080"); "" disables.
+	StatsAddr string `toml:"stats_addr"`
+}
+
+// inputCommon holds the keys every [[inputs.X]] and [[processors.X]] table may have.
+type inputCommon struct {
+	ID       string `toml:"id"`
+	LogLevel string `toml:"log_level"`
+}
+
+// outputCommon holds the keys every [[outputs.X]] table may have. They belong
+// to the agent (the runner), not to the plugin.
+type outputCommon struct {
+	ID            string            `toml:"id"`
+	LogLevel      string            `toml:"log_level"`
+	BatchSize     int               `toml:"batch_size"`
+	BufferLimit   int               `toml:"buffer_limit"`
+	FlushInterval registry.Duration `toml:"flush_interval"`
+	Overflow      string            `toml:"overflow"`
+	RetryInitial  registry.Duration `toml:"retry_initial"`
+	RetryMax      registry.Duration `toml:"retry_max"`
+	WriteTimeout  registry.Duration `toml:"write_timeout"`
+	// Instance is the carbon instance of a distributor's target.
+	Instance string `toml:"instance"`
+	// To holds a distributor's targets: [[outputs.<dist>.to.<output>]].
+	To map[string]toml.Primitive `toml:"to"`
+}
+
+// Defaults of the common output keys.
+const (
+	defBufferLimit     = 1_000_000
+	defBatchSize       = 5000
+	defShutdownTimeout = 30 * time.Second
+	defRetryInitial    = 100 * time.Millisecond
+	defRetryMax        = 30 * time.Second
+	defWriteTimeout    = 30 * time.Second
+)
+
+// commonKeys lists the keys the agent takes from plugin tables; plugins must
+// not use them (a test checks every registered plugin).
+var commonKeys = map[registry.Kind][]string{
+	registry.Inputs:     {"id", "log_level"},
+	registry.Processors: {"id", "log_level"},
+	registry.Outputs: {"id", "log_level", "batch_size", "buffer_limit", "flush_interval", "overflow",
+		"retry_initial", "retry_max", "write_timeout", "instance", "to"},
+}
+
+// Config is a loaded and validated configuration file.
+type Config struct {
+	File       string
+	Agent      agentConfig
+	Inputs     []*instance
+	Processors []*instance
+	Outputs    []*instance
+}
+
+// instance is one plugin table, decoded.
+type instance struct {
+	Kind    registry.Kind
+	Name    string
+	ID      string
+	Table   string // "[[outputs.graphite]] #2" for messages
+	Line    int
+	Plugin  any
+	In      inputCommon
+	Out     outputCommon
+	Targets []*instance // distributor targets
+	Target  registry.Target
+}
+
+func (in *instance) label() string {
+	return fmt.Sprintf("%s.%s %q", in.Kind, in.Name, in.ID)
+}
+
+type fileConfig struct {
+	Agent      agentConfig               `toml:"agent"`
+	Inputs     map[string]toml.Primitive `toml:"inputs"`
+	Processors map[string]toml.Primitive `toml:"processors"`
+	Outputs    map[string]toml.Primitive `toml:"outputs"`
+}
+
+// configError names the file, line (where known), table and key.
+type configError struct {
+	file  string
+	line  int
+	table string
+	msg   string
+}
+
+func (e *configError) Error() string {
+	var b strings.Builder
+	b.WriteString(e.file)
+	if e.line > 0 {
+		fmt.Fprintf(&b, ":%d", e.line)
+	}
+	b.WriteString(": ")
+	if e.table != "" {
+		b.WriteString(e.table)
+		b.WriteString(": ")
+	}
+	b.WriteString(e.msg)
+	return b.String()
+}
+
+// loader carries the state of one LoadConfig call.
+type loader struct {
+	reg   *registry.Registry
+	file  string
+	text  string
+	md    toml.MetaData
+	count map[string]int // instances per kind.name, for default ids
+	ids   map[string]string
+}
+
+// LoadConfig reads, expands, decodes and validates a configuration file with
+// the plugins of reg. It calls every plugin's Init and opens nothing.
+func LoadConfig(reg *registry.Registry, file string) (*Config, error) {
+	raw, err := os.ReadFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	return ParseConfig(reg, file, string(raw), os.LookupEnv)
+}
+
+// ParseConfig is LoadConfig on text already read; lookup resolves ${VAR}.
+func ParseConfig(reg *registry.Registry, file, text string, lookup func(string) (string, bool)) (*Config, error) {
+	expanded, err := expandEnv(text, lookup)
+	if err != nil {
+		return nil, fmt.Errorf("%s:%w", file, err)
+	}
+	l := &loader{reg: reg, file: file, text: expanded, count: map[string]int{}, ids: map[string]string{}}
+	var fc fileConfig
+	md, err := toml.Decode(expanded, &fc)
+	if err != nil {
+		var pe toml.ParseError
+		if errors.As(err, &pe) {
+			return nil, fmt.Errorf("%s:%d: %s", file, pe.Position.Line, pe.Message)
+		}
+		return nil, fmt.Errorf("%s: %s", file, strings.TrimPrefix(err.Error(), "toml: "))
+	}
+	l.md = md
+	cfg := &Config{File: file, Agent: fc.Agent}
+	if err := l.checkAgent(&cfg.Agent); err != nil {
+		return nil, err
+	}
+	// Instances in document order, across plugin names.
+	order := map[registry.Kind][]string{}
+	seen := map[string]int{}
+	for _, k := range md.Keys() {
+		if len(k) != 2 {
+			continue
+		}
+		kind := registry.Kind(k[0])
+		if kind != registry.Inputs && kind != registry.Processors && kind != registry.Outputs {
+			continue
+		}
+		order[kind] = append(order[kind], k[1])
+	}
+	for _, kind := range []registry.Kind{registry.Inputs, registry.Processors, registry.Outputs} {
+		var prims map[string]toml.Primitive
+		switch kind {
+		case registry.Inputs:
+			prims = fc.Inputs
+		case registry.Processors:
+			prims = fc.Processors
+		default:
+			prims = fc.Outputs
+		}
+		decoded := map[string][]toml.Primitive{}
+		for _, name := range order[kind] {
+			key := string(kind) + "." + name
+			if _, ok := decoded[name]; !ok {
+				if err := l.checkPlugin(kind, name, []string{string(kind), name}); err != nil {
+					return nil, err
+				}
+				var arr []toml.Primitive
+				if err := md.PrimitiveDecode(prims[name], &arr); err != nil {
+					return nil, l.wrapDecode(fmt.Sprintf("[[%s]]", key), err)
+				}
+				decoded[name] = arr
+			}
+			i := seen[key]
+			seen[key]++
+			arr := decoded[name]
+			if i >= len(arr) {
+				continue
+			}
+			in, err := l.decodeInstance(kind, name, arr[i], []string{string(kind), name}, nil)
+			if err != nil {
+				return nil, err
+			}
+			switch kind {
+			case registry.Inputs:
+				cfg.Inputs = append(cfg.Inputs, in)
+			case registry.Processors:
+				cfg.Processors = append(cfg.Processors, in)
+			default:
+				cfg.Outputs = append(cfg.Outputs, in)
+			}
+		}
+	}
+	if err := l.checkUndecoded(); err != nil {
+		return nil, err
+	}
+	if len(cfg.Inputs) == 0 {
+		return nil, &configError{file: file, msg: "no [[inputs.*]] table: nothing would be read"}
+	}
+	if len(cfg.Outputs) == 0 {
+		return nil, &configError{file: file, msg: "no [[outputs.*]] table: everything read would be lost"}
+	}
+	return cfg, nil
+}
+
+func (l *loader) checkAgent(a *agentConfig) error {
+	switch a.LogLevel {
+	case "", "trace", "debug", "info", "warn", "error":
+	default:
+		return &configError{file: l.file, line: l.keyLine([]string{"agent"}, "log_level"), table: "[agent]",
+			msg: fmt.Sprintf("log_level %q: want trace, debug, info, warn or error", a.LogLevel)}
+	}
+	switch a.LogFormat {
+	case "", "json", "console":
+	default:
+		return &configError{file: l.file, line: l.keyLine([]string{"agent"}, "log_format"), table: "[agent]",
+			msg: fmt.Sprintf("log_format %q: want json or console", a.LogFormat)}
+	}
+	if a.ShutdownTimeout == 0 {
+		a.ShutdownTimeout = registry.Duration(defShutdownTimeout)
+	}
+	return nil
+}
+
+func (l *loader) checkPlugin(kind registry.Kind, name string, path []string) error {
+	if _, ok := l.reg.Lookup(kind, name); !ok {
+		return &configError{file: l.file, line: l.headerLine(path), table: fmt.Sprintf("[[%s]]", strings.Join(path, ".")),
+			msg: fmt.Sprintf("unknown %s plugin %q; this binary has: %s", strings.TrimSuffix(string(kind), "s"), name,
+				strings.Join(l.reg.Names(kind), ", "))}
+	}
+	if t := l.md.Type(path...); t != "ArrayHash" {
+		return &configError{file: l.file, line: l.headerLine(path), table: strings.Join(path, "."),
+			msg: fmt.Sprintf("write [[%s]] (an array of tables), not a %s", strings.Join(path, "."), strings.ToLower(t))}
+	}
+	return nil
+}
+
+// decodeInstance decodes one plugin table (and, for a distributor, its targets).
+func (l *loader) decodeInstance(kind registry.Kind, name string, prim toml.Primitive, path []string, parent *instance) (*instance, error) {
+	p, _ := l.reg.Lookup(kind, name)
+	key := strings.Join(path, ".")
+	l.count[key]++
+	in := &instance{Kind: kind, Name: name, Plugin: p.New(), Line: l.headerLineN(path, l.count[key])}
+	in.Table = fmt.Sprintf("[[%s]] #%d", key, l.count[key])
+	if kind == registry.Outputs {
+		if parent != nil {
+			in.Out = parent.Out
+			in.Out.ID, in.Out.Instance, in.Out.To, in.Out.LogLevel = "", "", nil, parent.Out.LogLevel
+		}
+		if err := l.md.PrimitiveDecode(prim, &in.Out); err != nil {
+			return nil, l.wrapDecode(in.Table, err)
+		}
+		in.ID = in.Out.ID
+	} else {
+		if err := l.md.PrimitiveDecode(prim, &in.In); err != nil {
+			return nil, l.wrapDecode(in.Table, err)
+		}
+		in.ID = in.In.ID
+	}
+	if err := l.md.PrimitiveDecode(prim, in.Plugin); err != nil {
+		return nil, l.wrapDecode(in.Table, err)
+	}
+	if in.ID == "" {
+		if parent != nil {
+			in.ID = fmt.Sprintf("%s/%s-%d", parent.ID, name, len(parent.Targets)+1)
+		} else {
+			in.ID = fmt.Sprintf("%s-%d", name, l.count[key])
+		}
+	} else {
+		in.Table = fmt.Sprintf("[[%s]] id %q", key, in.ID)
+	}
+	idKey := string(kind) + "/" + in.ID
+	if prev, dup := l.ids[idKey]; dup {
+		return nil, &configError{file: l.file, line: in.Line, table: in.Table, msg: fmt.Sprintf("id %q already used by %s", in.ID, prev)}
+	}
+	l.ids[idKey] = in.Table
+	if kind == registry.Outputs {
+		if err := l.outputDefaults(in); err != nil {
+			return nil, err
+		}
+		if err := l.decodeTargets(in, path); err != nil {
+			return nil, err
+		}
+	}
+	if err := l.checkKind(in); err != nil {
+		return nil, err
+	}
+	return in, nil
+}
+
+func (l *loader) outputDefaults(in *instance) error {
+	o := &in.Out
+	if bd, ok := in.Plugin.(registry.BatchDefaults); ok {
+		bs, fi := bd.BatchDefaults()
+		if o.BatchSize == 0 {
+			o.BatchSize = bs
+		}
+		if o.FlushInterval == 0 {
+			o.FlushInterval = fi
+		}
+	}
+	if o.BatchSize == 0 {
+		o.BatchSize = defBatchSize
+	}
+	if o.BufferLimit == 0 {
+		o.BufferLimit = defBufferLimit
+	}
+	if o.RetryInitial == 0 {
+		o.RetryInitial = registry.Duration(defRetryInitial)
+	}
+	if o.RetryMax == 0 {
+		o.RetryMax = registry.Duration(defRetryMax)
+	}
+	if o.WriteTimeout == 0 {
+		o.WriteTimeout = registry.Duration(defWriteTimeout)
+	}
+	bad := func(key, msg string) error {
+		return &configError{file: l.file, line: in.Line, table: in.Table, msg: key + ": " + msg}
+	}
+	switch o.Overflow {
+	case "":
+		o.Overflow = "drop_oldest"
+	case "drop_oldest", "block":
+	default:
+		return bad("overflow", fmt.Sprintf("%q: want \"block\" or \"drop_oldest\"", o.Overflow))
+	}
+	if o.BatchSize < 0 {
+		return bad("batch_size", "must be positive")
+	}
+	if o.BufferLimit < 0 {
+		return bad("buffer_limit", "must be positive")
+	}
+	if o.BufferLimit < o.BatchSize {
+		o.BatchSize = o.BufferLimit
+	}
+	if o.RetryMax < o.RetryInitial {
+		return bad("retry_max", "must be at least retry_initial")
+	}
+	return nil
+}
+
+func (l *loader) pathOf(in *instance) []string { return []string{string(in.Kind), in.Name} }
+
+// decodeTargets builds a distributor's targets from its `to` tables and its
+// destinations shorthand.
+func (l *loader) decodeTargets(in *instance, path []string) error {
+	_, isDist := in.Plugin.(registry.Distributor)
+	if !isDist {
+		if len(in.Out.To) > 0 {
+			return &configError{file: l.file, line: in.Line, table: in.Table,
+				msg: fmt.Sprintf("outputs.%s does not distribute: remove its [[...to.*]] tables", in.Name)}
+		}
+		if in.Out.Instance != "" && len(path) == 2 {
+			return &configError{file: l.file, line: l.keyLine(path, "instance"), table: in.Table,
+				msg: "instance: only a distributor's targets ([[outputs.<dist>.to.<output>]]) have an instance"}
+		}
+		return nil
+	}
+	names := make([]string, 0, len(in.Out.To))
+	for n := range in.Out.To {
+		names = append(names, n)
+	}
+	// targets in document order
+	slices.SortFunc(names, func(a, b string) int {
+		return l.headerLine(append(slices.Clone(path), "to", a)) - l.headerLine(append(slices.Clone(path), "to", b))
+	})
+	for _, tn := range names {
+		tpath := append(slices.Clone(path), "to", tn)
+		if err := l.checkPlugin(registry.Outputs, tn, tpath); err != nil {
+			return err
+		}
+		var arr []toml.Primitive
+		if err := l.md.PrimitiveDecode(in.Out.To[tn], &arr); err != nil {
+			return l.wrapDecode(in.Table, err)
+		}
+		for _, prim := range arr {
+			t, err := l.decodeInstance(registry.Outputs, tn, prim, tpath, in)
+			if err != nil {
+				return err
+			}
+			t.Target = registry.Target{ID: t.ID, Plugin: tn, Instance: t.Out.Instance}
+			if a, ok := addressOf(t.Plugin); ok {
+				t.Target.Address = a
+				t.Target.Host, t.Target.Port = splitHostPort(a)
+			}
+			t.Target.Spec = t.Target.Address
+			if t.Target.Instance != "" {
+				t.Target.Spec += ":" + t.Target.Instance
+			}
+			in.Targets = append(in.Targets, t)
+		}
+	}
+	if sh, ok := in.Plugin.(registry.Shorthand); ok {
+		proto, dests := sh.Shorthand()
+		if len(dests) > 0 {
+			if proto == "" {
+				return &configError{file: l.file, line: l.keyLine(path, "destinations"), table: in.Table,
+					msg: "protocol: required with destinations (e.g. \"graphite\")"}
+			}
+			if _, ok := l.reg.Lookup(registry.Outputs, proto); !ok {
+				return &configError{file: l.file, line: l.keyLine(path, "protocol"), table: in.Table,
+					msg: fmt.Sprintf("protocol %q: no such output plugin; this binary has: %s", proto, strings.Join(l.reg.Names(registry.Outputs), ", "))}
+			}
+		}
+		for _, d := range dests {
+			t, err := l.shorthandTarget(in, proto, d)
+			if err != nil {
+				return err
+			}
+			in.Targets = append(in.Targets, t)
+		}
+	}
+	if len(in.Targets) == 0 {
+		return &configError{file: l.file, line: in.Line, table: in.Table,
+			msg: "no targets: set destinations (with protocol) or add [[" + strings.Join(path, ".") + ".to.<output>]] tables"}
+	}
+	if len(in.Targets) > 65535 {
+		return &configError{file: l.file, line: in.Line, table: in.Table, msg: "too many targets"}
+	}
+	targets := make([]registry.Target, len(in.Targets))
+	for i, t := range in.Targets {
+		targets[i] = t.Target
+	}
+	if ts, ok := in.Plugin.(registry.TargetSetter); ok {
+		if err := ts.SetTargets(targets); err != nil {
+			return &configError{file: l.file, line: in.Line, table: in.Table, msg: err.Error()}
+		}
+	}
+	return nil
+}
+
+// shorthandTarget builds the output for one `destinations` entry
+// "host:port[:instance]" by decoding `address = "host:port"` into it.
+func (l *loader) shorthandTarget(parent *instance, proto, dest string) (*instance, error) {
+	host, port, inst, err := ParseDestination(dest)
+	if err != nil {
+		return nil, &configError{file: l.file, line: l.keyLine(l.pathOf(parent), "destinations"), table: parent.Table, msg: "destinations: " + err.Error()}
+	}
+	p, _ := l.reg.Lookup(registry.Outputs, proto)
+	addr := joinHostPort(host, port)
+	t := &instance{Kind: registry.Outputs, Name: proto, Plugin: p.New(), Line: parent.Line, Table: parent.Table + " destination " + dest}
+	t.Out = parent.Out
+	t.Out.ID, t.Out.To, t.Out.Instance = parent.ID+"/"+dest, nil, inst
+	t.ID = t.Out.ID
+	md, err := toml.Decode(fmt.Sprintf("address = %q\n", addr), t.Plugin)
+	if err != nil {
+		return nil, &configError{file: l.file, line: parent.Line, table: parent.Table, msg: fmt.Sprintf("protocol %q: %v", proto, err)}
+	}
+	if u := md.Undecoded(); len(u) > 0 {
+		return nil, &configError{file: l.file, line: parent.Line, table: parent.Table,
+			msg: fmt.Sprintf("protocol %q: output has no address key; declare it as [[...to.%s]] tables", proto, proto)}
+	}
+	if err := l.checkKind(t); err != nil {
+		return nil, err
+	}
+	t.Target = registry.Target{ID: t.ID, Plugin: proto, Address: addr, Host: host, Port: port, Instance: inst, Spec: dest}
+	return t, nil
+}
+
+// ParseDestination splits "host:port[:instance]" (IPv6 hosts in brackets).
+func ParseDestination(s string) (host, port, instance string, err error) {
+	rest := s
+	if strings.HasPrefix(rest, "[") {
+		end := strings.IndexByte(rest, ']')
+		if end < 0 {
+			return "", "", "", fmt.Errorf("%q: missing ']'", s)
+		}
+		host, rest = rest[1:end], rest[end+1:]
+		if !strings.HasPrefix(rest, ":") {
+			return "", "", "", fmt.Errorf("%q: want [host]:port[:instance]", s)
+		}
+		rest = rest[1:]
+	} else {
+		i := strings.IndexByte(rest, ':')
+		if i < 0 {
+			return "", "", "", fmt.Errorf("%q: want host:port[:instance]", s)
+		}
+		host, rest = rest[:i], rest[i+1:]
+	}
+	port, instance, _ = strings.Cut(rest, ":")
+	if host == "" || port == "" {
+		return "", "", "", fmt.Errorf("%q: want host:port[:instance]", s)
+	}
+	for _, c := range port {
+		if c < '0' || c > '9' {
+			return "", "", "", fmt.Errorf("%q: port %q is not a number", s, port)
+		}
+	}
+	if strings.Contains(instance, ":") {
+		return "", "", "", fmt.Errorf("%q: want host:port[:instance]", s)
+	}
+	return host, port, instance, nil
+}
+
+func joinHostPort(host, port string) string {
+	if strings.Contains(host, ":") {
+		return "[" + host + "]:" + port
+	}
+	return host + ":" + port
+}
+
+func splitHostPort(a string) (string, string) {
+	h, p, _, err := ParseDestination(a)
+	if err != nil {
+		return a, ""
+	}
+	return h, p
+}
+
+// addressOf reads an output's address through registry.Addresser.
+func addressOf(p any) (string, bool) {
+	if a, ok := p.(registry.Addresser); ok {
+		return a.Destination(), true
+	}
+	return "", false
+}
+
+// checkKind verifies the decoded plugin value implements its kind's interface.
+func (l *loader) checkKind(in *instance) error {
+	var ok bool
+	switch in.Kind {
+	case registry.Inputs:
+		_, ok = in.Plugin.(registry.Input)
+	case registry.Processors:
+		_, ok = in.Plugin.(registry.Processor)
+	case registry.Outputs:
+		_, o := in.Plugin.(registry.Output)
+		_, d := in.Plugin.(registry.Distributor)
+		ok = o || d
+	}
+	if !ok {
+		return &configError{file: l.file, line: in.Line, table: in.Table, msg: fmt.Sprintf("plugin %s.%s does not implement its interface (a bug in the plugin)", in.Kind, in.Name)}
+	}
+	return nil
+}
+
+func (l *loader) wrapDecode(table string, err error) error {
+	msg := strings.TrimPrefix(err.Error(), "toml: ")
+	line := 0
+	if m := reLineKey.FindStringSubmatch(msg); m != nil {
+		fmt.Sscanf(m[1], "%d", &line)
+		msg = "key " + m[2] + ": " + msg[len(m[0]):]
+	} else if m := reLastKey.FindStringSubmatch(msg); m != nil {
+		msg = "key " + m[1] + ": " + msg[len(m[0]):]
+	}
+	return &configError{file: l.file, line: line, table: table, msg: msg}
+}
+
+var (
+	reLineKey = regexp.MustCompile(`^line (\d+) \(last key "([^"]*)"\): `)
+	reLastKey = regexp.MustCompile(`^\(last key "([^"]*)"\): `)
+)
+
+// checkUndecoded reports the first key no struct took: a typo, or a plugin
+// option this build does not have.
+func (l *loader) checkUndecoded() error {
+	for _, k := range l.md.Undecoded() {
+		if len(k) == 0 {
+			continue
+		}
+		table := "[" + strings.Join(k[:len(k)-1], ".") + "]"
+		if len(k) >= 3 {
+			table = "[" + table + "]"
+		}
+		if len(k) == 1 {
+			table = "(top level)"
+		}
+		msg := fmt.Sprintf("unknown key %q (typo, or not in this build)", k[len(k)-1])
+		if len(k) == 2 && k[0] == "agent" {
+			msg += "; [agent] has: log_level, log_format, shutdown_timeout, stats_addr"
+		}
+		if len(k) == 1 {
+			msg = fmt.Sprintf("unknown top-level key or table %q; want [agent], [[inputs.*]], [[processors.*]], [[outputs.*]]", k.String())
+		}
+		return &configError{file: l.file, line: l.keyLine(k[:len(k)-1], k[len(k)-1]), table: table, msg: msg}
+	}
+	return nil
+}
+
+// headerLine returns the line of the first [path] or [[path]] header, or 0.
+func (l *loader) headerLine(path []string) int { return l.headerLineN(path, 1) }
+
+// headerLineN returns the line of the n-th [[path]] header (1-based), or 0.
+func (l *loader) headerLineN(path []string, n int) int {
+	want := strings.Join(path, ".")
+	for i, line := range strings.Split(l.text, "\n") {
+		if h, ok := tableHeader(line); ok && h == want {
+			n--
+			if n == 0 {
+				return i + 1
+			}
+		}
+	}
+	return 0
+}
+
+// keyLine returns the first line that sets key inside a table at path.
+func (l *loader) keyLine(path []string, key string) int {
+	want := strings.Join(path, ".")
+	cur := ""
+	for i, line := range strings.Split(l.text, "\n") {
+		if h, ok := tableHeader(line); ok {
+			cur = h
+			continue
+		}
+		t := strings.TrimSpace(line)
+		k, _, ok := strings.Cut(t, "=")
+		if !ok {
+			continue
+		}
+		k = strings.Trim(strings.TrimSpace(k), `"'`)
+		full := k
+		if cur != "" {
+			full = cur + "." + k
+		}
+		if full == want+"."+key || (want == "" && k == key) {
+			return i + 1
+		}
+	}
+	return 0
+}
+
+// tableHeader parses "[a.b]" or "[[a.b]]" (whitespace and quotes tolerated).
+func tableHeader(line string) (string, bool) {
+	t := strings.TrimSpace(line)
+	if !strings.HasPrefix(t, "[") {
+		return "", false
+	}
+	if i := strings.Index(t, "#"); i > 0 {
+		t = strings.TrimSpace(t[:i])
+	}
+	t = strings.TrimPrefix(strings.TrimPrefix(t, "["), "[")
+	t = strings.TrimSuffix(strings.TrimSuffix(t, "]"), "]")
+	parts := strings.Split(t, ".")
+	for i, p := range parts {
+		parts[i] = strings.Trim(strings.TrimSpace(p), `"'`)
+	}
+	return strings.Join(parts, "."), true
+}
+
+// expandEnv replaces ${VAR} and ${VAR:-default} outside comment lines. An
+// unset variable without a default is an error naming it and its line. A bare
+// $VAR is left alone.
+func expandEnv(text string, lookup func(string) (string, bool)) (string, error) {
+	if !strings.Contains(text, "${") {
+		return text, nil
+	}
+	lines := strings.SplitAfter(text, "\n")
+	var b strings.Builder
+	b.Grow(len(text))
+	for n, line := range lines {
+		if strings.HasPrefix(strings.TrimSpace(line), "#") || !strings.Contains(line, "${") {
+			b.WriteString(line)
+			continue
+		}
+		for {
+			i := strings.Index(line, "${")
+			if i < 0 {
+				b.WriteString(line)
+				break
+			}
+			j := strings.IndexByte(line[i:], '}')
+			if j < 0 {
+				return "", fmt.Errorf("%d: unterminated ${ in %q", n+1, strings.TrimSpace(line))
+			}
+			expr := line[i+2 : i+j]
+			name, def, hasDef := strings.Cut(expr, ":-")
+			if !validEnvName(name) {
+				return "", fmt.Errorf("%d: bad variable name in ${%s}", n+1, expr)
+			}
+			val, ok := lookup(name)
+			if !ok || (hasDef && val == "") {
+				if !hasDef {
+					return "", fmt.Errorf("%d: environment variable %s is not set (use ${%s:-default} for a default)", n+1, name, name)
+				}
+				val = def
+			}
+			b.WriteString(line[:i])
+			b.WriteString(val)
+			line = line[i+j+1:]
+		}
+	}
+	return b.String(), nil
+}
+
+func validEnvName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i, c := range s {
+		if !(c == '_' || c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || (i > 0 && c >= '0' && c <= '9')) {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,139 @@
+package agent
+
+import (
+	"context"
+	"sync/atomic"
+
+	"github.com/metricsrouter/router/plugins/metric"
+	"github.com/metricsrouter/router/registry"
+)
+
+// node is where the fan-out hands a batch: an output's runner or a
+// distributor that splits the batch over its targets.
+type node interface {
+	enqueue(ctx context.Context, b metric.Batch) error
+	healthy() bool
+}
+
+// distNode routes batches over target nodes with a registry.Distributor.
+type distNode struct {
+	d       registry.Distributor
+	fanout  bool
+	targets []node
+	routed  *atomic.Uint64
+	unrout  *atomic.Uint64
+}
+
+func (n *distNode) healthy() bool {
+	for _, t := range n.targets {
+		if t.healthy() {
+			return true
+		}
+	}
+	return false
+}
+
+func (n *distNode) enqueue(ctx context.Context, b metric.Batch) error {
+	if len(b) == 0 {
+		return nil
+	}
+	if n.fanout {
+		var first error
+		for _, t := range n.targets {
+			if err := t.enqueue(ctx, b); err != nil && first == nil {
+				first = err
+			}
+		}
+		return first
+	}
+	nt := len(n.targets)
+	up := make([]bool, nt)
+	for i, t := range n.targets {
+		up[i] = t.healthy()
+	}
+	// Pass 1: route every metric, remember its targets.
+	counts := make([]int, nt)
+	picks := make([]uint16, 0, len(b)+len(b)/2)
+	per := make([]uint8, len(b))
+	var dst [16]int
+	unrouted := 0
+	for i := range b {
+		d := n.d.Route(&b[i], up, dst[:0])
+		if len(d) == 0 {
+			unrouted++
+		}
+		for _, t := range d {
+			counts[t]++
+			picks = append(picks, uint16(t))
+		}
+		per[i] = uint8(len(d))
+	}
+	// Pass 2: one backing array, carved into one sub-batch per target.
+	backing := make(metric.Batch, len(picks))
+	subs := make([]metric.Batch, nt)
+	off := 0
+	for t, c := range counts {
+		subs[t] = backing[off : off : off+c]
+		off += c
+	}
+	p := 0
+	for i := range b {
+		for k := 0; k < int(per[i]); k++ {
+			t := picks[p]
+			p++
+			subs[t] = append(subs[t], b[i])
+		}
+	}
+	n.routed.Add(uint64(len(b) - unrouted))
+	if unrouted > 0 {
+		n.unrout.Add(uint64(unrouted))
+	}
+	var first error
+	for t, s := range subs {
+		if len(s) == 0 {
+			continue
+		}
+		if err := n.targets[t].enqueue(ctx, s); err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}
+
+// pipeline is one generation of the wiring: processors in file order, then the
+// top-level outputs. Inputs run it from their own goroutines (see emitter).
+type pipeline struct {
+	procs []registry.Processor
+	outs  []node
+}
+
+// emitter is the registry.Emitter one input instance gets. It runs the
+// processors and the fan-out in the caller's goroutine, so a batch is queued
+// in every output's buffer when Emit returns.
+type emitter struct {
+	p        *atomic.Pointer[pipeline]
+	received *atomic.Uint64
+}
+
+func (e *emitter) Emit(ctx context.Context, b metric.Batch) error {
+	if len(b) == 0 {
+		return nil
+	}
+	e.received.Add(uint64(len(b)))
+	p := e.p.Load()
+	for _, pr := range p.procs {
+		b = pr.Process(b)
+		if len(b) == 0 {
+			return nil
+		}
+	}
+	var first error
+	for _, o := range p.outs {
+		if err := o.enqueue(ctx, b); err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}
+
+var _ registry.Emitter = (*emitter)(nil)

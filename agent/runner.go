@@ -1,0 +1,416 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/metricsrouter/router/plugins/metric"
+	"github.com/metricsrouter/router/registry"
+)
+
+// runnerConfig is the part of an output's configuration its runner uses.
+type runnerConfig struct {
+	BufferLimit   int           // metrics held in memory, queued plus in flight
+	BatchSize     int           // metrics per Write, at most
+	FlushInterval time.Duration // wait this long for a full batch (0 = write at once)
+	Block         bool          // overflow = "block"
+	RetryInitial  time.Duration
+	RetryMax      time.Duration
+	WriteTimeout  time.Duration // bound of one Write call
+}
+
+// runner owns one output: a bounded queue of batches, the goroutine that
+// writes them, reconnects and retries with backoff, and the output's counters.
+type runner struct {
+	cfg    runnerConfig
+	out    registry.Output
+	health registry.HealthReporter // nil unless the output reports health
+	log    zerolog.Logger
+	id     string
+
+	mu       sync.Mutex
+	q        []metric.Batch // queued batches, oldest first
+	qHead    int            // q[qHead:] is the queue
+	queued   int            // metrics in q
+	inflight int            // metrics taken by the writer, not yet written
+	closed   bool           // no more Enqueue
+	space    chan struct{}  // closed (and replaced) when room appears
+	data     chan struct{}  // cap 1: data or close arrived
+
+	stopNow chan struct{} // closed at the hard deadline: give up waiting and writing
+	done    chan struct{} // closed when the loop has ended and Close was called
+
+	up atomic.Bool // destination healthy, as far as the runner knows
+
+	received, sent, dropped, rejected, refused *atomic.Uint64
+	retries, reconnects, writeErrors           *atomic.Uint64
+	left                                       atomic.Int64 // set at shutdown
+
+	dropLogged uint64
+	lastDropAt time.Time
+	scratch    metric.Batch
+}
+
+func newRunner(id string, out registry.Output, cfg runnerConfig, log zerolog.Logger, m registry.Metrics) *runner {
+	r := &runner{
+		cfg:     cfg,
+		out:     out,
+		log:     log,
+		id:      id,
+		space:   make(chan struct{}),
+		data:    make(chan struct{}, 1),
+		stopNow: make(chan struct{}),
+		done:    make(chan struct{}),
+	}
+	if h, ok := out.(registry.HealthReporter); ok {
+		r.health = h
+	}
+	r.up.Store(true)
+	r.received = m.Counter("received_total", "Metrics offered to this output.")
+	r.sent = m.Counter("sent_total", "Metrics written to the destination.")
+	r.dropped = m.Counter("dropped_total", "Metrics dropped by the overflow policy (buffer full) or left at shutdown.")
+	r.rejected = m.Counter("rejected_total", "Metrics the destination refused for good (e.g. HTTP 4xx).")
+	r.refused = m.Counter("refused_total", "Metrics not queued because the sender's wait ended (shutdown or timeout); the sender was told.")
+	r.retries = m.Counter("retries_total", "Write attempts that failed and were retried.")
+	r.reconnects = m.Counter("connects_total", "Successful (re)connections.")
+	r.writeErrors = m.Counter("write_errors_total", "Failed writes and connection attempts.")
+	m.Gauge("queued", "Metrics in the output's buffer, including the batch being written.", func() float64 {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		return float64(r.queued + r.inflight)
+	})
+	m.Gauge("buffer_limit", "Configured buffer_limit.", func() float64 { return float64(cfg.BufferLimit) })
+	m.Gauge("up", "1 if the destination is considered healthy.", func() float64 {
+		if r.healthy() {
+			return 1
+		}
+		return 0
+	})
+	return r
+}
+
+// healthy is read by distributors once per batch.
+func (r *runner) healthy() bool {
+	if !r.up.Load() {
+		return false
+	}
+	return r.health == nil || r.health.Healthy()
+}
+
+// enqueue adds b to the queue. It implements node.
+func (r *runner) enqueue(ctx context.Context, b metric.Batch) error {
+	n := len(b)
+	if n == 0 {
+		return nil
+	}
+	r.received.Add(uint64(n))
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		r.refused.Add(uint64(n))
+		return registry.ErrStopped
+	}
+	limit := r.cfg.BufferLimit
+	if r.cfg.Block {
+		// Wait until the batch fits. An empty queue always takes one batch,
+		// however large, so that a batch larger than the limit cannot wedge.
+		for r.queued+r.inflight > 0 && r.queued+r.inflight+n > limit {
+			ch := r.space
+			r.mu.Unlock()
+			select {
+			case <-ch:
+			case <-ctx.Done():
+				r.refused.Add(uint64(n))
+				return ctx.Err()
+			case <-r.stopNow:
+				r.refused.Add(uint64(n))
+				return registry.ErrStopped
+			}
+			r.mu.Lock()
+			if r.closed {
+				r.mu.Unlock()
+				r.refused.Add(uint64(n))
+				return registry.ErrStopped
+			}
+		}
+	} else {
+		var drop int
+		if n > limit {
+			drop = n - limit
+			b = b[drop:]
+			n = limit
+		}
+		for r.queued+r.inflight+n > limit && r.queued > 0 {
+			need := r.queued + r.inflight + n - limit
+			head := r.q[r.qHead]
+			if len(head) <= need {
+				drop += len(head)
+				r.queued -= len(head)
+				r.q[r.qHead] = nil
+				r.qHead++
+			} else {
+				r.q[r.qHead] = head[need:]
+				r.queued -= need
+				drop += need
+			}
+		}
+		if r.queued+r.inflight+n > limit {
+			// the batch being written holds the room: drop from the new batch
+			k := r.queued + r.inflight + n - limit
+			b = b[k:]
+			n -= k
+			drop += k
+		}
+		if drop > 0 {
+			r.dropped.Add(uint64(drop))
+		}
+		if n == 0 {
+			r.mu.Unlock()
+			return nil
+		}
+	}
+	if r.qHead > 0 && r.qHead == len(r.q) {
+		r.q = r.q[:0]
+		r.qHead = 0
+	}
+	r.q = append(r.q, b)
+	r.queued += n
+	r.mu.Unlock()
+	select {
+	case r.data <- struct{}{}:
+	default:
+	}
+	return nil
+}
+
+// take removes up to BatchSize metrics from the head of the queue. When
+// several small batches are queued they are copied into one scratch batch,
+// so that one Write (one flush, one syscall) covers them.
+func (r *runner) take() metric.Batch {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.queued == 0 {
+		return nil
+	}
+	max := r.cfg.BatchSize
+	head := r.q[r.qHead]
+	if len(head) >= max || r.qHead+1 == len(r.q) {
+		// one batch: hand it over without copying
+		if len(head) > max {
+			r.q[r.qHead] = head[max:]
+			head = head[:max:max]
+		} else {
+			r.q[r.qHead] = nil
+			r.qHead++
+		}
+		r.queued -= len(head)
+		r.inflight = len(head)
+		return head
+	}
+	out := r.scratch[:0]
+	for r.qHead < len(r.q) {
+		b := r.q[r.qHead]
+		room := max - len(out)
+		if room == 0 {
+			break
+		}
+		if len(b) > room {
+			out = append(out, b[:room]...)
+			r.q[r.qHead] = b[room:]
+			break
+		}
+		out = append(out, b...)
+		r.q[r.qHead] = nil
+		r.qHead++
+	}
+	r.scratch = out
+	r.queued -= len(out)
+	r.inflight = len(out)
+	return out
+}
+
+// finish marks the in-flight batch as done and wakes blocked senders.
+func (r *runner) finish() {
+	r.mu.Lock()
+	r.inflight = 0
+	close(r.space)
+	r.space = make(chan struct{})
+	r.mu.Unlock()
+}
+
+func (r *runner) queueLen() (queued int, closed bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.queued, r.closed
+}
+
+// run is the writer loop. ctx is not cancelled by shutdown: it ends at the
+// hard deadline only (stopNow), so the final flush is not cut short.
+func (r *runner) run(ctx context.Context) {
+	defer close(r.done)
+	connected := false
+	backoff := r.cfg.RetryInitial
+loop:
+	for {
+		queued, closed := r.queueLen()
+		if queued == 0 {
+			if closed {
+				break
+			}
+			select {
+			case <-r.data:
+				continue
+			case <-r.stopNow:
+				break loop
+			}
+		}
+		if r.cfg.FlushInterval > 0 && queued < r.cfg.BatchSize && !closed {
+			t := time.NewTimer(r.cfg.FlushInterval)
+		wait:
+			for {
+				select {
+				case <-r.data:
+					if q, c := r.queueLen(); q >= r.cfg.BatchSize || c {
+						break wait
+					}
+				case <-t.C:
+					break wait
+				case <-r.stopNow:
+					break wait
+				}
+			}
+			t.Stop()
+		}
+		b := r.take()
+		if b == nil {
+			continue
+		}
+		for {
+			if !connected {
+				cctx, cancel := context.WithTimeout(ctx, connectTimeout(r.cfg))
+				err := r.out.Connect(cctx)
+				cancel()
+				if err == nil {
+					connected = true
+					r.up.Store(true)
+					r.reconnects.Add(1)
+					r.log.Info().Msg("connected")
+				} else {
+					r.up.Store(false)
+					r.writeErrors.Add(1)
+					r.log.Warn().Err(err).Dur("retry_in", backoff).Msg("connect failed")
+					if !r.sleep(&backoff) {
+						break
+					}
+					continue
+				}
+			}
+			wctx, cancel := context.WithTimeout(ctx, r.cfg.WriteTimeout)
+			err := r.out.Write(wctx, b)
+			cancel()
+			if err == nil {
+				r.sent.Add(uint64(len(b)))
+				r.up.Store(true)
+				backoff = r.cfg.RetryInitial
+				break
+			}
+			if errors.Is(err, registry.ErrRejected) {
+				r.rejected.Add(uint64(len(b)))
+				r.log.Error().Err(err).Int("count", len(b)).Msg("batch rejected by destination, dropped")
+				break
+			}
+			r.writeErrors.Add(1)
+			r.retries.Add(1)
+			r.up.Store(false)
+			if errors.Is(err, registry.ErrNotConnected) {
+				connected = false
+			}
+			r.log.Warn().Err(err).Int("count", len(b)).Dur("retry_in", backoff).Msg("write failed, will retry")
+			if !r.sleep(&backoff) {
+				break
+			}
+		}
+		select {
+		case <-r.stopNow:
+			// hard deadline: what was in flight is left
+			r.mu.Lock()
+			r.queued += r.inflight
+			r.inflight = 0
+			r.mu.Unlock()
+			r.finish()
+			r.stop()
+			return
+		default:
+		}
+		r.finish()
+		r.logDrops(false)
+	}
+	r.stop()
+}
+
+func (r *runner) stop() {
+	r.mu.Lock()
+	left := r.queued + r.inflight
+	r.mu.Unlock()
+	r.left.Store(int64(left))
+	r.logDrops(true)
+	if err := r.out.Close(); err != nil {
+		r.log.Warn().Err(err).Msg("close")
+	}
+}
+
+// sleep waits for the backoff (with ±20 % jitter) and doubles it. It returns
+// false if the hard deadline came first.
+func (r *runner) sleep(backoff *time.Duration) bool {
+	d := *backoff
+	j := time.Duration(float64(d) * (0.8 + 0.4*rand.Float64()))
+	t := time.NewTimer(j)
+	defer t.Stop()
+	*backoff = min(2*d, r.cfg.RetryMax)
+	select {
+	case <-t.C:
+		return true
+	case <-r.stopNow:
+		return false
+	}
+}
+
+// logDrops logs dropped metrics at most every 10 s (one aggregated warning).
+func (r *runner) logDrops(final bool) {
+	d := r.dropped.Load()
+	if d == r.dropLogged {
+		return
+	}
+	if !final && time.Since(r.lastDropAt) < 10*time.Second {
+		return
+	}
+	r.log.Warn().Uint64("dropped", d-r.dropLogged).Uint64("dropped_total", d).Int("buffer_limit", r.cfg.BufferLimit).Msg("buffer full, metrics dropped")
+	r.dropLogged = d
+	r.lastDropAt = time.Now()
+}
+
+// close stops accepting batches; the loop drains the queue and ends.
+func (r *runner) close() {
+	r.mu.Lock()
+	r.closed = true
+	close(r.space)
+	r.space = make(chan struct{})
+	r.mu.Unlock()
+	select {
+	case r.data <- struct{}{}:
+	default:
+	}
+}
+
+func connectTimeout(c runnerConfig) time.Duration {
+	if c.WriteTimeout > 0 {
+		return c.WriteTimeout
+	}
+	return 10 * time.Second
+}

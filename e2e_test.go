@@ -1,0 +1,420 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/metricsrouter/router/agent"
+	"github.com/metricsrouter/router/plugins/plugintest"
+)
+
+// routerProc is a router running in-process on a config file.
+type routerProc struct {
+	cancel context.CancelFunc
+	done   chan int
+	out    *syncBuf
+	stats  string
+}
+
+type syncBuf struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuf) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuf) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func startRouter(t *testing.T, cfg string) *routerProc {
+	t.Helper()
+	file := filepath.Join(t.TempDir(), "router.toml")
+	if err := os.WriteFile(file, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	p := &routerProc{cancel: cancel, done: make(chan int, 1), out: &syncBuf{}}
+	go func() { p.done <- agent.Run(ctx, []string{"-config", file}, p.out, p.out) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-p.done:
+		case <-time.After(30 * time.Second):
+			t.Error("router did not stop")
+		}
+		if t.Failed() {
+			t.Logf("router log:\n%s", tail(p.out.String(), 4000))
+		}
+	})
+	return p
+}
+
+// stop cancels the router (as SIGTERM does) and returns its exit status.
+func (p *routerProc) stop(t *testing.T) int {
+	t.Helper()
+	p.cancel()
+	select {
+	case code := <-p.done:
+		p.done <- code
+		return code
+	case <-time.After(60 * time.Second):
+		t.Fatal("router did not stop within 60s")
+	}
+	return -1
+}
+
+func tail(s string, n int) string {
+	if len(s) > n {
+		return s[len(s)-n:]
+	}
+	return s
+}
+
+func waitListen(t *testing.T, addr string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		c, err := net.Dial("tcp", addr)
+		if err == nil {
+			c.Close()
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatalf("nothing listens on %s", addr)
+}
+
+// graphiteLines returns n distinct Graphite lines starting at index from.
+func graphiteLines(prefix string, from, n int) []string {
+	lines := make([]string, n)
+	for i := range lines {
+		lines[i] = fmt.Sprintf("%s.%d %d.5 %d", prefix, from+i, from+i, 1700000000+from+i)
+	}
+	return lines
+}
+
+// sendLines writes lines over conns TCP connections (round robin, one big
+// write per connection) and closes them.
+func sendLines(t *testing.T, addr string, lines []string, conns int) {
+	t.Helper()
+	var wg sync.WaitGroup
+	errs := make(chan error, conns)
+	for c := 0; c < conns; c++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			conn, err := net.Dial("tcp", addr)
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer conn.Close()
+			w := bufio.NewWriterSize(conn, 64<<10)
+			for i := c; i < len(lines); i += conns {
+				w.WriteString(lines[i])
+				w.WriteByte('\n')
+			}
+			if err := w.Flush(); err != nil {
+				errs <- err
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+}
+
+// scrape reads /metrics into "name{plugin,id}" -> value.
+func scrape(t *testing.T, addr string) map[string]float64 {
+	t.Helper()
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	out := map[string]float64{}
+	for _, l := range strings.Split(string(body), "\n") {
+		if l == "" || l[0] == '#' {
+			continue
+		}
+		k, v, ok := strings.Cut(l, " ")
+		if !ok {
+			continue
+		}
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil {
+			continue
+		}
+		out[k] = f
+	}
+	return out
+}
+
+func series(name, plugin, id string) string {
+	return fmt.Sprintf(`router_%s{plugin="%s",id="%s"}`, name, plugin, id)
+}
+
+func sortedCopy(s []string) []string {
+	c := slices.Clone(s)
+	slices.Sort(c)
+	return c
+}
+
+// TestGraphiteRelayBroadcast: 100k Graphite lines through a
+// graphite-relay.toml-style config to two TCP sinks; each sink gets all of
+// them byte for byte, and /metrics agrees.
+func TestGraphiteRelayBroadcast(t *testing.T) {
+	a, b := plugintest.NewLineSink(t), plugintest.NewLineSink(t)
+	in, stats := plugintest.FreeAddr(t), plugintest.FreeAddr(t)
+	p := startRouter(t, fmt.Sprintf(`
+[agent]
+  stats_addr = %q
+[[inputs.graphite]]
+  listen = %q
+[[outputs.broadcast]]
+  id = "caches"
+  protocol = "graphite"
+  destinations = [%q, %q]
+`, stats, in, a.Addr, b.Addr))
+	waitListen(t, in)
+	const n = 100_000
+	lines := graphiteLines("e2e.broadcast", 0, n)
+	// a few odd but valid lines: tags, tabs, trailing CR are kept verbatim
+	lines = append(lines, "e2e.tagged;dc=ams;role=db 1 1700000000", "e2e.tabs\t2\t1700000000", "e2e.cr 3 1700000000\r")
+	sendLines(t, in, lines, 4)
+	for _, s := range []*plugintest.LineSink{a, b} {
+		if !s.WaitLen(len(lines), 30*time.Second) {
+			t.Fatalf("sink %s got %d of %d lines", s.Addr, s.Len(), len(lines))
+		}
+	}
+	want := sortedCopy(lines)
+	for _, s := range []*plugintest.LineSink{a, b} {
+		if got := s.Sorted(); !slices.Equal(got, want) {
+			t.Fatalf("sink %s: lines differ from what was sent (got %d, want %d)", s.Addr, len(got), len(want))
+		}
+	}
+	m := scrape(t, stats)
+	total := float64(len(lines))
+	checks := map[string]float64{
+		series("received_total", "inputs.graphite", "graphite-1"):          total,
+		series("parse_errors_total", "inputs.graphite", "graphite-1"):      0,
+		series("routed_total", "outputs.broadcast", "caches"):              0, // fan-out does not route per metric
+		series("sent_total", "outputs.graphite", "caches/"+a.Addr):         total,
+		series("sent_total", "outputs.graphite", "caches/"+b.Addr):         total,
+		series("received_total", "outputs.graphite", "caches/"+a.Addr):     total,
+		series("dropped_total", "outputs.graphite", "caches/"+a.Addr):      0,
+		series("dropped_total", "outputs.graphite", "caches/"+b.Addr):      0,
+		series("queued", "outputs.graphite", "caches/"+b.Addr):             0,
+		series("connections_total", "inputs.graphite", "graphite-1"):       5, // 4 senders + waitListen
+		series("connections_active", "inputs.graphite", "graphite-1"):      0,
+		series("lines_too_long_total", "inputs.graphite", "graphite-1"):    0,
+		series("up", "outputs.graphite", "caches/"+a.Addr):                 1,
+		series("buffer_limit", "outputs.graphite", "caches/"+a.Addr):       1e6,
+		series("rejected_total", "outputs.graphite", "caches/"+a.Addr):     0,
+		series("unroutable_total", "outputs.broadcast", "caches"):          0,
+		series("write_errors_total", "outputs.graphite", "caches/"+a.Addr): 0,
+	}
+	for k, want := range checks {
+		got, ok := m[k]
+		if !ok {
+			t.Errorf("/metrics has no %s", k)
+			continue
+		}
+		if got != want {
+			t.Errorf("%s = %v, want %v", k, got, want)
+		}
+	}
+	if code := p.stop(t); code != 0 {
+		t.Fatalf("exit status %d, want 0", code)
+	}
+}
+
+// TestSinkDownAndBack: a sink down for 5 s receives, once back, everything
+// sent meanwhile (within buffer_limit); the other sink is not held up.
+func TestSinkDownAndBack(t *testing.T) {
+	a, b := plugintest.NewLineSink(t), plugintest.NewLineSink(t)
+	in := plugintest.FreeAddr(t)
+	startRouter(t, fmt.Sprintf(`
+[[inputs.graphite]]
+  listen = %q
+[[outputs.broadcast]]
+  id = "caches"
+  protocol = "graphite"
+  destinations = [%q, %q]
+  retry_initial = "50ms"
+  retry_max = "500ms"
+`, in, a.Addr, b.Addr))
+	waitListen(t, in)
+	first := graphiteLines("e2e.before", 0, 1000)
+	sendLines(t, in, first, 1)
+	if !a.WaitLen(1000, 10*time.Second) || !b.WaitLen(1000, 10*time.Second) {
+		t.Fatal("warm-up lines did not arrive")
+	}
+	a.Stop()
+	down := time.Now()
+	during := graphiteLines("e2e.during", 0, 50_000)
+	sendLines(t, in, during, 2)
+	// the healthy sink is not held up by the dead one
+	if !b.WaitLen(1000+len(during), 10*time.Second) {
+		t.Fatalf("healthy sink got %d of %d while the other was down", b.Len(), 1000+len(during))
+	}
+	time.Sleep(time.Until(down.Add(5 * time.Second)))
+	if err := a.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if !a.WaitLen(1000+len(during), 20*time.Second) {
+		t.Fatalf("sink back after 5s got %d of %d", a.Len(), 1000+len(during))
+	}
+	want := sortedCopy(append(slices.Clone(first), during...))
+	if got := a.Sorted(); !slices.Equal(got, want) {
+		t.Fatalf("sink that came back: lines differ (got %d, want %d; duplicates or losses)", len(got), len(want))
+	}
+}
+
+// TestDropOldestCounts: with drop_oldest and a buffer too small for what
+// arrives while the sink is down, dropped_total equals exactly what is missing.
+func TestDropOldestCounts(t *testing.T) {
+	a := plugintest.NewLineSink(t)
+	in, stats := plugintest.FreeAddr(t), plugintest.FreeAddr(t)
+	p := startRouter(t, fmt.Sprintf(`
+[agent]
+  stats_addr = %q
+[[inputs.graphite]]
+  listen = %q
+[[outputs.graphite]]
+  id = "small"
+  address = %q
+  buffer_limit = 1000
+  batch_size = 100
+  overflow = "drop_oldest"
+  retry_initial = "50ms"
+  retry_max = "200ms"
+`, stats, in, a.Addr))
+	waitListen(t, in)
+	a.Stop()
+	const n = 20_000
+	lines := graphiteLines("e2e.drop", 0, n)
+	sendLines(t, in, lines, 1)
+	// wait until the input has emitted everything
+	deadline := time.Now().Add(10 * time.Second)
+	for scrape(t, stats)[series("received_total", "outputs.graphite", "small")] < n {
+		if time.Now().After(deadline) {
+			t.Fatal("input did not emit all lines")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := a.Start(); err != nil {
+		t.Fatal(err)
+	}
+	m := scrape(t, stats)
+	dropped := int(m[series("dropped_total", "outputs.graphite", "small")])
+	if dropped < n-1000 {
+		t.Fatalf("dropped_total = %d, want at least %d", dropped, n-1000)
+	}
+	if !a.WaitLen(n-dropped, 10*time.Second) {
+		t.Fatalf("sink got %d, want %d (= %d sent - %d dropped)", a.Len(), n-dropped, n, dropped)
+	}
+	if code := p.stop(t); code != 0 {
+		t.Fatalf("exit status %d", code)
+	}
+	got := a.Lines()
+	if len(got)+dropped != n {
+		t.Fatalf("received %d + dropped %d != sent %d", len(got), dropped, n)
+	}
+	seen := map[string]bool{}
+	sent := map[string]bool{}
+	for _, l := range lines {
+		sent[l] = true
+	}
+	for _, l := range got {
+		if seen[l] || !sent[l] {
+			t.Fatalf("line %q duplicated or never sent", l)
+		}
+		seen[l] = true
+	}
+	// drop_oldest keeps the newest: the last line sent must be there
+	if !seen[lines[n-1]] {
+		t.Fatalf("newest line %q was dropped", lines[n-1])
+	}
+}
+
+// TestConfigErrors: typos and bad values fail with file, line, table and key.
+func TestConfigErrors(t *testing.T) {
+	cases := []struct {
+		name, cfg string
+		want      []string
+	}{
+		{"typo", "[[inputs.graphite]]\nlisten = \":0\"\nservres = 1\n[[outputs.console]]\n", []string{":3:", "[[inputs.graphite]]", `unknown key "servres"`}},
+		{"unknown plugin", "[[inputs.graphite]]\n[[outputs.graphit]]\n", []string{":2:", `unknown output plugin "graphit"`, "broadcast, console, graphite"}},
+		{"wrong type", "[[inputs.graphite]]\nmax_line_length = \"big\"\n[[outputs.console]]\n", []string{":2:", "max_line_length", "incompatible types"}},
+		{"duration without unit", "[[inputs.graphite]]\nidle_timeout = 5\n[[outputs.console]]\n", []string{"idle_timeout", "missing unit"}},
+		{"agent typo", "[agent]\nlog_levle = \"info\"\n[[inputs.graphite]]\n[[outputs.console]]\n", []string{":2:", `unknown key "log_levle"`}},
+		{"single table", "[inputs.graphite]\nlisten = \":0\"\n[[outputs.console]]\n", []string{"write [[inputs.graphite]]"}},
+		{"bad overflow", "[[inputs.graphite]]\n[[outputs.console]]\noverflow = \"spill\"\n", []string{"overflow", `"spill"`}},
+		{"target typo", "[[inputs.graphite]]\n[[outputs.broadcast]]\n[[outputs.broadcast.to.graphite]]\naddress = \"127.0.0.1:1\"\nadress = \"x\"\n", []string{":5:", `unknown key "adress"`}},
+		{"unset env", "[[inputs.graphite]]\nlisten = \"${ROUTER_TEST_UNSET_VAR}\"\n[[outputs.console]]\n", []string{":2:", "ROUTER_TEST_UNSET_VAR is not set"}},
+		{"bad destination", "[[inputs.graphite]]\n[[outputs.broadcast]]\nprotocol = \"graphite\"\ndestinations = [\"nohost\"]\n", []string{"destinations", "host:port"}},
+		{"no outputs", "[[inputs.graphite]]\n", []string{"no [[outputs.*]]"}},
+		{"bad TOML", "[[inputs.graphite]\n", []string{"bad.toml:", "delimiter"}},
+		{"duplicate id", "[[inputs.graphite]]\n[[outputs.console]]\nid = \"x\"\n[[outputs.console]]\nid = \"x\"\n", []string{`id "x" already used`}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			file := filepath.Join(t.TempDir(), "bad.toml")
+			os.WriteFile(file, []byte(c.cfg), 0o600)
+			var out bytes.Buffer
+			code := agent.Run(context.Background(), []string{"-config", file, "-check"}, &out, &out)
+			if code == 0 {
+				t.Fatalf("exit 0, want an error; output: %s", out.String())
+			}
+			msg := out.String()
+			if !strings.Contains(msg, file) {
+				t.Errorf("message does not name the file: %s", msg)
+			}
+			for _, w := range c.want {
+				if !strings.Contains(msg, w) {
+					t.Errorf("message lacks %q: %s", w, msg)
+				}
+			}
+		})
+	}
+}
+
+// TestEtcConfigsCheck: every shipped config passes -check.
+func TestEtcConfigsCheck(t *testing.T) {
+	files, _ := filepath.Glob("etc/*.toml")
+	if len(files) == 0 {
+		t.Fatal("no etc/*.toml")
+	}
+	for _, f := range files {
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			var out bytes.Buffer
+			if code := agent.Run(context.Background(), []string{"-config", f, "-check"}, &out, &out); code != 0 {
+				t.Fatalf("-check %s: exit %d: %s", f, code, out.String())
+			}
+		})
+	}
+}

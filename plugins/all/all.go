@@ -1,0 +1,19 @@
+// Package all imports every built-in plugin. A custom binary imports it next
+// to its own plugins:
+//
+//	import (
+//		"github.com/metricsrouter/router/agent"
+//		_ "github.com/metricsrouter/router/plugins/all"
+//		_ "example.com/acme/router-kafka"
+//	)
+//
+//	func main() { agent.Main() }
+package all
+
+import (
+	_ "github.com/metricsrouter/router/plugins/inputs/graphite"
+	_ "github.com/metricsrouter/router/plugins/outputs/broadcast"
+	_ "github.com/metricsrouter/router/plugins/outputs/console"
+	_ "github.com/metricsrouter/router/plugins/outputs/graphite"
+	_ "github.com/metricsrouter/router/plugins/processors/prefix"
+)

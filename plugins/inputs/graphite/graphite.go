@@ -1,0 +1,91 @@
+// Package graphite is the Graphite plaintext input: TCP (many concurrent
+// connections, newline framed) or UDP (lines per datagram).
+//
+// Lines are parsed by plugins/codec/graphite and forwarded byte for byte;
+// malformed lines are counted (parse_errors_total), logged at most 5 per 10 s,
+// and skipped without affecting the connection or other clients.
+package graphite
+
+import (
+	"context"
+	_ "embed"
+	"fmt"
+	"net"
+	"time"
+
+	codec "github.com/metricsrouter/router/plugins/codec/graphite"
+	"github.com/metricsrouter/router/plugins/internal/linein"
+	"github.com/metricsrouter/router/registry"
+)
+
+//go:embed sample.toml
+var sample string
+
+func init() {
+	registry.AddInput("graphite", func() registry.Input {
+		return &Graphite{
+			Listen:         ":2003",
+			Protocol:       "tcp",
+			MaxLineLength:  64 << 10,
+			MaxConnections: 10000,
+			IdleTimeout:    registry.Duration(10 * time.Minute),
+			DrainGrace:     registry.Duration(200 * time.Millisecond),
+		}
+	}, sample)
+}
+
+// Graphite is the inputs.graphite plugin.
+type Graphite struct {
+	Listen         string            `toml:"listen"`
+	Protocol       string            `toml:"protocol"`
+	MaxLineLength  int               `toml:"max_line_length"`
+	MaxConnections int               `toml:"max_connections"`
+	IdleTimeout    registry.Duration `toml:"idle_timeout"`
+	DrainGrace     registry.Duration `toml:"drain_grace"`
+	ReadBuffer     int               `toml:"read_buffer"`
+
+	srv *linein.Server
+}
+
+// Init validates the configuration.
+func (g *Graphite) Init(env registry.Env) error {
+	switch g.Protocol {
+	case "tcp", "udp":
+	default:
+		return fmt.Errorf("protocol %q: want \"tcp\" or \"udp\"", g.Protocol)
+	}
+	if _, _, err := net.SplitHostPort(g.Listen); err != nil {
+		return fmt.Errorf("listen %q: %w", g.Listen, err)
+	}
+	if g.MaxLineLength <= 0 {
+		return fmt.Errorf("max_line_length: must be positive")
+	}
+	if g.MaxConnections < 0 || g.ReadBuffer < 0 {
+		return fmt.Errorf("max_connections and read_buffer must not be negative")
+	}
+	g.srv = linein.NewServer(linein.Config{
+		Listen:         g.Listen,
+		MaxLine:        g.MaxLineLength,
+		MaxConnections: g.MaxConnections,
+		IdleTimeout:    g.IdleTimeout.D(),
+		ReadBuffer:     g.ReadBuffer,
+		DrainGrace:     g.DrainGrace.D(),
+	}, codec.Parse, env)
+	return nil
+}
+
+// Run serves until ctx is cancelled.
+func (g *Graphite) Run(ctx context.Context, out registry.Emitter) error {
+	if g.Protocol == "udp" {
+		return g.srv.ServeUDP(ctx, out)
+	}
+	return g.srv.ServeTCP(ctx, out)
+}
+
+// Addr returns the bound address once listening (for tests using port 0).
+func (g *Graphite) Addr() net.Addr { return g.srv.Addr() }
+
+var (
+	_ registry.Input       = (*Graphite)(nil)
+	_ registry.Initializer = (*Graphite)(nil)
+)

@@ -1,0 +1,220 @@
+// Package linein frames newline-delimited metrics from streams and datagrams
+// into batches, and serves TCP and UDP listeners for the line-protocol inputs
+// (Graphite, StatsD).
+//
+// Memory: bytes are read into chunks that are never reused: the metrics of a
+// batch point into the chunk they were read into, and a chunk is garbage once
+// every output has written the batches that point into it. So there is one
+// allocation per chunk and one per batch, none per line.
+package linein
+
+import (
+	"bytes"
+	"sync/atomic"
+
+	"github.com/metricsrouter/router/plugins/metric"
+)
+
+// ParseFunc parses one line (without '\n') into m.
+type ParseFunc func(line []byte, m *metric.Metric) error
+
+// Counters are the per-input counters the framer increments (any may be nil).
+type Counters struct {
+	ParseErrors *atomic.Uint64 // malformed lines (skipped)
+	TooLong     *atomic.Uint64 // lines longer than the limit (skipped)
+	Truncated   *atomic.Uint64 // partial lines cut by shutdown or error (skipped)
+}
+
+// Framer cuts a byte stream into lines and parses them into batches.
+// It is used by one goroutine.
+type Framer struct {
+	parse   ParseFunc
+	maxLine int
+	c       Counters
+	onError func(line []byte, err error)
+
+	chunk      []byte
+	start, end int // chunk[start:end] is read but not yet framed into lines
+	scan       int // chunk[start:scan] has no '\n'
+	next       int // size of the next chunk
+	minChunk   int
+	maxChunk   int
+	discarding bool // inside a line that is too long: skip to the next '\n'
+
+	slab metric.Batch
+}
+
+// NewFramer returns a framer. maxLine bounds a line's length (longer lines are
+// counted and skipped); onError, if not nil, is called for each bad line (the
+// caller rate-limits its logging).
+func NewFramer(parse ParseFunc, maxLine int, c Counters, onError func(line []byte, err error)) *Framer {
+	if maxLine <= 0 {
+		maxLine = 64 << 10
+	}
+	return &Framer{parse: parse, maxLine: maxLine, c: c, onError: onError, minChunk: 4 << 10, maxChunk: 256 << 10, next: 4 << 10}
+}
+
+// SetChunkSizes overrides the initial and maximum chunk sizes (datagram
+// readers start large).
+func (f *Framer) SetChunkSizes(initial, max int) {
+	f.next, f.minChunk, f.maxChunk = initial, initial, max
+}
+
+// Space returns a slice to read into, with at least min free bytes.
+func (f *Framer) Space(min int) []byte {
+	if min <= 0 {
+		min = 1
+	}
+	if len(f.chunk)-f.end >= min && len(f.chunk)-f.end >= len(f.chunk)/16 {
+		return f.chunk[f.end:]
+	}
+	partial := f.end - f.start
+	size := f.next
+	if size < 2*partial {
+		size = 2 * partial
+	}
+	if size < partial+min {
+		size = partial + min
+	}
+	nc := make([]byte, size)
+	copy(nc, f.chunk[f.start:f.end])
+	f.scan -= f.start
+	f.chunk, f.start, f.end = nc, 0, partial
+	return f.chunk[f.end:]
+}
+
+// Advance frames the n bytes just read into Space's slice and returns the
+// batch of complete, well-formed lines (possibly empty).
+func (f *Framer) Advance(n int) metric.Batch {
+	if n <= 0 {
+		return nil
+	}
+	free := len(f.chunk) - f.end
+	f.end += n
+	if n == free && f.next < f.maxChunk {
+		f.next *= 2 // reads fill the chunk: use bigger ones
+	}
+	return f.frame(false)
+}
+
+// Datagram frames the n bytes just read as one whole datagram: every line,
+// the last one with or without its '\n'.
+func (f *Framer) Datagram(n int) metric.Batch {
+	if n <= 0 {
+		return nil
+	}
+	f.end += n
+	return f.frame(true)
+}
+
+// Final frames the rest as a last line (end of stream or of a datagram).
+func (f *Framer) Final() metric.Batch {
+	return f.frame(true)
+}
+
+// DropPartial discards an incomplete last line, counting it as truncated.
+func (f *Framer) DropPartial() {
+	if f.end > f.start && !f.discarding {
+		if f.c.Truncated != nil {
+			f.c.Truncated.Add(1)
+		}
+	}
+	f.start, f.scan, f.discarding = f.end, f.end, false
+}
+
+func (f *Framer) frame(final bool) metric.Batch {
+	data := f.chunk[f.start:f.end]
+	if len(data) == 0 {
+		return nil
+	}
+	if f.discarding {
+		i := bytes.IndexByte(data, '\n')
+		if i < 0 {
+			f.start, f.scan = f.end, f.end
+			if final {
+				f.discarding = false
+			}
+			return nil
+		}
+		f.discarding = false
+		f.start += i + 1
+		f.scan = f.start
+		data = f.chunk[f.start:f.end]
+	}
+	lines := bytes.Count(data[f.scan-f.start:], []byte{'\n'})
+	if final {
+		lines++
+	}
+	base := len(f.slab)
+	if cap(f.slab)-base < lines {
+		f.slab = make(metric.Batch, 0, max(lines, 1024))
+		base = 0
+	}
+	s := f.slab
+	pos := f.start
+	for {
+		i := bytes.IndexByte(f.chunk[max(pos, f.scan):f.end], '\n')
+		var line []byte
+		if i < 0 {
+			if !final || pos == f.end {
+				break
+			}
+			line = f.chunk[pos:f.end:f.end]
+			pos = f.end
+		} else {
+			e := max(pos, f.scan) + i
+			line = f.chunk[pos:e:e]
+			pos = e + 1
+		}
+		f.scan = pos
+		if len(line) > f.maxLine {
+			f.count(f.c.TooLong)
+			if f.onError != nil {
+				f.onError(line[:min(len(line), 64)], errTooLong)
+			}
+			continue
+		}
+		if len(line) == 0 || (len(line) == 1 && line[0] == '\r') {
+			continue // empty lines are not metrics and not errors
+		}
+		s = append(s, metric.Metric{})
+		if err := f.parse(line, &s[len(s)-1]); err != nil {
+			s = s[:len(s)-1]
+			f.count(f.c.ParseErrors)
+			if f.onError != nil {
+				f.onError(line, err)
+			}
+		}
+	}
+	f.start = pos
+	if f.scan < f.start {
+		f.scan = f.start
+	}
+	if !final && f.end-f.start > f.maxLine {
+		// no '\n' within the limit: skip the rest of this line
+		f.count(f.c.TooLong)
+		if f.onError != nil {
+			f.onError(f.chunk[f.start:min(f.end, f.start+64)], errTooLong)
+		}
+		f.discarding = true
+		f.start, f.scan = f.end, f.end
+	}
+	f.slab = s
+	b := s[base:len(s):len(s)]
+	if len(b) == 0 {
+		return nil
+	}
+	return b
+}
+
+func (f *Framer) count(c *atomic.Uint64) {
+	if c != nil {
+		c.Add(1)
+	}
+}
+
+type lineErr string
+
+func (e lineErr) Error() string { return string(e) }
+
+const errTooLong = lineErr("line too long")

@@ -1,0 +1,300 @@
+// Package registry declares the plugin interfaces of the router and keeps the
+// plugins a binary was built with, by kind and name.
+//
+// A plugin package registers itself from init():
+//
+//	//go:embed sample.toml
+//	var sample string
+//
+//	func init() {
+//		registry.AddOutput("graphite", func() registry.Output { return &Graphite{Timeout: defTimeout} }, sample)
+//	}
+//
+// The name is the TOML table name ([[outputs.graphite]]) and the directory
+// name, in lower snake_case. The factory returns a fresh pointer with defaults
+// and no side effects: configuration is decoded into it, then Init validates
+// it. Nothing may open a socket or a file before Run or Connect.
+package registry
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"sync/atomic"
+
+	"github.com/rs/zerolog"
+
+	"github.com/metricsrouter/router/plugins/metric"
+)
+
+// Input produces metrics.
+//
+// Run blocks until ctx is cancelled or a fatal error occurs. Before it returns
+// it has closed its listeners, emitted everything it read, and ended every
+// goroutine it started. It passes batches to out.Emit; on shutdown it emits
+// the rest with a context that is not cancelled (context.WithoutCancel), the
+// agent bounds that wait with its own deadline. Run returns nil after a
+// cancellation and an error only when it cannot go on (e.g. a listener
+// failed to bind).
+type Input interface {
+	Run(ctx context.Context, out Emitter) error
+}
+
+// Emitter takes batches from inputs.
+//
+// Emit runs the processors and hands the batch to every output's queue; when
+// it returns nil the batch is safely queued (the point at which a gateway may
+// acknowledge it). It blocks while an output with overflow = "block" is full,
+// and returns ctx.Err() if ctx ends first, or ErrStopped when the agent gave up
+// waiting at shutdown. The batch belongs to the emitter once Emit is called:
+// the input must not reuse its metrics or the bytes they point to.
+// Emit is safe for concurrent use.
+type Emitter interface {
+	Emit(ctx context.Context, b metric.Batch) error
+}
+
+// Processor transforms batches in memory. It is pure: no I/O, no goroutines,
+// and safe for concurrent use (inputs call it from their own goroutines). It
+// may modify metrics in place and filter by returning a shorter slice of b.
+// After the last processor, metrics are read-only.
+type Processor interface {
+	Process(b metric.Batch) metric.Batch
+}
+
+// Output writes metrics to a destination. Its runner calls Connect, Write and
+// Close from one goroutine, so an output needs no locks.
+//
+// Write returns nil when every metric is accepted; an error wrapping
+// ErrNotConnected (batch kept, reconnect with backoff); one wrapping
+// ErrRejected (batch dropped and counted, e.g. HTTP 400); any other error
+// (batch kept, retried with backoff). Write honours ctx. Close releases
+// resources; the runner has written everything it could before calling it.
+type Output interface {
+	Connect(ctx context.Context) error
+	Write(ctx context.Context, b metric.Batch) error
+	Close() error
+}
+
+// Initializer is implemented by plugins that validate their configuration or
+// prepare state. Init opens nothing: `router -check` calls it, and it is the
+// place for configuration errors.
+type Initializer interface {
+	Init(env Env) error
+}
+
+// Distributor is an output that spreads metrics over target outputs (declared
+// inline as [[outputs.<name>.to.<output>]] tables or as a destinations
+// shorthand). Route appends to dst the indexes of the targets m goes to,
+// primary first, and returns it. up[i] tells whether target i is healthy.
+// Route is called concurrently and must not allocate.
+type Distributor interface {
+	Route(m *metric.Metric, up []bool, dst []int) []int
+}
+
+// Target describes one target of a Distributor, in configuration order.
+type Target struct {
+	ID       string // instance id of the target output
+	Plugin   string // output plugin name, e.g. "graphite"
+	Address  string // "host:port" as configured ("" if the output has none)
+	Host     string // Address split at its last ':'
+	Port     string
+	Instance string // carbon instance ("" = none)
+	Spec     string // host:port[:instance] exactly as written, for -route
+}
+
+// TargetSetter is implemented by distributors that need to know their targets
+// (a hash ring does). The agent calls SetTargets before Init.
+type TargetSetter interface {
+	SetTargets(targets []Target) error
+}
+
+// Fanout is implemented by distributors that send every metric to every
+// target (broadcast, mirror): the agent then passes the batch itself to each
+// target, without calling Route per metric.
+type Fanout interface {
+	Fanout() bool
+}
+
+// Shorthand is implemented by distributors that accept
+// `destinations = ["host:port[:instance]", ...]` with `protocol = "graphite"`:
+// the agent creates one target output of plugin Protocol per destination.
+type Shorthand interface {
+	Shorthand() (protocol string, destinations []string)
+}
+
+// BestEffort is implemented by distributors whose targets other than the
+// primary must never push back (mirror): for those targets the agent forces
+// overflow = "drop_oldest" and counts the drops.
+type BestEffort interface {
+	BestEffort(target int) bool
+}
+
+// Addresser is implemented by outputs that send to one network address; a
+// distributor's ring uses it to identify the target (host, port).
+type Addresser interface {
+	Destination() string
+}
+
+// HealthReporter is implemented by outputs that know their destination's health
+// beyond connection errors (e.g. a StatsD admin health check). The runner
+// combines it with its own state.
+type HealthReporter interface {
+	Healthy() bool
+}
+
+// BatchDefaults is implemented by outputs that want other defaults for the
+// common batch_size / flush_interval keys than the agent's.
+type BatchDefaults interface {
+	BatchDefaults() (batchSize int, flushInterval Duration)
+}
+
+// Sentinel errors.
+var (
+	// ErrNotConnected: the output lost (or never had) its connection; the
+	// runner keeps the batch and calls Connect again with backoff.
+	ErrNotConnected = errors.New("not connected")
+	// ErrRejected: the destination refused the batch for good (HTTP 4xx):
+	// the runner drops it and counts it as rejected.
+	ErrRejected = errors.New("rejected by destination")
+	// ErrStopped: the agent stopped waiting for room at shutdown.
+	ErrStopped = errors.New("router stopping")
+)
+
+// Env is what a plugin instance gets from the agent at Init.
+type Env struct {
+	ID      string         // instance id (from `id = ...` or generated)
+	Plugin  string         // "outputs.graphite"
+	Log     zerolog.Logger // already carries plugin and id fields
+	Metrics Metrics        // per-instance self-metrics
+}
+
+// Metrics registers self-metrics of one plugin instance; they appear on
+// /metrics labelled with plugin and id. Names are lower snake_case without
+// the "router_" prefix, e.g. Counter("parse_errors_total").
+type Metrics interface {
+	Counter(name, help string) *atomic.Uint64
+	Gauge(name, help string, f func() float64)
+}
+
+// Kind is a plugin kind.
+type Kind string
+
+// Plugin kinds, as spelled in TOML.
+const (
+	Inputs     Kind = "inputs"
+	Processors Kind = "processors"
+	Outputs    Kind = "outputs"
+)
+
+// Plugin describes one registered plugin.
+type Plugin struct {
+	Kind   Kind
+	Name   string
+	Sample string // the plugin's documented sample.toml
+	New    func() any
+}
+
+// Summary returns the first comment line of the sample, without "# ".
+func (p Plugin) Summary() string {
+	for _, l := range strings.Split(p.Sample, "\n") {
+		l = strings.TrimSpace(l)
+		if strings.HasPrefix(l, "#") {
+			return strings.TrimSpace(strings.TrimLeft(l, "#"))
+		}
+	}
+	return ""
+}
+
+// Registry holds plugins by kind and name. Its zero value is not usable; use New.
+type Registry struct {
+	plugins map[Kind]map[string]Plugin
+}
+
+// New returns an empty registry (tests build their own with fakes).
+func New() *Registry {
+	return &Registry{plugins: map[Kind]map[string]Plugin{Inputs: {}, Processors: {}, Outputs: {}}}
+}
+
+// Default is the registry the built-in and third-party plugins register with
+// from init(). It is written only by init functions.
+var Default = New()
+
+// Add registers a plugin. It panics on an empty or badly spelled name, a nil
+// factory, an unknown kind or a duplicate within a kind.
+func (r *Registry) Add(kind Kind, name string, factory func() any, sample string) {
+	m, ok := r.plugins[kind]
+	if !ok {
+		panic(fmt.Sprintf("registry: unknown plugin kind %q", kind))
+	}
+	if !validName(name) {
+		panic(fmt.Sprintf("registry: bad plugin name %q (want lower snake_case)", name))
+	}
+	if factory == nil {
+		panic(fmt.Sprintf("registry: %s.%s has a nil factory", kind, name))
+	}
+	if _, dup := m[name]; dup {
+		panic(fmt.Sprintf("registry: %s.%s registered twice", kind, name))
+	}
+	m[name] = Plugin{Kind: kind, Name: name, Sample: sample, New: factory}
+}
+
+func validName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i, c := range s {
+		switch {
+		case c >= 'a' && c <= 'z':
+		case (c >= '0' && c <= '9' || c == '_') && i > 0:
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// Lookup returns the plugin kind.name.
+func (r *Registry) Lookup(kind Kind, name string) (Plugin, bool) {
+	p, ok := r.plugins[kind][name]
+	return p, ok
+}
+
+// Names returns the sorted plugin names of a kind.
+func (r *Registry) Names(kind Kind) []string {
+	names := make([]string, 0, len(r.plugins[kind]))
+	for n := range r.plugins[kind] {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// All returns every plugin, sorted by kind then name.
+func (r *Registry) All() []Plugin {
+	var out []Plugin
+	for _, k := range []Kind{Inputs, Processors, Outputs} {
+		for _, n := range r.Names(k) {
+			out = append(out, r.plugins[k][n])
+		}
+	}
+	return out
+}
+
+// AddInput registers an input with Default; call it only from init().
+func AddInput(name string, factory func() Input, sample string) {
+	Default.Add(Inputs, name, func() any { return factory() }, sample)
+}
+
+// AddProcessor registers a processor with Default; call it only from init().
+func AddProcessor(name string, factory func() Processor, sample string) {
+	Default.Add(Processors, name, func() any { return factory() }, sample)
+}
+
+// AddOutput registers an output (or a Distributor) with Default; call it only
+// from init(). A distributor's factory returns a value that implements
+// Distributor; it need not implement Output.
+func AddOutput(name string, factory func() any, sample string) {
+	Default.Add(Outputs, name, factory, sample)
+}
