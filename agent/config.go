@@ -60,8 +60,10 @@ const (
 	defWriteTimeout    = 30 * time.Second
 )
 
-// commonKeys lists the keys the agent takes from plugin tables; plugins must
-// not use them (a test checks every registered plugin).
+// CommonKeys returns the keys the agent takes from plugin tables of a kind;
+// plugins must not declare them (a test checks every registered plugin).
+func CommonKeys(kind registry.Kind) []string { return slices.Clone(commonKeys[kind]) }
+
 var commonKeys = map[registry.Kind][]string{
 	registry.Inputs:     {"id", "log_level"},
 	registry.Processors: {"id", "log_level"},

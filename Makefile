@@ -1,0 +1,32 @@
+# router: make run | make test | make bench | make build
+GO ?= go
+BIN ?= router
+
+.PHONY: build run test vet bench fuzz clean
+
+build:
+	$(GO) build -o $(BIN) .
+
+# The quick start: Graphite on 127.0.0.1:2003 printed on stdout; no external service.
+run: build
+	./$(BIN) -config etc/quickstart.toml
+
+# The whole test suite, installing what it needs (scripts/test.sh says what).
+test:
+	./scripts/test.sh
+
+vet:
+	$(GO) vet ./...
+
+# Go micro-benchmarks of every hot path (compare runs with benchstat).
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+# Each fuzzer for FUZZTIME (default 30s).
+FUZZTIME ?= 30s
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzGraphiteRoundTrip$$' -fuzztime $(FUZZTIME) ./plugins/codec/graphite/
+	$(GO) test -run '^$$' -fuzz '^FuzzStatsDRoundTrip$$' -fuzztime $(FUZZTIME) ./plugins/codec/statsd/
+
+clean:
+	rm -f $(BIN)

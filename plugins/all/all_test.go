@@ -1,0 +1,71 @@
+package all_test
+
+import (
+	"os"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/metricsrouter/router/agent"
+	"github.com/metricsrouter/router/plugins/plugintest"
+	"github.com/metricsrouter/router/registry"
+
+	_ "github.com/metricsrouter/router/plugins/all"
+)
+
+func tomlKeys(v any) []string {
+	t := reflect.TypeOf(v).Elem()
+	var keys []string
+	for i := 0; i < t.NumField(); i++ {
+		if tag := t.Field(i).Tag.Get("toml"); tag != "" && tag != "-" {
+			keys = append(keys, strings.Split(tag, ",")[0])
+		}
+	}
+	return keys
+}
+
+// TestPluginsKeepToTheContract: names, samples and keys of every built-in.
+func TestPluginsKeepToTheContract(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	all := registry.Default.All()
+	if len(all) < 5 {
+		t.Fatalf("only %d plugins registered", len(all))
+	}
+	for _, p := range all {
+		full := string(p.Kind) + "." + p.Name
+		t.Run(full, func(t *testing.T) {
+			v := p.New()
+			if reflect.TypeOf(v).Kind() != reflect.Pointer || reflect.TypeOf(v).Elem().Kind() != reflect.Struct {
+				t.Fatalf("factory returns %T, want a pointer to a struct", v)
+			}
+			if v2 := p.New(); v == v2 {
+				t.Fatal("factory returns the same value twice")
+			}
+			for _, k := range tomlKeys(v) {
+				if slices.Contains(agent.CommonKeys(p.Kind), k) {
+					t.Errorf("plugin declares the agent's common key %q", k)
+				}
+				if k != strings.ToLower(k) || strings.Contains(k, "-") {
+					t.Errorf("key %q is not lower snake_case", k)
+				}
+			}
+			if p.Summary() == "" {
+				t.Error("sample.toml has no first comment line (used by -list-plugins)")
+			}
+			if !strings.Contains(p.Sample, "[["+full+"]]") {
+				t.Errorf("sample.toml has no [[%s]] table", full)
+			}
+			if err := plugintest.DecodeSample(p.Sample, string(p.Kind), p.Name, p.New()); err != nil {
+				t.Errorf("sample.toml does not decode strictly: %v", err)
+			}
+			block := "```toml\n" + p.Sample + "```"
+			if !strings.Contains(string(readme), block) {
+				t.Errorf("README.md has no toml block identical to %s's sample.toml", full)
+			}
+		})
+	}
+}
