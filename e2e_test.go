@@ -368,7 +368,7 @@ func TestConfigErrors(t *testing.T) {
 		want      []string
 	}{
 		{"typo", "[[inputs.graphite]]\nlisten = \":0\"\nservres = 1\n[[outputs.console]]\n", []string{":3:", "[[inputs.graphite]]", `unknown key "servres"`}},
-		{"unknown plugin", "[[inputs.graphite]]\n[[outputs.graphit]]\n", []string{":2:", `unknown output plugin "graphit"`, "broadcast, console, graphite"}},
+		{"unknown plugin", "[[inputs.graphite]]\n[[outputs.graphit]]\n", []string{":2:", `unknown output plugin "graphit"`, "this binary has:", "broadcast, consistent_hash"}},
 		{"wrong type", "[[inputs.graphite]]\nmax_line_length = \"big\"\n[[outputs.console]]\n", []string{":2:", "max_line_length", "incompatible types"}},
 		{"duration without unit", "[[inputs.graphite]]\nidle_timeout = 5\n[[outputs.console]]\n", []string{"idle_timeout", "missing unit"}},
 		{"agent typo", "[agent]\nlog_levle = \"info\"\n[[inputs.graphite]]\n[[outputs.console]]\n", []string{":2:", `unknown key "log_levle"`}},

@@ -28,6 +28,8 @@ Usage:
   router -config FILE.toml          run (also: ROUTER_CONFIG=FILE.toml router)
   router -config FILE.toml -check   load and validate the file, open nothing
   router -list-plugins              the plugins this binary has
+  router -config FILE.toml -route NAME    where NAME would go (one destination per line, primary first)
+  router -config FILE.toml -route - <names  "NAME -> DEST [DEST...]" per name read from stdin
   router -sample outputs.graphite   print a plugin's documented sample config
   router -version                   version and the modules built in
 
@@ -48,11 +50,11 @@ func Main() {
 // Run is the testable CLI: it parses args, and runs until ctx is cancelled.
 // It returns the process exit status.
 func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	return RunWith(ctx, registry.Default, args, stdout, stderr)
+	return RunWith(ctx, registry.Default, args, os.Stdin, stdout, stderr)
 }
 
-// RunWith is Run with another plugin registry.
-func RunWith(ctx context.Context, reg *registry.Registry, args []string, stdout, stderr io.Writer) int {
+// RunWith is Run with another plugin registry and standard input.
+func RunWith(ctx context.Context, reg *registry.Registry, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("router", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
@@ -64,6 +66,7 @@ func RunWith(ctx context.Context, reg *registry.Registry, args []string, stdout,
 	version := fs.Bool("version", false, "print the version and the modules built in, and exit")
 	list := fs.Bool("list-plugins", false, "list the plugins this binary has, and exit")
 	sample := fs.String("sample", "", "print the sample configuration of a plugin (e.g. outputs.graphite), and exit")
+	route := fs.String("route", "", "print where the metric NAME would go (\"-\": names from stdin, one per line), open nothing, and exit")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -106,6 +109,13 @@ func RunWith(ctx context.Context, reg *registry.Registry, args []string, stdout,
 	if err != nil {
 		fmt.Fprintln(stderr, "router:", err)
 		return 1
+	}
+	if *route != "" {
+		if err := routeMode(cfg, *route, stdin, stdout); err != nil {
+			fmt.Fprintln(stderr, "router:", err)
+			return 1
+		}
+		return 0
 	}
 	if *check {
 		fmt.Fprintf(stdout, "%s: ok (%d inputs, %d processors, %d outputs)\n", cfg.File, len(cfg.Inputs), len(cfg.Processors), len(cfg.Outputs))

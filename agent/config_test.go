@@ -113,7 +113,7 @@ func TestCLIFlags(t *testing.T) {
 	reg.Add(registry.Outputs, "in", func() any { return &fakeOut{} }, "# same name, other kind\n")
 	run := func(args ...string) (int, string) {
 		var out bytes.Buffer
-		code := RunWith(context.Background(), reg, args, &out, &out)
+		code := RunWith(context.Background(), reg, args, strings.NewReader(""), &out, &out)
 		return code, out.String()
 	}
 	if code, out := run("-list-plugins"); code != 0 || !strings.Contains(out, "inputs.in") || !strings.Contains(out, "A fake input") {

@@ -7,8 +7,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/rs/zerolog"
+
 	"github.com/metricsrouter/router/agent"
-	"github.com/metricsrouter/router/plugins/plugintest"
 	"github.com/metricsrouter/router/registry"
 
 	_ "github.com/metricsrouter/router/plugins/all"
@@ -59,8 +60,20 @@ func TestPluginsKeepToTheContract(t *testing.T) {
 			if !strings.Contains(p.Sample, "[["+full+"]]") {
 				t.Errorf("sample.toml has no [[%s]] table", full)
 			}
-			if err := plugintest.DecodeSample(p.Sample, string(p.Kind), p.Name, p.New()); err != nil {
-				t.Errorf("sample.toml does not decode strictly: %v", err)
+			// the sample must load as is through the real loader (strict keys, Init)
+			cfg := p.Sample
+			if p.Kind != registry.Inputs {
+				cfg += "\n[[inputs.graphite]]\n"
+			}
+			if p.Kind != registry.Outputs {
+				cfg += "\n[[outputs.console]]\n"
+			}
+			c, err := agent.ParseConfig(registry.Default, full+"/sample.toml", cfg, func(string) (string, bool) { return "", false })
+			if err != nil {
+				t.Fatalf("sample.toml does not load: %v", err)
+			}
+			if _, err := agent.New(c, zerolog.Nop()); err != nil {
+				t.Errorf("sample.toml does not pass Init: %v", err)
 			}
 			block := "```toml\n" + p.Sample + "```"
 			if !strings.Contains(string(readme), block) {

@@ -1,0 +1,20 @@
+package mirror
+
+import (
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/metricsrouter/router/plugins/metric"
+)
+
+func TestMirror(t *testing.T) {
+	m := &Mirror{}
+	if !m.Fanout() || m.BestEffort(0) || !m.BestEffort(1) || !m.BestEffort(5) {
+		t.Fatal("mirror: fanout to all, primary is not best effort, the rest are")
+	}
+	x := metric.NewGraphite("a", 1, time.Unix(1, 0))
+	if got := m.Route(&x, []bool{false, true, true}, nil); !slices.Equal(got, []int{0, 1, 2}) {
+		t.Fatalf("route: %v", got)
+	}
+}
