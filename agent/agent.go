@@ -36,6 +36,10 @@ type Agent struct {
 	runners []*runner
 	inputs  []*inputRun
 	stopNow chan struct{}
+	started time.Time
+	// draining is set by the management command "health down": /healthz and
+	// "health" then report down, so load balancers move traffic away.
+	draining atomic.Bool
 }
 
 type inputRun struct {
@@ -147,6 +151,10 @@ func (a *Agent) buildOutput(oi *instance) (node, error) {
 		WriteTimeout:  o.WriteTimeout.D(),
 	}, a.pluginLog(oi), a.stats.forInstance("outputs."+oi.Name, oi.ID))
 	r.stopNow = a.stopNow
+	r.spec = oi.Target.Spec
+	if r.spec == "" {
+		r.spec, _ = addressOf(oi.Plugin)
+	}
 	a.runners = append(a.runners, r)
 	return r, nil
 }
@@ -163,6 +171,14 @@ type Summary struct {
 // or an input fails. It then shuts down in order and returns an error if
 // an input failed or anything was left unsent.
 func (a *Agent) Run(ctx context.Context) error {
+	a.started = time.Now()
+	if addr := a.cfg.Agent.ManagementAddr; addr != "" {
+		ms, err := startManagement(addr, a)
+		if err != nil {
+			return err
+		}
+		defer ms.close()
+	}
 	var ss *statsServer
 	if addr := a.cfg.Agent.StatsAddr; addr != "" {
 		var err error
@@ -255,8 +271,12 @@ func (a *Agent) refusedTotal() uint64 {
 	return n
 }
 
-// healthy is /healthz: every top-level output has a healthy destination.
+// healthy is /healthz: not draining, and every top-level output has a
+// healthy destination.
 func (a *Agent) healthy() bool {
+	if a.draining.Load() {
+		return false
+	}
 	for _, o := range a.pipe.Load().outs {
 		if !o.healthy() {
 			return false

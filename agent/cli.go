@@ -33,7 +33,6 @@ Usage:
   router -sample outputs.graphite   print a plugin's documented sample config
   router -version                   version and the modules built in
 
-Flags:
 `
 
 // Main is what main.go calls: it runs the CLI with the process's arguments
@@ -55,10 +54,26 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 
 // RunWith is Run with another plugin registry and standard input.
 func RunWith(ctx context.Context, reg *registry.Registry, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		c, ok := reg.LookupCommand(args[0])
+		if !ok {
+			fmt.Fprintf(stderr, "router: unknown command %q (see router -h)\n", args[0])
+			return 2
+		}
+		return c.Run(ctx, args[1:], stdin, stdout, stderr)
+	}
 	fs := flag.NewFlagSet("router", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
 		fmt.Fprint(stderr, usage)
+		if cmds := reg.Commands(); len(cmds) > 0 {
+			fmt.Fprintln(stderr, "Commands:")
+			for _, c := range cmds {
+				fmt.Fprintf(stderr, "  router %-28s %s\n", c.Name+" ...", c.Summary)
+			}
+			fmt.Fprintln(stderr)
+		}
+		fmt.Fprintln(stderr, "Flags:")
 		fs.PrintDefaults()
 	}
 	configFile := fs.String("config", os.Getenv("ROUTER_CONFIG"), "configuration file (TOML); default $ROUTER_CONFIG")

@@ -24,6 +24,9 @@ type agentConfig struct {
 	ShutdownTimeout registry.Duration `toml:"shutdown_timeout"`
 	// stats_addr: serve /metrics and /healthz there (e.g. "127.0.0.1:8080"); "" disables.
 	StatsAddr string `toml:"stats_addr"`
+	// management_addr: the StatsD-proxy style TCP management interface
+	// (ping, stats, memstats, help, config, health [up|down], status, quit); "" disables.
+	ManagementAddr string `toml:"management_addr"`
 }
 
 // inputCommon holds the keys every [[inputs.X]] and [[processors.X]] table may have.
@@ -601,7 +604,7 @@ func (l *loader) checkUndecoded() error {
 		}
 		msg := fmt.Sprintf("unknown key %q (typo, or not in this build)", k[len(k)-1])
 		if len(k) == 2 && k[0] == "agent" {
-			msg += "; [agent] has: log_level, log_format, shutdown_timeout, stats_addr"
+			msg += "; [agent] has: log_level, log_format, shutdown_timeout, stats_addr, management_addr"
 		}
 		if len(k) == 1 {
 			msg = fmt.Sprintf("unknown top-level key or table %q; want [agent], [[inputs.*]], [[processors.*]], [[outputs.*]]", k.String())

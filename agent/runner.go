@@ -33,6 +33,7 @@ type runner struct {
 	health registry.HealthReporter // nil unless the output reports health
 	log    zerolog.Logger
 	id     string
+	spec   string // destination as configured, "" if none
 
 	mu       sync.Mutex
 	q        []metric.Batch // queued batches, oldest first
@@ -242,6 +243,12 @@ func (r *runner) finish() {
 	close(r.space)
 	r.space = make(chan struct{})
 	r.mu.Unlock()
+}
+
+func (r *runner) queuedNow() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.queued + r.inflight
 }
 
 func (r *runner) queueLen() (queued int, closed bool) {

@@ -1,0 +1,210 @@
+package agent
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"runtime"
+	"strings"
+	"sync"
+	"time"
+)
+
+// The management interface ([agent] management_addr) speaks both dialects
+// operators of StatsD proxies script against: go-statsd-proxy's (ping, stats,
+// memstats) and Etsy statsd's (help, config, health [up|down], status, quit).
+// It is line based ('\n' or "\r\n"), many commands per connection; lines are
+// bounded, idle connections are closed, and so are connections past a limit.
+const (
+	mgmtMaxLine  = 1024
+	mgmtIdle     = 5 * time.Minute
+	mgmtMaxConns = 64
+)
+
+type mgmtServer struct {
+	ln    net.Listener
+	wg    sync.WaitGroup
+	mu    sync.Mutex
+	conns map[net.Conn]struct{}
+}
+
+func startManagement(addr string, a *Agent) (*mgmtServer, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("management_addr %s: %w", addr, err)
+	}
+	s := &mgmtServer{ln: ln, conns: map[net.Conn]struct{}{}}
+	a.log.Info().Str("addr", ln.Addr().String()).Msg("management interface listening")
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				if errors.Is(err, net.ErrClosed) {
+					return
+				}
+				time.Sleep(10 * time.Millisecond)
+				continue
+			}
+			s.mu.Lock()
+			if len(s.conns) >= mgmtMaxConns {
+				s.mu.Unlock()
+				c.Close()
+				continue
+			}
+			s.conns[c] = struct{}{}
+			s.mu.Unlock()
+			s.wg.Add(1)
+			go func() {
+				defer s.wg.Done()
+				a.serveManagement(c)
+				c.Close()
+				s.mu.Lock()
+				delete(s.conns, c)
+				s.mu.Unlock()
+			}()
+		}
+	}()
+	return s, nil
+}
+
+func (s *mgmtServer) close() {
+	s.ln.Close()
+	s.mu.Lock()
+	for c := range s.conns {
+		c.Close()
+	}
+	s.mu.Unlock()
+	s.wg.Wait()
+}
+
+func (a *Agent) serveManagement(c net.Conn) {
+	r := bufio.NewReaderSize(c, mgmtMaxLine)
+	w := bufio.NewWriter(c)
+	for {
+		_ = c.SetReadDeadline(time.Now().Add(mgmtIdle))
+		line, err := r.ReadSlice('\n')
+		if errors.Is(err, bufio.ErrBufferFull) {
+			fmt.Fprintln(w, "ERROR line too long")
+			w.Flush()
+			return
+		}
+		cmd := strings.TrimSpace(string(line))
+		if cmd == "" {
+			if err != nil {
+				return
+			}
+			continue
+		}
+		if !a.managementCommand(cmd, w) {
+			w.Flush()
+			return
+		}
+		_ = c.SetWriteDeadline(time.Now().Add(10 * time.Second))
+		if w.Flush() != nil || err != nil {
+			return
+		}
+	}
+}
+
+// managementCommand answers one command; false means close the connection.
+func (a *Agent) managementCommand(cmd string, w io.Writer) bool {
+	f := strings.Fields(cmd)
+	switch strings.ToLower(f[0]) {
+	case "ping":
+		fmt.Fprintln(w, "pong")
+	case "help":
+		fmt.Fprintln(w, "Commands: config, health, status, quit, ping, stats, memstats")
+	case "quit":
+		return false
+	case "health":
+		if len(f) > 1 {
+			switch strings.ToLower(f[1]) {
+			case "up":
+				a.draining.Store(false)
+				a.log.Info().Msg("management: health up")
+			case "down":
+				a.draining.Store(true)
+				a.log.Warn().Msg("management: health down (draining)")
+			default:
+				fmt.Fprintln(w, "ERROR")
+				return true
+			}
+		}
+		if a.draining.Load() {
+			fmt.Fprintln(w, "health: down")
+		} else {
+			fmt.Fprintln(w, "health: up")
+		}
+	case "status":
+		fmt.Fprintf(w, "uptime: %d\n", int(time.Since(a.started).Seconds()))
+		var up, down []string
+		for _, r := range a.runners {
+			if r.spec == "" {
+				continue
+			}
+			if r.healthy() {
+				up = append(up, r.spec)
+			} else {
+				down = append(down, r.spec)
+			}
+		}
+		fmt.Fprintf(w, "nodes: %s\n", strings.Join(up, " "))
+		fmt.Fprintf(w, "nodes_down: %s\n", strings.Join(down, " "))
+		for _, r := range a.runners {
+			fmt.Fprintf(w, "output %s: sent=%d dropped=%d queued=%d up=%t\n", r.id, r.sent.Load(), r.dropped.Load(), r.queuedNow(), r.healthy())
+		}
+	case "stats":
+		fmt.Fprintf(w, "time running in seconds: %d\n", int(time.Since(a.started).Seconds()))
+		var received uint64
+		for _, ir := range a.inputs {
+			received += ir.em.received.Load()
+		}
+		fmt.Fprintf(w, "packets_received: %f\n", float64(received))
+		for _, ir := range a.inputs {
+			fmt.Fprintf(w, "input %s received: %d\n", ir.inst.ID, ir.em.received.Load())
+		}
+	case "memstats":
+		var m runtime.MemStats
+		runtime.ReadMemStats(&m)
+		for _, kv := range []struct {
+			k string
+			v uint64
+		}{
+			{"alloc", m.Alloc}, {"total alloc", m.TotalAlloc}, {"sys", m.Sys}, {"lookups", m.Lookups},
+			{"mallocs", m.Mallocs}, {"frees", m.Frees}, {"heap alloc", m.HeapAlloc}, {"heap sys", m.HeapSys},
+			{"heap idle", m.HeapIdle}, {"heap in use", m.HeapInuse}, {"heap released", m.HeapReleased},
+			{"heap objects", m.HeapObjects},
+		} {
+			fmt.Fprintf(w, "%s: %d\n", kv.k, kv.v)
+		}
+	case "config":
+		fmt.Fprintf(w, "config: %s\n", a.cfg.File)
+		for _, in := range a.cfg.Inputs {
+			fmt.Fprintf(w, "inputs.%s: %s\n", in.Name, in.ID)
+		}
+		for _, p := range a.cfg.Processors {
+			fmt.Fprintf(w, "processors.%s: %s\n", p.Name, p.ID)
+		}
+		var walk func(in *instance, depth int)
+		walk = func(in *instance, depth int) {
+			spec := in.Target.Spec
+			if spec == "" {
+				spec, _ = addressOf(in.Plugin)
+			}
+			fmt.Fprintf(w, "%soutputs.%s: %s %s\n", strings.Repeat("  ", depth), in.Name, in.ID, spec)
+			for _, t := range in.Targets {
+				walk(t, depth+1)
+			}
+		}
+		for _, o := range a.cfg.Outputs {
+			walk(o, 0)
+		}
+	default:
+		fmt.Fprintln(w, "ERROR")
+	}
+	return true
+}
