@@ -18,6 +18,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -36,6 +37,7 @@ type Agent struct {
 	runners []*runner
 	inputs  []*inputRun
 	stopNow chan struct{}
+	fatal   chan error // an output that cannot go on (registry.ErrFatal)
 	started time.Time
 	// draining is set by the management command "health down": /healthz and
 	// "health" then report down, so load balancers move traffic away.
@@ -52,7 +54,7 @@ type inputRun struct {
 // New builds an agent from a loaded configuration: it creates every plugin's
 // Env, calls Init, and wires the runners. It opens nothing.
 func New(cfg *Config, log zerolog.Logger) (*Agent, error) {
-	a := &Agent{cfg: cfg, log: log, stats: newStats(), stopNow: make(chan struct{})}
+	a := &Agent{cfg: cfg, log: log, stats: newStats(), stopNow: make(chan struct{}), fatal: make(chan error, 1)}
 	p := &pipeline{}
 	for _, pi := range cfg.Processors {
 		if err := a.initPlugin(pi); err != nil {
@@ -113,8 +115,27 @@ func (a *Agent) initPlugin(in *instance) error {
 }
 
 func (a *Agent) buildOutput(oi *instance) (node, error) {
+	// workers > 1: copies of the decoded configuration, made before Init
+	var copies []any
+	if _, isDist := oi.Plugin.(registry.Distributor); !isDist {
+		for i := 1; i < oi.Out.Workers; i++ {
+			copies = append(copies, clonePlugin(oi.Plugin))
+		}
+	}
 	if err := a.initPlugin(oi); err != nil {
 		return nil, err
+	}
+	outs := []registry.Output{}
+	if o, ok := oi.Plugin.(registry.Output); ok {
+		outs = append(outs, o)
+	}
+	for _, c := range copies {
+		ci := *oi
+		ci.Plugin = c
+		if err := a.initPlugin(&ci); err != nil {
+			return nil, err
+		}
+		outs = append(outs, c.(registry.Output))
 	}
 	if d, ok := oi.Plugin.(registry.Distributor); ok {
 		m := a.stats.forInstance("outputs."+oi.Name, oi.ID)
@@ -139,9 +160,8 @@ func (a *Agent) buildOutput(oi *instance) (node, error) {
 		}
 		return dn, nil
 	}
-	out := oi.Plugin.(registry.Output)
 	o := oi.Out
-	r := newRunner(oi.ID, out, runnerConfig{
+	r := newRunner(oi.ID, outs, runnerConfig{
 		BufferLimit:   o.BufferLimit,
 		BatchSize:     o.BatchSize,
 		FlushInterval: o.FlushInterval.D(),
@@ -151,6 +171,7 @@ func (a *Agent) buildOutput(oi *instance) (node, error) {
 		WriteTimeout:  o.WriteTimeout.D(),
 	}, a.pluginLog(oi), a.stats.forInstance("outputs."+oi.Name, oi.ID))
 	r.stopNow = a.stopNow
+	r.onFatal = a.fatalf
 	r.spec = oi.Target.Spec
 	if r.spec == "" {
 		r.spec, _ = addressOf(oi.Plugin)
@@ -221,6 +242,8 @@ func (a *Agent) Run(ctx context.Context) error {
 		a.log.Info().Msg("shutting down: stop reading, drain queues")
 	case failed = <-inputErr:
 		a.log.Error().Err(failed).Msg("shutting down after input failure")
+	case failed = <-a.fatal:
+		a.log.Error().Err(failed).Msg("shutting down: an output cannot go on")
 	}
 	start := time.Now()
 	refusedBefore := a.refusedTotal()
@@ -269,6 +292,22 @@ func (a *Agent) refusedTotal() uint64 {
 		n += r.refused.Load()
 	}
 	return n
+}
+
+// fatalf makes Run shut down with err (the first one wins).
+func (a *Agent) fatalf(err error) {
+	select {
+	case a.fatal <- err:
+	default:
+	}
+}
+
+// clonePlugin copies a decoded plugin value (a pointer to a struct).
+func clonePlugin(p any) any {
+	v := reflect.ValueOf(p).Elem()
+	c := reflect.New(v.Type())
+	c.Elem().Set(v)
+	return c.Interface()
 }
 
 // healthy is /healthz: not draining, and every top-level output has a

@@ -47,6 +47,9 @@ type outputCommon struct {
 	RetryInitial  registry.Duration `toml:"retry_initial"`
 	RetryMax      registry.Duration `toml:"retry_max"`
 	WriteTimeout  registry.Duration `toml:"write_timeout"`
+	// Workers is the number of concurrent writers, each with its own copy
+	// of the output (connection), sharing one queue.
+	Workers int `toml:"workers"`
 	// Instance is the carbon instance of a distributor's target.
 	Instance string `toml:"instance"`
 	// To holds a distributor's targets: [[outputs.<dist>.to.<output>]].
@@ -71,7 +74,7 @@ var commonKeys = map[registry.Kind][]string{
 	registry.Inputs:     {"id", "log_level"},
 	registry.Processors: {"id", "log_level"},
 	registry.Outputs: {"id", "log_level", "batch_size", "buffer_limit", "flush_interval", "overflow",
-		"retry_initial", "retry_max", "write_timeout", "instance", "to"},
+		"retry_initial", "retry_max", "write_timeout", "workers", "instance", "to"},
 }
 
 // Config is a loaded and validated configuration file.
@@ -363,6 +366,12 @@ func (l *loader) outputDefaults(in *instance) error {
 	}
 	if o.BatchSize < 0 {
 		return bad("batch_size", "must be positive")
+	}
+	if o.Workers == 0 {
+		o.Workers = 1
+	}
+	if o.Workers < 0 || o.Workers > 256 {
+		return bad("workers", "between 1 and 256")
 	}
 	if o.BufferLimit < 0 {
 		return bad("buffer_limit", "must be positive")

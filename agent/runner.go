@@ -28,18 +28,19 @@ type runnerConfig struct {
 // runner owns one output: a bounded queue of batches, the goroutine that
 // writes them, reconnects and retries with backoff, and the output's counters.
 type runner struct {
-	cfg    runnerConfig
-	out    registry.Output
-	health registry.HealthReporter // nil unless the output reports health
-	log    zerolog.Logger
-	id     string
-	spec   string // destination as configured, "" if none
+	cfg     runnerConfig
+	outs    []registry.Output       // one per worker
+	health  registry.HealthReporter // nil unless the output reports health
+	onFatal func(error)             // called when Connect reports registry.ErrFatal
+	log     zerolog.Logger
+	id      string
+	spec    string // destination as configured, "" if none
 
 	mu       sync.Mutex
 	q        []metric.Batch // queued batches, oldest first
 	qHead    int            // q[qHead:] is the queue
 	queued   int            // metrics in q
-	inflight int            // metrics taken by the writer, not yet written
+	inflight int            // metrics taken by writers, not yet written
 	closed   bool           // no more Enqueue
 	space    chan struct{}  // closed (and replaced) when room appears
 	data     chan struct{}  // cap 1: data or close arrived
@@ -53,15 +54,15 @@ type runner struct {
 	retries, reconnects, writeErrors           *atomic.Uint64
 	left                                       atomic.Int64 // set at shutdown
 
+	dropMu     sync.Mutex
 	dropLogged uint64
 	lastDropAt time.Time
-	scratch    metric.Batch
 }
 
-func newRunner(id string, out registry.Output, cfg runnerConfig, log zerolog.Logger, m registry.Metrics) *runner {
+func newRunner(id string, outs []registry.Output, cfg runnerConfig, log zerolog.Logger, m registry.Metrics) *runner {
 	r := &runner{
 		cfg:     cfg,
-		out:     out,
+		outs:    outs,
 		log:     log,
 		id:      id,
 		space:   make(chan struct{}),
@@ -69,7 +70,7 @@ func newRunner(id string, out registry.Output, cfg runnerConfig, log zerolog.Log
 		stopNow: make(chan struct{}),
 		done:    make(chan struct{}),
 	}
-	if h, ok := out.(registry.HealthReporter); ok {
+	if h, ok := outs[0].(registry.HealthReporter); ok {
 		r.health = h
 	}
 	r.up.Store(true)
@@ -191,9 +192,9 @@ func (r *runner) enqueue(ctx context.Context, b metric.Batch) error {
 }
 
 // take removes up to BatchSize metrics from the head of the queue. When
-// several small batches are queued they are copied into one scratch batch,
-// so that one Write (one flush, one syscall) covers them.
-func (r *runner) take() metric.Batch {
+// several small batches are queued they are copied into the worker's scratch
+// batch, so that one Write (one flush, one syscall) covers them.
+func (r *runner) take(scratch *metric.Batch) metric.Batch {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.queued == 0 {
@@ -211,10 +212,10 @@ func (r *runner) take() metric.Batch {
 			r.qHead++
 		}
 		r.queued -= len(head)
-		r.inflight = len(head)
+		r.inflight += len(head)
 		return head
 	}
-	out := r.scratch[:0]
+	out := (*scratch)[:0]
 	for r.qHead < len(r.q) {
 		b := r.q[r.qHead]
 		room := max - len(out)
@@ -230,16 +231,16 @@ func (r *runner) take() metric.Batch {
 		r.q[r.qHead] = nil
 		r.qHead++
 	}
-	r.scratch = out
+	*scratch = out
 	r.queued -= len(out)
-	r.inflight = len(out)
+	r.inflight += len(out)
 	return out
 }
 
-// finish marks the in-flight batch as done and wakes blocked senders.
-func (r *runner) finish() {
+// finish marks n in-flight metrics as done and wakes blocked senders.
+func (r *runner) finish(n int) {
 	r.mu.Lock()
-	r.inflight = 0
+	r.inflight -= n
 	close(r.space)
 	r.space = make(chan struct{})
 	r.mu.Unlock()
@@ -257,24 +258,43 @@ func (r *runner) queueLen() (queued int, closed bool) {
 	return r.queued, r.closed
 }
 
-// run is the writer loop. ctx is not cancelled by shutdown: it ends at the
-// hard deadline only (stopNow), so the final flush is not cut short.
+// run starts one writer per output instance (the common key `workers`) and
+// returns when all have ended, after closing the outputs. ctx is not
+// cancelled by shutdown: it ends at the hard deadline only (stopNow), so the
+// final flush is not cut short.
 func (r *runner) run(ctx context.Context) {
-	defer close(r.done)
+	var wg sync.WaitGroup
+	for _, out := range r.outs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r.work(ctx, out)
+		}()
+	}
+	wg.Wait()
+	r.stop()
+	close(r.done)
+}
+
+// work is one writer: it takes batches and writes them with out, reconnecting
+// and retrying with backoff, until the queue is closed and empty or the hard
+// deadline passes (then what it holds is left).
+func (r *runner) work(ctx context.Context, out registry.Output) {
 	connected := false
 	backoff := r.cfg.RetryInitial
-loop:
+	var scratch metric.Batch
 	for {
 		queued, closed := r.queueLen()
 		if queued == 0 {
 			if closed {
-				break
+				r.wake()
+				return
 			}
 			select {
 			case <-r.data:
 				continue
 			case <-r.stopNow:
-				break loop
+				return
 			}
 		}
 		if r.cfg.FlushInterval > 0 && queued < r.cfg.BatchSize && !closed {
@@ -294,14 +314,15 @@ loop:
 			}
 			t.Stop()
 		}
-		b := r.take()
+		b := r.take(&scratch)
 		if b == nil {
 			continue
 		}
+		r.wake() // more queued: let another worker start on it
 		for {
 			if !connected {
 				cctx, cancel := context.WithTimeout(ctx, connectTimeout(r.cfg))
-				err := r.out.Connect(cctx)
+				err := out.Connect(cctx)
 				cancel()
 				if err == nil {
 					connected = true
@@ -311,7 +332,12 @@ loop:
 				} else {
 					r.up.Store(false)
 					r.writeErrors.Add(1)
-					r.log.Warn().Err(err).Dur("retry_in", backoff).Msg("connect failed")
+					if errors.Is(err, registry.ErrFatal) && r.onFatal != nil {
+						r.log.Error().Err(err).Msg("cannot go on")
+						r.onFatal(err)
+					} else {
+						r.log.Warn().Err(err).Dur("retry_in", backoff).Msg("connect failed")
+					}
 					if !r.sleep(&backoff) {
 						break
 					}
@@ -319,7 +345,7 @@ loop:
 				}
 			}
 			wctx, cancel := context.WithTimeout(ctx, r.cfg.WriteTimeout)
-			err := r.out.Write(wctx, b)
+			err := out.Write(wctx, b)
 			cancel()
 			if err == nil {
 				r.sent.Add(uint64(len(b)))
@@ -345,20 +371,20 @@ loop:
 		}
 		select {
 		case <-r.stopNow:
-			// hard deadline: what was in flight is left
-			r.mu.Lock()
-			r.queued += r.inflight
-			r.inflight = 0
-			r.mu.Unlock()
-			r.finish()
-			r.stop()
-			return
+			return // hard deadline: what this worker holds is left
 		default:
 		}
-		r.finish()
+		r.finish(len(b))
 		r.logDrops(false)
 	}
-	r.stop()
+}
+
+// wake nudges another worker waiting for data.
+func (r *runner) wake() {
+	select {
+	case r.data <- struct{}{}:
+	default:
+	}
 }
 
 func (r *runner) stop() {
@@ -367,8 +393,10 @@ func (r *runner) stop() {
 	r.mu.Unlock()
 	r.left.Store(int64(left))
 	r.logDrops(true)
-	if err := r.out.Close(); err != nil {
-		r.log.Warn().Err(err).Msg("close")
+	for _, out := range r.outs {
+		if err := out.Close(); err != nil {
+			r.log.Warn().Err(err).Msg("close")
+		}
 	}
 }
 
@@ -390,6 +418,8 @@ func (r *runner) sleep(backoff *time.Duration) bool {
 
 // logDrops logs dropped metrics at most every 10 s (one aggregated warning).
 func (r *runner) logDrops(final bool) {
+	r.dropMu.Lock()
+	defer r.dropMu.Unlock()
 	d := r.dropped.Load()
 	if d == r.dropLogged {
 		return

@@ -86,7 +86,7 @@ func testRunner(t *testing.T, out registry.Output, cfg runnerConfig) (*runner, *
 		cfg.WriteTimeout = 5 * time.Second
 	}
 	m := plugintest.NewMetrics()
-	r := newRunner("t", out, cfg, plugintest.Logger(t), m)
+	r := newRunner("t", []registry.Output{out}, cfg, plugintest.Logger(t), m)
 	return r, m
 }
 
@@ -275,4 +275,28 @@ func TestRunnerFlushInterval(t *testing.T) {
 	}
 	r.close()
 	<-r.done
+}
+
+func TestRunnerWorkersShareOneQueue(t *testing.T) {
+	outs := []*fakeOut{{}, {}, {}}
+	r, m := testRunner(t, outs[0], runnerConfig{BufferLimit: 100000, BatchSize: 50})
+	r.outs = []registry.Output{outs[0], outs[1], outs[2]}
+	for i := 0; i < 200; i++ {
+		r.enqueue(t.Context(), batchOf(t, i*10, 10))
+	}
+	go r.run(context.Background())
+	r.close()
+	<-r.done
+	seen := map[string]bool{}
+	for _, o := range outs {
+		for _, l := range o.lines() {
+			if seen[l] {
+				t.Fatalf("%q written twice", l)
+			}
+			seen[l] = true
+		}
+	}
+	if len(seen) != 2000 || m.Get("sent_total") != 2000 || r.left.Load() != 0 {
+		t.Fatalf("written %d, sent_total %d, left %d", len(seen), m.Get("sent_total"), r.left.Load())
+	}
 }

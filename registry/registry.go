@@ -160,6 +160,9 @@ var (
 	ErrRejected = errors.New("rejected by destination")
 	// ErrStopped: the agent stopped waiting for room at shutdown.
 	ErrStopped = errors.New("router stopping")
+	// ErrFatal: returned (wrapped) by Connect when retrying cannot help, e.g.
+	// the destination refuses our credentials: the router stops with an error.
+	ErrFatal = errors.New("fatal")
 )
 
 // Env is what a plugin instance gets from the agent at Init.
