@@ -128,11 +128,17 @@ func (s *Server) ServeTCP(ctx context.Context, out registry.Emitter) error {
 			mu.Unlock()
 			go func() {
 				defer wg.Done()
-				s.readConn(c, out, emitCtx, func() bool {
+				// armIdle sets the idle deadline unless shutdown already
+				// set the drain deadline (under mu, so it cannot undo it).
+				armIdle := func() bool {
 					mu.Lock()
 					defer mu.Unlock()
+					if !stopping && s.cfg.IdleTimeout > 0 {
+						_ = c.SetReadDeadline(time.Now().Add(s.cfg.IdleTimeout))
+					}
 					return stopping
-				})
+				}
+				s.readConn(c, out, emitCtx, armIdle)
 				c.Close()
 				s.active.Add(-1)
 				mu.Lock()
@@ -155,14 +161,14 @@ func (s *Server) ServeTCP(ctx context.Context, out registry.Emitter) error {
 	return nil
 }
 
-func (s *Server) readConn(c net.Conn, out registry.Emitter, ctx context.Context, stopping func() bool) {
+// readConn reads one connection. armIdle re-arms the idle deadline (unless
+// shutting down) and reports whether the server is stopping.
+func (s *Server) readConn(c net.Conn, out registry.Emitter, ctx context.Context, armIdle func() bool) {
 	f := NewFramer(s.parse, s.cfg.MaxLine, s.c, s.onError)
 	remote := c.RemoteAddr().String()
 	for {
 		buf := f.Space(2048)
-		if !stopping() && s.cfg.IdleTimeout > 0 {
-			_ = c.SetReadDeadline(time.Now().Add(s.cfg.IdleTimeout))
-		}
+		armIdle()
 		n, err := c.Read(buf)
 		if n > 0 {
 			if b := f.Advance(n); len(b) > 0 {
@@ -178,7 +184,7 @@ func (s *Server) readConn(c net.Conn, out registry.Emitter, ctx context.Context,
 		var ne net.Error
 		switch {
 		case errors.Is(err, os.ErrDeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()):
-			if stopping() {
+			if armIdle() {
 				f.DropPartial()
 				return
 			}
@@ -222,7 +228,8 @@ func (s *Server) ServeUDP(ctx context.Context, out registry.Emitter) error {
 	go func() {
 		select {
 		case <-ctx.Done():
-			_ = conn.SetReadDeadline(time.Now())
+			// read what the kernel already queued for a moment more
+			_ = conn.SetReadDeadline(time.Now().Add(s.cfg.DrainGrace))
 		case <-done:
 		}
 	}()

@@ -47,9 +47,12 @@ type Graphite struct {
 	oversize *atomic.Uint64
 	log      zerolog.Logger
 
-	conn net.Conn
-	raw  syscall.RawConn // TCP: to peek for a close by the peer
-	buf  []byte
+	conn    net.Conn
+	raw     syscall.RawConn // TCP: to peek for a close by the peer
+	peekFn  func(fd uintptr)
+	peekBuf [1]byte
+	peeked  bool
+	buf     []byte
 
 	// resume point of the last batch that failed part way
 	resumeKey  [3]uintptr
@@ -94,6 +97,9 @@ func (g *Graphite) Connect(ctx context.Context) error {
 	g.conn = c
 	if tc, ok := c.(*net.TCPConn); ok {
 		g.raw, _ = tc.SyscallConn()
+		if g.peekFn == nil {
+			g.peekFn = g.peek
+		}
 	}
 	return nil
 }
@@ -105,22 +111,25 @@ func (g *Graphite) peerClosed() bool {
 	if g.raw == nil {
 		return false
 	}
-	closed := false
-	_ = g.raw.Control(func(fd uintptr) {
-		var b [1]byte
-		for {
-			n, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
-			switch {
-			case err == syscall.EINTR:
-				continue
-			case err == syscall.EAGAIN:
-			case err != nil || n == 0:
-				closed = true
-			}
-			return
+	g.peeked = false
+	_ = g.raw.Control(g.peekFn)
+	return g.peeked
+}
+
+// peek is the RawConn.Control callback of peerClosed; it is bound once per
+// Graphite value (peekFn) so that peeking allocates nothing.
+func (g *Graphite) peek(fd uintptr) {
+	for {
+		n, _, err := syscall.Recvfrom(int(fd), g.peekBuf[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+		switch {
+		case err == syscall.EINTR:
+			continue
+		case err == syscall.EAGAIN:
+		case err != nil || n == 0:
+			g.peeked = true
 		}
-	})
-	return closed
+		return
+	}
 }
 
 // Write writes the batch; see the package doc for partial failures.

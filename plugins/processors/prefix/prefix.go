@@ -28,8 +28,10 @@ func (p *Prefix) Init(registry.Env) error {
 	if p.Prefix == "" {
 		return errors.New("prefix: required")
 	}
-	if strings.ContainsAny(p.Prefix, " \t\n\r:|") {
-		return errors.New("prefix: must not contain blanks, ':' or '|'")
+	// ';' and ',' start Graphite and Influx-style tags: the name would end
+	// inside the prefix and the real name become a tag.
+	if strings.ContainsAny(p.Prefix, " \t\n\r:|;,") {
+		return errors.New("prefix: must not contain blanks, ':', '|', ';' or ','")
 	}
 	return nil
 }

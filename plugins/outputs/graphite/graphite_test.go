@@ -1,0 +1,615 @@
+package graphite
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	codec "github.com/metricsrouter/router/plugins/codec/graphite"
+	"github.com/metricsrouter/router/plugins/codec/statsd"
+	"github.com/metricsrouter/router/plugins/metric"
+	"github.com/metricsrouter/router/plugins/plugintest"
+	"github.com/metricsrouter/router/registry"
+)
+
+// wait bounds every wait in these tests; they return as soon as the
+// condition holds, so it only matters when something is broken.
+const wait = 10 * time.Second
+
+// newOutput returns an outputs.graphite from the registered factory (so with
+// its defaults), changed by mod and passed through Init.
+func newOutput(t testing.TB, addr string, mod func(g *Graphite)) (*Graphite, *plugintest.Metrics) {
+	t.Helper()
+	p, ok := registry.Default.Lookup(registry.Outputs, "graphite")
+	if !ok {
+		t.Fatal("outputs.graphite is not registered")
+	}
+	g := p.New().(*Graphite)
+	g.Address = addr
+	if mod != nil {
+		mod(g)
+	}
+	env, m := plugintest.Env(t, "outputs.graphite")
+	if err := g.Init(env); err != nil {
+		t.Fatalf("Init: %v", err)
+	}
+	t.Cleanup(func() { g.Close() })
+	return g, m
+}
+
+func connect(t testing.TB, g *Graphite) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), wait)
+	defer cancel()
+	if err := g.Connect(ctx); err != nil {
+		t.Fatalf("Connect: %v", err)
+	}
+}
+
+func writeCtx(t testing.TB) context.Context {
+	ctx, cancel := context.WithTimeout(t.Context(), wait)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// parse builds a batch from lines, each "graphite:…" or "statsd:…" (or a bare
+// Graphite line). Each line gets its own buffer, as lines from a socket would.
+func parse(t testing.TB, lines ...string) metric.Batch {
+	t.Helper()
+	b := make(metric.Batch, len(lines))
+	for i, l := range lines {
+		var err error
+		if s, ok := strings.CutPrefix(l, "statsd:"); ok {
+			err = statsd.Parse([]byte(s), &b[i])
+		} else {
+			err = codec.Parse([]byte(strings.TrimPrefix(l, "graphite:")), &b[i])
+		}
+		if err != nil {
+			t.Fatalf("parse %q: %v", l, err)
+		}
+	}
+	return b
+}
+
+// numbered returns n distinct Graphite lines.
+func numbered(prefix string, n int) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = fmt.Sprintf("%s.%d %d 1700000000", prefix, i, i)
+	}
+	return out
+}
+
+// matchLines compares got with want, where "{now}" in a wanted line stands for
+// a Unix time in [from, to].
+func matchLines(t *testing.T, got, want []string, from, to int64) {
+	t.Helper()
+	if len(got) != len(want) {
+		t.Fatalf("got %d lines, want %d\ngot  %q\nwant %q", len(got), len(want), head(got), head(want))
+	}
+	for i := range want {
+		before, after, ok := strings.Cut(want[i], "{now}")
+		if !ok {
+			if got[i] != want[i] {
+				t.Fatalf("line %d = %q, want %q", i, got[i], want[i])
+			}
+			continue
+		}
+		g := got[i]
+		if !strings.HasPrefix(g, before) || !strings.HasSuffix(g, after) || len(g) < len(before)+len(after) {
+			t.Fatalf("line %d = %q, want %q", i, g, want[i])
+		}
+		ts, err := strconv.ParseInt(g[len(before):len(g)-len(after)], 10, 64)
+		if err != nil || ts < from || ts > to {
+			t.Fatalf("line %d = %q: timestamp not in [%d, %d]", i, g, from, to)
+		}
+	}
+}
+
+func head(s []string) []string { return s[:min(len(s), 5)] }
+
+func TestSampleDecodes(t *testing.T) {
+	p, _ := registry.Default.Lookup(registry.Outputs, "graphite")
+	var g Graphite
+	if err := plugintest.DecodeSample(p.Sample, "outputs", "graphite", &g); err != nil {
+		t.Fatal(err)
+	}
+	if err := g.Init(registry.Env{Metrics: plugintest.NewMetrics()}); err != nil {
+		t.Fatalf("the sample does not pass Init: %v", err)
+	}
+	if g.Destination() != "127.0.0.1:2003" {
+		t.Fatalf("Destination = %q", g.Destination())
+	}
+}
+
+func TestInit(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		mod     func(g *Graphite)
+		wantErr string // "" = valid
+	}{
+		{"defaults", nil, ""},
+		{"udp", func(g *Graphite) { g.Protocol = "udp" }, ""},
+		{"host name", func(g *Graphite) { g.Address = "carbon.example:2003" }, ""},
+		{"smallest write_buffer", func(g *Graphite) { g.WriteBuffer = 512 }, ""},
+		{"packet size bounds", func(g *Graphite) { g.Protocol, g.MaxPacketSize = "udp", 65507 }, ""},
+		{"no address", func(g *Graphite) { g.Address = "" }, "address: required"},
+		{"address without port", func(g *Graphite) { g.Address = "carbon" }, `address "carbon"`},
+		{"unknown protocol", func(g *Graphite) { g.Protocol = "http" }, `protocol "http"`},
+		{"empty protocol", func(g *Graphite) { g.Protocol = "" }, `protocol ""`},
+		{"small write_buffer", func(g *Graphite) { g.WriteBuffer = 511 }, "write_buffer"},
+		{"small max_packet_size", func(g *Graphite) { g.MaxPacketSize = 63 }, "max_packet_size"},
+		{"large max_packet_size", func(g *Graphite) { g.MaxPacketSize = 65508 }, "max_packet_size"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p, _ := registry.Default.Lookup(registry.Outputs, "graphite")
+			g := p.New().(*Graphite)
+			g.Address = "127.0.0.1:2003"
+			if tc.mod != nil {
+				tc.mod(g)
+			}
+			env, _ := plugintest.Env(t, "outputs.graphite")
+			err := g.Init(env)
+			switch {
+			case tc.wantErr == "" && err != nil:
+				t.Fatalf("Init: %v", err)
+			case tc.wantErr != "" && err == nil:
+				t.Fatalf("Init accepted the config, want an error containing %q", tc.wantErr)
+			case tc.wantErr != "" && !strings.Contains(err.Error(), tc.wantErr):
+				t.Fatalf("Init: %v, want an error containing %q", err, tc.wantErr)
+			}
+		})
+	}
+}
+
+func TestWriteBeforeConnect(t *testing.T) {
+	for _, proto := range []string{"tcp", "udp"} {
+		t.Run(proto, func(t *testing.T) {
+			g, _ := newOutput(t, "127.0.0.1:1", func(g *Graphite) { g.Protocol = proto })
+			if err := g.Write(t.Context(), parse(t, "a 1 1")); !errors.Is(err, registry.ErrNotConnected) {
+				t.Fatalf("Write = %v, want ErrNotConnected", err)
+			}
+		})
+	}
+}
+
+func TestConnectRefused(t *testing.T) {
+	addr := plugintest.FreeAddr(t) // nothing listens there any more
+	g, _ := newOutput(t, addr, nil)
+	if err := g.Connect(t.Context()); err == nil {
+		t.Fatal("Connect to a closed port succeeded")
+	}
+	if err := g.Write(t.Context(), parse(t, "a 1 1")); !errors.Is(err, registry.ErrNotConnected) {
+		t.Fatalf("Write after a failed Connect = %v, want ErrNotConnected", err)
+	}
+}
+
+// TestWriteTCP: what reaches a carbon-like line sink for each kind of metric.
+func TestWriteTCP(t *testing.T) {
+	many := numbered("many", 20000)
+	for _, tc := range []struct {
+		name   string
+		in     []string
+		modify func(b metric.Batch)
+		want   []string
+		wbuf   int // write_buffer; 0 = default
+	}{
+		{
+			name: "untouched lines leave byte for byte",
+			in:   []string{"a.b.c 1 1700000000", "tagged;dc=eu;host=x 2.50 1700000001", "tabs\t3e2\t1700000002", "  blanks  -4  1700000003  ", "crlf 5 1700000004\r", "nan.value NaN 1700000005"},
+			want: []string{"a.b.c 1 1700000000", "tagged;dc=eu;host=x 2.50 1700000001", "tabs\t3e2\t1700000002", "  blanks  -4  1700000003  ", "crlf 5 1700000004\r", "nan.value NaN 1700000005"},
+		},
+		{
+			name:   "a modified metric is rendered",
+			in:     []string{"keep.me 1 1700000000", "old.path;k=v  2.50\t1700000001", "value.changed 3 1700000002"},
+			modify: func(b metric.Batch) { b[1].SetPath([]byte("new.path;k=v")); b[2].SetValue(0.5) },
+			want:   []string{"keep.me 1 1700000000", "new.path;k=v 2.50 1700000001", "value.changed 0.5 1700000002"},
+		},
+		{
+			name: "statsd metrics get the write time as timestamp",
+			in:   []string{"statsd:hits:3|c", "statsd:lat,host=a:12.5|ms|@0.1|#env:prod,bare", "statsd:temp:-2|g|T1700000000", "statsd:users:alice|s"},
+			want: []string{"hits 3 {now}", "lat;host=a;env=prod 12.5 {now}", "temp -2 1700000000", "users NaN {now}"},
+		},
+		{
+			name: "a batch over many writes keeps its order",
+			in:   many,
+			want: many,
+			wbuf: 512,
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			sink := plugintest.NewLineSink(t)
+			g, _ := newOutput(t, sink.Addr, func(g *Graphite) {
+				if tc.wbuf > 0 {
+					g.WriteBuffer = tc.wbuf
+				}
+			})
+			connect(t, g)
+			b := parse(t, tc.in...)
+			if tc.modify != nil {
+				tc.modify(b)
+			}
+			from := time.Now().Unix()
+			if err := g.Write(writeCtx(t), b); err != nil {
+				t.Fatalf("Write: %v", err)
+			}
+			to := time.Now().Unix()
+			if !sink.WaitLen(len(tc.want), wait) {
+				t.Fatalf("sink got %d lines, want %d", sink.Len(), len(tc.want))
+			}
+			g.Close()
+			sink.Stop() // reads what is left: nothing more may have come
+			matchLines(t, sink.Lines(), tc.want, from, to)
+		})
+	}
+}
+
+// TestReconnectAfterSinkStop: a Write to a sink that went away fails with
+// ErrNotConnected instead of vanishing into the dead socket, and the same
+// batch written again after a reconnect arrives exactly once.
+func TestReconnectAfterSinkStop(t *testing.T) {
+	sink := plugintest.NewLineSink(t)
+	g, _ := newOutput(t, sink.Addr, func(g *Graphite) { g.WriteBuffer = 512 })
+	connect(t, g)
+	first, second := numbered("first", 1000), numbered("second", 1000)
+	if err := g.Write(writeCtx(t), parse(t, first...)); err != nil {
+		t.Fatalf("Write: %v", err)
+	}
+	if !sink.WaitLen(len(first), wait) {
+		t.Fatalf("sink got %d lines, want %d", sink.Len(), len(first))
+	}
+
+	// Stop drains what was sent and closes the connection; the output sees
+	// the close when it peeks before its first chunk.
+	sink.Stop()
+	b := parse(t, second...)
+	err := g.Write(writeCtx(t), b)
+	if !errors.Is(err, registry.ErrNotConnected) {
+		t.Fatalf("Write to a stopped sink = %v, want an error wrapping ErrNotConnected", err)
+	}
+	if err := g.Write(writeCtx(t), b); !errors.Is(err, registry.ErrNotConnected) {
+		t.Fatalf("Write without reconnecting = %v, want ErrNotConnected", err)
+	}
+
+	if err := sink.Start(); err != nil {
+		t.Fatal(err)
+	}
+	connect(t, g)
+	if err := g.Write(writeCtx(t), b); err != nil {
+		t.Fatalf("Write after reconnect: %v", err)
+	}
+	// a new batch afterwards starts from its first line
+	third := numbered("third", 10)
+	if err := g.Write(writeCtx(t), parse(t, third...)); err != nil {
+		t.Fatalf("Write: %v", err)
+	}
+	want := slices.Concat(first, second, third)
+	if !sink.WaitLen(len(want), wait) {
+		t.Fatalf("sink got %d lines, want %d", sink.Len(), len(want))
+	}
+	g.Close()
+	sink.Stop()
+	if got := sink.Lines(); !slices.Equal(got, want) {
+		t.Fatalf("sink got %d lines, want %d, each once and in order", len(got), len(want))
+	}
+}
+
+// stallServer accepts connections on 127.0.0.1 with a tiny receive buffer
+// and reads from them only when asked, so a writer can be blocked mid-batch.
+type stallServer struct {
+	ln    net.Listener
+	conns chan net.Conn
+}
+
+func newStallServer(t *testing.T) *stallServer {
+	t.Helper()
+	lc := net.ListenConfig{Control: func(_, _ string, rc syscall.RawConn) error {
+		var serr error
+		err := rc.Control(func(fd uintptr) {
+			// inherited by accepted sockets; set before listen so the window is small from the start
+			serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096)
+		})
+		return errors.Join(err, serr)
+	}}
+	ln, err := lc.Listen(t.Context(), "tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &stallServer{ln: ln, conns: make(chan net.Conn, 8)}
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				close(s.conns)
+				return
+			}
+			s.conns <- c
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		for c := range s.conns {
+			c.Close()
+		}
+	})
+	return s
+}
+
+func (s *stallServer) accept(t *testing.T) net.Conn {
+	t.Helper()
+	select {
+	case c := <-s.conns:
+		return c
+	case <-time.After(wait):
+		t.Fatal("no connection")
+		return nil
+	}
+}
+
+// acceptFast accepts a connection that is to be read at full speed: with the
+// tiny inherited buffer the peer would wait on zero-window probes.
+func (s *stallServer) acceptFast(t *testing.T) net.Conn {
+	t.Helper()
+	c := s.accept(t)
+	if err := c.(*net.TCPConn).SetReadBuffer(1 << 20); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// readAll reads c until the writer closes it.
+func readAll(t *testing.T, c net.Conn) string {
+	t.Helper()
+	_ = c.SetReadDeadline(time.Now().Add(wait))
+	data, err := io.ReadAll(c)
+	if err != nil {
+		t.Fatalf("read: %v", err)
+	}
+	c.Close()
+	return string(data)
+}
+
+// TestResumeMidBatch: a batch that fails part way resumes, on the next
+// connection, after the last line the old one took whole; a partial line
+// left on the old connection is sent again whole. A peer close seen before
+// a chunk keeps that resume point.
+func TestResumeMidBatch(t *testing.T) {
+	srv := newStallServer(t)
+	g, _ := newOutput(t, srv.ln.Addr().String(), func(g *Graphite) { g.WriteBuffer = 512 })
+	lines := numbered("resume.me", 20000) // ~600 KB: far more than both socket buffers
+	b := parse(t, lines...)
+
+	// 1. The peer reads nothing: the write blocks and times out part way.
+	connect(t, g)
+	if err := g.conn.(*net.TCPConn).SetWriteBuffer(4096); err != nil {
+		t.Fatal(err)
+	}
+	c1 := srv.accept(t)
+	ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
+	err := g.Write(ctx, b)
+	cancel()
+	if !errors.Is(err, registry.ErrNotConnected) || !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("Write to a stalled peer = %v, want a deadline error wrapping ErrNotConnected", err)
+	}
+	got1 := readAll(t, c1) // everything the kernel took, then EOF: Write closed the connection
+	done := strings.Count(got1, "\n")
+	if done == 0 || done >= len(lines) {
+		t.Fatalf("%d lines went out before the timeout; the test needs a part of the batch", done)
+	}
+	if g.resumeDone != done {
+		t.Fatalf("resume point %d, but the peer got %d whole lines", g.resumeDone, done)
+	}
+	if whole := strings.Join(lines[:done], "\n") + "\n"; !strings.HasPrefix(got1, whole) {
+		t.Fatal("the old connection did not get the first lines of the batch, in order")
+	}
+	if partial := got1[strings.LastIndexByte(got1, '\n')+1:]; !strings.HasPrefix(lines[done], partial) {
+		t.Fatalf("the old connection ends with %q, not a prefix of line %d", partial, done)
+	}
+
+	// 2. The next peer closes at once: the output sees it before its first
+	// chunk and keeps the resume point.
+	connect(t, g)
+	srv.accept(t).Close()
+	deadline := time.Now().Add(wait)
+	for !g.peerClosed() && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond) // until the FIN is in; the kernel usually has it already
+	}
+	if err := g.Write(writeCtx(t), b); !errors.Is(err, registry.ErrNotConnected) {
+		t.Fatalf("Write to a closed peer = %v, want ErrNotConnected", err)
+	}
+	if g.resumeDone != done {
+		t.Fatalf("resume point moved from %d to %d without writing", done, g.resumeDone)
+	}
+
+	// 3. A peer that reads: the rest of the batch, from the cut line on.
+	connect(t, g)
+	c3 := srv.acceptFast(t)
+	got3 := make(chan string, 1)
+	go func() {
+		_ = c3.SetReadDeadline(time.Now().Add(wait))
+		data, _ := io.ReadAll(c3)
+		got3 <- string(data)
+	}()
+	if err := g.Write(writeCtx(t), b); err != nil {
+		t.Fatalf("Write after reconnect: %v", err)
+	}
+	g.Close()
+	if want := strings.Join(lines[done:], "\n") + "\n"; <-got3 != want {
+		t.Fatal("the new connection did not get exactly the rest of the batch")
+	}
+
+	// 4. The same batch once more is a new write: from its first line.
+	connect(t, g)
+	c4 := srv.acceptFast(t)
+	got4 := make(chan string, 1)
+	go func() {
+		_ = c4.SetReadDeadline(time.Now().Add(wait))
+		data, _ := io.ReadAll(c4)
+		got4 <- string(data)
+	}()
+	if err := g.Write(writeCtx(t), b); err != nil {
+		t.Fatalf("Write: %v", err)
+	}
+	g.Close()
+	if want := strings.Join(lines, "\n") + "\n"; <-got4 != want {
+		t.Fatal("a successful batch written again was not sent whole")
+	}
+}
+
+// TestWriteUDP: lines are packed into datagrams of at most max_packet_size,
+// never split; a line too long for one datagram is dropped and counted.
+func TestWriteUDP(t *testing.T) {
+	const maxPacket = 100
+	line := func(n int, tag string) string { // a line of exactly n bytes with its '\n'
+		s := tag + " 1 1700000000"
+		return tag + strings.Repeat("x", n-1-len(s)) + " 1 1700000000"
+	}
+	var mixed []string
+	for i := range 60 {
+		mixed = append(mixed, line(20+(i*37)%81, fmt.Sprintf("m%d.", i))) // 20..100 bytes
+	}
+	for _, tc := range []struct {
+		name      string
+		in        []string
+		want      []string // lines expected, in order
+		wantGrams int      // 0 = don't check
+		oversize  uint64
+	}{
+		{
+			name:      "lines fill datagrams up to the limit",
+			in:        []string{line(50, "a"), line(50, "b"), line(50, "c"), line(100, "d"), line(30, "e")},
+			want:      []string{line(50, "a"), line(50, "b"), line(50, "c"), line(100, "d"), line(30, "e")},
+			wantGrams: 4, // a+b, c, d, e
+		},
+		{
+			name: "mixed sizes",
+			in:   mixed,
+			want: mixed,
+		},
+		{
+			name:     "oversize lines first, between and last are dropped",
+			in:       []string{line(101, "big1"), line(40, "a"), line(500, "big2"), line(40, "b"), line(101, "big3")},
+			want:     []string{line(40, "a"), line(40, "b")},
+			oversize: 3,
+		},
+		{
+			name:     "only an oversize line",
+			in:       []string{line(101, "big")},
+			oversize: 1,
+		},
+		{
+			name: "statsd metrics are rendered",
+			in:   []string{"statsd:hits:3|c|T1700000000", "graphite:g 1 1"},
+			want: []string{"hits 3 1700000000", "g 1 1"},
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			sink := plugintest.NewUDPSink(t)
+			g, m := newOutput(t, sink.Addr, func(g *Graphite) { g.Protocol, g.MaxPacketSize = "udp", maxPacket })
+			connect(t, g)
+			if err := g.Write(writeCtx(t), parse(t, tc.in...)); err != nil {
+				t.Fatalf("Write: %v", err)
+			}
+			// a sentinel batch: once it is in, every datagram before it is too
+			if err := g.Write(writeCtx(t), parse(t, "sentinel 0 0")); err != nil {
+				t.Fatalf("Write: %v", err)
+			}
+			if !sink.WaitLines(len(tc.want)+1, wait) {
+				t.Fatalf("got %q, want %q and the sentinel", sink.Lines(), tc.want)
+			}
+			grams := sink.Datagrams()
+			grams = grams[:len(grams)-1] // the sentinel's
+			var got []string
+			for i, d := range grams {
+				if len(d) > maxPacket {
+					t.Errorf("datagram %d has %d bytes, over %d", i, len(d), maxPacket)
+				}
+				if !strings.HasSuffix(d, "\n") {
+					t.Errorf("datagram %d does not end a line: %q", i, d)
+				}
+				got = append(got, strings.Split(strings.TrimSuffix(d, "\n"), "\n")...)
+				// packed greedily: the next line would not have fitted
+				if i+1 < len(grams) {
+					next, _, _ := strings.Cut(grams[i+1], "\n")
+					if len(d)+len(next)+1 <= maxPacket {
+						t.Errorf("datagram %d (%d bytes) had room for the next line (%d bytes)", i, len(d), len(next)+1)
+					}
+				}
+			}
+			if !slices.Equal(got, tc.want) {
+				t.Errorf("got lines %q\nwant %q", got, tc.want)
+			}
+			if tc.wantGrams > 0 && len(grams) != tc.wantGrams {
+				t.Errorf("%d datagrams, want %d", len(grams), tc.wantGrams)
+			}
+			if v := m.Get("oversize_dropped_total"); v != tc.oversize {
+				t.Errorf("oversize_dropped_total = %d, want %d", v, tc.oversize)
+			}
+		})
+	}
+}
+
+// discardServer accepts connections on 127.0.0.1 and throws their bytes away.
+func discardServer(b *testing.B) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				_, _ = io.Copy(io.Discard, c)
+				c.Close()
+			}()
+		}
+	}()
+	b.Cleanup(func() { ln.Close(); <-done })
+	return ln.Addr().String()
+}
+
+// BenchmarkWriteTCP: a 5000-metric batch of untouched lines to a loopback
+// sink that discards ("ns/line" is per metric).
+func BenchmarkWriteTCP(b *testing.B) {
+	const n = 5000
+	var buf bytes.Buffer
+	for i := range n {
+		fmt.Fprintf(&buf, "bench.output.path.%d %d.5 1700000000\n", i, i)
+	}
+	lines := strings.Split(strings.TrimSuffix(buf.String(), "\n"), "\n")
+	batch := parse(b, lines...)
+	p, _ := registry.Default.Lookup(registry.Outputs, "graphite")
+	g := p.New().(*Graphite)
+	g.Address = discardServer(b)
+	if err := g.Init(registry.Env{Log: zerolog.Nop(), Metrics: plugintest.NewMetrics()}); err != nil {
+		b.Fatal(err)
+	}
+	connect(b, g)
+	defer g.Close()
+	ctx := b.Context()
+	b.ReportAllocs()
+	b.SetBytes(int64(buf.Len()))
+	for b.Loop() {
+		if err := g.Write(ctx, batch); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/line")
+}
