@@ -160,7 +160,7 @@ func (m *Metric) Value() float64 { return m.num }
 func (m *Metric) TimeToken() []byte { return m.ts }
 
 // Time returns the timestamp in Unix seconds, or 0 if the metric has none or it
-// does not parse. Fractional seconds are truncated.
+// does not parse or does not fit an int64. Fractional seconds are truncated.
 func (m *Metric) Time() int64 {
 	if len(m.ts) == 0 {
 		return 0
@@ -169,7 +169,7 @@ func (m *Metric) Time() int64 {
 		return n
 	}
 	f, err := strconv.ParseFloat(unsafeString(m.ts), 64)
-	if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
+	if err != nil || !(f >= math.MinInt64 && f < math.MaxInt64) { // also NaN, ±Inf
 		return 0
 	}
 	return int64(f)
@@ -245,6 +245,8 @@ func (m *Metric) SetRate(tok []byte) {
 }
 
 // SetTags replaces the DogStatsD tags (text after "|#"); nil removes them.
+// On a Graphite metric they are rendered as extra tags (";k=v" by the
+// Graphite appender, after the path's own tags by the StatsD appender).
 func (m *Metric) SetTags(tags []byte) {
 	m.raw = nil
 	m.tags = tags
@@ -317,9 +319,10 @@ func nameLen(p []byte, f Format) int {
 	return len(p)
 }
 
-// parseInt parses a plain optionally-signed decimal integer without allocating.
+// parseInt parses a plain optionally-signed decimal integer without
+// allocating. ok is false for anything else, including an int64 overflow.
 func parseInt(b []byte) (int64, bool) {
-	if len(b) == 0 || len(b) > 19 {
+	if len(b) == 0 {
 		return 0, false
 	}
 	neg := false
@@ -331,16 +334,23 @@ func parseInt(b []byte) (int64, bool) {
 			return 0, false
 		}
 	}
-	var n int64
+	const limit = uint64(1) << 63 // |math.MinInt64|
+	var n uint64
 	for ; i < len(b); i++ {
 		c := b[i] - '0'
-		if c > 9 {
+		if c > 9 || n > limit/10 {
 			return 0, false
 		}
-		n = n*10 + int64(c)
+		n = n*10 + uint64(c)
+		if n > limit {
+			return 0, false
+		}
 	}
 	if neg {
-		n = -n
+		return int64(-n), true // -limit wraps to math.MinInt64
 	}
-	return n, true
+	if n == limit {
+		return 0, false
+	}
+	return int64(n), true
 }

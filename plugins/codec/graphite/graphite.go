@@ -3,11 +3,15 @@
 //
 // Parse keeps the exact input bytes in the metric; Append writes them back
 // unchanged when the metric was not modified, and renders it otherwise. Parse
-// and Append do not allocate.
+// and Append do not allocate (Append only grows dst), bad lines included; the
+// one exception is a number out of float64 range, for which strconv
+// allocates its range error.
 package graphite
 
 import (
+	"bytes"
 	"errors"
+	"github.com/metricsrouter/router/plugins/codec/internal/num"
 	"math"
 	"strconv"
 
@@ -29,30 +33,39 @@ func isBlank(c byte) bool { return c == ' ' || c == '\t' }
 // of line: line must stay unchanged while m is in use.
 //
 // Accepted: three fields separated by runs of spaces or tabs, optional
-// leading/trailing blanks and a trailing '\r' (all kept in Raw). The value must
-// parse as a float (NaN and Inf included, as carbon's float()), the timestamp
-// as an integer or a float. Graphite tags (";k=v") stay part of the path.
+// leading blanks, and trailing blanks and '\r's in any mix, as carbon's
+// strip() allows (all kept in Raw). The value must parse as a float the way
+// strconv.ParseFloat reads it (NaN and Inf included, as carbon's float(); a
+// value out of range becomes ±Inf), the timestamp as an integer or a finite
+// float. Graphite tags (";k=v") stay part of the path. The path may hold any
+// other bytes (NUL, invalid UTF-8): they pass through.
 func Parse(line []byte, m *metric.Metric) error {
 	end := len(line)
-	if end > 0 && line[end-1] == '\r' {
+	for end > 0 && (isBlank(line[end-1]) || line[end-1] == '\r') {
 		end--
 	}
 	i := 0
 	for i < end && isBlank(line[i]) {
 		i++
 	}
-	for end > i && isBlank(line[end-1]) {
-		end--
-	}
 	if i == end {
 		return ErrEmpty
 	}
-	// field 1: path
+	// field 1: path, up to the first blank (found with the vectorised
+	// IndexByte: paths are the longest field); its name ends at the first ';'
 	ps := i
-	for i < end && !isBlank(line[i]) {
-		i++
+	pe := end
+	if k := bytes.IndexByte(line[ps:end], ' '); k >= 0 {
+		pe = ps + k
 	}
-	pe := i
+	if k := bytes.IndexByte(line[ps:pe], '\t'); k >= 0 {
+		pe = ps + k
+	}
+	nl := bytes.IndexByte(line[ps:pe], ';')
+	if nl < 0 {
+		nl = pe - ps
+	}
+	i = pe
 	for i < end && isBlank(line[i]) {
 		i++
 	}
@@ -74,27 +87,17 @@ func Parse(line []byte, m *metric.Metric) error {
 	if vs == ve || ts == te || i != end {
 		return ErrFields
 	}
-	num, err := strconv.ParseFloat(metric.UnsafeString(line[vs:ve]), 64)
-	if err != nil {
-		// ParseFloat reports out-of-range values with err set and ±Inf: carbon accepts them.
-		if !isRangeErr(err) {
-			return ErrValue
-		}
+	// Out-of-range values become ±Inf, as carbon's float() makes them.
+	num, ok := num.ParseFloat(line[vs:ve])
+	if !ok {
+		return ErrValue
 	}
 	if !validTimestamp(line[ts:te]) {
 		return ErrTimestamp
 	}
-	path := line[ps:pe:pe]
-	nl := len(path)
-	for j, c := range path {
-		if c == ';' {
-			nl = j
-			break
-		}
-	}
 	*m = metric.Assemble(&metric.Parts{
 		Raw:     line,
-		Path:    path,
+		Path:    line[ps:pe:pe],
 		NameLen: nl,
 		Value:   line[vs:ve:ve],
 		Num:     num,
@@ -102,11 +105,6 @@ func Parse(line []byte, m *metric.Metric) error {
 		Format:  metric.Graphite,
 	})
 	return nil
-}
-
-func isRangeErr(err error) bool {
-	var ne *strconv.NumError
-	return errors.As(err, &ne) && ne.Err == strconv.ErrRange
 }
 
 func validTimestamp(b []byte) bool {
@@ -124,18 +122,24 @@ func validTimestamp(b []byte) bool {
 			return true
 		}
 	}
-	f, err := strconv.ParseFloat(metric.UnsafeString(b), 64)
-	return err == nil && !math.IsNaN(f) && !math.IsInf(f, 0)
+	f, ok := num.ParseFloat(b)
+	return ok && !math.IsNaN(f) && !math.IsInf(f, 0)
 }
 
 // Append appends m as one Graphite line, terminated by '\n', to dst.
 //
 // An unmodified Graphite metric is written as its original bytes. Anything
 // else is rendered as "path value timestamp": a metric without a timestamp
-// (e.g. one that came in as StatsD) gets now (Unix seconds). A StatsD metric
-// keeps its name and value; Influx-style ",k=v" and DogStatsD "k:v" tags
-// become Graphite ";k=v" tags (bare DogStatsD tags are dropped); type, rate
-// and unknown sections are dropped.
+// (e.g. one that came in as StatsD) gets now (Unix seconds).
+//
+// A StatsD metric keeps its name and value; Influx-style ",k=v" and DogStatsD
+// "k:v" tags become Graphite ";k=v" tags (bare DogStatsD tags and tags with
+// an empty key or value are dropped: Graphite needs both), as do DogStatsD
+// tags set on a Graphite metric with SetTags. Type, rate and unknown sections
+// (including the rest of an Etsy multi-metric line) are dropped. Of a
+// DogStatsD multi-value "1:2:3" only the first value is kept, and a set
+// member that is not a number is written as NaN, which carbon discards: a
+// Graphite line carries one number.
 func Append(dst []byte, m *metric.Metric, now int64) []byte {
 	if raw := m.Raw(); raw != nil && m.Format() == metric.Graphite {
 		dst = append(dst, raw...)
@@ -149,16 +153,12 @@ func Append(dst []byte, m *metric.Metric, now int64) []byte {
 			}
 			dst = append(dst, c)
 		}
-		dst = appendDogTags(dst, m.Tags())
 	} else {
 		dst = append(dst, m.Path()...)
 	}
+	dst = appendDogTags(dst, m.Tags())
 	dst = append(dst, ' ')
-	if v := m.ValueToken(); len(v) > 0 {
-		dst = append(dst, v...)
-	} else {
-		dst = strconv.AppendFloat(dst, m.Value(), 'f', -1, 64)
-	}
+	dst = appendValue(dst, m)
 	dst = append(dst, ' ')
 	if m.Format() == metric.Graphite && len(m.TimeToken()) > 0 {
 		dst = append(dst, m.TimeToken()...)
@@ -170,7 +170,25 @@ func Append(dst []byte, m *metric.Metric, now int64) []byte {
 	return append(dst, '\n')
 }
 
-// appendDogTags turns DogStatsD "k:v,k2:v2,bare" into ";k=v;k2=v2".
+// appendValue writes the value token, or the number when there is no token
+// that Graphite can read (see Append).
+func appendValue(dst []byte, m *metric.Metric) []byte {
+	v := m.ValueToken()
+	if m.Format() == metric.StatsD {
+		if k := bytes.IndexByte(v, ':'); k >= 0 {
+			v = v[:k] // DogStatsD multi-value: the first one
+		}
+		if _, ok := num.ParseFloat(v); !ok {
+			v = nil // a set member such as "user42"
+		}
+	}
+	if len(v) > 0 {
+		return append(dst, v...)
+	}
+	return strconv.AppendFloat(dst, m.Value(), 'f', -1, 64)
+}
+
+// appendDogTags turns DogStatsD "k:v,k2:v2,bare,k3:" into ";k=v;k2=v2".
 func appendDogTags(dst, tags []byte) []byte {
 	for len(tags) > 0 {
 		j := 0
@@ -190,8 +208,8 @@ func appendDogTags(dst, tags []byte) []byte {
 				break
 			}
 		}
-		if k <= 0 {
-			continue // bare tag: Graphite tags need a value
+		if k <= 0 || k == len(tag)-1 {
+			continue // bare tag, or empty key or value: Graphite needs both
 		}
 		dst = append(dst, ';')
 		dst = append(dst, tag[:k]...)
