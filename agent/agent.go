@@ -203,7 +203,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	var ss *statsServer
 	if addr := a.cfg.Agent.StatsAddr; addr != "" {
 		var err error
-		ss, err = startStatsServer(addr, a.stats, a.healthy, a.log)
+		ss, err = startStatsServer(addr, a.stats, a.healthy, a.cfg.Agent.Pprof, a.log)
 		if err != nil {
 			return err
 		}

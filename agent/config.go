@@ -27,6 +27,8 @@ type agentConfig struct {
 	// management_addr: the StatsD-proxy style TCP management interface
 	// (ping, stats, memstats, help, config, health [up|down], status, quit); "" disables.
 	ManagementAddr string `toml:"management_addr"`
+	// pprof: also serve Go's /debug/pprof/ on stats_addr (for profiling; off by default).
+	Pprof bool `toml:"pprof"`
 }
 
 // inputCommon holds the keys every [[inputs.X]] and [[processors.X]] table may have.
@@ -613,7 +615,7 @@ func (l *loader) checkUndecoded() error {
 		}
 		msg := fmt.Sprintf("unknown key %q (typo, or not in this build)", k[len(k)-1])
 		if len(k) == 2 && k[0] == "agent" {
-			msg += "; [agent] has: log_level, log_format, shutdown_timeout, stats_addr, management_addr"
+			msg += "; [agent] has: log_level, log_format, shutdown_timeout, stats_addr, management_addr, pprof"
 		}
 		if len(k) == 1 {
 			msg = fmt.Sprintf("unknown top-level key or table %q; want [agent], [[inputs.*]], [[processors.*]], [[outputs.*]]", k.String())

@@ -45,8 +45,9 @@ type runner struct {
 	space    chan struct{}  // closed (and replaced) when room appears
 	data     chan struct{}  // cap 1: data or close arrived
 
-	stopNow chan struct{} // closed at the hard deadline: give up waiting and writing
-	done    chan struct{} // closed when the loop has ended and Close was called
+	stopNow  chan struct{} // closed at the hard deadline: give up waiting and writing
+	closedCh chan struct{} // closed by close()
+	done     chan struct{} // closed when the loop has ended and Close was called
 
 	up atomic.Bool // destination healthy, as far as the runner knows
 
@@ -61,14 +62,15 @@ type runner struct {
 
 func newRunner(id string, outs []registry.Output, cfg runnerConfig, log zerolog.Logger, m registry.Metrics) *runner {
 	r := &runner{
-		cfg:     cfg,
-		outs:    outs,
-		log:     log,
-		id:      id,
-		space:   make(chan struct{}),
-		data:    make(chan struct{}, 1),
-		stopNow: make(chan struct{}),
-		done:    make(chan struct{}),
+		cfg:      cfg,
+		outs:     outs,
+		log:      log,
+		id:       id,
+		space:    make(chan struct{}),
+		data:     make(chan struct{}, 1),
+		stopNow:  make(chan struct{}),
+		closedCh: make(chan struct{}),
+		done:     make(chan struct{}),
 	}
 	if h, ok := outs[0].(registry.HealthReporter); ok {
 		r.health = h
@@ -283,8 +285,44 @@ func (r *runner) work(ctx context.Context, out registry.Output) {
 	connected := false
 	backoff := r.cfg.RetryInitial
 	var scratch metric.Batch
+	// connect (re)connects; it reports false when the worker must end.
+	connect := func(idle bool) bool {
+		for {
+			cctx, cancel := context.WithTimeout(ctx, connectTimeout(r.cfg))
+			err := out.Connect(cctx)
+			cancel()
+			if err == nil {
+				connected = true
+				r.up.Store(true)
+				r.reconnects.Add(1)
+				r.log.Info().Msg("connected")
+				return true
+			}
+			r.up.Store(false)
+			r.writeErrors.Add(1)
+			if errors.Is(err, registry.ErrFatal) && r.onFatal != nil {
+				r.log.Error().Err(err).Msg("cannot go on")
+				r.onFatal(err)
+			} else {
+				r.log.Warn().Err(err).Dur("retry_in", backoff).Msg("connect failed")
+			}
+			if !r.sleep(&backoff, idle) {
+				return false
+			}
+			if q, c := r.queueLen(); c && (idle || q == 0) {
+				return true // closed while idle: nothing to connect for
+			}
+		}
+	}
 	for {
 		queued, closed := r.queueLen()
+		if !connected && !(closed && queued == 0) {
+			// connect at start and after a failure, before any data
+			if !connect(queued == 0) {
+				return
+			}
+			continue
+		}
 		if queued == 0 {
 			if closed {
 				r.wake()
@@ -320,29 +358,8 @@ func (r *runner) work(ctx context.Context, out registry.Output) {
 		}
 		r.wake() // more queued: let another worker start on it
 		for {
-			if !connected {
-				cctx, cancel := context.WithTimeout(ctx, connectTimeout(r.cfg))
-				err := out.Connect(cctx)
-				cancel()
-				if err == nil {
-					connected = true
-					r.up.Store(true)
-					r.reconnects.Add(1)
-					r.log.Info().Msg("connected")
-				} else {
-					r.up.Store(false)
-					r.writeErrors.Add(1)
-					if errors.Is(err, registry.ErrFatal) && r.onFatal != nil {
-						r.log.Error().Err(err).Msg("cannot go on")
-						r.onFatal(err)
-					} else {
-						r.log.Warn().Err(err).Dur("retry_in", backoff).Msg("connect failed")
-					}
-					if !r.sleep(&backoff) {
-						break
-					}
-					continue
-				}
+			if !connected && !connect(false) {
+				break
 			}
 			wctx, cancel := context.WithTimeout(ctx, r.cfg.WriteTimeout)
 			err := out.Write(wctx, b)
@@ -365,7 +382,7 @@ func (r *runner) work(ctx context.Context, out registry.Output) {
 				connected = false
 			}
 			r.log.Warn().Err(err).Int("count", len(b)).Dur("retry_in", backoff).Msg("write failed, will retry")
-			if !r.sleep(&backoff) {
+			if !r.sleep(&backoff, false) {
 				break
 			}
 		}
@@ -400,16 +417,23 @@ func (r *runner) stop() {
 	}
 }
 
-// sleep waits for the backoff (with ±20 % jitter) and doubles it. It returns
-// false if the hard deadline came first.
-func (r *runner) sleep(backoff *time.Duration) bool {
+// sleep waits for the backoff (with ±20 % jitter) and doubles it. It
+// returns false if the hard deadline came first. With idle set, closing the
+// runner cuts the wait short (nothing is waiting to be written).
+func (r *runner) sleep(backoff *time.Duration, idle bool) bool {
 	d := *backoff
 	j := time.Duration(float64(d) * (0.8 + 0.4*rand.Float64()))
 	t := time.NewTimer(j)
 	defer t.Stop()
 	*backoff = min(2*d, r.cfg.RetryMax)
+	var closed <-chan struct{}
+	if idle {
+		closed = r.closedCh
+	}
 	select {
 	case <-t.C:
+		return true
+	case <-closed:
 		return true
 	case <-r.stopNow:
 		return false
@@ -435,6 +459,9 @@ func (r *runner) logDrops(final bool) {
 // close stops accepting batches; the loop drains the queue and ends.
 func (r *runner) close() {
 	r.mu.Lock()
+	if !r.closed {
+		close(r.closedCh)
+	}
 	r.closed = true
 	close(r.space)
 	r.space = make(chan struct{})

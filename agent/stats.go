@@ -9,6 +9,7 @@ import (
 	"math"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"runtime"
 	"sort"
@@ -198,7 +199,7 @@ type statsServer struct {
 	ln  net.Listener
 }
 
-func startStatsServer(addr string, s *stats, healthy func() bool, log zerolog.Logger) (*statsServer, error) {
+func startStatsServer(addr string, s *stats, healthy func() bool, withPprof bool, log zerolog.Logger) (*statsServer, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("stats_addr %s: %w", addr, err)
@@ -216,11 +217,20 @@ func startStatsServer(addr string, s *stats, healthy func() bool, log zerolog.Lo
 		w.WriteHeader(http.StatusServiceUnavailable)
 		_, _ = io.WriteString(w, "degraded\n")
 	})
+	writeTimeout := 10 * time.Second
+	if withPprof {
+		writeTimeout = 65 * time.Second // /debug/pprof/profile?seconds=60
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
 	srv := &http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       10 * time.Second,
-		WriteTimeout:      10 * time.Second,
+		WriteTimeout:      writeTimeout,
 		IdleTimeout:       60 * time.Second,
 		MaxHeaderBytes:    8 << 10,
 	}

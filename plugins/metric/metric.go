@@ -3,20 +3,22 @@
 //
 // A Metric keeps the exact bytes it was parsed from (Raw). As long as nothing
 // modifies it, an appender writes those bytes back unchanged, so an untouched
-// line leaves the router byte for byte as it arrived. Every setter clears Raw;
-// appenders then render the line from the fields, reusing the original tokens
-// (value, timestamp, rate) for whatever was not changed.
+// line leaves the router byte for byte as it arrived. Every setter re-renders
+// the metric's line in its own format (canonical spacing and section order,
+// the original tokens for everything not changed) and clears Raw; appenders
+// write that line, or convert from the fields to the other format.
 //
 // Only codecs (plugins/codec/...) and the New* constructors build metrics.
-// A Metric's byte slices usually point into a buffer shared by the whole
-// batch: after the last processor, metrics are read-only and shared by all
-// outputs, so nobody may write through the slices a getter returns.
+// A Metric's bytes usually live in a buffer shared by the whole batch: after
+// the last processor, metrics are read-only and shared by all outputs, so
+// nobody may write through the slices a getter returns.
 package metric
 
 import (
 	"math"
 	"strconv"
 	"time"
+	"unsafe"
 )
 
 // Format is the wire format a metric was parsed from.
@@ -90,18 +92,44 @@ func ParseType(b []byte) (t Type, ok bool) {
 // Metric is one Graphite or StatsD line. The zero value is an empty metric of
 // FormatNone. Metrics are passed by value inside a Batch; use pointers into the
 // batch (&b[i]) to read or modify them in place.
+//
+// A Metric holds a single reference: buf, whose first lineEnd bytes are the
+// line (the exact input, or a rendering after a change) and which may hold,
+// after the line, fields the line's format has no place for (e.g. DogStatsD
+// tags set on a Graphite metric). Fields are spans of buf. One pointer per
+// metric keeps queued metrics cheap for the garbage collector and writes into
+// a batch free of write barriers but one.
 type Metric struct {
-	raw     []byte  // exact input line without its '\n'; nil once modified
-	path    []byte  // name plus key-bearing tags (Graphite ";k=v", Influx ",k=v")
-	value   []byte  // value token (Graphite value, StatsD value incl. "+3", set member)
-	ts      []byte  // Graphite timestamp token; StatsD "|T" section value
-	rate    []byte  // StatsD sample rate token without '@'
-	tags    []byte  // DogStatsD tags without the leading "|#"
-	ext     []byte  // unknown StatsD sections, verbatim, each with its leading '|'
+	buf     []byte
 	num     float64 // parsed value (NaN for StatsD sets)
-	nameLen int32   // len of the name part of path
+	path    span    // name plus key-bearing tags (Graphite ";k=v", Influx ",k=v")
+	value   span    // value token (Graphite value, StatsD value incl. "+3", set member)
+	ts      span    // Graphite timestamp token; StatsD "|T" section value
+	rate    span    // StatsD sample rate token without '@'
+	tags    span    // DogStatsD tags without the leading "|#"
+	ext     span    // unknown StatsD sections, verbatim, each with its leading '|'
+	typTok  span    // StatsD type token
+	lineEnd uint32  // buf[:lineEnd] is the line
+	nameLen uint32  // len of the name part of path
 	format  Format
 	typ     Type
+	flags   uint8
+}
+
+const (
+	flagModified uint8 = 1 << iota // buf is a rendering, not the input
+	flagTags                       // tags present (possibly empty: "|#")
+)
+
+// span is a field's place in Metric.buf.
+type span struct{ off, n uint32 }
+
+func (s span) of(b []byte) []byte {
+	if s.n == 0 {
+		return nil
+	}
+	e := s.off + s.n
+	return b[s.off:e:e]
 }
 
 // Batch is a slice of metrics: the unit that channels and queues carry.
@@ -109,6 +137,8 @@ type Batch []Metric
 
 // Parts is the exploded form codecs fill in and hand to Assemble. It exists so
 // that codecs in other packages can build a Metric without exported fields.
+// Every part should be a sub-slice of Raw (they are then referenced, not
+// copied); a part outside Raw is copied after it.
 type Parts struct {
 	Raw     []byte
 	Path    []byte
@@ -125,15 +155,69 @@ type Parts struct {
 
 // Assemble builds a metric from parts. It validates nothing: only codecs call it.
 func Assemble(p *Parts) Metric {
-	return Metric{
-		raw: p.Raw, path: p.Path, nameLen: int32(p.NameLen), value: p.Value, num: p.Num,
-		ts: p.Time, rate: p.Rate, tags: p.Tags, ext: p.Ext, format: p.Format, typ: p.Type,
+	m := Metric{buf: p.Raw, num: p.Num, lineEnd: uint32(len(p.Raw)), nameLen: uint32(p.NameLen), format: p.Format, typ: p.Type}
+	if p.Tags != nil {
+		m.flags |= flagTags
 	}
+	var ok bool
+	if len(p.Raw) > 0 {
+		base := uintptr(unsafe.Pointer(unsafe.SliceData(p.Raw)))
+		end := base + uintptr(len(p.Raw))
+		ok = true
+		in := func(part []byte, sp *span) {
+			if len(part) == 0 {
+				return
+			}
+			q := uintptr(unsafe.Pointer(unsafe.SliceData(part)))
+			if q < base || q+uintptr(len(part)) > end {
+				ok = false
+				return
+			}
+			*sp = span{uint32(q - base), uint32(len(part))}
+		}
+		in(p.Path, &m.path)
+		in(p.Value, &m.value)
+		in(p.Time, &m.ts)
+		in(p.Rate, &m.rate)
+		in(p.Tags, &m.tags)
+		in(p.Ext, &m.ext)
+	}
+	if !ok {
+		// some part lies outside Raw: copy them all after the line
+		extra := append(make([]byte, 0, len(p.Raw)+len(p.Path)+len(p.Value)+len(p.Time)+len(p.Rate)+len(p.Tags)+len(p.Ext)), p.Raw...)
+		put := func(part []byte) span {
+			if len(part) == 0 {
+				return span{}
+			}
+			o := len(extra)
+			extra = append(extra, part...)
+			return span{uint32(o), uint32(len(part))}
+		}
+		m.path, m.value, m.ts, m.rate, m.tags, m.ext = put(p.Path), put(p.Value), put(p.Time), put(p.Rate), put(p.Tags), put(p.Ext)
+		m.buf = extra[:len(extra):len(extra)]
+	}
+	if p.Format == StatsD && p.Type != Untyped && ok {
+		if i := int(m.value.off + m.value.n); i < len(p.Raw) && p.Raw[i] == '|' {
+			m.typTok = span{uint32(i + 1), uint32(len(p.Type.String()))}
+		}
+	}
+	return m
 }
 
 // Raw returns the exact bytes the metric was parsed from (without the line
 // terminator), or nil if it has been modified or was built by a constructor.
-func (m *Metric) Raw() []byte { return m.raw }
+func (m *Metric) Raw() []byte {
+	if m.flags&flagModified != 0 {
+		return nil
+	}
+	return m.buf[:m.lineEnd:m.lineEnd]
+}
+
+// Line returns the metric's current line in its own format, without the line
+// terminator: the input bytes while unmodified, its rendering after a change
+// (canonical form: single spaces; StatsD sections in the order rate, tags,
+// time, unknown). A Graphite metric without timestamp has a two-field line.
+func (m *Metric) Line() []byte { return m.buf[:m.lineEnd:m.lineEnd] }
 
 // Format returns the wire format the metric came in.
 func (m *Metric) Format() Format { return m.format }
@@ -142,34 +226,45 @@ func (m *Metric) Format() Format { return m.format }
 // ";k=v" tags and Influx-style ",k=v" StatsD tags. It is the consistent-hash key
 // of both protocols (Graphite: the line up to the first space; StatsD: the text
 // before the first ':').
-func (m *Metric) Path() []byte { return m.path }
+func (m *Metric) Path() []byte { return m.path.of(m.buf) }
 
 // Name returns the metric name without any tags.
-func (m *Metric) Name() []byte { return m.path[:m.nameLen] }
+func (m *Metric) Name() []byte {
+	e := m.path.off + m.nameLen
+	return m.buf[m.path.off:e:e]
+}
 
 // PathTags returns the tag part of Path, starting with its ';' or ',', or nil.
-func (m *Metric) PathTags() []byte { return m.path[m.nameLen:] }
+func (m *Metric) PathTags() []byte {
+	if m.nameLen == m.path.n {
+		return nil
+	}
+	e := m.path.off + m.path.n
+	return m.buf[m.path.off+m.nameLen : e : e]
+}
 
 // ValueToken returns the value exactly as received ("1.5", "+3", "-2", a set member).
-func (m *Metric) ValueToken() []byte { return m.value }
+func (m *Metric) ValueToken() []byte { return m.value.of(m.buf) }
 
 // Value returns the numeric value; NaN for a StatsD set member that is not a number.
 func (m *Metric) Value() float64 { return m.num }
 
 // TimeToken returns the timestamp token (Graphite field 3, StatsD "|T"), or nil.
-func (m *Metric) TimeToken() []byte { return m.ts }
+func (m *Metric) TimeToken() []byte { return m.ts.of(m.buf) }
 
 // Time returns the timestamp in Unix seconds, or 0 if the metric has none or it
 // does not parse or does not fit an int64. Fractional seconds are truncated.
 func (m *Metric) Time() int64 {
-	if len(m.ts) == 0 {
+	ts := m.TimeToken()
+	if len(ts) == 0 {
 		return 0
 	}
-	if n, ok := parseInt(m.ts); ok {
+	if n, ok := parseInt(ts); ok {
 		return n
 	}
-	f, err := strconv.ParseFloat(unsafeString(m.ts), 64)
-	if err != nil || !(f >= math.MinInt64 && f < math.MaxInt64) { // also NaN, ±Inf
+	f, err := strconv.ParseFloat(unsafeString(ts), 64)
+	// float64(MaxInt64) rounds up to 2^63, which does not fit: hence >=
+	if err != nil || math.IsNaN(f) || f >= math.MaxInt64 || f < math.MinInt64 {
 		return 0
 	}
 	return int64(f)
@@ -179,14 +274,15 @@ func (m *Metric) Time() int64 {
 func (m *Metric) Type() Type { return m.typ }
 
 // RateToken returns the StatsD sample-rate token without '@', or nil.
-func (m *Metric) RateToken() []byte { return m.rate }
+func (m *Metric) RateToken() []byte { return m.rate.of(m.buf) }
 
 // Rate returns the sample rate, or 0 when absent.
 func (m *Metric) Rate() float64 {
-	if len(m.rate) == 0 {
+	r := m.RateToken()
+	if len(r) == 0 {
 		return 0
 	}
-	f, err := strconv.ParseFloat(unsafeString(m.rate), 64)
+	f, err := strconv.ParseFloat(unsafeString(r), 64)
 	if err != nil {
 		return 0
 	}
@@ -194,83 +290,195 @@ func (m *Metric) Rate() float64 {
 }
 
 // Tags returns DogStatsD tags (the text after "|#", order kept), or nil.
-func (m *Metric) Tags() []byte { return m.tags }
+func (m *Metric) Tags() []byte {
+	if m.flags&flagTags == 0 {
+		return nil
+	}
+	if m.tags.n == 0 {
+		return m.buf[m.lineEnd:m.lineEnd:m.lineEnd] // present but empty ("|#")
+	}
+	return m.tags.of(m.buf)
+}
 
 // Ext returns unknown StatsD sections, verbatim, each with its leading '|'.
-func (m *Metric) Ext() []byte { return m.ext }
+func (m *Metric) Ext() []byte { return m.ext.of(m.buf) }
 
-// Modified reports whether the metric has to be rendered from its fields.
-func (m *Metric) Modified() bool { return m.raw == nil }
+// Modified reports whether the metric's line is a rendering, not the input
+// (also true for the zero Metric, which has no input).
+func (m *Metric) Modified() bool { return m.flags&flagModified != 0 || m.buf == nil }
 
-// SetPath replaces name and key tags. p is used as is (not copied): the
-// caller must not change it afterwards. The name ends at the first ';'
-// (Graphite) or ',' (StatsD).
+// fields are a metric's parts as views into its buf, for a rebuild.
+type fields struct {
+	prefix                           []byte // rendered before path, as part of it
+	path, value, ts, rate, tags, ext []byte
+	hasTags                          bool
+}
+
+func (m *Metric) fields() fields {
+	return fields{path: m.Path(), value: m.ValueToken(), ts: m.TimeToken(), rate: m.RateToken(),
+		tags: m.Tags(), ext: m.Ext(), hasTags: m.flags&flagTags != 0}
+}
+
+// rebuild renders f in m's format at the end of dst (which it returns) and
+// makes m point into that rendering. The parts of f may point into m's
+// old buffer: it is not written to.
+func (m *Metric) rebuild(dst []byte, f *fields) []byte {
+	s := len(dst)
+	put := func(b []byte) span {
+		if len(b) == 0 {
+			return span{}
+		}
+		o := len(dst) - s
+		dst = append(dst, b...)
+		return span{uint32(o), uint32(len(b))}
+	}
+	var n Metric
+	n.num, n.format, n.typ, n.flags = m.num, m.format, m.typ, flagModified
+	if f.hasTags {
+		n.flags |= flagTags
+	}
+	putPath := func() span {
+		o := len(dst) - s
+		dst = append(dst, f.prefix...)
+		dst = append(dst, f.path...)
+		return span{uint32(o), uint32(len(f.prefix) + len(f.path))}
+	}
+	switch m.format {
+	case StatsD:
+		n.path = putPath()
+		dst = append(dst, ':')
+		n.value = put(f.value)
+		dst = append(dst, '|')
+		tt := n.typ
+		if tt == Untyped {
+			tt = Gauge // the line needs a type; Type() stays Untyped for appenders
+		}
+		n.typTok = put([]byte(tt.String()))
+		multi := len(f.ext) > 0 && f.ext[0] == ':'
+		if multi {
+			n.ext = put(f.ext) // Etsy multi-metric remainder follows the type
+		}
+		if len(f.rate) > 0 {
+			dst = append(dst, "|@"...)
+			n.rate = put(f.rate)
+		}
+		if f.hasTags {
+			dst = append(dst, "|#"...)
+			n.tags = put(f.tags)
+		}
+		if len(f.ts) > 0 {
+			dst = append(dst, "|T"...)
+			n.ts = put(f.ts)
+		}
+		if !multi {
+			n.ext = put(f.ext)
+		}
+		n.lineEnd = uint32(len(dst) - s)
+	default:
+		n.path = putPath()
+		if m.format == Graphite || len(f.value) > 0 {
+			dst = append(dst, ' ')
+			n.value = put(f.value)
+		}
+		if len(f.ts) > 0 {
+			dst = append(dst, ' ')
+			n.ts = put(f.ts)
+		}
+		n.lineEnd = uint32(len(dst) - s)
+		// fields a Graphite line has no place for are kept after it
+		n.rate = put(f.rate)
+		n.tags = put(f.tags)
+		n.ext = put(f.ext)
+	}
+	n.buf = dst[s:len(dst):len(dst)]
+	n.nameLen = uint32(nameLen(n.path.of(n.buf), m.format))
+	*m = n
+	return dst
+}
+
+// SetPath replaces name and key tags (the name ends at the first ';' for
+// Graphite, ',' for StatsD). The metric is re-rendered into a new buffer; p
+// is copied.
 func (m *Metric) SetPath(p []byte) {
-	m.raw = nil
-	m.path = p
-	m.nameLen = int32(nameLen(p, m.format))
+	f := m.fields()
+	f.path = p
+	m.rebuild(nil, &f)
+}
+
+// PrefixPath prepends prefix to the path, rendering the metric at the end of
+// arena, and returns the grown arena: processors give one arena to a whole
+// batch so that renaming costs one allocation per batch, not per metric.
+func (m *Metric) PrefixPath(arena, prefix []byte) []byte {
+	f := m.fields()
+	f.prefix = prefix
+	return m.rebuild(arena, &f)
 }
 
 // SetValue sets the numeric value, rendering its token in the shortest form
-// that parses back to v. It allocates; hot paths use SetValueToken.
+// that parses back to v.
 func (m *Metric) SetValue(v float64) {
-	m.raw = nil
-	m.num = v
-	m.value = strconv.AppendFloat(nil, v, 'f', -1, 64)
+	m.SetValueToken(strconv.AppendFloat(nil, v, 'f', -1, 64), v)
 }
 
-// SetValueToken sets the value token and its numeric value. tok is used as is.
+// SetValueToken sets the value token and its numeric value; an empty token
+// renders v.
 func (m *Metric) SetValueToken(tok []byte, v float64) {
-	m.raw = nil
-	m.value = tok
+	if len(tok) == 0 {
+		tok = strconv.AppendFloat(nil, v, 'f', -1, 64)
+	}
+	f := m.fields()
+	f.value = tok
 	m.num = v
+	m.rebuild(nil, &f)
 }
 
-// SetTime sets the timestamp (Unix seconds). It allocates the token.
+// SetTime sets the timestamp (Unix seconds).
 func (m *Metric) SetTime(t time.Time) {
-	m.raw = nil
-	m.ts = strconv.AppendInt(nil, t.Unix(), 10)
+	m.SetTimeToken(strconv.AppendInt(nil, t.Unix(), 10))
 }
 
-// SetTimeToken sets the timestamp token. tok is used as is.
+// SetTimeToken sets the timestamp token; nil removes it.
 func (m *Metric) SetTimeToken(tok []byte) {
-	m.raw = nil
-	m.ts = tok
+	f := m.fields()
+	f.ts = tok
+	m.rebuild(nil, &f)
 }
 
 // SetRate sets the StatsD sample-rate token (without '@'); nil removes it.
 func (m *Metric) SetRate(tok []byte) {
-	m.raw = nil
-	m.rate = tok
+	f := m.fields()
+	f.rate = tok
+	m.rebuild(nil, &f)
 }
 
 // SetTags replaces the DogStatsD tags (text after "|#"); nil removes them.
-// On a Graphite metric they are rendered as extra tags (";k=v" by the
-// Graphite appender, after the path's own tags by the StatsD appender).
+// On a Graphite metric they are kept beside the line and rendered as extra
+// tags (";k=v" by the Graphite appender, after the path's own tags by the
+// StatsD appender).
 func (m *Metric) SetTags(tags []byte) {
-	m.raw = nil
-	m.tags = tags
+	f := m.fields()
+	f.tags, f.hasTags = tags, tags != nil
+	m.rebuild(nil, &f)
 }
 
 // SetType sets the StatsD type.
 func (m *Metric) SetType(t Type) {
-	m.raw = nil
+	f := m.fields()
 	m.typ = t
+	m.rebuild(nil, &f)
 }
 
-// NewGraphite builds a Graphite metric. It allocates its tokens; it is meant
-// for inputs that do not parse lines (HTTP, self-metrics), not for hot paths
-// that can use the codec.
+// NewGraphite builds a Graphite metric. It allocates; it is meant for inputs
+// that do not parse lines (HTTP, self-metrics), not for hot paths that can
+// use the codec.
 func NewGraphite(path string, value float64, ts time.Time) Metric {
-	p := []byte(path)
-	return Metric{
-		path:    p,
-		nameLen: int32(nameLen(p, Graphite)),
-		value:   strconv.AppendFloat(nil, value, 'f', -1, 64),
-		num:     value,
-		ts:      strconv.AppendInt(nil, ts.Unix(), 10),
-		format:  Graphite,
-	}
+	m := Metric{format: Graphite, num: value}
+	m.rebuild(nil, &fields{
+		path:  []byte(path),
+		value: strconv.AppendFloat(nil, value, 'f', -1, 64),
+		ts:    strconv.AppendInt(nil, ts.Unix(), 10),
+	})
+	return m
 }
 
 // StatsDSpec describes a StatsD metric for NewStatsD.
@@ -285,24 +493,18 @@ type StatsDSpec struct {
 // NewStatsD builds a StatsD metric from a spec. It allocates; meant for inputs
 // such as HTTP that build metrics from request fields.
 func NewStatsD(s StatsDSpec) Metric {
-	p := []byte(s.Path)
-	m := Metric{
-		path:    p,
-		nameLen: int32(nameLen(p, StatsD)),
-		value:   []byte(s.Value),
-		typ:     s.Type,
-		format:  StatsD,
-		num:     math.NaN(),
-	}
+	m := Metric{format: StatsD, typ: s.Type, num: math.NaN()}
 	if f, err := strconv.ParseFloat(s.Value, 64); err == nil {
 		m.num = f
 	}
+	f := fields{path: []byte(s.Path), value: []byte(s.Value)}
 	if s.Rate > 0 && s.Rate != 1 {
-		m.rate = strconv.AppendFloat(nil, s.Rate, 'g', -1, 64)
+		f.rate = strconv.AppendFloat(nil, s.Rate, 'g', -1, 64)
 	}
 	if s.Tags != "" {
-		m.tags = []byte(s.Tags)
+		f.tags, f.hasTags = []byte(s.Tags), true
 	}
+	m.rebuild(nil, &f)
 	return m
 }
 

@@ -141,8 +141,9 @@ func validTimestamp(b []byte) bool {
 // member that is not a number is written as NaN, which carbon discards: a
 // Graphite line carries one number.
 func Append(dst []byte, m *metric.Metric, now int64) []byte {
-	if raw := m.Raw(); raw != nil && m.Format() == metric.Graphite {
-		dst = append(dst, raw...)
+	if m.Format() == metric.Graphite && m.Tags() == nil && len(m.TimeToken()) > 0 {
+		// the input bytes, or the metric's own rendering after a change
+		dst = append(dst, m.Line()...)
 		return append(dst, '\n')
 	}
 	if m.Format() == metric.StatsD {

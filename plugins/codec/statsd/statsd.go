@@ -193,8 +193,9 @@ func allDigits(b []byte) bool {
 // timestamp is dropped (StatsD backends stamp at flush). Parsed Graphite
 // metrics have no type, so they become as, or gauges.
 func Append(dst []byte, m *metric.Metric, as metric.Type) []byte {
-	if raw := m.Raw(); raw != nil && m.Format() == metric.StatsD {
-		dst = append(dst, raw...)
+	if m.Format() == metric.StatsD && m.Type() != metric.Untyped {
+		// the input bytes, or the metric's own rendering after a change
+		dst = append(dst, m.Line()...)
 		return append(dst, '\n')
 	}
 	graphite := m.Format() == metric.Graphite

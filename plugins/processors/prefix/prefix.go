@@ -21,6 +21,8 @@ func init() {
 // Prefix is the processors.prefix plugin.
 type Prefix struct {
 	Prefix string `toml:"prefix"`
+
+	prefix []byte
 }
 
 // Init validates the prefix.
@@ -33,21 +35,20 @@ func (p *Prefix) Init(registry.Env) error {
 	if strings.ContainsAny(p.Prefix, " \t\n\r:|;,") {
 		return errors.New("prefix: must not contain blanks, ':', '|', ';' or ','")
 	}
+	p.prefix = []byte(p.Prefix)
 	return nil
 }
 
-// Process prepends the prefix to every metric's path.
+// Process prepends the prefix to every metric's path. The batch's new lines
+// share one arena, sized for all of them.
 func (p *Prefix) Process(b metric.Batch) metric.Batch {
 	n := 0
 	for i := range b {
-		n += len(p.Prefix) + len(b[i].Path())
+		n += len(p.Prefix) + len(b[i].Line()) + len(b[i].Tags()) + 8
 	}
 	arena := make([]byte, 0, n)
 	for i := range b {
-		s := len(arena)
-		arena = append(arena, p.Prefix...)
-		arena = append(arena, b[i].Path()...)
-		b[i].SetPath(arena[s:len(arena):len(arena)])
+		arena = b[i].PrefixPath(arena, p.prefix)
 	}
 	return b
 }
