@@ -8,6 +8,13 @@
 // reconnecting and retrying with backoff. So a batch is queued in every
 // output's buffer when Emit returns, which is when a gateway may acknowledge.
 //
+// Reload (SIGHUP, -watch-config): the new file is loaded and every plugin
+// initialised first; any error leaves the running pipeline untouched. Then
+// outputs whose configuration is unchanged keep their runner (queue,
+// connections), new ones start, the pipeline (processors, rings) is swapped
+// atomically, inputs whose table is unchanged keep running (and their
+// sockets), and removed outputs drain their queue before they close.
+//
 // Shutdown: inputs stop reading and emit what they read; runners then drain
 // their queues until empty or until [agent] shutdown_timeout; the summary
 // log says what each output wrote, dropped and left. Run exits non-zero if
@@ -18,6 +25,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"reflect"
 	"sync"
 	"sync/atomic"
@@ -30,59 +38,110 @@ import (
 
 // Agent is a running configuration.
 type Agent struct {
-	cfg     *Config
 	log     zerolog.Logger
 	stats   *stats
 	pipe    atomic.Pointer[pipeline]
-	runners []*runner
-	inputs  []*inputRun
 	stopNow chan struct{}
 	fatal   chan error // an output that cannot go on (registry.ErrFatal)
 	started time.Time
 	// draining is set by the management command "health down": /healthz and
 	// "health" then report down, so load balancers move traffic away.
 	draining atomic.Bool
+
+	reg      *registry.Registry
+	reloadCh chan struct{}
+
+	mu      sync.Mutex // guards what reload changes, for the management interface
+	cfg     *Config
+	runners []*runner          // current runners, configuration order
+	byPrint map[string]*runner // current runners by fingerprint
+	retired []*runner          // removed by a reload, draining
+	inputs  []*inputRun
+
+	// run state
+	rctx     context.Context
+	rwg      sync.WaitGroup
+	ictx     context.Context
+	inputErr chan error
 }
 
 type inputRun struct {
-	inst *instance
-	in   registry.Input
-	em   *emitter
-	log  zerolog.Logger
+	inst   *instance
+	in     registry.Input
+	em     *emitter
+	log    zerolog.Logger
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// generation is what a configuration builds: the pipeline and the runners
+// and inputs it needs, reusing those of the running generation that did not
+// change.
+type generation struct {
+	cfg        *Config
+	pipe       *pipeline
+	runners    []*runner
+	byPrint    map[string]*runner
+	newRunners []*runner
+	inputs     []*inputRun
+	newInputs  []*inputRun
 }
 
 // New builds an agent from a loaded configuration: it creates every plugin's
 // Env, calls Init, and wires the runners. It opens nothing.
 func New(cfg *Config, log zerolog.Logger) (*Agent, error) {
-	a := &Agent{cfg: cfg, log: log, stats: newStats(), stopNow: make(chan struct{}), fatal: make(chan error, 1)}
-	p := &pipeline{}
+	a := &Agent{log: log, stats: newStats(), stopNow: make(chan struct{}), fatal: make(chan error, 1),
+		reloadCh: make(chan struct{}, 1), byPrint: map[string]*runner{}, inputErr: make(chan error, 64)}
+	g, err := a.build(cfg)
+	if err != nil {
+		return nil, err
+	}
+	a.cfg, a.runners, a.byPrint, a.inputs = g.cfg, g.runners, g.byPrint, g.inputs
+	a.pipe.Store(g.pipe)
+	return a, nil
+}
+
+// build makes a generation for cfg. Runners and inputs of the current
+// generation with the same fingerprint are reused, not re-initialised.
+func (a *Agent) build(cfg *Config) (*generation, error) {
+	g := &generation{cfg: cfg, pipe: &pipeline{}, byPrint: map[string]*runner{}}
 	for _, pi := range cfg.Processors {
-		if err := a.initPlugin(pi); err != nil {
+		if err := a.initPlugin(cfg, pi); err != nil {
 			return nil, err
 		}
-		p.procs = append(p.procs, pi.Plugin.(registry.Processor))
+		g.pipe.procs = append(g.pipe.procs, pi.Plugin.(registry.Processor))
 	}
 	for _, oi := range cfg.Outputs {
-		n, err := a.buildOutput(oi)
+		n, err := a.buildOutput(g, oi)
 		if err != nil {
 			return nil, err
 		}
-		p.outs = append(p.outs, n)
+		g.pipe.outs = append(g.pipe.outs, n)
 	}
-	a.pipe.Store(p)
+	old := map[string]*inputRun{}
+	for _, ir := range a.inputs {
+		old[ir.inst.Fingerprint] = ir
+	}
 	for _, ii := range cfg.Inputs {
-		if err := a.initPlugin(ii); err != nil {
+		if ir, ok := old[ii.Fingerprint]; ok {
+			delete(old, ii.Fingerprint)
+			g.inputs = append(g.inputs, ir)
+			continue
+		}
+		if err := a.initPlugin(cfg, ii); err != nil {
 			return nil, err
 		}
 		m := a.stats.forInstance("inputs."+ii.Name, ii.ID)
-		a.inputs = append(a.inputs, &inputRun{
+		ir := &inputRun{
 			inst: ii,
 			in:   ii.Plugin.(registry.Input),
 			em:   &emitter{p: &a.pipe, received: m.Counter("received_total", "Metrics this input emitted into the pipeline.")},
 			log:  a.pluginLog(ii),
-		})
+		}
+		g.inputs = append(g.inputs, ir)
+		g.newInputs = append(g.newInputs, ir)
 	}
-	return a, nil
+	return g, nil
 }
 
 func (a *Agent) pluginLog(in *instance) zerolog.Logger {
@@ -99,7 +158,7 @@ func (a *Agent) pluginLog(in *instance) zerolog.Logger {
 	return l
 }
 
-func (a *Agent) initPlugin(in *instance) error {
+func (a *Agent) initPlugin(cfg *Config, in *instance) error {
 	if ini, ok := in.Plugin.(registry.Initializer); ok {
 		env := registry.Env{
 			ID:      in.ID,
@@ -108,36 +167,17 @@ func (a *Agent) initPlugin(in *instance) error {
 			Metrics: a.stats.forInstance(string(in.Kind)+"."+in.Name, in.ID),
 		}
 		if err := ini.Init(env); err != nil {
-			return &configError{file: a.cfg.File, line: in.Line, table: in.Table, msg: err.Error()}
+			return &configError{file: cfg.File, line: in.Line, table: in.Table, msg: err.Error()}
 		}
 	}
 	return nil
 }
 
-func (a *Agent) buildOutput(oi *instance) (node, error) {
-	// workers > 1: copies of the decoded configuration, made before Init
-	var copies []any
-	if _, isDist := oi.Plugin.(registry.Distributor); !isDist {
-		for i := 1; i < oi.Out.Workers; i++ {
-			copies = append(copies, clonePlugin(oi.Plugin))
-		}
-	}
-	if err := a.initPlugin(oi); err != nil {
-		return nil, err
-	}
-	outs := []registry.Output{}
-	if o, ok := oi.Plugin.(registry.Output); ok {
-		outs = append(outs, o)
-	}
-	for _, c := range copies {
-		ci := *oi
-		ci.Plugin = c
-		if err := a.initPlugin(&ci); err != nil {
+func (a *Agent) buildOutput(g *generation, oi *instance) (node, error) {
+	if d, ok := oi.Plugin.(registry.Distributor); ok {
+		if err := a.initPlugin(g.cfg, oi); err != nil {
 			return nil, err
 		}
-		outs = append(outs, c.(registry.Output))
-	}
-	if d, ok := oi.Plugin.(registry.Distributor); ok {
 		m := a.stats.forInstance("outputs."+oi.Name, oi.ID)
 		dn := &distNode{
 			d:      d,
@@ -152,13 +192,36 @@ func (a *Agent) buildOutput(oi *instance) (node, error) {
 			if be != nil && be.BestEffort(i) {
 				t.Out.Overflow = "drop_oldest"
 			}
-			n, err := a.buildOutput(t)
+			n, err := a.buildOutput(g, t)
 			if err != nil {
 				return nil, err
 			}
 			dn.targets = append(dn.targets, n)
 		}
 		return dn, nil
+	}
+	if r, ok := a.byPrint[oi.Fingerprint]; ok {
+		// unchanged: keep its queue, connections and counters
+		g.runners = append(g.runners, r)
+		g.byPrint[oi.Fingerprint] = r
+		return r, nil
+	}
+	// workers > 1: copies of the decoded configuration, made before Init
+	var copies []any
+	for i := 1; i < oi.Out.Workers; i++ {
+		copies = append(copies, clonePlugin(oi.Plugin))
+	}
+	if err := a.initPlugin(g.cfg, oi); err != nil {
+		return nil, err
+	}
+	outs := []registry.Output{oi.Plugin.(registry.Output)}
+	for _, c := range copies {
+		ci := *oi
+		ci.Plugin = c
+		if err := a.initPlugin(g.cfg, &ci); err != nil {
+			return nil, err
+		}
+		outs = append(outs, c.(registry.Output))
 	}
 	o := oi.Out
 	r := newRunner(oi.ID, outs, runnerConfig{
@@ -176,7 +239,9 @@ func (a *Agent) buildOutput(oi *instance) (node, error) {
 	if r.spec == "" {
 		r.spec, _ = addressOf(oi.Plugin)
 	}
-	a.runners = append(a.runners, r)
+	g.runners = append(g.runners, r)
+	g.newRunners = append(g.newRunners, r)
+	g.byPrint[oi.Fingerprint] = r
 	return r, nil
 }
 
@@ -188,22 +253,57 @@ type Summary struct {
 	InputsReceived, OutputsOffered uint64
 }
 
+// Reload asks a running agent to reload its configuration file (what SIGHUP
+// does). It returns at once; the outcome is logged.
+func (a *Agent) Reload() {
+	select {
+	case a.reloadCh <- struct{}{}:
+	default:
+	}
+}
+
+func (a *Agent) startRunner(r *runner) {
+	a.rwg.Add(1)
+	go func() {
+		defer a.rwg.Done()
+		r.run(a.rctx)
+	}()
+}
+
+func (a *Agent) startInput(ir *inputRun) {
+	ctx, cancel := context.WithCancel(a.ictx)
+	ir.cancel, ir.done = cancel, make(chan struct{})
+	go func() {
+		defer close(ir.done)
+		if err := ir.in.Run(ctx, ir.em); err != nil && !errors.Is(err, context.Canceled) {
+			ir.log.Error().Err(err).Msg("input failed")
+			select {
+			case a.inputErr <- fmt.Errorf("%s: %w", ir.inst.label(), err):
+			default:
+			}
+		}
+	}()
+}
+
 // Run starts everything and blocks until ctx is cancelled (SIGINT/SIGTERM)
 // or an input fails. It then shuts down in order and returns an error if
-// an input failed or anything was left unsent.
-func (a *Agent) Run(ctx context.Context) error {
+// an input failed or anything was left unsent. watch > 0 polls the
+// configuration file that often and reloads it when it changes.
+func (a *Agent) Run(ctx context.Context) error { return a.RunWatch(ctx, 0) }
+
+// RunWatch is Run with a configuration-file watch interval (0 = none).
+func (a *Agent) RunWatch(ctx context.Context, watch time.Duration) error {
 	a.started = time.Now()
-	if addr := a.cfg.Agent.ManagementAddr; addr != "" {
+	cfg := a.config()
+	if addr := cfg.Agent.ManagementAddr; addr != "" {
 		ms, err := startManagement(addr, a)
 		if err != nil {
 			return err
 		}
 		defer ms.close()
 	}
-	var ss *statsServer
-	if addr := a.cfg.Agent.StatsAddr; addr != "" {
-		var err error
-		ss, err = startStatsServer(addr, a.stats, a.healthy, a.cfg.Agent.Pprof, a.log)
+	if addr := cfg.Agent.StatsAddr; addr != "" {
+		ss, err := startStatsServer(addr, a.stats, a.healthy, cfg.Agent.Pprof, a.log)
 		if err != nil {
 			return err
 		}
@@ -212,58 +312,75 @@ func (a *Agent) Run(ctx context.Context) error {
 	// Runners first, so that nothing is accepted before it has somewhere to go.
 	rctx, cancelRunners := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelRunners()
-	var rwg sync.WaitGroup
+	a.rctx = rctx
 	for _, r := range a.runners {
-		rwg.Add(1)
-		go func() {
-			defer rwg.Done()
-			r.run(rctx)
-		}()
+		a.startRunner(r)
 	}
 	ictx, cancelInputs := context.WithCancel(ctx)
 	defer cancelInputs()
-	var iwg sync.WaitGroup
-	inputErr := make(chan error, len(a.inputs))
+	a.ictx = ictx
 	for _, ir := range a.inputs {
-		iwg.Add(1)
-		go func() {
-			defer iwg.Done()
-			if err := ir.in.Run(ictx, ir.em); err != nil && !errors.Is(err, context.Canceled) {
-				ir.log.Error().Err(err).Msg("input failed")
-				inputErr <- fmt.Errorf("%s: %w", ir.inst.label(), err)
-			}
-		}()
+		a.startInput(ir)
 	}
-	a.log.Info().Int("inputs", len(a.inputs)).Int("outputs", len(a.runners)).Str("config", a.cfg.File).Msg("router started")
+	a.log.Info().Int("inputs", len(a.inputs)).Int("outputs", len(a.runners)).Str("config", cfg.File).Msg("router started")
 
+	var watchC <-chan time.Time
+	var lastStat os.FileInfo
+	if watch > 0 {
+		t := time.NewTicker(watch)
+		defer t.Stop()
+		watchC = t.C
+		lastStat, _ = os.Stat(cfg.File)
+	}
 	var failed error
-	select {
-	case <-ctx.Done():
-		a.log.Info().Msg("shutting down: stop reading, drain queues")
-	case failed = <-inputErr:
-		a.log.Error().Err(failed).Msg("shutting down after input failure")
-	case failed = <-a.fatal:
-		a.log.Error().Err(failed).Msg("shutting down: an output cannot go on")
+wait:
+	for {
+		select {
+		case <-ctx.Done():
+			a.log.Info().Msg("shutting down: stop reading, drain queues")
+			break wait
+		case failed = <-a.inputErr:
+			a.log.Error().Err(failed).Msg("shutting down after input failure")
+			break wait
+		case failed = <-a.fatal:
+			a.log.Error().Err(failed).Msg("shutting down: an output cannot go on")
+			break wait
+		case <-a.reloadCh:
+			a.reload()
+		case <-watchC:
+			st, err := os.Stat(a.config().File)
+			if err == nil && (lastStat == nil || !st.ModTime().Equal(lastStat.ModTime()) || st.Size() != lastStat.Size()) {
+				lastStat = st
+				a.log.Info().Msg("configuration file changed")
+				a.reload()
+			}
+		}
 	}
 	start := time.Now()
 	refusedBefore := a.refusedTotal()
-	hard := time.AfterFunc(a.cfg.Agent.ShutdownTimeout.D(), func() {
-		a.log.Warn().Dur("shutdown_timeout", a.cfg.Agent.ShutdownTimeout.D()).Msg("shutdown timeout reached: giving up on what is left")
+	hard := time.AfterFunc(cfg.Agent.ShutdownTimeout.D(), func() {
+		a.log.Warn().Dur("shutdown_timeout", cfg.Agent.ShutdownTimeout.D()).Msg("shutdown timeout reached: giving up on what is left")
 		close(a.stopNow)
 		cancelRunners()
 	})
 	defer hard.Stop()
 	cancelInputs()
-	iwg.Wait()
-	for _, r := range a.runners {
+	a.mu.Lock()
+	inputs := append([]*inputRun(nil), a.inputs...)
+	runners := append(append([]*runner(nil), a.runners...), a.retired...)
+	a.mu.Unlock()
+	for _, ir := range inputs {
+		<-ir.done
+	}
+	for _, r := range runners {
 		r.close()
 	}
-	rwg.Wait()
-	for _, ir := range a.inputs {
+	a.rwg.Wait()
+	for _, ir := range inputs {
 		a.log.Info().Str("plugin", "inputs."+ir.inst.Name).Str("id", ir.inst.ID).Uint64("received", ir.em.received.Load()).Msg("input summary")
 	}
 	var left uint64
-	for _, r := range a.runners {
+	for _, r := range runners {
 		l := uint64(r.left.Load())
 		left += l
 		a.log.Info().Str("id", r.id).Uint64("sent", r.sent.Load()).Uint64("dropped", r.dropped.Load()).
@@ -273,7 +390,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	a.log.Info().Dur("elapsed", time.Since(start)).Uint64("left", left).Uint64("refused", refused).Msg("router stopped")
 	if failed == nil {
 		select {
-		case failed = <-inputErr:
+		case failed = <-a.inputErr:
 		default:
 		}
 	}
@@ -286,9 +403,101 @@ func (a *Agent) Run(ctx context.Context) error {
 	return nil
 }
 
+// reload loads the configuration file again and switches to it; on any
+// error the running pipeline stays as it is.
+func (a *Agent) reload() {
+	start := time.Now()
+	old := a.config()
+	cfg, err := LoadConfig(a.registry(), old.File)
+	if err != nil {
+		a.log.Error().Err(err).Msg("reload refused: the running configuration stays")
+		return
+	}
+	if cfg.Agent != old.Agent {
+		a.log.Warn().Msg("reload: [agent] settings take effect only at restart")
+	}
+	g, err := a.build(cfg)
+	if err != nil {
+		a.log.Error().Err(err).Msg("reload refused: the running configuration stays")
+		return
+	}
+	// New runners start before they can receive anything.
+	for _, r := range g.newRunners {
+		a.startRunner(r)
+	}
+	oldPipe := a.pipe.Load()
+	a.pipe.Store(g.pipe)
+	// Emits that still hold the old pipeline finish before anything it
+	// feeds is closed (bounded: a blocked Emit gives up at its own ctx).
+	deadline := time.Now().Add(10 * time.Second)
+	for oldPipe.refs.Load() > 0 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	// Inputs: stop the removed ones (they emit what they read into the new
+	// pipeline), start the new ones.
+	keep := map[*inputRun]bool{}
+	for _, ir := range g.inputs {
+		keep[ir] = true
+	}
+	a.mu.Lock()
+	oldInputs := a.inputs
+	a.mu.Unlock()
+	stopped := 0
+	for _, ir := range oldInputs {
+		if !keep[ir] {
+			ir.cancel()
+			<-ir.done
+			stopped++
+		}
+	}
+	for _, ir := range g.newInputs {
+		a.startInput(ir)
+	}
+	// Outputs no longer used drain their queue, then close.
+	inUse := map[*runner]bool{}
+	for _, r := range g.runners {
+		inUse[r] = true
+	}
+	a.mu.Lock()
+	var removed []*runner
+	for _, r := range a.runners {
+		if !inUse[r] {
+			removed = append(removed, r)
+		}
+	}
+	a.retired = append(a.retired, removed...)
+	a.cfg, a.runners, a.byPrint, a.inputs = cfg, g.runners, g.byPrint, g.inputs
+	a.mu.Unlock()
+	for _, r := range removed {
+		r.close()
+	}
+	a.log.Info().Dur("elapsed", time.Since(start)).
+		Int("outputs_kept", len(g.runners)-len(g.newRunners)).Int("outputs_started", len(g.newRunners)).Int("outputs_removed", len(removed)).
+		Int("inputs_kept", len(g.inputs)-len(g.newInputs)).Int("inputs_started", len(g.newInputs)).Int("inputs_stopped", stopped).
+		Msg("configuration reloaded")
+}
+
+func (a *Agent) config() *Config {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.cfg
+}
+
+func (a *Agent) registry() *registry.Registry {
+	if a.reg != nil {
+		return a.reg
+	}
+	return registry.Default
+}
+
 func (a *Agent) refusedTotal() uint64 {
+	a.mu.Lock()
+	defer a.mu.Unlock()
 	var n uint64
 	for _, r := range a.runners {
+		n += r.refused.Load()
+	}
+	for _, r := range a.retired {
 		n += r.refused.Load()
 	}
 	return n

@@ -39,7 +39,7 @@ Usage:
 // and exits with its status. SIGINT and SIGTERM start a graceful shutdown.
 func Main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	// Hot reload comes with its own issue; until then SIGHUP must not kill the process.
+	// SIGHUP reloads (see RunWith); until the handler is up it must not kill.
 	signal.Ignore(syscall.SIGHUP)
 	code := Run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
@@ -81,6 +81,7 @@ func RunWith(ctx context.Context, reg *registry.Registry, args []string, stdin i
 	version := fs.Bool("version", false, "print the version and the modules built in, and exit")
 	list := fs.Bool("list-plugins", false, "list the plugins this binary has, and exit")
 	sample := fs.String("sample", "", "print the sample configuration of a plugin (e.g. outputs.graphite), and exit")
+	watch := fs.Bool("watch-config", false, "reload the configuration when its file changes (as SIGHUP does)")
 	route := fs.String("route", "", "print where the metric NAME would go (\"-\": names from stdin, one per line), open nothing, and exit")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -125,6 +126,7 @@ func RunWith(ctx context.Context, reg *registry.Registry, args []string, stdin i
 		fmt.Fprintln(stderr, "router:", err)
 		return 1
 	}
+	a.reg = reg
 	if *route != "" {
 		if err := routeMode(cfg, *route, stdin, stdout); err != nil {
 			fmt.Fprintln(stderr, "router:", err)
@@ -136,7 +138,27 @@ func RunWith(ctx context.Context, reg *registry.Registry, args []string, stdin i
 		fmt.Fprintf(stdout, "%s: ok (%d inputs, %d processors, %d outputs)\n", cfg.File, len(cfg.Inputs), len(cfg.Processors), len(cfg.Outputs))
 		return 0
 	}
-	if err := a.Run(ctx); err != nil {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	hupDone := make(chan struct{})
+	defer close(hupDone)
+	go func() {
+		for {
+			select {
+			case <-hup:
+				log.Info().Msg("SIGHUP: reloading the configuration")
+				a.Reload()
+			case <-hupDone:
+				return
+			}
+		}
+	}()
+	var every time.Duration
+	if *watch {
+		every = time.Second
+	}
+	if err := a.RunWatch(ctx, every); err != nil {
 		log.Error().Err(err).Msg("exit with error")
 		return 1
 	}

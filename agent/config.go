@@ -100,6 +100,9 @@ type instance struct {
 	Out     outputCommon
 	Targets []*instance // distributor targets
 	Target  registry.Target
+	// Fingerprint identifies the instance's configuration: a reload keeps
+	// a running instance whose fingerprint did not change.
+	Fingerprint string
 }
 
 func (in *instance) label() string {
@@ -327,7 +330,33 @@ func (l *loader) decodeInstance(kind registry.Kind, name string, prim toml.Primi
 	if err := l.checkKind(in); err != nil {
 		return nil, err
 	}
+	in.Fingerprint = fingerprint(in)
 	return in, nil
+}
+
+// fingerprint renders an instance's decoded configuration (before Init:
+// exported fields only) and, for a distributor, its targets' fingerprints.
+func fingerprint(in *instance) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s.%s|%s|", in.Kind, in.Name, in.ID)
+	enc := toml.NewEncoder(&b)
+	if err := enc.Encode(in.Plugin); err != nil {
+		fmt.Fprintf(&b, "%p", in.Plugin) // not encodable: never equal to another
+	}
+	if in.Kind == registry.Outputs {
+		o := in.Out
+		o.To = nil
+		if err := enc.Encode(o); err != nil {
+			fmt.Fprintf(&b, "%p", in.Plugin)
+		}
+	} else {
+		_ = enc.Encode(in.In)
+	}
+	for _, t := range in.Targets {
+		b.WriteString("|target:")
+		b.WriteString(t.Fingerprint)
+	}
+	return b.String()
 }
 
 func (l *loader) outputDefaults(in *instance) error {
@@ -502,6 +531,7 @@ func (l *loader) shorthandTarget(parent *instance, proto, dest string) (*instanc
 		return nil, err
 	}
 	t.Target = registry.Target{ID: t.ID, Plugin: proto, Address: addr, Host: host, Port: port, Instance: inst, Spec: dest}
+	t.Fingerprint = fingerprint(t)
 	return t, nil
 }
 

@@ -113,6 +113,9 @@ func (a *Agent) serveManagement(c net.Conn) {
 // managementCommand answers one command; false means close the connection.
 func (a *Agent) managementCommand(cmd string, w io.Writer) bool {
 	f := strings.Fields(cmd)
+	a.mu.Lock()
+	runners, inputs, cfg := a.runners, a.inputs, a.cfg
+	a.mu.Unlock()
 	switch strings.ToLower(f[0]) {
 	case "ping":
 		fmt.Fprintln(w, "pong")
@@ -142,7 +145,7 @@ func (a *Agent) managementCommand(cmd string, w io.Writer) bool {
 	case "status":
 		fmt.Fprintf(w, "uptime: %d\n", int(time.Since(a.started).Seconds()))
 		var up, down []string
-		for _, r := range a.runners {
+		for _, r := range runners {
 			if r.spec == "" {
 				continue
 			}
@@ -154,17 +157,17 @@ func (a *Agent) managementCommand(cmd string, w io.Writer) bool {
 		}
 		fmt.Fprintf(w, "nodes: %s\n", strings.Join(up, " "))
 		fmt.Fprintf(w, "nodes_down: %s\n", strings.Join(down, " "))
-		for _, r := range a.runners {
+		for _, r := range runners {
 			fmt.Fprintf(w, "output %s: sent=%d dropped=%d queued=%d up=%t\n", r.id, r.sent.Load(), r.dropped.Load(), r.queuedNow(), r.healthy())
 		}
 	case "stats":
 		fmt.Fprintf(w, "time running in seconds: %d\n", int(time.Since(a.started).Seconds()))
 		var received uint64
-		for _, ir := range a.inputs {
+		for _, ir := range inputs {
 			received += ir.em.received.Load()
 		}
 		fmt.Fprintf(w, "packets_received: %f\n", float64(received))
-		for _, ir := range a.inputs {
+		for _, ir := range inputs {
 			fmt.Fprintf(w, "input %s received: %d\n", ir.inst.ID, ir.em.received.Load())
 		}
 	case "memstats":
@@ -182,11 +185,11 @@ func (a *Agent) managementCommand(cmd string, w io.Writer) bool {
 			fmt.Fprintf(w, "%s: %d\n", kv.k, kv.v)
 		}
 	case "config":
-		fmt.Fprintf(w, "config: %s\n", a.cfg.File)
-		for _, in := range a.cfg.Inputs {
+		fmt.Fprintf(w, "config: %s\n", cfg.File)
+		for _, in := range cfg.Inputs {
 			fmt.Fprintf(w, "inputs.%s: %s\n", in.Name, in.ID)
 		}
-		for _, p := range a.cfg.Processors {
+		for _, p := range cfg.Processors {
 			fmt.Fprintf(w, "processors.%s: %s\n", p.Name, p.ID)
 		}
 		var walk func(in *instance, depth int)
@@ -200,7 +203,7 @@ func (a *Agent) managementCommand(cmd string, w io.Writer) bool {
 				walk(t, depth+1)
 			}
 		}
-		for _, o := range a.cfg.Outputs {
+		for _, o := range cfg.Outputs {
 			walk(o, 0)
 		}
 	default:

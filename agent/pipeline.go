@@ -105,6 +105,7 @@ func (n *distNode) enqueue(ctx context.Context, b metric.Batch) error {
 type pipeline struct {
 	procs []registry.Processor
 	outs  []node
+	refs  atomic.Int64 // Emits running on this pipeline (a reload waits for 0)
 }
 
 // emitter is the registry.Emitter one input instance gets. It runs the
@@ -121,6 +122,8 @@ func (e *emitter) Emit(ctx context.Context, b metric.Batch) error {
 	}
 	e.received.Add(uint64(len(b)))
 	p := e.p.Load()
+	p.refs.Add(1)
+	defer p.refs.Add(-1)
 	for _, pr := range p.procs {
 		b = pr.Process(b)
 		if len(b) == 0 {

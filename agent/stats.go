@@ -69,10 +69,17 @@ func (m *instanceMetrics) Counter(name, help string) *atomic.Uint64 {
 	return c
 }
 
-// Gauge registers a gauge read by calling f at scrape time.
+// Gauge registers a gauge read by calling f at scrape time; it replaces a
+// gauge of the same name and instance (a reload re-initialises plugins).
 func (m *instanceMetrics) Gauge(name, help string, f func() float64) {
 	m.s.mu.Lock()
 	defer m.s.mu.Unlock()
+	for _, se := range m.s.series {
+		if se.name == name && se.plugin == m.plugin && se.id == m.id && se.gauge != nil {
+			se.gauge = f
+			return
+		}
+	}
 	m.s.series = append(m.s.series, &series{name: name, help: help, plugin: m.plugin, id: m.id, gauge: f, kind: "gauge", registeredFrom: len(m.s.series)})
 }
 
