@@ -716,9 +716,14 @@ func tableHeader(line string) (string, bool) {
 	return strings.Join(parts, "."), true
 }
 
-// expandEnv replaces ${VAR} and ${VAR:-default} outside comment lines. An
-// unset variable without a default is an error naming it and its line. A bare
-// $VAR is left alone.
+// ExpandEnv replaces ${VAR} and ${VAR:-default} outside comment lines, as
+// the configuration loader does (tools reading a configuration use it too).
+// An unset variable without a default is an error naming it and its line. A
+// bare $VAR is left alone.
+func ExpandEnv(text string, lookup func(string) (string, bool)) (string, error) {
+	return expandEnv(text, lookup)
+}
+
 func expandEnv(text string, lookup func(string) (string, bool)) (string, error) {
 	if !strings.Contains(text, "${") {
 		return text, nil

@@ -14,5 +14,9 @@ fi
 echo "== go vet"
 go vet ./...
 
+echo "== consul (a real agent for the key store and discovery tests)"
+CONSUL_BIN="$(./scripts/install-consul.sh)"
+export CONSUL_BIN
+
 echo "== go test -race"
 go test -race -count=1 -timeout 20m ./...

@@ -12,12 +12,14 @@ package all
 
 import (
 	_ "github.com/metricsrouter/router/plugins/inputs/graphite"
+	_ "github.com/metricsrouter/router/plugins/inputs/https_batch"
 	_ "github.com/metricsrouter/router/plugins/outputs/any_of"
 	_ "github.com/metricsrouter/router/plugins/outputs/broadcast"
 	_ "github.com/metricsrouter/router/plugins/outputs/consistent_hash"
 	_ "github.com/metricsrouter/router/plugins/outputs/console"
 	_ "github.com/metricsrouter/router/plugins/outputs/failover"
 	_ "github.com/metricsrouter/router/plugins/outputs/graphite"
+	_ "github.com/metricsrouter/router/plugins/outputs/https_batch"
 	_ "github.com/metricsrouter/router/plugins/outputs/mirror"
 	_ "github.com/metricsrouter/router/plugins/processors/prefix"
 )

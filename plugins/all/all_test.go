@@ -68,7 +68,7 @@ func TestPluginsKeepToTheContract(t *testing.T) {
 			if p.Kind != registry.Outputs {
 				cfg += "\n[[outputs.console]]\n"
 			}
-			c, err := agent.ParseConfig(registry.Default, full+"/sample.toml", cfg, func(string) (string, bool) { return "", false })
+			c, err := agent.ParseConfig(registry.Default, full+"/sample.toml", cfg, func(string) (string, bool) { return "test", true })
 			if err != nil {
 				t.Fatalf("sample.toml does not load: %v", err)
 			}

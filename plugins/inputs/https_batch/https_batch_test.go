@@ -1,0 +1,327 @@
+package https_batch
+
+import (
+	"bufio"
+	"bytes"
+	"compress/gzip"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/metricsrouter/router/plugins/metric"
+	"github.com/metricsrouter/router/plugins/plugintest"
+	"github.com/metricsrouter/router/registry"
+)
+
+// failEmitter refuses every batch, as a full queue with overflow = "block" does.
+type failEmitter struct{}
+
+func (failEmitter) Emit(ctx context.Context, _ metric.Batch) error {
+	<-ctx.Done()
+	return ctx.Err()
+}
+
+type gw struct {
+	g    *Gateway
+	addr string
+	m    *plugintest.Metrics
+	cap  *plugintest.Capture
+}
+
+func startGateway(t *testing.T, mod func(*Gateway), out registry.Emitter) *gw {
+	t.Helper()
+	g := registryNew()
+	g.Listen = "127.0.0.1:0"
+	g.Keystore.Type = "static"
+	g.Keystore.Keys = map[string]string{"team-a": "0123456789abcdef0123456789abcdef", "dev": "123"}
+	if mod != nil {
+		mod(g)
+	}
+	env, m := plugintest.Env(t, "inputs.https_batch")
+	if err := g.Init(env); err != nil {
+		t.Fatal(err)
+	}
+	c := plugintest.NewCapture()
+	if out == nil {
+		out = c
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- g.Run(ctx, out) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
+	which := "listen"
+	if g.Listen == "" {
+		which = "tls_listen"
+	}
+	a := g.Addr(which)
+	if a == nil {
+		t.Fatal("gateway did not start")
+	}
+	return &gw{g: g, addr: a.String(), m: m, cap: c}
+}
+
+// registryNew returns the plugin with its registered defaults.
+func registryNew() *Gateway {
+	p, _ := registry.Default.Lookup(registry.Inputs, "https_batch")
+	return p.New().(*Gateway)
+}
+
+func gz(t testing.TB, s string) []byte {
+	var b bytes.Buffer
+	w := gzip.NewWriter(&b)
+	io.WriteString(w, s)
+	w.Close()
+	return b.Bytes()
+}
+
+// rawRequest sends bytes exactly as given and returns status, headers, body.
+func rawRequest(t *testing.T, addr, req string) (int, bool, string) {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.WriteString(c, req); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, resp.Close, string(body)
+}
+
+// originalRequest is what jamiealquiza/polymur's proxy puts on the wire: Go's
+// client with X-polymur-key (canonicalised), a raw gzip body, no
+// Content-Encoding and no Content-Type.
+func originalRequest(addr, path, key string, body []byte) string {
+	return fmt.Sprintf("POST %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: Go-http-client/1.1\r\nContent-Length: %d\r\nX-Polymur-Key: %s\r\nAccept-Encoding: gzip\r\n\r\n%s",
+		path, addr, len(body), key, body)
+}
+
+func TestWireCompatibility(t *testing.T) {
+	g := startGateway(t, nil, nil)
+	cases := []struct {
+		name, path, key string
+		body            []byte
+		status          int
+		respBody        string
+		close           bool
+	}{
+		{"ping ok", "/ping", "123", nil, 200, "key is valid\n", false},
+		{"ping bad key", "/ping", "nope", nil, 401, "invalid key", true},
+		{"ping no key", "/ping", "", nil, 401, "invalid key", true},
+		{"ingest ok", "/ingest", "0123456789abcdef0123456789abcdef", gz(t, "a.b.c 1 1700000000\nd.e.f 2 1700000000\n"), 200, "Batch Received\n", false},
+		{"ingest bad key", "/ingest", "0123456789abcdef0123456789abcdeX", gz(t, "a 1 1\n"), 401, "invalid key", true},
+		{"ingest corrupt gzip", "/ingest", "123", append(gz(t, "a 1 1\n")[:12], "garbage"...), 400, "Batch Malformed\n", false},
+		{"ingest last line without newline", "/ingest", "123", gz(t, "x.y 3 1700000000"), 200, "Batch Received\n", false},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			status, closed, body := rawRequest(t, g.addr, originalRequest(g.addr, c.path, c.key, c.body))
+			if status != c.status || body != c.respBody {
+				t.Fatalf("got %d %q, want %d %q", status, body, c.status, c.respBody)
+			}
+			if c.close && !closed {
+				t.Errorf("401 without Connection: close")
+			}
+		})
+	}
+	if !g.cap.WaitFor(3, 5*time.Second) {
+		t.Fatalf("captured %d metrics, want 3", g.cap.Len())
+	}
+	got := strings.Join(g.cap.Raw(), "|")
+	if got != "a.b.c 1 1700000000|d.e.f 2 1700000000|x.y 3 1700000000" {
+		t.Fatalf("emitted %q", got)
+	}
+	if g.m.Get("invalid_key_total") != 3 || g.m.Get("malformed_total") != 1 || g.m.Get("batches_total") != 2 {
+		t.Fatalf("counters: invalid %d malformed %d batches %d", g.m.Get("invalid_key_total"), g.m.Get("malformed_total"), g.m.Get("batches_total"))
+	}
+}
+
+func post(t *testing.T, url, key string, body []byte, hdr map[string]string) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest("POST", url, bytes.NewReader(body))
+	req.Header.Set("X-Polymur-Key", key)
+	for k, v := range hdr {
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+func TestPlainBodiesPrefixAndBadLines(t *testing.T) {
+	g := startGateway(t, func(g *Gateway) { g.KeyPrefix = true }, nil)
+	url := "http://" + g.addr + "/ingest"
+	// plain text, with a malformed line in the middle
+	if st, body := post(t, url, "0123456789abcdef0123456789abcdef", []byte("a.b 1 1700000000\nnot a metric line\nc.d;dc=x 2 1700000000\n"), nil); st != 200 {
+		t.Fatalf("plain body: %d %q", st, body)
+	}
+	// Content-Encoding: gzip
+	if st, _ := post(t, url, "123", gz(t, "e.f 3 1700000000\n"), map[string]string{"Content-Encoding": "gzip"}); st != 200 {
+		t.Fatalf("gzip with header: %d", st)
+	}
+	// Content-Encoding: gzip but not gzip
+	if st, body := post(t, url, "123", []byte("e.f 3 1\n"), map[string]string{"Content-Encoding": "gzip"}); st != 400 || body != "Batch Malformed\n" {
+		t.Fatalf("lying Content-Encoding: %d %q", st, body)
+	}
+	if !g.cap.WaitFor(3, 5*time.Second) {
+		t.Fatalf("captured %d", g.cap.Len())
+	}
+	var lines []string
+	for _, m := range g.cap.Metrics {
+		lines = append(lines, string(m.Path()))
+	}
+	if strings.Join(lines, " ") != "team-a.a.b team-a.c.d;dc=x dev.e.f" {
+		t.Fatalf("prefixed paths: %q", lines)
+	}
+	if g.m.Get("parse_errors_total") != 1 {
+		t.Fatalf("parse_errors_total = %d", g.m.Get("parse_errors_total"))
+	}
+}
+
+func TestBounds(t *testing.T) {
+	g := startGateway(t, func(g *Gateway) {
+		g.MaxBodyBytes = 1 << 20
+		g.MaxDecompressedBytes = 4 << 20
+	}, nil)
+	url := "http://" + g.addr + "/ingest"
+	// gzip bomb: 1 GiB of zeros is about 1 MiB compressed; stop at 4 MiB
+	var bomb bytes.Buffer
+	zw, _ := gzip.NewWriterLevel(&bomb, gzip.BestCompression)
+	zero := make([]byte, 1<<20)
+	for i := 0; i < 64; i++ { // 64 MiB is plenty over the limit
+		zw.Write(zero)
+	}
+	zw.Close()
+	if st, body := post(t, url, "123", bomb.Bytes(), nil); st != 413 {
+		t.Fatalf("gzip bomb: %d %q", st, body)
+	}
+	// body over max_body_bytes
+	if st, _ := post(t, url, "123", bytes.Repeat([]byte("a 1 1\n"), 400000), nil); st != 413 {
+		t.Fatalf("big body: %d", st)
+	}
+	if g.m.Get("too_large_total") != 2 || g.cap.Len() != 0 {
+		t.Fatalf("too_large_total %d, emitted %d", g.m.Get("too_large_total"), g.cap.Len())
+	}
+}
+
+func TestQueueFullIs503(t *testing.T) {
+	g := startGateway(t, func(g *Gateway) { g.EnqueueTimeout = registry.Duration(50 * time.Millisecond) }, failEmitter{})
+	req, _ := http.NewRequest("POST", "http://"+g.addr+"/ingest", bytes.NewReader(gz(t, "a 1 1\n")))
+	req.Header.Set("X-Polymur-Key", "123")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 503 || resp.Header.Get("Retry-After") == "" {
+		t.Fatalf("full queue: %d, Retry-After %q", resp.StatusCode, resp.Header.Get("Retry-After"))
+	}
+	if g.m.Get("unavailable_total") != 1 || g.m.Get("batches_total") != 0 {
+		t.Fatal("counters")
+	}
+}
+
+func TestHTTPS(t *testing.T) {
+	pki := plugintest.NewTLS(t)
+	g := startGateway(t, func(g *Gateway) {
+		g.Listen = ""
+		g.TLSListen = "127.0.0.1:0"
+		g.TLSCert, g.TLSKey = pki.Cert, pki.Key
+	}, nil)
+	pool := x509.NewCertPool()
+	ca, _ := os.ReadFile(pki.CA)
+	pool.AppendCertsFromPEM(ca)
+	c := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	req, _ := http.NewRequest("POST", "https://"+g.addr+"/ping", nil)
+	req.Header.Set("X-Polymur-Key", "123")
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 || resp.TLS == nil || resp.TLS.Version < tls.VersionTLS12 {
+		t.Fatalf("https ping: %d %+v", resp.StatusCode, resp.TLS)
+	}
+	// TLS 1.1 is refused
+	old := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MaxVersion: tls.VersionTLS11}}}
+	if _, err := old.Post("https://"+g.addr+"/ping", "", nil); err == nil {
+		t.Fatal("TLS 1.1 accepted")
+	}
+}
+
+func TestClientAddress(t *testing.T) {
+	g := registryNew()
+	g.Listen = "127.0.0.1:0"
+	g.TrustedProxies = []string{"10.0.0.0/8", "127.0.0.1"}
+	g.Keystore.Type = "static"
+	g.Keystore.DevMode = true
+	env, _ := plugintest.Env(t, "x")
+	if err := g.Init(env); err != nil {
+		t.Fatal(err)
+	}
+	h := &handler{g: g}
+	for _, c := range []struct{ remote, xff, want string }{
+		{"127.0.0.1:5000", "", "127.0.0.1:5000"},
+		{"127.0.0.1:5000", "203.0.113.7", "203.0.113.7"},
+		{"127.0.0.1:5000", "203.0.113.7, 10.1.2.3", "203.0.113.7"},
+		{"192.0.2.1:5000", "203.0.113.7", "192.0.2.1:5000"}, // untrusted peer: header ignored
+		{"127.0.0.1:5000", "6.6.6.6, 203.0.113.7", "203.0.113.7"},
+	} {
+		r, _ := http.NewRequest("GET", "/", nil)
+		r.RemoteAddr = c.remote
+		if c.xff != "" {
+			r.Header.Set("X-Forwarded-For", c.xff)
+		}
+		if got := h.client(r); got != c.want {
+			t.Errorf("%s + %q: %q, want %q", c.remote, c.xff, got, c.want)
+		}
+	}
+}
+
+func TestInitErrors(t *testing.T) {
+	for _, c := range []struct {
+		mod  func(*Gateway)
+		want string
+	}{
+		{func(g *Gateway) { g.Listen = "" }, "listen"},
+		{func(g *Gateway) { g.TLSListen = ":0" }, "tls_cert"},
+		{func(g *Gateway) { g.TrustedProxies = []string{"nope"} }, "trusted_proxies"},
+		{func(g *Gateway) { g.Keystore.Type = "ldap" }, "keystore"},
+		{func(g *Gateway) { g.MaxBodyBytes = 0 }, "max_body_bytes"},
+	} {
+		g := registryNew()
+		g.Listen = ":0"
+		g.Keystore.Type = "static"
+		g.Keystore.DevMode = true
+		c.mod(g)
+		env, _ := plugintest.Env(t, "x")
+		if err := g.Init(env); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%v, want %q", err, c.want)
+		}
+	}
+}
+
