@@ -233,6 +233,10 @@ func (a *Agent) buildOutput(g *generation, oi *instance) (node, error) {
 		RetryMax:      o.RetryMax.D(),
 		WriteTimeout:  o.WriteTimeout.D(),
 	}, a.pluginLog(oi), a.stats.forInstance("outputs."+oi.Name, oi.ID))
+	if o.SpoolDir != "" {
+		r.cfg.Spool = &spoolConfig{Dir: spoolDir(o.SpoolDir, oi.ID), MaxBytes: o.SpoolMaxBytes, Fsync: o.SpoolFsync, ReplayRate: o.SpoolReplayRate}
+		r.metrics = a.stats.forInstance("outputs."+oi.Name, oi.ID)
+	}
 	r.stopNow = a.stopNow
 	r.onFatal = a.fatalf
 	r.spec = oi.Target.Spec
@@ -262,7 +266,17 @@ func (a *Agent) Reload() {
 	}
 }
 
+// startRunner opens the runner's spool (a failure stops the router: its
+// queue could not be made safe) and starts its writers.
 func (a *Agent) startRunner(r *runner) {
+	if c := r.cfg.Spool; c != nil && r.sp == nil {
+		s, err := openSpool(r, *c, r.metrics)
+		if err != nil {
+			a.fatalf(fmt.Errorf("%s: spool %s: %w", r.id, c.Dir, err))
+		} else {
+			r.sp = s
+		}
+	}
 	a.rwg.Add(1)
 	go func() {
 		defer a.rwg.Done()

@@ -52,6 +52,11 @@ type outputCommon struct {
 	// Workers is the number of concurrent writers, each with its own copy
 	// of the output (connection), sharing one queue.
 	Workers int `toml:"workers"`
+	// The disk spool (write-ahead log) of this output; "" = memory only.
+	SpoolDir        string `toml:"spool_dir"`
+	SpoolMaxBytes   int64  `toml:"spool_max_bytes"`
+	SpoolFsync      string `toml:"spool_fsync"`
+	SpoolReplayRate int    `toml:"spool_replay_rate"`
 	// Instance is the carbon instance of a distributor's target.
 	Instance string `toml:"instance"`
 	// To holds a distributor's targets: [[outputs.<dist>.to.<output>]].
@@ -76,7 +81,8 @@ var commonKeys = map[registry.Kind][]string{
 	registry.Inputs:     {"id", "log_level"},
 	registry.Processors: {"id", "log_level"},
 	registry.Outputs: {"id", "log_level", "batch_size", "buffer_limit", "flush_interval", "overflow",
-		"retry_initial", "retry_max", "write_timeout", "workers", "instance", "to"},
+		"retry_initial", "retry_max", "write_timeout", "workers", "spool_dir", "spool_max_bytes", "spool_fsync",
+		"spool_replay_rate", "instance", "to"},
 }
 
 // Config is a loaded and validated configuration file.
@@ -400,6 +406,19 @@ func (l *loader) outputDefaults(in *instance) error {
 	}
 	if o.Workers == 0 {
 		o.Workers = 1
+	}
+	switch o.SpoolFsync {
+	case "":
+		o.SpoolFsync = "interval"
+	case "always", "interval", "never":
+	default:
+		return bad("spool_fsync", fmt.Sprintf("%q: want \"always\", \"interval\" or \"never\"", o.SpoolFsync))
+	}
+	if o.SpoolMaxBytes == 0 {
+		o.SpoolMaxBytes = 1 << 30
+	}
+	if o.SpoolMaxBytes < 1<<20 || o.SpoolReplayRate < 0 {
+		return bad("spool_max_bytes", "at least 1048576; spool_replay_rate must not be negative")
 	}
 	if o.Workers < 0 || o.Workers > 256 {
 		return bad("workers", "between 1 and 256")

@@ -23,6 +23,7 @@ type runnerConfig struct {
 	RetryInitial  time.Duration
 	RetryMax      time.Duration
 	WriteTimeout  time.Duration // bound of one Write call
+	Spool         *spoolConfig  // nil: memory only
 }
 
 // runner owns one output: a bounded queue of batches, the goroutine that
@@ -37,13 +38,13 @@ type runner struct {
 	spec    string // destination as configured, "" if none
 
 	mu       sync.Mutex
-	q        []metric.Batch // queued batches, oldest first
-	qHead    int            // q[qHead:] is the queue
-	queued   int            // metrics in q
-	inflight int            // metrics taken by writers, not yet written
-	closed   bool           // no more Enqueue
-	space    chan struct{}  // closed (and replaced) when room appears
-	data     chan struct{}  // cap 1: data or close arrived
+	q        []qent        // queued batches, oldest first
+	qHead    int           // q[qHead:] is the queue
+	queued   int           // metrics in q
+	inflight int           // metrics taken by writers, not yet written
+	closed   bool          // no more Enqueue
+	space    chan struct{} // closed (and replaced) when room appears
+	data     chan struct{} // cap 1: data or close arrived
 
 	stopNow  chan struct{} // closed at the hard deadline: give up waiting and writing
 	closedCh chan struct{} // closed by close()
@@ -58,6 +59,21 @@ type runner struct {
 	dropMu     sync.Mutex
 	dropLogged uint64
 	lastDropAt time.Time
+
+	sp      *spooled         // nil unless spool_dir is set
+	metrics registry.Metrics // for the spool's gauges
+}
+
+// qent is a queued batch and, with a spool, the record that holds it.
+type qent struct {
+	b   metric.Batch
+	seq uint64
+}
+
+// part says that n metrics of spool record seq are in a taken batch.
+type part struct {
+	seq uint64
+	n   int
 }
 
 func newRunner(id string, outs []registry.Output, cfg runnerConfig, log zerolog.Logger, m registry.Metrics) *runner {
@@ -120,6 +136,10 @@ func (r *runner) enqueue(ctx context.Context, b metric.Batch) error {
 		r.refused.Add(uint64(n))
 		return registry.ErrStopped
 	}
+	if r.sp != nil {
+		r.mu.Unlock()
+		return r.enqueueSpooled(ctx, b)
+	}
 	limit := r.cfg.BufferLimit
 	if r.cfg.Block {
 		// Wait until the batch fits. An empty queue always takes one batch,
@@ -152,14 +172,14 @@ func (r *runner) enqueue(ctx context.Context, b metric.Batch) error {
 		}
 		for r.queued+r.inflight+n > limit && r.queued > 0 {
 			need := r.queued + r.inflight + n - limit
-			head := r.q[r.qHead]
+			head := r.q[r.qHead].b
 			if len(head) <= need {
 				drop += len(head)
 				r.queued -= len(head)
-				r.q[r.qHead] = nil
+				r.q[r.qHead] = qent{}
 				r.qHead++
 			} else {
-				r.q[r.qHead] = head[need:]
+				r.q[r.qHead].b = head[need:]
 				r.queued -= need
 				drop += need
 			}
@@ -179,58 +199,66 @@ func (r *runner) enqueue(ctx context.Context, b metric.Batch) error {
 			return nil
 		}
 	}
+	r.push(b, 0)
+	r.mu.Unlock()
+	r.wake()
+	return nil
+}
+
+// push appends to the memory queue; r.mu is held.
+func (r *runner) push(b metric.Batch, seq uint64) {
 	if r.qHead > 0 && r.qHead == len(r.q) {
 		r.q = r.q[:0]
 		r.qHead = 0
 	}
-	r.q = append(r.q, b)
-	r.queued += n
-	r.mu.Unlock()
-	select {
-	case r.data <- struct{}{}:
-	default:
-	}
-	return nil
+	r.q = append(r.q, qent{b: b, seq: seq})
+	r.queued += len(b)
 }
 
 // take removes up to BatchSize metrics from the head of the queue. When
 // several small batches are queued they are copied into the worker's scratch
-// batch, so that one Write (one flush, one syscall) covers them.
-func (r *runner) take(scratch *metric.Batch) metric.Batch {
+// batch, so that one Write (one flush, one syscall) covers them. parts gets
+// the spool records the batch comes from.
+func (r *runner) take(scratch *metric.Batch, parts *[]part) metric.Batch {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	*parts = (*parts)[:0]
 	if r.queued == 0 {
 		return nil
 	}
 	max := r.cfg.BatchSize
 	head := r.q[r.qHead]
-	if len(head) >= max || r.qHead+1 == len(r.q) {
+	if len(head.b) >= max || r.qHead+1 == len(r.q) {
 		// one batch: hand it over without copying
-		if len(head) > max {
-			r.q[r.qHead] = head[max:]
-			head = head[:max:max]
+		b := head.b
+		if len(b) > max {
+			r.q[r.qHead].b = b[max:]
+			b = b[:max:max]
 		} else {
-			r.q[r.qHead] = nil
+			r.q[r.qHead] = qent{}
 			r.qHead++
 		}
-		r.queued -= len(head)
-		r.inflight += len(head)
-		return head
+		r.queued -= len(b)
+		r.inflight += len(b)
+		*parts = append(*parts, part{head.seq, len(b)})
+		return b
 	}
 	out := (*scratch)[:0]
 	for r.qHead < len(r.q) {
-		b := r.q[r.qHead]
+		e := r.q[r.qHead]
 		room := max - len(out)
 		if room == 0 {
 			break
 		}
-		if len(b) > room {
-			out = append(out, b[:room]...)
-			r.q[r.qHead] = b[room:]
+		if len(e.b) > room {
+			out = append(out, e.b[:room]...)
+			r.q[r.qHead].b = e.b[room:]
+			*parts = append(*parts, part{e.seq, room})
 			break
 		}
-		out = append(out, b...)
-		r.q[r.qHead] = nil
+		out = append(out, e.b...)
+		*parts = append(*parts, part{e.seq, len(e.b)})
+		r.q[r.qHead] = qent{}
 		r.qHead++
 	}
 	*scratch = out
@@ -254,10 +282,16 @@ func (r *runner) queuedNow() int {
 	return r.queued + r.inflight
 }
 
+// queueLen returns what is waiting: queued metrics in memory (plus one when
+// spooled records wait on disk) and whether the runner is closed.
 func (r *runner) queueLen() (queued int, closed bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.queued, r.closed
+	q := r.queued
+	if q == 0 && r.sp != nil && r.sp.disk {
+		q = 1
+	}
+	return q, r.closed
 }
 
 // run starts one writer per output instance (the common key `workers`) and
@@ -285,6 +319,7 @@ func (r *runner) work(ctx context.Context, out registry.Output) {
 	connected := false
 	backoff := r.cfg.RetryInitial
 	var scratch metric.Batch
+	var parts []part
 	// connect (re)connects; it reports false when the worker must end.
 	connect := func(idle bool) bool {
 		for {
@@ -352,7 +387,10 @@ func (r *runner) work(ctx context.Context, out registry.Output) {
 			}
 			t.Stop()
 		}
-		b := r.take(&scratch)
+		b := r.take(&scratch, &parts)
+		if b == nil && r.sp != nil {
+			b = r.sp.read(r, &parts)
+		}
 		if b == nil {
 			continue
 		}
@@ -392,6 +430,9 @@ func (r *runner) work(ctx context.Context, out registry.Output) {
 		default:
 		}
 		r.finish(len(b))
+		if r.sp != nil {
+			r.sp.done(parts)
+		}
 		r.logDrops(false)
 	}
 }
@@ -408,6 +449,11 @@ func (r *runner) stop() {
 	r.mu.Lock()
 	left := r.queued + r.inflight
 	r.mu.Unlock()
+	if r.sp != nil {
+		// what is left is on disk and will be sent after a restart
+		r.sp.close(r)
+		left = 0
+	}
 	r.left.Store(int64(left))
 	r.logDrops(true)
 	for _, out := range r.outs {
