@@ -2,8 +2,12 @@ package main
 
 import (
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -129,4 +133,85 @@ func TestDestinationDown30s(t *testing.T) {
 	}
 	t.Logf("replayed from disk %v;", replayed)
 	t.Logf("destination down 30 s: sent %d, delivered %d, duplicates %d, dropped 0", len(sent), sink.Len(), dups)
+}
+
+// TestMemoryBoundWhileDown: the destination is down and clients send as fast
+// as they can; with max_buffered_bytes = 100 MiB the router's peak RSS stays
+// under 256 MiB, and drops are counted.
+func TestMemoryBoundWhileDown(t *testing.T) {
+	sink := plugintest.NewLineSink(t)
+	sink.Stop()
+	in, stats := plugintest.FreeAddr(t), plugintest.FreeAddr(t)
+	cfg := filepath.Join(t.TempDir(), "r.toml")
+	os.WriteFile(cfg, []byte(fmt.Sprintf(`
+[agent]
+  stats_addr = %q
+  max_buffered_bytes = 104857600
+  shutdown_timeout = "1s"
+[[inputs.graphite]]
+  listen = %q
+[[outputs.graphite]]
+  id = "cache"
+  address = %q
+  buffer_limit = 100000000
+`, stats, in, sink.Addr)), 0o600)
+	p := startBinary(t, cfg)
+	waitListen(t, in)
+	var chunk []byte
+	for i := 0; i < 20000; i++ {
+		chunk = fmt.Appendf(chunk, "flood.metric.path.number.%d %d 1700000000\n", i, i)
+	}
+	var sent atomic.Int64
+	stop := time.Now().Add(8 * time.Second)
+	var wg sync.WaitGroup
+	for c := 0; c < 4; c++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			conn, err := net.Dial("tcp", in)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			defer conn.Close()
+			for time.Now().Before(stop) {
+				if _, err := conn.Write(chunk); err != nil {
+					return
+				}
+				sent.Add(20000)
+			}
+		}()
+	}
+	wg.Wait()
+	m := scrape(t, stats)
+	received := m[series("received_total", "inputs.graphite", "graphite-1")]
+	dropped := m[series("dropped_total", "outputs.graphite", "cache")]
+	queued := m[series("queued", "outputs.graphite", "cache")]
+	peak := peakRSS(t, p.cmd.Process.Pid)
+	secs := 8.0
+	t.Logf("destination down, flood: %.0f lines received (%.0f/s), %v dropped (counted), %v queued, peak RSS %d MiB",
+		received, received/secs, dropped, queued, peak>>20)
+	if received != dropped+queued {
+		t.Errorf("received %v != dropped %v + queued %v", received, dropped, queued)
+	}
+	if peak > 256<<20 {
+		t.Fatalf("peak RSS %d MiB over 256 MiB", peak>>20)
+	}
+}
+
+// peakRSS reads VmHWM of a process.
+func peakRSS(t *testing.T, pid int) int64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(l, "VmHWM:") {
+			var kb int64
+			fmt.Sscanf(strings.TrimSpace(strings.TrimPrefix(l, "VmHWM:")), "%d", &kb)
+			return kb << 10
+		}
+	}
+	t.Fatal("no VmHWM")
+	return 0
 }

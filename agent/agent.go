@@ -50,6 +50,7 @@ type Agent struct {
 
 	reg      *registry.Registry
 	reloadCh chan struct{}
+	budget   *budget // [agent] max_buffered_bytes, shared by all runners
 
 	mu      sync.Mutex // guards what reload changes, for the management interface
 	cfg     *Config
@@ -92,6 +93,11 @@ type generation struct {
 func New(cfg *Config, log zerolog.Logger) (*Agent, error) {
 	a := &Agent{log: log, stats: newStats(), stopNow: make(chan struct{}), fatal: make(chan error, 1),
 		reloadCh: make(chan struct{}, 1), byPrint: map[string]*runner{}, inputErr: make(chan error, 64)}
+	if max := cfg.Agent.MaxBufferedBytes; max > 0 {
+		a.budget = &budget{max: max}
+		a.stats.forInstance("agent", "agent").Gauge("buffered_bytes", "Bytes all outputs hold in memory (bounded by max_buffered_bytes).",
+			func() float64 { return float64(a.budget.used.Load()) })
+	}
 	g, err := a.build(cfg)
 	if err != nil {
 		return nil, err
@@ -239,6 +245,7 @@ func (a *Agent) buildOutput(g *generation, oi *instance) (node, error) {
 	}
 	r.stopNow = a.stopNow
 	r.onFatal = a.fatalf
+	r.budget = a.budget
 	r.spec = oi.Target.Spec
 	if r.spec == "" {
 		r.spec, _ = addressOf(oi.Plugin)

@@ -121,6 +121,11 @@ func RunWith(ctx context.Context, reg *registry.Registry, args []string, stdin i
 		return 1
 	}
 	log := newLogger(cfg.Agent, stderr)
+	if max := cfg.Agent.MaxBufferedBytes; max > 0 && os.Getenv("GOMEMLIMIT") == "" && !*check && *route == "" {
+		// a soft limit for the garbage collector near the buffer bound, so
+		// the heap does not grow to twice the live data first
+		debug.SetMemoryLimit(max*3/2 + 64<<20)
+	}
 	a, err := New(cfg, log)
 	if err != nil {
 		fmt.Fprintln(stderr, "router:", err)

@@ -27,6 +27,10 @@ type agentConfig struct {
 	// management_addr: the StatsD-proxy style TCP management interface
 	// (ping, stats, memstats, help, config, health [up|down], status, quit); "" disables.
 	ManagementAddr string `toml:"management_addr"`
+	// max_buffered_bytes: bound of the bytes all outputs together hold in
+	// memory (queued metrics and their lines); past it the overflow policy of
+	// the output being fed applies. 0 = the default, 1 GiB; -1 = no bound.
+	MaxBufferedBytes int64 `toml:"max_buffered_bytes"`
 	// pprof: also serve Go's /debug/pprof/ on stats_addr (for profiling; off by default).
 	Pprof bool `toml:"pprof"`
 }
@@ -106,6 +110,7 @@ type instance struct {
 	Out     outputCommon
 	Targets []*instance // distributor targets
 	Target  registry.Target
+	outRaw outputCommon // output keys as written, before defaults (targets inherit them)
 	// Fingerprint identifies the instance's configuration: a reload keeps
 	// a running instance whose fingerprint did not change.
 	Fingerprint string
@@ -267,6 +272,13 @@ func (l *loader) checkAgent(a *agentConfig) error {
 		return &configError{file: l.file, line: l.keyLine([]string{"agent"}, "log_format"), table: "[agent]",
 			msg: fmt.Sprintf("log_format %q: want json or console", a.LogFormat)}
 	}
+	if a.MaxBufferedBytes == 0 {
+		a.MaxBufferedBytes = 1 << 30
+	}
+	if a.MaxBufferedBytes < -1 || (a.MaxBufferedBytes > 0 && a.MaxBufferedBytes < 1<<20) {
+		return &configError{file: l.file, line: l.keyLine([]string{"agent"}, "max_buffered_bytes"), table: "[agent]",
+			msg: "max_buffered_bytes: at least 1048576, or -1 for no bound"}
+	}
 	if a.ShutdownTimeout == 0 {
 		a.ShutdownTimeout = registry.Duration(defShutdownTimeout)
 	}
@@ -295,8 +307,8 @@ func (l *loader) decodeInstance(kind registry.Kind, name string, prim toml.Primi
 	in.Table = fmt.Sprintf("[[%s]] #%d", key, l.count[key])
 	if kind == registry.Outputs {
 		if parent != nil {
-			in.Out = parent.Out
-			in.Out.ID, in.Out.Instance, in.Out.To, in.Out.LogLevel = "", "", nil, parent.Out.LogLevel
+			in.Out = parent.outRaw // what the parent set, not its defaults
+			in.Out.ID, in.Out.Instance, in.Out.To = "", "", nil
 		}
 		if err := l.md.PrimitiveDecode(prim, &in.Out); err != nil {
 			return nil, l.wrapDecode(in.Table, err)
@@ -326,6 +338,7 @@ func (l *loader) decodeInstance(kind registry.Kind, name string, prim toml.Primi
 	}
 	l.ids[idKey] = in.Table
 	if kind == registry.Outputs {
+		in.outRaw = in.Out
 		if err := l.outputDefaults(in); err != nil {
 			return nil, err
 		}
@@ -535,7 +548,7 @@ func (l *loader) shorthandTarget(parent *instance, proto, dest string) (*instanc
 	p, _ := l.reg.Lookup(registry.Outputs, proto)
 	addr := joinHostPort(host, port)
 	t := &instance{Kind: registry.Outputs, Name: proto, Plugin: p.New(), Line: parent.Line, Table: parent.Table + " destination " + dest}
-	t.Out = parent.Out
+	t.Out = parent.outRaw
 	t.Out.ID, t.Out.To, t.Out.Instance = parent.ID+"/"+dest, nil, inst
 	t.ID = t.Out.ID
 	md, err := toml.Decode(fmt.Sprintf("address = %q\n", addr), t.Plugin)
@@ -547,6 +560,10 @@ func (l *loader) shorthandTarget(parent *instance, proto, dest string) (*instanc
 			msg: fmt.Sprintf("protocol %q: output has no address key; declare it as [[...to.%s]] tables", proto, proto)}
 	}
 	if err := l.checkKind(t); err != nil {
+		return nil, err
+	}
+	t.outRaw = t.Out
+	if err := l.outputDefaults(t); err != nil {
 		return nil, err
 	}
 	t.Target = registry.Target{ID: t.ID, Plugin: proto, Address: addr, Host: host, Port: port, Instance: inst, Spec: dest}
@@ -664,7 +681,7 @@ func (l *loader) checkUndecoded() error {
 		}
 		msg := fmt.Sprintf("unknown key %q (typo, or not in this build)", k[len(k)-1])
 		if len(k) == 2 && k[0] == "agent" {
-			msg += "; [agent] has: log_level, log_format, shutdown_timeout, stats_addr, management_addr, pprof"
+			msg += "; [agent] has: log_level, log_format, shutdown_timeout, stats_addr, management_addr, max_buffered_bytes, pprof"
 		}
 		if len(k) == 1 {
 			msg = fmt.Sprintf("unknown top-level key or table %q; want [agent], [[inputs.*]], [[processors.*]], [[outputs.*]]", k.String())

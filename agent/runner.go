@@ -60,14 +60,34 @@ type runner struct {
 	dropLogged uint64
 	lastDropAt time.Time
 
+	budget  *budget          // nil: no byte bound
 	sp      *spooled         // nil unless spool_dir is set
 	metrics registry.Metrics // for the spool's gauges
 }
 
 // qent is a queued batch and, with a spool, the record that holds it.
 type qent struct {
-	b   metric.Batch
-	seq uint64
+	b     metric.Batch
+	seq   uint64
+	bytes int64 // accounted against the agent's max_buffered_bytes
+}
+
+// budget bounds the bytes all runners hold in memory ([agent] max_buffered_bytes).
+type budget struct {
+	max  int64
+	used atomic.Int64
+}
+
+// metricOverhead approximates a queued metric's memory besides its line.
+const metricOverhead = 104
+
+// batchBytes is what b costs the memory budget.
+func batchBytes(b metric.Batch) int64 {
+	n := int64(len(b)) * metricOverhead
+	for i := range b {
+		n += int64(len(b[i].Line()))
+	}
+	return n
 }
 
 // part says that n metrics of spool record seq are in a taken batch.
@@ -141,14 +161,22 @@ func (r *runner) enqueue(ctx context.Context, b metric.Batch) error {
 		return r.enqueueSpooled(ctx, b)
 	}
 	limit := r.cfg.BufferLimit
+	var nb int64
+	if r.budget != nil {
+		nb = batchBytes(b)
+	}
+	overBytes := func() bool {
+		return r.budget != nil && r.budget.used.Load()+nb > r.budget.max
+	}
 	if r.cfg.Block {
 		// Wait until the batch fits. An empty queue always takes one batch,
 		// however large, so that a batch larger than the limit cannot wedge.
-		for r.queued+r.inflight > 0 && r.queued+r.inflight+n > limit {
+		for r.queued+r.inflight > 0 && (r.queued+r.inflight+n > limit || overBytes()) {
 			ch := r.space
 			r.mu.Unlock()
 			select {
 			case <-ch:
+			case <-time.After(50 * time.Millisecond): // bytes freed by other outputs
 			case <-ctx.Done():
 				r.refused.Add(uint64(n))
 				return ctx.Err()
@@ -169,27 +197,49 @@ func (r *runner) enqueue(ctx context.Context, b metric.Batch) error {
 			drop = n - limit
 			b = b[drop:]
 			n = limit
+			if nb > 0 {
+				nb = batchBytes(b)
+			}
 		}
 		for r.queued+r.inflight+n > limit && r.queued > 0 {
 			need := r.queued + r.inflight + n - limit
-			head := r.q[r.qHead].b
-			if len(head) <= need {
-				drop += len(head)
-				r.queued -= len(head)
+			head := r.q[r.qHead]
+			if len(head.b) <= need {
+				drop += len(head.b)
+				r.queued -= len(head.b)
+				r.release(head.bytes)
 				r.q[r.qHead] = qent{}
 				r.qHead++
 			} else {
-				r.q[r.qHead].b = head[need:]
+				cut := head.bytes * int64(need) / int64(len(head.b))
+				r.q[r.qHead].b = head.b[need:]
+				r.q[r.qHead].bytes -= cut
+				r.release(cut)
 				r.queued -= need
 				drop += need
 			}
 		}
-		if r.queued+r.inflight+n > limit {
-			// the batch being written holds the room: drop from the new batch
-			k := r.queued + r.inflight + n - limit
+		// the memory budget: drop whole batches, oldest first
+		for overBytes() && r.queued > 0 {
+			head := r.q[r.qHead]
+			drop += len(head.b)
+			r.queued -= len(head.b)
+			r.release(head.bytes)
+			r.q[r.qHead] = qent{}
+			r.qHead++
+		}
+		if r.queued+r.inflight+n > limit || overBytes() {
+			// what is being written holds the room: drop from the new batch
+			k := n
+			if r.queued+r.inflight+n > limit && !overBytes() {
+				k = r.queued + r.inflight + n - limit
+			}
 			b = b[k:]
 			n -= k
 			drop += k
+			if nb > 0 {
+				nb = batchBytes(b)
+			}
 		}
 		if drop > 0 {
 			r.dropped.Add(uint64(drop))
@@ -199,30 +249,41 @@ func (r *runner) enqueue(ctx context.Context, b metric.Batch) error {
 			return nil
 		}
 	}
-	r.push(b, 0)
+	r.push(b, 0, nb)
 	r.mu.Unlock()
 	r.wake()
 	return nil
 }
 
+// release returns bytes to the memory budget.
+func (r *runner) release(n int64) {
+	if r.budget != nil && n != 0 {
+		r.budget.used.Add(-n)
+	}
+}
+
 // push appends to the memory queue; r.mu is held.
-func (r *runner) push(b metric.Batch, seq uint64) {
+func (r *runner) push(b metric.Batch, seq uint64, bytes int64) {
 	if r.qHead > 0 && r.qHead == len(r.q) {
 		r.q = r.q[:0]
 		r.qHead = 0
 	}
-	r.q = append(r.q, qent{b: b, seq: seq})
+	r.q = append(r.q, qent{b: b, seq: seq, bytes: bytes})
 	r.queued += len(b)
+	if r.budget != nil {
+		r.budget.used.Add(bytes)
+	}
 }
 
 // take removes up to BatchSize metrics from the head of the queue. When
 // several small batches are queued they are copied into the worker's scratch
 // batch, so that one Write (one flush, one syscall) covers them. parts gets
 // the spool records the batch comes from.
-func (r *runner) take(scratch *metric.Batch, parts *[]part) metric.Batch {
+func (r *runner) take(scratch *metric.Batch, parts *[]part, taken *int64) metric.Batch {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	*parts = (*parts)[:0]
+	*taken = 0
 	if r.queued == 0 {
 		return nil
 	}
@@ -232,9 +293,13 @@ func (r *runner) take(scratch *metric.Batch, parts *[]part) metric.Batch {
 		// one batch: hand it over without copying
 		b := head.b
 		if len(b) > max {
+			cut := head.bytes * int64(max) / int64(len(b))
 			r.q[r.qHead].b = b[max:]
+			r.q[r.qHead].bytes -= cut
+			*taken = cut
 			b = b[:max:max]
 		} else {
+			*taken = head.bytes
 			r.q[r.qHead] = qent{}
 			r.qHead++
 		}
@@ -251,12 +316,16 @@ func (r *runner) take(scratch *metric.Batch, parts *[]part) metric.Batch {
 			break
 		}
 		if len(e.b) > room {
+			cut := e.bytes * int64(room) / int64(len(e.b))
 			out = append(out, e.b[:room]...)
 			r.q[r.qHead].b = e.b[room:]
+			r.q[r.qHead].bytes -= cut
+			*taken += cut
 			*parts = append(*parts, part{e.seq, room})
 			break
 		}
 		out = append(out, e.b...)
+		*taken += e.bytes
 		*parts = append(*parts, part{e.seq, len(e.b)})
 		r.q[r.qHead] = qent{}
 		r.qHead++
@@ -320,6 +389,7 @@ func (r *runner) work(ctx context.Context, out registry.Output) {
 	backoff := r.cfg.RetryInitial
 	var scratch metric.Batch
 	var parts []part
+	var taken int64
 	// connect (re)connects; it reports false when the worker must end.
 	connect := func(idle bool) bool {
 		for {
@@ -387,7 +457,7 @@ func (r *runner) work(ctx context.Context, out registry.Output) {
 			}
 			t.Stop()
 		}
-		b := r.take(&scratch, &parts)
+		b := r.take(&scratch, &parts, &taken)
 		if b == nil && r.sp != nil {
 			b = r.sp.read(r, &parts)
 		}
@@ -430,6 +500,7 @@ func (r *runner) work(ctx context.Context, out registry.Output) {
 		default:
 		}
 		r.finish(len(b))
+		r.release(taken)
 		if r.sp != nil {
 			r.sp.done(parts)
 		}

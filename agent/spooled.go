@@ -159,8 +159,13 @@ func (r *runner) enqueueSpooled(ctx context.Context, b metric.Batch) error {
 		switch {
 		case err == nil:
 			s.track(seq, n)
-			if !s.disk && r.queued+r.inflight+n <= r.cfg.BufferLimit {
-				r.push(b, seq)
+			var nb int64
+			if r.budget != nil {
+				nb = batchBytes(b)
+			}
+			room := r.budget == nil || r.budget.used.Load()+nb <= r.budget.max
+			if !s.disk && r.queued+r.inflight+n <= r.cfg.BufferLimit && room {
+				r.push(b, seq, nb)
 			} else if !s.disk {
 				s.disk, s.diskFrom, s.newRead = true, seq, true
 			}
@@ -201,7 +206,7 @@ func (r *runner) enqueueSpooled(ctx context.Context, b metric.Batch) error {
 			r.mu.Unlock()
 			r.log.Error().Err(err).Msg("spool append failed; batch kept in memory only")
 			r.mu.Lock()
-			r.push(b, 0)
+			r.push(b, 0, 0)
 			r.mu.Unlock()
 			r.wake()
 			return nil

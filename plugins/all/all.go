@@ -13,6 +13,7 @@ package all
 import (
 	_ "github.com/metricsrouter/router/plugins/inputs/graphite"
 	_ "github.com/metricsrouter/router/plugins/inputs/https_batch"
+	_ "github.com/metricsrouter/router/plugins/inputs/statsd"
 	_ "github.com/metricsrouter/router/plugins/outputs/any_of"
 	_ "github.com/metricsrouter/router/plugins/outputs/broadcast"
 	_ "github.com/metricsrouter/router/plugins/outputs/consistent_hash"
@@ -21,5 +22,6 @@ import (
 	_ "github.com/metricsrouter/router/plugins/outputs/graphite"
 	_ "github.com/metricsrouter/router/plugins/outputs/https_batch"
 	_ "github.com/metricsrouter/router/plugins/outputs/mirror"
+	_ "github.com/metricsrouter/router/plugins/outputs/statsd"
 	_ "github.com/metricsrouter/router/plugins/processors/prefix"
 )

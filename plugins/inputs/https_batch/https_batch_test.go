@@ -324,4 +324,3 @@ func TestInitErrors(t *testing.T) {
 		}
 	}
 }
-

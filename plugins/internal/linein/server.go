@@ -10,9 +10,11 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+	"unsafe"
 
 	"github.com/rs/zerolog"
 
+	"github.com/metricsrouter/router/plugins/metric"
 	"github.com/metricsrouter/router/registry"
 )
 
@@ -24,6 +26,12 @@ type Config struct {
 	IdleTimeout    time.Duration // TCP: close a connection idle this long (0 = never)
 	ReadBuffer     int           // socket receive buffer (SO_RCVBUF), 0 = kernel default
 	DrainGrace     time.Duration // at shutdown, keep reading open connections this long
+	// ReadBatch > 0: UDP reads up to this many datagrams per recvmmsg(2)
+	// (BatchReader) and emits one batch per read; 0 = one datagram per read.
+	ReadBatch int
+	// ForceReadBuffer: when the kernel caps ReadBuffer at net.core.rmem_max,
+	// try SO_RCVBUFFORCE (works with CAP_NET_ADMIN).
+	ForceReadBuffer bool
 }
 
 // Server is a TCP or UDP line listener feeding an Emitter.
@@ -36,6 +44,8 @@ type Server struct {
 
 	connsTotal, connsRejected, idleClosed *atomic.Uint64
 	active                                atomic.Int64
+	datagrams, readCalls                  *atomic.Uint64 // batched UDP only
+	rcvbuf                                atomic.Int64   // SO_RCVBUF the kernel gave (UDP)
 
 	ready chan struct{}
 	addr  atomic.Value // net.Addr
@@ -55,6 +65,11 @@ func NewServer(cfg Config, parse ParseFunc, env registry.Env) *Server {
 	s.connsRejected = m.Counter("connections_rejected_total", "TCP connections closed at once: max_connections reached.")
 	s.idleClosed = m.Counter("connections_idle_closed_total", "TCP connections closed after idle_timeout.")
 	m.Gauge("connections_active", "Open TCP connections.", func() float64 { return float64(s.active.Load()) })
+	if cfg.ReadBatch > 0 {
+		s.datagrams = m.Counter("datagrams_total", "UDP datagrams received.")
+		s.readCalls = m.Counter("udp_reads_total", "UDP read calls (recvmmsg); datagrams_total / udp_reads_total = datagrams per call.")
+		m.Gauge("receive_buffer_bytes", "UDP socket receive buffer (SO_RCVBUF) as the kernel reports it.", func() float64 { return float64(s.rcvbuf.Load()) })
+	}
 	return s
 }
 
@@ -220,22 +235,35 @@ func (s *Server) ServeUDP(ctx context.Context, out registry.Emitter) error {
 		if err := conn.SetReadBuffer(s.cfg.ReadBuffer); err != nil {
 			s.log.Warn().Err(err).Int("bytes", s.cfg.ReadBuffer).Msg("set receive buffer")
 		}
+		if s.cfg.ForceReadBuffer && ReceiveBuffer(conn) < 2*s.cfg.ReadBuffer {
+			forceReceiveBuffer(conn, s.cfg.ReadBuffer)
+		}
 	}
+	rcvbuf := ReceiveBuffer(conn)
+	s.rcvbuf.Store(int64(rcvbuf))
 	s.addr.Store(conn.LocalAddr())
 	close(s.ready)
-	s.log.Info().Str("addr", conn.LocalAddr().String()).Int("rcvbuf", ReceiveBuffer(conn)).Msg("listening (udp)")
+	s.log.Info().Str("addr", conn.LocalAddr().String()).Int("rcvbuf", rcvbuf).Msg("listening (udp)")
+	// the kernel doubles what it is asked for (bookkeeping) and caps that
+	if s.cfg.ReadBuffer > 0 && rcvbuf < 2*s.cfg.ReadBuffer {
+		s.log.Warn().Int("bytes", s.cfg.ReadBuffer).Int("rcvbuf", rcvbuf).Msg("receive buffer smaller than read_buffer: raise net.core.rmem_max")
+	}
+	dl := &readDeadline{conn: conn}
 	done := make(chan struct{})
 	go func() {
 		select {
 		case <-ctx.Done():
 			// read what the kernel already queued for a moment more
-			_ = conn.SetReadDeadline(time.Now().Add(s.cfg.DrainGrace))
+			dl.drain(time.Now().Add(s.cfg.DrainGrace))
 		case <-done:
 		}
 	}()
 	defer close(done)
 	defer conn.Close()
 	emitCtx := context.WithoutCancel(ctx)
+	if s.cfg.ReadBatch > 0 {
+		return s.readBatches(ctx, emitCtx, conn, dl, out)
+	}
 	f := NewFramer(s.parse, s.cfg.MaxLine, s.c, s.onError)
 	f.SetChunkSizes(256<<10, 256<<10)
 	for {
@@ -258,6 +286,174 @@ func (s *Server) ServeUDP(ctx context.Context, out registry.Emitter) error {
 			s.log.Warn().Err(err).Msg("udp read")
 			time.Sleep(10 * time.Millisecond)
 		}
+	}
+}
+
+// readBatches is ServeUDP's loop with a BatchReader.
+//
+// Under load (a read that filled every slot) a goroutine reads
+// while this one emits, so the socket is drained while the previous batch is
+// routed; at most emitQueue batches wait between them. At lighter rates the
+// reader gathers the metrics of consecutive reads (they are adjacent in the
+// reader's slab, so this copies nothing) and emits them itself, at most
+// gatherDelay after the first and once gatherMax are waiting, so that an
+// output gets a few large batches instead of one per read: that saves a
+// wake-up of each output's writer per read. Batches are emitted in the order
+// they were read. It returns when the reader has stopped and everything it
+// read was emitted.
+func (s *Server) readBatches(ctx, emitCtx context.Context, conn *net.UDPConn, dl *readDeadline, out registry.Emitter) error {
+	r := NewBatchReader(conn, s.cfg.ReadBatch, s.parse, s.cfg.MaxLine, s.c, s.onError, s.datagrams, s.readCalls)
+	ch := make(chan metric.Batch, emitQueue)
+	var pending atomic.Int64 // batches handed to the emitting goroutine, not yet emitted
+	go func() {
+		defer close(ch)
+		var g gathered
+		deadline := false // a read deadline is set for g
+		flush := func(inline bool) {
+			b := g.take()
+			if len(b) == 0 {
+				return
+			}
+			if inline && pending.Load() == 0 {
+				s.emit(emitCtx, out, b) // nothing waits: emit here (order is kept)
+				return
+			}
+			pending.Add(1)
+			ch <- b
+		}
+		defer flush(false)
+		for {
+			b, n, err := r.Read()
+			now := time.Now()
+			if len(b) > 0 {
+				heavy := n >= s.cfg.ReadBatch // the read was full: more is waiting
+				if !g.add(r.slab, b, now) {
+					flush(!heavy)
+					g.add(r.slab, b, now)
+				}
+				if heavy || g.len() >= gatherMax || now.Sub(g.since) >= gatherDelay {
+					flush(!heavy)
+				}
+			}
+			var timedOut bool
+			if err != nil {
+				// our gathering deadline, not the end of the drain
+				timedOut = errors.Is(err, os.ErrDeadlineExceeded) && !dl.ended(now)
+				if timedOut {
+					flush(true)
+				}
+			}
+			switch {
+			case g.len() > 0 && !deadline:
+				dl.set(g.since.Add(gatherDelay))
+				deadline = true
+			case g.len() == 0 && deadline:
+				dl.set(time.Time{})
+				deadline = false
+			}
+			if err != nil && !timedOut {
+				if ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
+					return
+				}
+				s.log.Warn().Err(err).Msg("udp read")
+				time.Sleep(10 * time.Millisecond)
+			}
+		}
+	}()
+	for b := range ch {
+		s.emit(emitCtx, out, b)
+		pending.Add(-1)
+	}
+	return nil
+}
+
+// Gathering of light reads (see readBatches).
+const (
+	emitQueue   = 16                   // read batches waiting for Emit, at most
+	gatherDelay = 5 * time.Millisecond // the first gathered metric waits this long, at most
+	gatherMax   = 4096                 // metrics gathered before they are emitted
+)
+
+// gathered is a run of metrics of consecutive reads, adjacent in the
+// reader's slab.
+type gathered struct {
+	slab     metric.Batch
+	from, to int
+	since    time.Time
+}
+
+func (g *gathered) len() int { return g.to - g.from }
+
+// add appends b, which ends the slab, if it follows what is gathered (or
+// nothing is); it reports false if b is elsewhere (a new slab).
+func (g *gathered) add(slab, b metric.Batch, now time.Time) bool {
+	end := len(slab)
+	base := end - len(b)
+	if g.len() == 0 {
+		g.slab, g.from, g.to, g.since = slab, base, end, now
+		return true
+	}
+	if unsafe.SliceData(g.slab) != unsafe.SliceData(slab) || g.to != base {
+		return false
+	}
+	g.slab, g.to = slab, end
+	return true
+}
+
+// readDeadline is the read deadline of a UDP socket, shared by the reader
+// (which sets one while it gathers) and the shutdown watcher (which sets the
+// end of the drain): whoever sets it last, the earlier of the two holds.
+type readDeadline struct {
+	conn *net.UDPConn
+	mu   sync.Mutex
+	want time.Time // the reader's; zero = none
+	end  time.Time // the drain's; zero = not stopping
+}
+
+// set sets the reader's deadline (zero = none).
+func (d *readDeadline) set(t time.Time) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.want = t
+	d.apply()
+}
+
+// drain sets the end of the drain at shutdown.
+func (d *readDeadline) drain(end time.Time) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.end = end
+	d.apply()
+}
+
+// ended reports whether the drain is over at now.
+func (d *readDeadline) ended(now time.Time) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return !d.end.IsZero() && !now.Before(d.end)
+}
+
+func (d *readDeadline) apply() {
+	t := d.want
+	if t.IsZero() || (!d.end.IsZero() && d.end.Before(t)) {
+		t = d.end
+	}
+	_ = d.conn.SetReadDeadline(t)
+}
+
+// take returns what is gathered and forgets it.
+func (g *gathered) take() metric.Batch {
+	if g.len() == 0 {
+		return nil
+	}
+	b := g.slab[g.from:g.to:g.to]
+	*g = gathered{}
+	return b
+}
+
+func (s *Server) emit(ctx context.Context, out registry.Emitter, b metric.Batch) {
+	if e := out.Emit(ctx, b); e != nil {
+		s.log.Error().Err(e).Int("count", len(b)).Msg("emit failed")
 	}
 }
 

@@ -1,28 +1,24 @@
 // Package graphite is the Graphite plaintext output: TCP with large buffered
-// writes (one write(2) per write_buffer bytes, not per line) or UDP datagrams.
+// writes (plugins/internal/streamout: one write(2) per write_buffer bytes,
+// peer-close detection, resume after a partial write) or UDP datagrams.
 //
 // Unmodified metrics leave byte for byte as they arrived; others are rendered
 // by plugins/codec/graphite (StatsD metrics get the write time as timestamp).
-// A batch that fails half way is resumed after the last line the kernel took,
-// so a reconnect does not duplicate what was already sent on the old
-// connection.
 package graphite
 
 import (
-	"bytes"
 	"context"
 	_ "embed"
 	"errors"
 	"fmt"
 	"net"
 	"sync/atomic"
-	"syscall"
 	"time"
-	"unsafe"
 
 	"github.com/rs/zerolog"
 
 	codec "github.com/metricsrouter/router/plugins/codec/graphite"
+	"github.com/metricsrouter/router/plugins/internal/streamout"
 	"github.com/metricsrouter/router/plugins/metric"
 	"github.com/metricsrouter/router/registry"
 )
@@ -47,16 +43,12 @@ type Graphite struct {
 	oversize *atomic.Uint64
 	log      zerolog.Logger
 
-	conn    net.Conn
-	raw     syscall.RawConn // TCP: to peek for a close by the peer
-	peekFn  func(fd uintptr)
-	peekBuf [1]byte
-	peeked  bool
-	buf     []byte
-
-	// resume point of the last batch that failed part way
-	resumeKey  [3]uintptr
-	resumeDone int
+	tcp    streamout.Stream
+	udp    net.Conn
+	buf    []byte
+	resume streamout.Resume // UDP: where a failed batch resumes
+	now    int64
+	line   streamout.AppendFunc
 }
 
 // Init validates the configuration.
@@ -89,108 +81,47 @@ func (g *Graphite) Destination() string { return g.Address }
 // Connect dials the destination.
 func (g *Graphite) Connect(ctx context.Context) error {
 	g.Close()
-	d := net.Dialer{Timeout: g.Timeout.D(), KeepAlive: 30 * time.Second}
-	c, err := d.DialContext(ctx, g.Protocol, g.Address)
+	if g.Protocol == "tcp" {
+		g.tcp.Address, g.tcp.Timeout, g.tcp.WriteBuffer = g.Address, g.Timeout.D(), g.WriteBuffer
+		return g.tcp.Connect(ctx)
+	}
+	d := net.Dialer{Timeout: g.Timeout.D()}
+	c, err := d.DialContext(ctx, "udp", g.Address)
 	if err != nil {
 		return err
 	}
-	g.conn = c
-	if tc, ok := c.(*net.TCPConn); ok {
-		g.raw, _ = tc.SyscallConn()
-		if g.peekFn == nil {
-			g.peekFn = g.peek
-		}
-	}
+	g.udp = c
 	return nil
 }
 
-// peerClosed peeks at the socket without blocking. Carbon never talks back,
-// so end-of-stream or an error means the peer closed or reset the
-// connection: writing more would only feed a dead socket.
-func (g *Graphite) peerClosed() bool {
-	if g.raw == nil {
-		return false
-	}
-	g.peeked = false
-	_ = g.raw.Control(g.peekFn)
-	return g.peeked
-}
-
-// peek is the RawConn.Control callback of peerClosed; it is bound once per
-// Graphite value (peekFn) so that peeking allocates nothing.
-func (g *Graphite) peek(fd uintptr) {
-	for {
-		n, _, err := syscall.Recvfrom(int(fd), g.peekBuf[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
-		switch {
-		case err == syscall.EINTR:
-			continue
-		case err == syscall.EAGAIN:
-		case err != nil || n == 0:
-			g.peeked = true
-		}
-		return
-	}
-}
-
-// Write writes the batch; see the package doc for partial failures.
+// Write writes the batch (see package streamout for partial failures).
 func (g *Graphite) Write(ctx context.Context, b metric.Batch) error {
-	if g.conn == nil {
+	g.now = time.Now().Unix()
+	if g.Protocol == "tcp" {
+		if g.line == nil {
+			g.line = g.appendLine // bound once: no allocation per Write
+		}
+		return g.tcp.Write(ctx, b, g.line)
+	}
+	if g.udp == nil {
 		return registry.ErrNotConnected
 	}
 	if len(b) == 0 {
 		return nil
 	}
-	start := 0
-	key := batchKey(b)
-	if key == g.resumeKey {
-		start = g.resumeDone
-	}
-	if g.Protocol == "udp" {
-		return g.writeUDP(b, start, key)
-	}
-	now := time.Now().Unix()
-	dl, hasDL := ctx.Deadline()
-	buf := g.buf[:0]
-	flushed := start // b[:flushed] are fully in the kernel
-	for i := start; i < len(b); i++ {
-		buf = codec.Append(buf, &b[i], now)
-		if len(buf) >= g.WriteBuffer || i == len(b)-1 {
-			if g.peerClosed() {
-				g.resumeKey, g.resumeDone = key, flushed
-				g.buf = buf[:0]
-				g.Close()
-				return fmt.Errorf("%s: connection closed by peer: %w", g.Address, registry.ErrNotConnected)
-			}
-			d := time.Now().Add(g.Timeout.D())
-			if hasDL && dl.Before(d) {
-				d = dl
-			}
-			_ = g.conn.SetWriteDeadline(d)
-			n, err := g.conn.Write(buf)
-			if err != nil {
-				g.resumeKey = key
-				g.resumeDone = flushed + bytes.Count(buf[:n], []byte{'\n'})
-				g.buf = buf[:0]
-				g.Close()
-				return fmt.Errorf("write %s: %w: %w", g.Address, err, registry.ErrNotConnected)
-			}
-			flushed = i + 1
-			buf = buf[:0]
-		}
-	}
-	g.buf = buf[:0]
-	g.resumeKey = [3]uintptr{}
-	return nil
+	return g.writeUDP(b, g.resume.Start(b))
 }
 
-func (g *Graphite) writeUDP(b metric.Batch, start int, key [3]uintptr) error {
-	now := time.Now().Unix()
+func (g *Graphite) appendLine(dst []byte, m *metric.Metric) []byte {
+	return codec.Append(dst, m, g.now)
+}
+
+func (g *Graphite) writeUDP(b metric.Batch, start int) error {
 	buf := g.buf[:0]
-	flushed := start
 	var line []byte
 	for i := start; i <= len(b); i++ {
 		if i < len(b) {
-			line = codec.Append(line[:0], &b[i], now)
+			line = codec.Append(line[:0], &b[i], g.now)
 			if len(line) > g.MaxPacketSize {
 				g.oversize.Add(1)
 				g.log.Warn().Int("bytes", len(line)).Msg("line longer than max_packet_size dropped")
@@ -198,12 +129,12 @@ func (g *Graphite) writeUDP(b metric.Batch, start int, key [3]uintptr) error {
 			}
 		}
 		if len(buf) > 0 && (i == len(b) || len(buf)+len(line) > g.MaxPacketSize) {
-			if _, err := g.conn.Write(buf); err != nil {
-				g.resumeKey, g.resumeDone = key, flushed
+			if _, err := g.udp.Write(buf); err != nil {
+				g.resume.Failed(b, start)
 				g.buf = buf[:0]
 				return fmt.Errorf("write udp %s: %w", g.Address, err)
 			}
-			flushed = i
+			start = i
 			buf = buf[:0]
 		}
 		if i < len(b) {
@@ -211,24 +142,17 @@ func (g *Graphite) writeUDP(b metric.Batch, start int, key [3]uintptr) error {
 		}
 	}
 	g.buf = buf[:0]
-	g.resumeKey = [3]uintptr{}
+	g.resume.Succeeded()
 	return nil
-}
-
-// batchKey identifies a batch across retries without hashing its contents.
-func batchKey(b metric.Batch) [3]uintptr {
-	first, last := b[0].Path(), b[len(b)-1].Path()
-	return [3]uintptr{uintptr(unsafe.Pointer(unsafe.SliceData(first))), uintptr(unsafe.Pointer(unsafe.SliceData(last))), uintptr(len(b))}
 }
 
 // Close closes the connection.
 func (g *Graphite) Close() error {
-	if g.conn == nil {
-		return nil
+	if g.udp != nil {
+		g.udp.Close()
+		g.udp = nil
 	}
-	err := g.conn.Close()
-	g.conn, g.raw = nil, nil
-	return err
+	return g.tcp.Close()
 }
 
 var (

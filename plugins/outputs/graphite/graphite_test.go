@@ -393,7 +393,7 @@ func TestResumeMidBatch(t *testing.T) {
 
 	// 1. The peer reads nothing: the write blocks and times out part way.
 	connect(t, g)
-	if err := g.conn.(*net.TCPConn).SetWriteBuffer(4096); err != nil {
+	if err := g.tcp.Conn().(*net.TCPConn).SetWriteBuffer(4096); err != nil {
 		t.Fatal(err)
 	}
 	c1 := srv.accept(t)
@@ -408,8 +408,8 @@ func TestResumeMidBatch(t *testing.T) {
 	if done == 0 || done >= len(lines) {
 		t.Fatalf("%d lines went out before the timeout; the test needs a part of the batch", done)
 	}
-	if g.resumeDone != done {
-		t.Fatalf("resume point %d, but the peer got %d whole lines", g.resumeDone, done)
+	if g.tcp.ResumeAt() != done {
+		t.Fatalf("resume point %d, but the peer got %d whole lines", g.tcp.ResumeAt(), done)
 	}
 	if whole := strings.Join(lines[:done], "\n") + "\n"; !strings.HasPrefix(got1, whole) {
 		t.Fatal("the old connection did not get the first lines of the batch, in order")
@@ -423,14 +423,14 @@ func TestResumeMidBatch(t *testing.T) {
 	connect(t, g)
 	srv.accept(t).Close()
 	deadline := time.Now().Add(wait)
-	for !g.peerClosed() && time.Now().Before(deadline) {
+	for !g.tcp.PeerClosed() && time.Now().Before(deadline) {
 		time.Sleep(time.Millisecond) // until the FIN is in; the kernel usually has it already
 	}
 	if err := g.Write(writeCtx(t), b); !errors.Is(err, registry.ErrNotConnected) {
 		t.Fatalf("Write to a closed peer = %v, want ErrNotConnected", err)
 	}
-	if g.resumeDone != done {
-		t.Fatalf("resume point moved from %d to %d without writing", done, g.resumeDone)
+	if g.tcp.ResumeAt() != done {
+		t.Fatalf("resume point moved from %d to %d without writing", done, g.tcp.ResumeAt())
 	}
 
 	// 3. A peer that reads: the rest of the batch, from the cut line on.

@@ -1,0 +1,302 @@
+package statsd
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/metricsrouter/router/registry"
+)
+
+func init() {
+	registry.AddCommand(registry.Command{
+		Name:    "convert",
+		Summary: "convert go-statsd-proxy [-ms] FILE.json: print the equivalent router TOML",
+		Run:     runConvert,
+	})
+}
+
+const convertUsage = `usage: router convert go-statsd-proxy [-ms] FILE.json   ("-" reads standard input)
+
+Prints a router configuration equivalent to a go-statsd-proxy (pdecat fork)
+JSON configuration: inputs.statsd on host:port, the nodes as outputs.statsd
+targets of a consistent_hash with hash = "statsd" and on_down = "rehash" (or
+of a broadcast when "mirror" is true), each with admin = host:managementport,
+and [agent] management_addr = managementhost:managementport.
+
+checkInterval is read in seconds, as go-statsd-proxy compares it; -ms reads it
+in milliseconds, as Etsy's proxy.js (whose example the value often comes from).
+`
+
+// gspConfig is go-statsd-proxy's JSON configuration. Its struct tags are
+// malformed, so encoding/json matches field names case-insensitively; the
+// tags here name the same fields and match the same way.
+type gspConfig struct {
+	Nodes          []gspNode `json:"nodes"`
+	Host           string    `json:"host"`
+	Port           int       `json:"port"`
+	ManagementHost string    `json:"managementhost"`
+	ManagementPort int       `json:"managementport"`
+	CheckInterval  int       `json:"checkInterval"`
+	Mirror         bool      `json:"mirror"`
+}
+
+type gspNode struct {
+	Host           string `json:"host"`
+	Port           int    `json:"port"`
+	ManagementPort int    `json:"managementport"`
+}
+
+func runConvert(_ context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	if len(args) == 0 || args[0] != "go-statsd-proxy" {
+		if len(args) > 0 && (args[0] == "-h" || args[0] == "-help" || args[0] == "--help") {
+			fmt.Fprint(stdout, convertUsage)
+			return 0
+		}
+		fmt.Fprint(stderr, convertUsage)
+		if len(args) > 0 {
+			fmt.Fprintf(stderr, "\nrouter convert: unknown dialect %q (this binary converts: go-statsd-proxy)\n", args[0])
+		}
+		return 2
+	}
+	fs := flag.NewFlagSet("router convert go-statsd-proxy", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprint(stderr, convertUsage) }
+	ms := fs.Bool("ms", false, "read checkInterval in milliseconds (Etsy proxy.js) instead of seconds (go-statsd-proxy)")
+	if err := fs.Parse(args[1:]); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if fs.NArg() != 1 {
+		fs.Usage()
+		return 2
+	}
+	file := fs.Arg(0)
+	var data []byte
+	var err error
+	if file == "-" {
+		data, err = io.ReadAll(stdin)
+	} else {
+		data, err = os.ReadFile(file)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "router convert: %v\n", err)
+		return 1
+	}
+	out, err := ConvertGoStatsdProxy(data, file, *ms, os.Hostname)
+	if err != nil {
+		fmt.Fprintf(stderr, "router convert: %s: %v\n", file, err)
+		return 1
+	}
+	_, _ = io.WriteString(stdout, out)
+	return 0
+}
+
+// ConvertGoStatsdProxy turns a go-statsd-proxy JSON configuration into router
+// TOML. name is the source shown in the header comment. checkInterval is in
+// seconds unless ms is set. An empty host means os.Hostname() in
+// go-statsd-proxy; hostname supplies it.
+func ConvertGoStatsdProxy(data []byte, name string, ms bool, hostname func() (string, error)) (string, error) {
+	var c gspConfig
+	if err := json.Unmarshal(data, &c); err != nil {
+		return "", fmt.Errorf("not a go-statsd-proxy JSON configuration: %w", err)
+	}
+	if len(c.Nodes) == 0 {
+		return "", errors.New("no nodes")
+	}
+	var notes []string
+	host := func(h, what string) (string, error) {
+		if h != "" {
+			return h, nil
+		}
+		hn, err := hostname()
+		if err != nil {
+			return "", fmt.Errorf("%s: empty host, and no hostname: %w", what, err)
+		}
+		notes = append(notes, fmt.Sprintf("%s: host was empty; go-statsd-proxy uses the hostname (%s)", what, hn))
+		return hn, nil
+	}
+	port := func(p, def int, what string) (int, error) {
+		if p == 0 {
+			return def, nil
+		}
+		if p < 1 || p > 65535 {
+			return 0, fmt.Errorf("%s: port %d out of range", what, p)
+		}
+		return p, nil
+	}
+	lh, err := host(c.Host, "host")
+	if err != nil {
+		return "", err
+	}
+	lp, err := port(c.Port, 8125, "port")
+	if err != nil {
+		return "", err
+	}
+	mh := c.ManagementHost
+	if mh == "" {
+		mh = "127.0.0.1"
+	}
+	mp, err := port(c.ManagementPort, 8126, "managementport")
+	if err != nil {
+		return "", err
+	}
+	if c.CheckInterval < 0 {
+		return "", fmt.Errorf("checkInterval %d: negative", c.CheckInterval)
+	}
+	var interval time.Duration
+	switch {
+	case ms:
+		interval = time.Duration(c.CheckInterval) * time.Millisecond
+		if interval < 10*time.Millisecond {
+			notes = append(notes, fmt.Sprintf("checkInterval %d ms raised to 10ms, the shortest check_interval", c.CheckInterval))
+			interval = 10 * time.Millisecond
+		}
+	default:
+		interval = time.Duration(c.CheckInterval) * time.Second
+		if c.CheckInterval == 0 {
+			// go-statsd-proxy then checks whenever a second has passed
+			interval = time.Second
+		}
+		if c.CheckInterval >= 60 {
+			notes = append(notes, fmt.Sprintf("checkInterval %d is seconds in go-statsd-proxy (%s between checks); if milliseconds were meant (Etsy proxy.js), convert again with -ms", c.CheckInterval, interval))
+		}
+	}
+	type node struct{ addr, admin string }
+	nodes := make([]node, len(c.Nodes))
+	seen := map[string]bool{}
+	for i, n := range c.Nodes {
+		what := fmt.Sprintf("nodes[%d]", i)
+		h, err := host(n.Host, what)
+		if err != nil {
+			return "", err
+		}
+		if n.Port == 0 {
+			return "", fmt.Errorf("%s: no port", what)
+		}
+		p, err := port(n.Port, 0, what)
+		if err != nil {
+			return "", err
+		}
+		nodes[i].addr = net.JoinHostPort(h, strconv.Itoa(p))
+		if seen[nodes[i].addr] {
+			return "", fmt.Errorf("%s: %s listed twice", what, nodes[i].addr)
+		}
+		seen[nodes[i].addr] = true
+		if n.ManagementPort != 0 {
+			ap, err := port(n.ManagementPort, 0, what+".managementport")
+			if err != nil {
+				return "", err
+			}
+			nodes[i].admin = net.JoinHostPort(h, strconv.Itoa(ap))
+		}
+	}
+
+	var b bytes.Buffer
+	w := func(format string, a ...any) { fmt.Fprintf(&b, format, a...) }
+	flags := ""
+	if ms {
+		flags = " -ms"
+	}
+	w("# Converted from the go-statsd-proxy configuration %s by\n", tomlComment(name))
+	w("#   router convert go-statsd-proxy%s %s\n", flags, tomlComment(name))
+	w("# Run it with: router -config THIS_FILE.toml (check it first with -check).\n")
+	if !c.Mirror {
+		w("#\n")
+		w("# Placement: the Etsy statsd proxy.js ring (node hashring 3.2.0), not go-statsd-proxy's\n")
+		w("# one-point-per-node ring, so metrics move between backends once: run the backends with\n")
+		w("# deleteIdleStats = true while they settle (Etsy docs/cluster_proxy.md).\n")
+	}
+	if c.Mirror {
+		w("# Health: nodes with a managementport are checked (shown by /healthz and the management\n")
+		w("# command \"status\"), but a mirror sends to every node, as go-statsd-proxy does.\n")
+	} else {
+		w("# Health: every check_interval a node's admin port gets \"health\"; a reply without \"up\",\n")
+		w("# an error or a timeout takes the node out, the first good reply puts it back\n")
+		w("# (go-statsd-proxy never re-added a node). A node without managementport is always up.\n")
+	}
+	for _, n := range notes {
+		w("# NOTE: %s\n", tomlComment(n))
+	}
+	w("\n[agent]\n")
+	w("  ## go-statsd-proxy's management interface (ping, stats, memstats; also Etsy's commands).\n")
+	w("  management_addr = %s\n", tomlString(net.JoinHostPort(mh, strconv.Itoa(mp))))
+	w("\n[[inputs.statsd]]\n")
+	w("  listen = %s\n", tomlString(net.JoinHostPort(lh, strconv.Itoa(lp))))
+	w("  protocol = \"udp\"\n")
+	w("  ## go-statsd-proxy read 512 bytes per datagram; this reads up to 64 KiB, many per call.\n")
+	w("  read_buffer = 8388608\n")
+	dist := "consistent_hash"
+	if c.Mirror {
+		dist = "broadcast"
+		w("\n## mirror = true: every metric to every node.\n")
+		w("[[outputs.broadcast]]\n")
+		w("  id = \"statsd-mirror\"\n")
+	} else {
+		w("\n[[outputs.consistent_hash]]\n")
+		w("  id = \"statsd\"\n")
+		w("  hash = \"statsd\"\n")
+		w("  on_down = \"rehash\"\n")
+	}
+	for _, n := range nodes {
+		w("\n  [[outputs.%s.to.statsd]]\n", dist)
+		w("    address = %s\n", tomlString(n.addr))
+		if n.admin != "" {
+			w("    admin = %s\n", tomlString(n.admin))
+			w("    check_interval = %s\n", tomlString(formatDuration(interval)))
+		}
+	}
+	return b.String(), nil
+}
+
+// formatDuration writes d as time.ParseDuration reads it, without zero units
+// ("1s", "16m40s", "250ms").
+func formatDuration(d time.Duration) string {
+	s := d.String()
+	for _, z := range []string{"m0s", "h0m"} {
+		if strings.HasSuffix(s, z) {
+			s = s[:len(s)-len(z)+1]
+		}
+	}
+	return s
+}
+
+// tomlString quotes s as a TOML basic string.
+func tomlString(s string) string {
+	var b strings.Builder
+	b.WriteByte('"')
+	for _, r := range s {
+		switch {
+		case r == '"' || r == '\\':
+			b.WriteByte('\\')
+			b.WriteRune(r)
+		case r < 0x20 || r == 0x7f:
+			fmt.Fprintf(&b, "\\u%04X", r)
+		default:
+			b.WriteRune(r)
+		}
+	}
+	b.WriteByte('"')
+	return b.String()
+}
+
+// tomlComment keeps s on one comment line.
+func tomlComment(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f {
+			return ' '
+		}
+		return r
+	}, s)
+}

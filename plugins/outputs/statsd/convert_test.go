@@ -1,0 +1,139 @@
+package statsd
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/rs/zerolog"
+
+	"github.com/metricsrouter/router/agent"
+	"github.com/metricsrouter/router/registry"
+
+	_ "github.com/metricsrouter/router/plugins/inputs/statsd"
+	_ "github.com/metricsrouter/router/plugins/outputs/broadcast"
+	_ "github.com/metricsrouter/router/plugins/outputs/consistent_hash"
+)
+
+// loads checks that text is a configuration the router accepts (-check).
+func loads(t *testing.T, text string) *agent.Config {
+	t.Helper()
+	cfg, err := agent.ParseConfig(registry.Default, "converted.toml", text, func(string) (string, bool) { return "", false })
+	if err != nil {
+		t.Fatalf("converted TOML does not load: %v\n%s", err, text)
+	}
+	if _, err := agent.New(cfg, zerolog.Nop()); err != nil {
+		t.Fatalf("converted TOML does not pass Init: %v\n%s", err, text)
+	}
+	return cfg
+}
+
+func noHost() (string, error) { return "", errors.New("no hostname") }
+
+// TestConvertGoStatsdProxy: the README example and a mirror config with
+// other spellings of the keys convert to TOML that loads, with each node's
+// address, admin port and interval.
+func TestConvertGoStatsdProxy(t *testing.T) {
+	cases := []struct {
+		file string
+		ms   bool
+		want []string
+		dist string
+	}{
+		{"testdata/go-statsd-proxy.json", false, []string{
+			`management_addr = "127.0.0.1:8126"`, `listen = "0.0.0.0:8125"`, `hash = "statsd"`, `on_down = "rehash"`,
+			`[[outputs.consistent_hash.to.statsd]]`, `address = "127.0.0.1:8130"`, `admin = "127.0.0.1:8140"`,
+			`address = "127.0.0.1:8132"`, `admin = "127.0.0.1:8142"`, `check_interval = "16m40s"`, "convert again with -ms",
+		}, "consistent_hash"},
+		{"testdata/go-statsd-proxy.json", true, []string{`check_interval = "1s"`}, "consistent_hash"},
+		{"testdata/go-statsd-proxy-mirror.json", false, []string{
+			`management_addr = "127.0.0.1:8135"`, `listen = "127.0.0.1:8125"`, `[[outputs.broadcast]]`,
+			`[[outputs.broadcast.to.statsd]]`, `address = "127.0.0.1:8130"`, `admin = "127.0.0.1:8141"`, `check_interval = "2s"`,
+		}, "broadcast"},
+	}
+	for _, c := range cases {
+		t.Run(c.file, func(t *testing.T) {
+			data, err := os.ReadFile(c.file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out, err := ConvertGoStatsdProxy(data, c.file, c.ms, noHost)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, w := range c.want {
+				if !strings.Contains(out, w) {
+					t.Errorf("output lacks %q:\n%s", w, out)
+				}
+			}
+			cfg := loads(t, out)
+			if len(cfg.Outputs) != 1 || cfg.Outputs[0].Name != c.dist {
+				t.Fatalf("outputs: %+v", cfg.Outputs)
+			}
+			if n := strings.Count(out, "address = "); n != len(cfg.Outputs[0].Targets) {
+				t.Fatalf("%d addresses, %d targets", n, len(cfg.Outputs[0].Targets))
+			}
+		})
+	}
+}
+
+func TestConvertDefaultsAndErrors(t *testing.T) {
+	out, err := ConvertGoStatsdProxy([]byte(`{"nodes":[{"host":"::1","port":8127,"managementport":8128},{"port":8129}]}`), "x.json", false,
+		func() (string, error) { return "statsd-host", nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range []string{`management_addr = "127.0.0.1:8126"`, `listen = "statsd-host:8125"`, `address = "[::1]:8127"`,
+		`admin = "[::1]:8128"`, `check_interval = "1s"`, `address = "statsd-host:8129"`, "go-statsd-proxy uses the hostname"} {
+		if !strings.Contains(out, w) {
+			t.Errorf("output lacks %q:\n%s", w, out)
+		}
+	}
+	loads(t, out)
+	for _, bad := range []struct{ json, want string }{
+		{`{}`, "no nodes"},
+		{`{"nodes":[]}`, "no nodes"},
+		{`[1]`, "not a go-statsd-proxy"},
+		{`{"host":"h","nodes":[{"host":"a"}]}`, "no port"},
+		{`{"host":"h","nodes":[{"host":"a","port":70000}]}`, "out of range"},
+		{`{"host":"h","nodes":[{"host":"a","port":1},{"host":"a","port":1}]}`, "twice"},
+		{`{"host":"h","nodes":[{"port":1}]}`, "no hostname"},
+		{`{"host":"h","nodes":[{"host":"a","port":1}],"checkInterval":-1}`, "negative"},
+	} {
+		if _, err := ConvertGoStatsdProxy([]byte(bad.json), "x.json", false, noHost); err == nil || !strings.Contains(err.Error(), bad.want) {
+			t.Errorf("%s: err = %v, want %q", bad.json, err, bad.want)
+		}
+	}
+}
+
+// TestConvertCommand: `router convert go-statsd-proxy FILE` as registered.
+func TestConvertCommand(t *testing.T) {
+	c, ok := registry.Default.LookupCommand("convert")
+	if !ok {
+		t.Fatal("command convert is not registered")
+	}
+	run := func(stdin string, args ...string) (int, string, string) {
+		var out, errb bytes.Buffer
+		code := c.Run(context.Background(), args, strings.NewReader(stdin), &out, &errb)
+		return code, out.String(), errb.String()
+	}
+	code, out, errs := run("", "go-statsd-proxy", "testdata/go-statsd-proxy.json")
+	if code != 0 || !strings.Contains(out, `hash = "statsd"`) {
+		t.Fatalf("exit %d: %s %s", code, out, errs)
+	}
+	data, _ := os.ReadFile("testdata/go-statsd-proxy-mirror.json")
+	if code, out, _ := run(string(data), "go-statsd-proxy", "-ms", "-"); code != 0 || !strings.Contains(out, `check_interval = "10ms"`) {
+		t.Fatalf("stdin, -ms: exit %d: %s", code, out)
+	}
+	for _, args := range [][]string{nil, {"polymur"}, {"go-statsd-proxy"}, {"go-statsd-proxy", "a", "b"}} {
+		if code, _, errs := run("", args...); code != 2 || !strings.Contains(errs, "usage") {
+			t.Errorf("%q: exit %d, stderr %q", args, code, errs)
+		}
+	}
+	if code, _, errs := run("", "go-statsd-proxy", "testdata/missing.json"); code != 1 || !strings.Contains(errs, "missing.json") {
+		t.Errorf("missing file: exit %d, %s", code, errs)
+	}
+}
