@@ -11,10 +11,13 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/rs/zerolog"
 
 	"github.com/metricsrouter/router/plugins/metric"
 	"github.com/metricsrouter/router/plugins/plugintest"
@@ -323,4 +326,110 @@ func TestInitErrors(t *testing.T) {
 			t.Errorf("%v, want %q", err, c.want)
 		}
 	}
+}
+
+// zeroReader is an endless body.
+type zeroReader struct{ n *int64 }
+
+func (z zeroReader) Read(p []byte) (int, error) {
+	for i := range p {
+		p[i] = 'a'
+	}
+	*z.n += int64(len(p))
+	return len(p), nil
+}
+
+// TestHostileBodies: a 1 GiB body is cut off at max_body_bytes without the
+// gateway reading it all; slowloris headers are dropped after
+// read_header_timeout; neither stops another client.
+func TestHostileBodies(t *testing.T) {
+	g := startGateway(t, func(g *Gateway) {
+		g.MaxBodyBytes = 1 << 20
+		g.ReadHeaderTimeout = registry.Duration(500 * time.Millisecond)
+	}, nil)
+	// 1 GiB announced and streamed
+	var sent int64
+	req, _ := http.NewRequest("POST", "http://"+g.addr+"/ingest", io.LimitReader(zeroReader{&sent}, 1<<30))
+	req.ContentLength = 1 << 30
+	req.Header.Set("X-Polymur-Key", "123")
+	start := time.Now()
+	resp, err := http.DefaultClient.Do(req)
+	if err == nil {
+		resp.Body.Close()
+		if resp.StatusCode != 413 {
+			t.Fatalf("1 GiB body: %d", resp.StatusCode)
+		}
+	}
+	if sent > 64<<20 {
+		t.Fatalf("the gateway let the client send %d MiB before refusing", sent>>20)
+	}
+	t.Logf("1 GiB body refused after %d KiB in %v", sent>>10, time.Since(start).Round(time.Millisecond))
+	// slowloris: headers one byte at a time, never finished
+	c, err := net.Dial("tcp", g.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	closed := make(chan time.Duration, 1)
+	go func() {
+		t0 := time.Now()
+		for _, b := range []byte("POST /ingest HTTP/1.1\r\nHost: x\r\nX-Polymur-Key: 1") {
+			if _, err := c.Write([]byte{b}); err != nil {
+				closed <- time.Since(t0)
+				return
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		io.Copy(io.Discard, c)
+		closed <- time.Since(t0)
+	}()
+	// meanwhile another client is served
+	if st, _ := post(t, "http://"+g.addr+"/ingest", "123", gz(t, "ok.metric 1 1700000000\n"), nil); st != 200 {
+		t.Fatalf("a good client during slowloris: %d", st)
+	}
+	select {
+	case d := <-closed:
+		if d > 5*time.Second {
+			t.Fatalf("slowloris connection lived %v", d)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("slowloris connection was never closed")
+	}
+}
+
+// FuzzIngest: any body, gzip or not, either is refused (400/413) or parsed;
+// never a panic, and never a metric with a line break in it.
+func FuzzIngest(f *testing.F) {
+	f.Add(gz(f, "a.b 1 1700000000\nc.d 2 1700000000"))
+	f.Add([]byte("plain 1 1\n\n\r\nbad line\n"))
+	f.Add(append(gz(f, "x 1 1\n")[:10], 0xff, 0x00))
+	f.Add([]byte{0x1f, 0x8b})
+	g := registryNew()
+	g.Listen = "127.0.0.1:0"
+	g.MaxBodyBytes = 1 << 20
+	g.MaxDecompressedBytes = 4 << 20
+	g.KeyPrefix = true
+	g.Keystore.Type = "static"
+	g.Keystore.DevMode = true
+	// the test logger must not be used from the fuzz target
+	env := registry.Env{ID: "fuzz", Plugin: "inputs.https_batch", Log: zerolog.Nop(), Metrics: plugintest.NewMetrics()}
+	if err := g.Init(env); err != nil {
+		f.Fatal(err)
+	}
+	h := &handler{g: g}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		r, _ := http.NewRequest("POST", "/ingest", bytes.NewReader(body))
+		w := httptest.NewRecorder()
+		data, err := h.readBody(w, r)
+		if err != nil {
+			return
+		}
+		b, _ := h.parse(data, "dev")
+		for i := range b {
+			if bytes.ContainsAny(b[i].Line(), "\n") {
+				t.Fatalf("metric with a line break: %q", b[i].Line())
+			}
+		}
+	})
 }

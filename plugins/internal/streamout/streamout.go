@@ -14,6 +14,7 @@ package streamout
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"syscall"
@@ -71,6 +72,10 @@ type Stream struct {
 	peeked  bool
 	buf     []byte
 	resume  Resume
+	pending []byte // the rest of a chunk a timed-out write left unwritten
+
+	wroteLines int // whole lines of the failed chunk that went out
+	fallback   int // resume point if the connection dies with pending bytes
 }
 
 // Connect dials the server (closing any previous connection).
@@ -103,6 +108,14 @@ func (s *Stream) Write(ctx context.Context, b metric.Batch, appendLine AppendFun
 		return nil
 	}
 	start := s.resume.Start(b)
+	if len(s.pending) > 0 {
+		// A write timed out on a live but slow connection: finish its chunk
+		// first, so that no line is ever cut on the stream.
+		if err := s.write(ctx, s.pending); err != nil {
+			return err
+		}
+		s.pending = s.pending[:0]
+	}
 	buf := s.buf[:0]
 	flushed := start // b[:flushed] are fully in the kernel
 	for i := start; i < len(b); i++ {
@@ -116,17 +129,19 @@ func (s *Stream) Write(ctx context.Context, b metric.Batch, appendLine AppendFun
 			s.Close()
 			return fmt.Errorf("%s: connection closed by peer: %w", s.Address, registry.ErrNotConnected)
 		}
-		d := time.Now().Add(s.Timeout)
-		if dl, ok := ctx.Deadline(); ok && dl.Before(d) {
-			d = dl
-		}
-		_ = s.conn.SetWriteDeadline(d)
-		n, err := s.conn.Write(buf)
-		if err != nil {
-			s.resume.Failed(b, flushed+bytes.Count(buf[:n], []byte{'\n'}))
+		if err := s.write(ctx, buf); err != nil {
+			// with s.pending set, the chunk counts as written: it will be
+			// finished on this connection before anything else
+			if len(s.pending) > 0 {
+				// done once pending is out; if the connection dies first,
+				// the lines pending belongs to are resent
+				s.resume.Failed(b, i+1)
+				s.fallback = flushed + s.wroteLines
+			} else {
+				s.resume.Failed(b, flushed+s.wroteLines)
+			}
 			s.buf = buf[:0]
-			s.Close()
-			return fmt.Errorf("write %s: %w: %w", s.Address, err, registry.ErrNotConnected)
+			return err
 		}
 		flushed = i + 1
 		buf = buf[:0]
@@ -134,6 +149,31 @@ func (s *Stream) Write(ctx context.Context, b metric.Batch, appendLine AppendFun
 	s.buf = buf[:0]
 	s.resume.Succeeded()
 	return nil
+}
+
+// write writes p. A timeout on a connection the peer has not closed keeps
+// the connection and the unwritten rest in s.pending (a slow reader is not
+// a dead one: reconnecting would cut a line and resend); any other error
+// closes the connection and leaves in s.wroteLines the whole lines of p
+// that went out.
+func (s *Stream) write(ctx context.Context, p []byte) error {
+	d := time.Now().Add(s.Timeout)
+	if dl, ok := ctx.Deadline(); ok && dl.Before(d) {
+		d = dl
+	}
+	_ = s.conn.SetWriteDeadline(d)
+	n, err := s.conn.Write(p)
+	if err == nil {
+		return nil
+	}
+	s.wroteLines = bytes.Count(p[:n], []byte{'\n'})
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() && !s.PeerClosed() {
+		s.pending = append(s.pending[:0], p[n:]...)
+		return fmt.Errorf("write %s: destination not reading: %w", s.Address, err)
+	}
+	s.Close()
+	return fmt.Errorf("write %s: %w: %w", s.Address, err, registry.ErrNotConnected)
 }
 
 // PeerClosed peeks at the socket without blocking: true when the peer has
@@ -169,6 +209,11 @@ func (s *Stream) Close() error {
 	}
 	err := s.conn.Close()
 	s.conn, s.raw = nil, nil
+	if len(s.pending) > 0 {
+		// a cut line: the lines the pending chunk holds are resent whole
+		s.resume.done = s.fallback
+		s.pending = s.pending[:0]
+	}
 	return err
 }
 
