@@ -110,7 +110,7 @@ type instance struct {
 	Out     outputCommon
 	Targets []*instance // distributor targets
 	Target  registry.Target
-	outRaw outputCommon // output keys as written, before defaults (targets inherit them)
+	outRaw  outputCommon // output keys as written, before defaults (targets inherit them)
 	// Fingerprint identifies the instance's configuration: a reload keeps
 	// a running instance whose fingerprint did not change.
 	Fingerprint string
