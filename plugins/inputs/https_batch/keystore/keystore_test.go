@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -497,5 +498,45 @@ func TestWriteFileAtomicMode(t *testing.T) {
 	entries, _ := os.ReadDir(filepath.Dir(path))
 	if len(entries) != 1 {
 		t.Fatalf("temporary files left: %v", entries)
+	}
+}
+
+// TestLookupTimingProbe measures what a timing attack would: a wrong key
+// sharing 31 of 32 characters with a valid one must not take measurably
+// longer to refuse than one sharing none. Medians of interleaved rounds keep
+// it stable on a busy machine; the bound is loose (the structure test above
+// is the proof, this is the measurement).
+func TestLookupTimingProbe(t *testing.T) {
+	env, _ := plugintest.Env(t, "inputs.https_batch")
+	st, err := New(Config{Type: "static", Keys: map[string]string{"alice": keyA}}, env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Open(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	near := []byte(keyA)
+	near[len(near)-1] ^= 1
+	far := []byte(strings.Repeat("z", len(keyA)))
+	const rounds, per = 301, 2000
+	round := func(k []byte) time.Duration {
+		t0 := time.Now()
+		for i := 0; i < per; i++ {
+			st.Lookup(k)
+		}
+		return time.Since(t0)
+	}
+	var dn, df []time.Duration
+	for r := 0; r < rounds; r++ {
+		dn = append(dn, round(near))
+		df = append(df, round(far))
+	}
+	slices.Sort(dn)
+	slices.Sort(df)
+	mn, mf := dn[rounds/2], df[rounds/2]
+	ratio := float64(mn) / float64(mf)
+	t.Logf("median per lookup: near miss %v, far miss %v (ratio %.3f)", mn/per, mf/per, ratio)
+	if ratio > 1.25 || ratio < 0.8 {
+		t.Fatalf("near-miss keys take %.2fx the time of far misses", ratio)
 	}
 }
