@@ -330,6 +330,13 @@ func (a *Agent) RunWatch(ctx context.Context, watch time.Duration) error {
 		}
 		defer ss.close()
 	}
+	if addr := cfg.Agent.RunstatsAddr; addr != "" {
+		rs, err := startRunstats(addr, a.log)
+		if err != nil {
+			return err
+		}
+		defer rs.close()
+	}
 	// Runners first, so that nothing is accepted before it has somewhere to go.
 	rctx, cancelRunners := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelRunners()
@@ -342,6 +349,17 @@ func (a *Agent) RunWatch(ctx context.Context, watch time.Duration) error {
 	a.ictx = ictx
 	for _, ir := range a.inputs {
 		a.startInput(ir)
+	}
+	var selfDone chan struct{}
+	if every := cfg.Agent.MetricsFlush.D(); every > 0 {
+		m := a.stats.forInstance("agent", "self_metrics")
+		sm := &selfMetrics{stats: a.stats, prefix: expandPrefix(cfg.Agent.MetricsPrefix), every: every, log: a.log,
+			em: &emitter{p: &a.pipe, received: m.Counter("received_total", "Self-metrics emitted into the pipeline.")}}
+		selfDone = make(chan struct{})
+		go func() {
+			defer close(selfDone)
+			sm.run(ictx)
+		}()
 	}
 	a.log.Info().Int("inputs", len(a.inputs)).Int("outputs", len(a.runners)).Str("config", cfg.File).Msg("router started")
 
@@ -386,6 +404,9 @@ wait:
 	})
 	defer hard.Stop()
 	cancelInputs()
+	if selfDone != nil {
+		<-selfDone
+	}
 	a.mu.Lock()
 	inputs := append([]*inputRun(nil), a.inputs...)
 	runners := append(append([]*runner(nil), a.runners...), a.retired...)

@@ -31,6 +31,13 @@ type agentConfig struct {
 	// memory (queued metrics and their lines); past it the overflow policy of
 	// the output being fed applies. 0 = the default, 1 GiB; -1 = no bound.
 	MaxBufferedBytes int64 `toml:"max_buffered_bytes"`
+	// metrics_flush: every this long, emit the router's own counters as
+	// Graphite metrics into the pipeline ("0s" = never).
+	MetricsFlush registry.Duration `toml:"metrics_flush"`
+	// metrics_prefix: the path they get; {host} is the short host name.
+	MetricsPrefix string `toml:"metrics_prefix"`
+	// runstats_addr: Polymur's statistics port ("stats" -> JSON); "" disables.
+	RunstatsAddr string `toml:"runstats_addr"`
 	// pprof: also serve Go's /debug/pprof/ on stats_addr (for profiling; off by default).
 	Pprof bool `toml:"pprof"`
 }
@@ -271,6 +278,13 @@ func (l *loader) checkAgent(a *agentConfig) error {
 	default:
 		return &configError{file: l.file, line: l.keyLine([]string{"agent"}, "log_format"), table: "[agent]",
 			msg: fmt.Sprintf("log_format %q: want json or console", a.LogFormat)}
+	}
+	if a.MetricsPrefix == "" {
+		a.MetricsPrefix = "carbon.relays.{host}"
+	}
+	if a.MetricsFlush != 0 && a.MetricsFlush.D() < time.Second {
+		return &configError{file: l.file, line: l.keyLine([]string{"agent"}, "metrics_flush"), table: "[agent]",
+			msg: "metrics_flush: at least 1s (or 0s for never)"}
 	}
 	if a.MaxBufferedBytes == 0 {
 		a.MaxBufferedBytes = 1 << 30
@@ -681,7 +695,7 @@ func (l *loader) checkUndecoded() error {
 		}
 		msg := fmt.Sprintf("unknown key %q (typo, or not in this build)", k[len(k)-1])
 		if len(k) == 2 && k[0] == "agent" {
-			msg += "; [agent] has: log_level, log_format, shutdown_timeout, stats_addr, management_addr, max_buffered_bytes, pprof"
+			msg += "; [agent] has: log_level, log_format, shutdown_timeout, stats_addr, management_addr, max_buffered_bytes, metrics_flush, metrics_prefix, runstats_addr, pprof"
 		}
 		if len(k) == 1 {
 			msg = fmt.Sprintf("unknown top-level key or table %q; want [agent], [[inputs.*]], [[processors.*]], [[outputs.*]]", k.String())

@@ -1,0 +1,74 @@
+package agent
+
+import (
+	"bufio"
+	"encoding/json"
+	"io"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/metricsrouter/router/plugins/codec/graphite"
+	"github.com/metricsrouter/router/plugins/plugintest"
+)
+
+func TestSelfMetricsCollect(t *testing.T) {
+	s := newStats()
+	m := s.forInstance("outputs.graphite", "caches/10.0.0.1:2003")
+	m.Counter("sent_total", "").Add(42)
+	m.Gauge("queued", "", func() float64 { return 7 })
+	s.forInstance("agent", "agent").Gauge("buffered_bytes", "", func() float64 { return 1024 })
+	sm := &selfMetrics{stats: s, prefix: "carbon.relays.web1"}
+	b := sm.collect(time.Unix(1700000000, 0))
+	var lines []string
+	for i := range b {
+		lines = append(lines, strings.TrimSuffix(string(graphite.Append(nil, &b[i], 0)), "\n"))
+	}
+	all := strings.Join(lines, "\n")
+	for _, want := range []string{
+		"carbon.relays.web1.outputs.graphite.caches_10_0_0_1_2003.sent_total 42 1700000000",
+		"carbon.relays.web1.outputs.graphite.caches_10_0_0_1_2003.queued 7 1700000000",
+		"carbon.relays.web1.agent.buffered_bytes 1024 1700000000",
+		"carbon.relays.web1.runtime.goroutines ",
+	} {
+		if !strings.Contains(all, want) {
+			t.Errorf("missing %q in:\n%s", want, all)
+		}
+	}
+	for _, l := range lines {
+		var x = b[0]
+		if err := graphite.Parse([]byte(l), &x); err != nil {
+			t.Errorf("not a Graphite line: %q", l)
+		}
+	}
+	if p := expandPrefix("{host}.polymur"); strings.Contains(p, "{host}") || strings.Count(p, ".") != 1 {
+		t.Errorf("expandPrefix: %q", p)
+	}
+}
+
+func TestRunstats(t *testing.T) {
+	addr := plugintest.FreeAddr(t)
+	rs, err := startRunstats(addr, plugintest.Logger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rs.close()
+	ask := func(cmd string) string {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		io.WriteString(c, cmd+"\n")
+		b, _ := io.ReadAll(bufio.NewReader(c))
+		return string(b)
+	}
+	var ms map[string]any
+	if err := json.Unmarshal([]byte(ask("stats")), &ms); err != nil || ms["HeapAlloc"] == nil {
+		t.Fatalf("stats: %v %v", err, ms)
+	}
+	if got := ask("bogus"); got != "Not a command: bogus\n" {
+		t.Fatalf("bogus: %q", got)
+	}
+}
