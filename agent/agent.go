@@ -50,12 +50,15 @@ type Agent struct {
 
 	reg      *registry.Registry
 	reloadCh chan struct{}
+	applyMu  sync.Mutex // one reload or destination change at a time
+	running  atomic.Bool // runners and inputs are up: changes may start more
 	budget   *budget // [agent] max_buffered_bytes, shared by all runners
 
 	mu      sync.Mutex // guards what reload changes, for the management interface
 	cfg     *Config
 	runners []*runner          // current runners, configuration order
 	byPrint map[string]*runner // current runners by fingerprint
+	dists   map[string]*distNode // current distributor nodes by fingerprint
 	retired []*runner          // removed by a reload, draining
 	inputs  []*inputRun
 
@@ -83,9 +86,11 @@ type generation struct {
 	pipe       *pipeline
 	runners    []*runner
 	byPrint    map[string]*runner
+	dists      map[string]*distNode
 	newRunners []*runner
 	inputs     []*inputRun
 	newInputs  []*inputRun
+	shared     bool
 }
 
 // New builds an agent from a loaded configuration: it creates every plugin's
@@ -98,20 +103,29 @@ func New(cfg *Config, log zerolog.Logger) (*Agent, error) {
 		a.stats.forInstance("agent", "agent").Gauge("buffered_bytes", "Bytes all outputs hold in memory (bounded by max_buffered_bytes).",
 			func() float64 { return float64(a.budget.used.Load()) })
 	}
-	g, err := a.build(cfg)
+	g, err := a.build(cfg, false)
 	if err != nil {
 		return nil, err
 	}
-	a.cfg, a.runners, a.byPrint, a.inputs = g.cfg, g.runners, g.byPrint, g.inputs
+	a.cfg, a.runners, a.byPrint, a.dists, a.inputs = g.cfg, g.runners, g.byPrint, g.dists, g.inputs
 	a.pipe.Store(g.pipe)
 	return a, nil
 }
 
 // build makes a generation for cfg. Runners and inputs of the current
-// generation with the same fingerprint are reused, not re-initialised.
-func (a *Agent) build(cfg *Config) (*generation, error) {
-	g := &generation{cfg: cfg, pipe: &pipeline{}, byPrint: map[string]*runner{}}
+// generation with the same fingerprint are reused, not re-initialised. With
+// shared set, cfg shares its unchanged instances with the running
+// configuration (a destination change): their plugins are in use, so the
+// processors and unchanged distributors are reused, not initialised again.
+func (a *Agent) build(cfg *Config, shared bool) (*generation, error) {
+	g := &generation{cfg: cfg, pipe: &pipeline{}, byPrint: map[string]*runner{}, dists: map[string]*distNode{}, shared: shared}
+	if shared {
+		g.pipe.procs = a.pipe.Load().procs
+	}
 	for _, pi := range cfg.Processors {
+		if shared {
+			break
+		}
 		if err := a.initPlugin(cfg, pi); err != nil {
 			return nil, err
 		}
@@ -181,6 +195,15 @@ func (a *Agent) initPlugin(cfg *Config, in *instance) error {
 
 func (a *Agent) buildOutput(g *generation, oi *instance) (node, error) {
 	if d, ok := oi.Plugin.(registry.Distributor); ok {
+		if dn, ok := a.dists[oi.Fingerprint]; ok && g.shared {
+			// unchanged and in use: keep it with its targets
+			g.dists[oi.Fingerprint] = dn
+			for _, r := range dn.leaves() {
+				g.runners = append(g.runners, r)
+				g.byPrint[r.print] = r
+			}
+			return dn, nil
+		}
 		if err := a.initPlugin(g.cfg, oi); err != nil {
 			return nil, err
 		}
@@ -204,6 +227,7 @@ func (a *Agent) buildOutput(g *generation, oi *instance) (node, error) {
 			}
 			dn.targets = append(dn.targets, n)
 		}
+		g.dists[oi.Fingerprint] = dn
 		return dn, nil
 	}
 	if r, ok := a.byPrint[oi.Fingerprint]; ok {
@@ -246,6 +270,7 @@ func (a *Agent) buildOutput(g *generation, oi *instance) (node, error) {
 	r.stopNow = a.stopNow
 	r.onFatal = a.fatalf
 	r.budget = a.budget
+	r.print = oi.Fingerprint
 	r.spec = oi.Target.Spec
 	if r.spec == "" {
 		r.spec, _ = addressOf(oi.Plugin)
@@ -323,8 +348,16 @@ func (a *Agent) RunWatch(ctx context.Context, watch time.Duration) error {
 		}
 		defer ms.close()
 	}
+	dapi := newDestAPI(a)
+	if addr := cfg.Agent.APIAddr; addr != "" {
+		ds, err := startDestAPI(addr, dapi, a.log)
+		if err != nil {
+			return err
+		}
+		defer ds.close()
+	}
 	if addr := cfg.Agent.StatsAddr; addr != "" {
-		ss, err := startStatsServer(addr, a.stats, a.healthy, cfg.Agent.Pprof, a.log)
+		ss, err := startStatsServer(addr, a.stats, a.healthy, cfg.Agent.Pprof, dapi.handleHTTP, a.log)
 		if err != nil {
 			return err
 		}
@@ -350,6 +383,8 @@ func (a *Agent) RunWatch(ctx context.Context, watch time.Duration) error {
 	for _, ir := range a.inputs {
 		a.startInput(ir)
 	}
+	a.running.Store(true)
+	defer a.running.Store(false)
 	var selfDone chan struct{}
 	if every := cfg.Agent.MetricsFlush.D(); every > 0 {
 		m := a.stats.forInstance("agent", "self_metrics")
@@ -458,11 +493,19 @@ func (a *Agent) reload() {
 	if cfg.Agent != old.Agent {
 		a.log.Warn().Msg("reload: [agent] settings take effect only at restart")
 	}
-	g, err := a.build(cfg)
+	a.applyMu.Lock()
+	defer a.applyMu.Unlock()
+	g, err := a.build(cfg, false)
 	if err != nil {
 		a.log.Error().Err(err).Msg("reload refused: the running configuration stays")
 		return
 	}
+	a.apply(g, start)
+}
+
+// apply switches the running agent to generation g; a.applyMu is held.
+func (a *Agent) apply(g *generation, start time.Time) {
+	cfg := g.cfg
 	// New runners start before they can receive anything.
 	for _, r := range g.newRunners {
 		a.startRunner(r)
@@ -508,7 +551,7 @@ func (a *Agent) reload() {
 		}
 	}
 	a.retired = append(a.retired, removed...)
-	a.cfg, a.runners, a.byPrint, a.inputs = cfg, g.runners, g.byPrint, g.inputs
+	a.cfg, a.runners, a.byPrint, a.dists, a.inputs = cfg, g.runners, g.byPrint, g.dists, g.inputs
 	a.mu.Unlock()
 	for _, r := range removed {
 		r.close()

@@ -38,6 +38,9 @@ type agentConfig struct {
 	MetricsPrefix string `toml:"metrics_prefix"`
 	// runstats_addr: Polymur's statistics port ("stats" -> JSON); "" disables.
 	RunstatsAddr string `toml:"runstats_addr"`
+	// api_addr: Polymur's runtime destination API (getdest, putdest,
+	// deldest); "" disables. The HTTP equivalent is on stats_addr.
+	APIAddr string `toml:"api_addr"`
 	// pprof: also serve Go's /debug/pprof/ on stats_addr (for profiling; off by default).
 	Pprof bool `toml:"pprof"`
 }
@@ -695,7 +698,7 @@ func (l *loader) checkUndecoded() error {
 		}
 		msg := fmt.Sprintf("unknown key %q (typo, or not in this build)", k[len(k)-1])
 		if len(k) == 2 && k[0] == "agent" {
-			msg += "; [agent] has: log_level, log_format, shutdown_timeout, stats_addr, management_addr, max_buffered_bytes, metrics_flush, metrics_prefix, runstats_addr, pprof"
+			msg += "; [agent] has: log_level, log_format, shutdown_timeout, stats_addr, management_addr, max_buffered_bytes, metrics_flush, metrics_prefix, runstats_addr, api_addr, pprof"
 		}
 		if len(k) == 1 {
 			msg = fmt.Sprintf("unknown top-level key or table %q; want [agent], [[inputs.*]], [[processors.*]], [[outputs.*]]", k.String())

@@ -24,6 +24,20 @@ type distNode struct {
 	unrout  *atomic.Uint64
 }
 
+// leaves returns the runners under n.
+func (n *distNode) leaves() []*runner {
+	var out []*runner
+	for _, t := range n.targets {
+		switch t := t.(type) {
+		case *runner:
+			out = append(out, t)
+		case *distNode:
+			out = append(out, t.leaves()...)
+		}
+	}
+	return out
+}
+
 func (n *distNode) healthy() bool {
 	for _, t := range n.targets {
 		if t.healthy() {

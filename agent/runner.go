@@ -36,6 +36,7 @@ type runner struct {
 	log     zerolog.Logger
 	id      string
 	spec    string // destination as configured, "" if none
+	print   string // the output's fingerprint
 
 	mu       sync.Mutex
 	q        []qent        // queued batches, oldest first

@@ -206,7 +206,7 @@ type statsServer struct {
 	ln  net.Listener
 }
 
-func startStatsServer(addr string, s *stats, healthy func() bool, withPprof bool, log zerolog.Logger) (*statsServer, error) {
+func startStatsServer(addr string, s *stats, healthy func() bool, withPprof bool, api http.HandlerFunc, log zerolog.Logger) (*statsServer, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("stats_addr %s: %w", addr, err)
@@ -224,6 +224,10 @@ func startStatsServer(addr string, s *stats, healthy func() bool, withPprof bool
 		w.WriteHeader(http.StatusServiceUnavailable)
 		_, _ = io.WriteString(w, "degraded\n")
 	})
+	if api != nil {
+		mux.HandleFunc("/api/destinations", api)
+		mux.HandleFunc("/api/destinations/", api)
+	}
 	writeTimeout := 10 * time.Second
 	if withPprof {
 		writeTimeout = 65 * time.Second // /debug/pprof/profile?seconds=60

@@ -1,0 +1,253 @@
+package agent
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+)
+
+// The runtime destination API of Polymur's gateway ([agent] api_addr): one
+// line command per TCP connection, answered, then the connection closes:
+//
+//	getdest                        JSON {"active":[...],"registered":{"dest":"RFC3339 time"}}
+//	putdest ip:port[:inst] [id]    add a destination to distributor id
+//	deldest ip:port[:inst] [id]    remove one
+//
+// id may be left out when the configuration has one distributor. A change
+// has the effect of editing the file and reloading (ring rebuilt
+// atomically, queues of the other destinations kept) and lasts until the
+// next reload. The same is served over HTTP on stats_addr:
+// GET /api/destinations[?output=id], PUT and DELETE
+// /api/destinations/<ip:port[:inst]>[?output=id].
+
+type destAPI struct {
+	a          *Agent
+	mu         sync.Mutex
+	registered map[string]map[string]time.Time // output id -> dest -> since
+}
+
+func newDestAPI(a *Agent) *destAPI {
+	d := &destAPI{a: a, registered: map[string]map[string]time.Time{}}
+	now := time.Now()
+	for _, id := range a.DistributorIDs() {
+		dests, _ := a.Destinations(id)
+		m := map[string]time.Time{}
+		for _, x := range dests {
+			m[x] = now
+		}
+		d.registered[id] = m
+	}
+	return d
+}
+
+func (d *destAPI) resolve(id string) (string, error) {
+	ids := d.a.DistributorIDs()
+	if id == "" {
+		if len(ids) == 1 {
+			return ids[0], nil
+		}
+		return "", fmt.Errorf("name the output: one of %s", strings.Join(ids, ", "))
+	}
+	if !slices.Contains(ids, id) {
+		return "", fmt.Errorf("%q: %w", id, ErrNoSuchOutput)
+	}
+	return id, nil
+}
+
+type destState struct {
+	Active     []string             `json:"active"`
+	Registered map[string]time.Time `json:"registered"`
+}
+
+func (d *destAPI) get(id string) (destState, error) {
+	id, err := d.resolve(id)
+	if err != nil {
+		return destState{}, err
+	}
+	dests, err := d.a.Destinations(id)
+	if err != nil {
+		return destState{}, err
+	}
+	st := destState{Active: []string{}, Registered: map[string]time.Time{}}
+	up := map[string]bool{}
+	d.a.mu.Lock()
+	for _, r := range d.a.runners {
+		up[r.spec] = r.healthy()
+	}
+	d.a.mu.Unlock()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, x := range dests {
+		if up[x] {
+			st.Active = append(st.Active, x)
+		}
+		t, ok := d.registered[id][x]
+		if !ok {
+			t = time.Now()
+		}
+		st.Registered[x] = t
+	}
+	return st, nil
+}
+
+func (d *destAPI) change(id, dest string, add bool) error {
+	if _, _, _, err := ParseDestination(dest); err != nil {
+		return err
+	}
+	id, err := d.resolve(id)
+	if err != nil {
+		return err
+	}
+	dests, err := d.a.Destinations(id)
+	if err != nil {
+		return err
+	}
+	has := slices.Contains(dests, dest)
+	switch {
+	case add && has:
+		return nil
+	case add:
+		dests = append(dests, dest)
+	case !has:
+		return fmt.Errorf("%s is not a destination of %s", dest, id)
+	default:
+		dests = slices.DeleteFunc(dests, func(x string) bool { return x == dest })
+	}
+	if err := d.a.SetDestinations(id, dests); err != nil {
+		return err
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.registered[id] == nil {
+		d.registered[id] = map[string]time.Time{}
+	}
+	if add {
+		d.registered[id][dest] = time.Now()
+	} else {
+		delete(d.registered[id], dest)
+	}
+	return nil
+}
+
+// command answers one line of the TCP API.
+func (d *destAPI) command(line string) string {
+	f := strings.Fields(line)
+	if len(f) == 0 {
+		return "Not a command: \n"
+	}
+	id := ""
+	if len(f) > 2 {
+		id = f[2]
+	}
+	switch f[0] {
+	case "getdest":
+		if len(f) > 1 {
+			id = f[1]
+		}
+		st, err := d.get(id)
+		if err != nil {
+			return "error: " + err.Error() + "\n"
+		}
+		b, _ := json.Marshal(st)
+		return string(b) + "\n"
+	case "putdest", "deldest":
+		if len(f) < 2 {
+			return "error: " + f[0] + " needs ip:port[:instance]\n"
+		}
+		if err := d.change(id, f[1], f[0] == "putdest"); err != nil {
+			return "error: " + err.Error() + "\n"
+		}
+		if f[0] == "putdest" {
+			return "Registered destination: " + f[1] + "\n"
+		}
+		return "Deregistered destination: " + f[1] + "\n"
+	}
+	return "Not a command: " + f[0] + "\n"
+}
+
+type destServer struct {
+	ln net.Listener
+	wg sync.WaitGroup
+}
+
+func startDestAPI(addr string, d *destAPI, log zerolog.Logger) (*destServer, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("api_addr %s: %w", addr, err)
+	}
+	s := &destServer{ln: ln}
+	log.Info().Str("addr", ln.Addr().String()).Msg("destination API listening")
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				if errors.Is(err, net.ErrClosed) {
+					return
+				}
+				time.Sleep(10 * time.Millisecond)
+				continue
+			}
+			s.wg.Add(1)
+			go func() {
+				defer s.wg.Done()
+				defer c.Close()
+				_ = c.SetDeadline(time.Now().Add(30 * time.Second))
+				line, err := bufio.NewReaderSize(c, 1024).ReadString('\n')
+				if err != nil && line == "" {
+					return
+				}
+				io.WriteString(c, d.command(line))
+			}()
+		}
+	}()
+	return s, nil
+}
+
+func (s *destServer) close() {
+	s.ln.Close()
+	s.wg.Wait()
+}
+
+// handleHTTP serves /api/destinations on the stats server.
+func (d *destAPI) handleHTTP(w http.ResponseWriter, r *http.Request) {
+	id := r.URL.Query().Get("output")
+	dest := strings.TrimPrefix(strings.TrimPrefix(r.URL.Path, "/api/destinations"), "/")
+	var err error
+	switch {
+	case r.Method == http.MethodGet && dest == "":
+		var st destState
+		if st, err = d.get(id); err == nil {
+			w.Header().Set("Content-Type", "application/json")
+			json.NewEncoder(w).Encode(st)
+			return
+		}
+	case r.Method == http.MethodPut && dest != "":
+		err = d.change(id, dest, true)
+	case r.Method == http.MethodDelete && dest != "":
+		err = d.change(id, dest, false)
+	default:
+		http.Error(w, "GET /api/destinations, PUT or DELETE /api/destinations/<ip:port[:instance]>", http.StatusMethodNotAllowed)
+		return
+	}
+	if err != nil {
+		code := http.StatusBadRequest
+		if errors.Is(err, ErrNoSuchOutput) {
+			code = http.StatusNotFound
+		}
+		http.Error(w, err.Error(), code)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}

@@ -1,0 +1,144 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/metricsrouter/router/plugins/plugintest"
+)
+
+func apiCommand(t *testing.T, addr, cmd string) string {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	io.WriteString(c, cmd+"\n")
+	b, _ := io.ReadAll(bufio.NewReader(c))
+	return string(b)
+}
+
+// routeOf asks -route where each name goes under a configuration with the
+// given destinations (the check an operator runs before a change).
+func routeOf(t *testing.T, dests []string, names []string) map[string]string {
+	t.Helper()
+	cfg := filepath.Join(t.TempDir(), "route.toml")
+	os.WriteFile(cfg, []byte(fmt.Sprintf(`
+[[inputs.graphite]]
+[[outputs.consistent_hash]]
+  id = "caches"
+  hash = "carbon_ch"
+  protocol = "graphite"
+  destinations = ["%s"]
+`, strings.Join(dests, `", "`))), 0o600)
+	bin, err := buildRouter()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := &strings.Builder{}
+	cmd := exec.Command(bin, "-config", cfg, "-route", "-")
+	cmd.Stdin = strings.NewReader(strings.Join(names, "\n") + "\n")
+	cmd.Stdout = out
+	if err := cmd.Run(); err != nil {
+		t.Fatal(err)
+	}
+	m := map[string]string{}
+	for _, l := range strings.Split(strings.TrimSpace(out.String()), "\n") {
+		n, d, _ := strings.Cut(l, " -> ")
+		m[n] = d
+	}
+	return m
+}
+
+// TestDestinationAPI: putdest and deldest change a consistent_hash's members
+// at run time; lines sent before and after each change land where -route
+// says for the members of that moment, and nothing is lost.
+func TestDestinationAPI(t *testing.T) {
+	sinks := map[string]*plugintest.LineSink{"a": plugintest.NewLineSink(t), "b": plugintest.NewLineSink(t), "c": plugintest.NewLineSink(t)}
+	spec := func(n string) string { return sinks[n].Addr + ":" + n }
+	in, stats, api := plugintest.FreeAddr(t), plugintest.FreeAddr(t), plugintest.FreeAddr(t)
+	startRouter(t, fmt.Sprintf(`
+[agent]
+  stats_addr = %q
+  api_addr = %q
+[[inputs.graphite]]
+  listen = %q
+[[outputs.consistent_hash]]
+  id = "caches"
+  hash = "carbon_ch"
+  protocol = "graphite"
+  destinations = [%q, %q]
+`, stats, api, in, spec("a"), spec("b")))
+	waitListen(t, in)
+	where := map[string]string{} // line -> expected destination
+	wave := func(tag string, dests []string) {
+		var names, lines []string
+		for i := 0; i < 20000; i++ {
+			names = append(names, fmt.Sprintf("e2e.api.%s.%d", tag, i))
+			lines = append(lines, names[i]+" 1 1700000000")
+		}
+		r := routeOf(t, dests, names)
+		for i, l := range lines {
+			where[l] = r[names[i]]
+		}
+		sendLines(t, in, lines, 2)
+	}
+	total := func() int { return sinks["a"].Len() + sinks["b"].Len() + sinks["c"].Len() }
+	waitTotal := func(n int) {
+		deadline := time.Now().Add(20 * time.Second)
+		for total() < n && time.Now().Before(deadline) {
+			time.Sleep(10 * time.Millisecond)
+		}
+		if total() != n {
+			t.Fatalf("sinks got %d of %d", total(), n)
+		}
+	}
+	wave("one", []string{spec("a"), spec("b")})
+	waitTotal(20000)
+	if got := apiCommand(t, api, "putdest "+spec("c")); !strings.HasPrefix(got, "Registered destination") {
+		t.Fatalf("putdest: %q", got)
+	}
+	var st struct {
+		Active     []string
+		Registered map[string]time.Time
+	}
+	if err := json.Unmarshal([]byte(apiCommand(t, api, "getdest")), &st); err != nil || len(st.Registered) != 3 {
+		t.Fatalf("getdest: %v %+v", err, st)
+	}
+	wave("two", []string{spec("a"), spec("b"), spec("c")})
+	waitTotal(40000)
+	// the HTTP equivalent removes a
+	req, _ := http.NewRequest("DELETE", "http://"+stats+"/api/destinations/"+spec("a"), nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil || resp.StatusCode != 204 {
+		t.Fatalf("DELETE: %v %v", err, resp)
+	}
+	resp.Body.Close()
+	wave("three", []string{spec("b"), spec("c")})
+	waitTotal(60000)
+	if got := apiCommand(t, api, "frobnicate"); got != "Not a command: frobnicate\n" {
+		t.Fatalf("unknown command: %q", got)
+	}
+	moved := 0
+	for n, s := range sinks {
+		for _, l := range s.Lines() {
+			if where[l] != spec(n) {
+				moved++
+			}
+		}
+	}
+	if moved != 0 {
+		t.Fatalf("%d lines did not land where -route said", moved)
+	}
+}
