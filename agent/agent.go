@@ -50,16 +50,16 @@ type Agent struct {
 
 	reg      *registry.Registry
 	reloadCh chan struct{}
-	applyMu  sync.Mutex // one reload or destination change at a time
+	applyMu  sync.Mutex  // one reload or destination change at a time
 	running  atomic.Bool // runners and inputs are up: changes may start more
-	budget   *budget // [agent] max_buffered_bytes, shared by all runners
+	budget   *budget     // [agent] max_buffered_bytes, shared by all runners
 
 	mu      sync.Mutex // guards what reload changes, for the management interface
 	cfg     *Config
-	runners []*runner          // current runners, configuration order
-	byPrint map[string]*runner // current runners by fingerprint
+	runners []*runner            // current runners, configuration order
+	byPrint map[string]*runner   // current runners by fingerprint
 	dists   map[string]*distNode // current distributor nodes by fingerprint
-	retired []*runner          // removed by a reload, draining
+	retired []*runner            // removed by a reload, draining
 	inputs  []*inputRun
 
 	// run state
