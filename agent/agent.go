@@ -61,6 +61,8 @@ type Agent struct {
 	dists   map[string]*distNode // current distributor nodes by fingerprint
 	retired []*runner            // removed by a reload, draining
 	inputs  []*inputRun
+	// destinations from service catalogs, by distributor id
+	discovered map[string][]string
 
 	// run state
 	rctx     context.Context
@@ -204,10 +206,17 @@ func (a *Agent) buildOutput(g *generation, oi *instance) (node, error) {
 			}
 			return dn, nil
 		}
+		m := a.stats.forInstance("outputs."+oi.Name, oi.ID)
+		if len(oi.Targets) == 0 {
+			// targets come from a catalog at start (inputs wait for them)
+			dn := &distNode{d: d, routed: m.Counter("routed_total", "Metrics routed to at least one target."),
+				unrout: m.Counter("unroutable_total", "Metrics no target was found for (counted, not queued).")}
+			g.dists[oi.Fingerprint] = dn
+			return dn, nil
+		}
 		if err := a.initPlugin(g.cfg, oi); err != nil {
 			return nil, err
 		}
-		m := a.stats.forInstance("outputs."+oi.Name, oi.ID)
 		dn := &distNode{
 			d:      d,
 			routed: m.Counter("routed_total", "Metrics routed to at least one target."),
@@ -380,11 +389,15 @@ func (a *Agent) RunWatch(ctx context.Context, watch time.Duration) error {
 	ictx, cancelInputs := context.WithCancel(ctx)
 	defer cancelInputs()
 	a.ictx = ictx
+	a.running.Store(true)
+	defer a.running.Store(false)
+	// Destinations from service catalogs before anything is read.
+	if err := a.startDiscovery(ictx); err != nil {
+		return err
+	}
 	for _, ir := range a.inputs {
 		a.startInput(ir)
 	}
-	a.running.Store(true)
-	defer a.running.Store(false)
 	var selfDone chan struct{}
 	if every := cfg.Agent.MetricsFlush.D(); every > 0 {
 		m := a.stats.forInstance("agent", "self_metrics")
@@ -421,12 +434,14 @@ wait:
 			break wait
 		case <-a.reloadCh:
 			a.reload()
+			a.reapplyDiscovered()
 		case <-watchC:
 			st, err := os.Stat(a.config().File)
 			if err == nil && (lastStat == nil || !st.ModTime().Equal(lastStat.ModTime()) || st.Size() != lastStat.Size()) {
 				lastStat = st
 				a.log.Info().Msg("configuration file changed")
 				a.reload()
+				a.reapplyDiscovered()
 			}
 		}
 	}

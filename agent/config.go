@@ -537,8 +537,18 @@ func (l *loader) decodeTargets(in *instance, path []string) error {
 		}
 	}
 	if len(in.Targets) == 0 {
+		if ds, ok := in.Plugin.(registry.DiscoverySource); ok && ds.Discovery().Enabled() {
+			proto := ""
+			if sh, ok := in.Plugin.(registry.Shorthand); ok {
+				proto, _ = sh.Shorthand()
+			}
+			if proto == "" {
+				return &configError{file: l.file, line: in.Line, table: in.Table, msg: "protocol: required with consul_service"}
+			}
+			return nil // the catalog gives the targets at start
+		}
 		return &configError{file: l.file, line: in.Line, table: in.Table,
-			msg: "no targets: set destinations (with protocol) or add [[" + strings.Join(path, ".") + ".to.<output>]] tables"}
+			msg: "no targets: set destinations (with protocol), consul_service, or add [[" + strings.Join(path, ".") + ".to.<output>]] tables"}
 	}
 	if len(in.Targets) > 65535 {
 		return &configError{file: l.file, line: in.Line, table: in.Table, msg: "too many targets"}

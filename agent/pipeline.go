@@ -61,6 +61,10 @@ func (n *distNode) enqueue(ctx context.Context, b metric.Batch) error {
 		return first
 	}
 	nt := len(n.targets)
+	if nt == 0 {
+		n.unrout.Add(uint64(len(b)))
+		return registry.ErrStopped // no targets yet (catalog unreachable)
+	}
 	up := make([]bool, nt)
 	for i, t := range n.targets {
 		up[i] = t.healthy()

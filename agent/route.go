@@ -67,6 +67,9 @@ func routeSpecs(o *instance, m *metric.Metric) []string {
 		}
 		return nil
 	}
+	if len(o.Targets) == 0 {
+		return nil // destinations come from a catalog at start
+	}
 	up := make([]bool, len(o.Targets))
 	for i := range up {
 		up[i] = true

@@ -212,8 +212,9 @@ func (p Plugin) Summary() string {
 
 // Registry holds plugins by kind and name. Its zero value is not usable; use New.
 type Registry struct {
-	plugins  map[Kind]map[string]Plugin
-	commands map[string]Command
+	plugins     map[Kind]map[string]Plugin
+	commands    map[string]Command
+	discoverers map[string]DiscovererFactory
 }
 
 // New returns an empty registry (tests build their own with fakes).

@@ -11,6 +11,7 @@
 package all
 
 import (
+	_ "github.com/metricsrouter/router/plugins/discovery/consul"
 	_ "github.com/metricsrouter/router/plugins/inputs/graphite"
 	_ "github.com/metricsrouter/router/plugins/inputs/https_batch"
 	_ "github.com/metricsrouter/router/plugins/inputs/statsd"

@@ -2,6 +2,7 @@ package plugintest
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -383,4 +384,35 @@ func (c *Consul) logTail(n int64) string {
 	}
 	b, _ := io.ReadAll(f)
 	return string(b)
+}
+
+// RegisterService registers a service instance with the agent (passing
+// health: no checks), its meta map included.
+func (c *Consul) RegisterService(t testing.TB, id, name, addr string, port int, meta map[string]string) {
+	t.Helper()
+	body, _ := json.Marshal(map[string]any{"ID": id, "Name": name, "Address": addr, "Port": port, "Meta": meta})
+	c.agentCall(t, http.MethodPut, "/v1/agent/service/register", body)
+}
+
+// DeregisterService removes a service instance.
+func (c *Consul) DeregisterService(t testing.TB, id string) {
+	t.Helper()
+	c.agentCall(t, http.MethodPut, "/v1/agent/service/deregister/"+id, nil)
+}
+
+func (c *Consul) agentCall(t testing.TB, method, path string, body []byte) {
+	t.Helper()
+	req, err := http.NewRequest(method, "http://"+c.Addr+path, bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := c.client.Do(req)
+	if err != nil {
+		t.Fatalf("consul %s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(resp.Body)
+		t.Fatalf("consul %s %s: %s: %s", method, path, resp.Status, b)
+	}
 }

@@ -22,6 +22,9 @@ func init() {
 type Broadcast struct {
 	Protocol     string   `toml:"protocol"`
 	Destinations []string `toml:"destinations"`
+	// Destinations from a service catalog (consul_service = ...), instead
+	// of or on top of the list above.
+	registry.ServiceDiscovery
 }
 
 // Shorthand returns the destinations shorthand.

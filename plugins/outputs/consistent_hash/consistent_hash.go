@@ -37,6 +37,9 @@ type ConsistentHash struct {
 	OnDown       string   `toml:"on_down"`
 	Protocol     string   `toml:"protocol"`
 	Destinations []string `toml:"destinations"`
+	// Destinations from a service catalog (consul_service = ...), instead
+	// of or on top of the list above.
+	registry.ServiceDiscovery
 
 	targets  []registry.Target
 	ring     hashring.Ring

@@ -1,0 +1,95 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/metricsrouter/router/registry"
+)
+
+// startDiscovery gives every distributor configured with a service catalog
+// its destinations before the inputs start, then follows the catalog in the
+// background (until ctx ends). A distributor with no destinations of its
+// own must get some at start, else the router does not start; one with its
+// own list keeps it when the catalog cannot be reached.
+func (a *Agent) startDiscovery(ctx context.Context) error {
+	for _, oi := range a.config().Outputs {
+		ds, ok := oi.Plugin.(registry.DiscoverySource)
+		if !ok || !ds.Discovery().Enabled() {
+			continue
+		}
+		f, ok := a.registry().LookupDiscoverer("consul")
+		if !ok {
+			return fmt.Errorf("%s: consul_service needs the consul catalog, not in this build", oi.label())
+		}
+		env := registry.Env{ID: oi.ID, Plugin: "outputs." + oi.Name, Log: a.pluginLog(oi), Metrics: a.stats.forInstance("outputs."+oi.Name, oi.ID)}
+		d, err := f(*ds.Discovery(), env)
+		if err != nil {
+			return fmt.Errorf("%s: %w", oi.label(), err)
+		}
+		id, service := oi.ID, ds.Discovery().ConsulService
+		lctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		dests, err := d.Lookup(lctx)
+		cancel()
+		switch {
+		case err == nil && len(dests) > 0:
+			if err := a.applyDiscovered(id, dests); err != nil {
+				return fmt.Errorf("%s: service %s: %w", oi.label(), service, err)
+			}
+		case len(oi.Targets) == 0:
+			if err == nil {
+				err = fmt.Errorf("no healthy instance")
+			}
+			return fmt.Errorf("%s: service %s: %w (and no destinations of its own)", oi.label(), service, err)
+		default:
+			env.Log.Warn().Err(err).Str("service", service).Msg("catalog: keeping the configured destinations for now")
+		}
+		go func() {
+			_ = d.Watch(ctx, func(dests []string) {
+				if len(dests) == 0 {
+					env.Log.Warn().Str("service", service).Msg("catalog: no healthy instance; keeping the last destinations")
+					return
+				}
+				if err := a.applyDiscovered(id, dests); err != nil {
+					env.Log.Error().Err(err).Str("service", service).Msg("catalog: destinations not applied")
+				}
+			})
+		}()
+	}
+	return nil
+}
+
+// applyDiscovered sets a distributor's destinations when they changed, and
+// remembers them so that a reload keeps them.
+func (a *Agent) applyDiscovered(id string, dests []string) error {
+	a.mu.Lock()
+	if a.discovered == nil {
+		a.discovered = map[string][]string{}
+	}
+	a.discovered[id] = dests
+	a.mu.Unlock()
+	cur, err := a.Destinations(id)
+	if err == nil && slices.Equal(cur, dests) {
+		return nil
+	}
+	return a.SetDestinations(id, dests)
+}
+
+// reapplyDiscovered restores catalog destinations after a reload.
+func (a *Agent) reapplyDiscovered() {
+	a.mu.Lock()
+	d := make(map[string][]string, len(a.discovered))
+	for k, v := range a.discovered {
+		d[k] = v
+	}
+	a.mu.Unlock()
+	for id, dests := range d {
+		if cur, err := a.Destinations(id); err == nil && !slices.Equal(cur, dests) {
+			if err := a.SetDestinations(id, dests); err != nil {
+				a.log.Error().Err(err).Str("id", id).Msg("catalog destinations not restored after reload")
+			}
+		}
+	}
+}
