@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"strings"
 )
 
 // Command is a `router NAME args...` subcommand a plugin package provides
@@ -18,7 +19,7 @@ type Command struct {
 
 // AddCommand registers a subcommand; it panics on a bad or duplicate name.
 func (r *Registry) AddCommand(c Command) {
-	if !validName(c.Name) || c.Run == nil {
+	if !validName(strings.ReplaceAll(c.Name, "-", "_")) || c.Run == nil {
 		panic(fmt.Sprintf("registry: bad command %q", c.Name))
 	}
 	if r.commands == nil {
