@@ -2,7 +2,7 @@
 GO ?= go
 BIN ?= router
 
-.PHONY: build run test vet bench fuzz clean
+.PHONY: build run test vet bench fuzz clean deb example
 
 build:
 	$(GO) build -o $(BIN) .
@@ -30,3 +30,14 @@ fuzz:
 
 clean:
 	rm -f $(BIN)
+
+# The Debian package (bin/router_VERSION_ARCH.deb) with dpkg-deb only; see
+# packaging/build-deb.sh for VERSION, GOARCH and the rest.
+DEB_OUT ?= bin
+deb:
+	GO=$(GO) ./packaging/build-deb.sh $(DEB_OUT)
+
+# The custom binary of examples/custom-plugin (its own module): the built-ins
+# plus outputs.jsonl, in bin/router-custom.
+example:
+	cd examples/custom-plugin && $(GO) build -o ../../bin/router-custom .
