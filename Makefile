@@ -2,7 +2,7 @@
 GO ?= go
 BIN ?= router
 
-.PHONY: build run test vet bench fuzz clean deb example
+.PHONY: build run test vet bench bench-peers fuzz clean deb example
 
 build:
 	$(GO) build -o $(BIN) .
@@ -21,6 +21,11 @@ vet:
 # Go micro-benchmarks of every hot path (compare runs with benchstat).
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+# The router through the shared load harness (../shared/bench), side by
+# side with the peers installed here: see bench/run.sh.
+bench-peers:
+	./bench/run.sh
 
 # Each fuzzer for FUZZTIME (default 30s).
 FUZZTIME ?= 30s

@@ -1,0 +1,135 @@
+#!/usr/bin/env bash
+# bench/run.sh [WORKLOAD...] - the router through the shared load harness
+# (../shared/bench: load generator, sinks, run.sh, compare.sh), each
+# workload side by side with the peers available on this machine.
+#
+#   bench/run.sh                 # w1 w2 w3s w3p w4 w5, 3 repeats each
+#   REPEAT=5 LINES=2000000 bench/run.sh w1 w2
+#
+# Prints, per workload, the harness's median table: rate, CPU-seconds, rate
+# per CPU-second, loss and peak RSS of every system under test, with ratios.
+# Peers (run in the same interleaved rounds; only the router is required):
+#   carbon-c-relay      if installed (apt-get install carbon-c-relay): w1, w2
+#   Etsy proxy.js       STATSD_DIR=<dir>/node_modules/statsd (npm install statsd@0.9.0): w3s, w3p
+#   others              PEER_W4='name:command' and PEER_W5='name:command' (commands as
+#                       in ../shared/bench/README.md, e.g. a statsd-http-proxy or a
+#                       Polymur pair you built yourself)
+# Environment: HARNESS (default ../shared/bench), REPEAT (3), ROUTER (a
+# built binary; default: go build into a temp dir), RESULTS_DIR.
+set -euo pipefail
+HERE=$(cd "$(dirname "$0")" && pwd)
+ROOT=$(cd "$HERE/.." && pwd)
+HARNESS=${HARNESS:-$ROOT/../shared/bench}
+REPEAT=${REPEAT:-3}
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/router-bench.XXXXXX")
+RESULTS_DIR=${RESULTS_DIR:-$WORK}
+[[ -d $HARNESS ]] || { echo "no harness at $HARNESS (set HARNESS)" >&2; exit 2; }
+export BENCH=${BENCH:-$WORK/bench}
+[[ -x $BENCH ]] || (cd "$HARNESS" && go build -o "$BENCH" .)
+if [[ -z ${ROUTER:-} ]]; then
+	ROUTER=$WORK/router
+	(cd "$ROOT" && go build -o "$ROUTER" .)
+fi
+export ROUTER
+workloads=("$@")
+[[ ${#workloads[@]} -gt 0 ]] || workloads=(w1 w2 w3s w3p w4 w5)
+
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout "$WORK/key.pem" \
+	-out "$WORK/cert.pem" -days 7 -subj "/CN=127.0.0.1" -addext "subjectAltName=IP:127.0.0.1" 2>/dev/null
+export TLS_DIR=$WORK
+
+# The router's configuration per workload, written from the BENCH_* ports.
+router_cmd() {
+	case $1 in
+	w1) echo 'cat > $BENCH_WORKDIR/r.toml <<EOT
+[[inputs.graphite]]
+  listen = "127.0.0.1:$BENCH_IN_PORT"
+[[outputs.broadcast]]
+  protocol = "graphite"
+  destinations = ["127.0.0.1:$BENCH_SINK1_PORT", "127.0.0.1:$BENCH_SINK2_PORT"]
+  overflow = "block"
+EOT
+exec $ROUTER -config $BENCH_WORKDIR/r.toml' ;;
+	w2) echo 'cat > $BENCH_WORKDIR/r.toml <<EOT
+[[inputs.graphite]]
+  listen = "127.0.0.1:$BENCH_IN_PORT"
+[[outputs.consistent_hash]]
+  hash = "carbon_ch"
+  protocol = "graphite"
+  destinations = ["127.0.0.1:$BENCH_SINK1_PORT:a", "127.0.0.1:$BENCH_SINK2_PORT:b"]
+  overflow = "block"
+EOT
+exec $ROUTER -config $BENCH_WORKDIR/r.toml' ;;
+	w3s | w3p) echo 'cat > $BENCH_WORKDIR/r.toml <<EOT
+[[inputs.statsd]]
+  listen = "127.0.0.1:$BENCH_IN_PORT"
+  read_buffer = 67108864
+[[outputs.consistent_hash]]
+  hash = "statsd"
+  on_down = "rehash"
+  [[outputs.consistent_hash.to.statsd]]
+    address = "127.0.0.1:$BENCH_SINK1_PORT"
+    admin = "127.0.0.1:$BENCH_SINK1_ADMIN_PORT"
+  [[outputs.consistent_hash.to.statsd]]
+    address = "127.0.0.1:$BENCH_SINK2_PORT"
+    admin = "127.0.0.1:$BENCH_SINK2_ADMIN_PORT"
+EOT
+exec $ROUTER -config $BENCH_WORKDIR/r.toml' ;;
+	w4) echo 'cat > $BENCH_WORKDIR/r.toml <<EOT
+[[inputs.http_json]]
+  listen = "127.0.0.1:$BENCH_IN_PORT"
+[[outputs.statsd]]
+  address = "127.0.0.1:$BENCH_SINK1_PORT"
+EOT
+exec $ROUTER -config $BENCH_WORKDIR/r.toml' ;;
+	w5) echo 'cat > $BENCH_WORKDIR/gw.toml <<EOT
+[[inputs.https_batch]]
+  listen = ""
+  tls_listen = "127.0.0.1:$BENCH_AUX_PORT1"
+  tls_cert = "$TLS_DIR/cert.pem"
+  tls_key = "$TLS_DIR/key.pem"
+  [inputs.https_batch.keystore]
+    type = "static"
+    keys = { bench = "bench-key-0123456789abcdef" }
+[[outputs.graphite]]
+  address = "127.0.0.1:$BENCH_SINK1_PORT"
+EOT
+cat > $BENCH_WORKDIR/px.toml <<EOT
+[[inputs.graphite]]
+  listen = "127.0.0.1:$BENCH_IN_PORT"
+[[outputs.https_batch]]
+  url = "https://127.0.0.1:$BENCH_AUX_PORT1"
+  api_key = "bench-key-0123456789abcdef"
+  ca_cert = "$TLS_DIR/cert.pem"
+  workers = 2
+  overflow = "block"
+EOT
+$ROUTER -config $BENCH_WORKDIR/gw.toml &
+exec $ROUTER -config $BENCH_WORKDIR/px.toml' ;;
+	esac
+}
+
+for w in "${workloads[@]}"; do
+	suts=(router "$(router_cmd "$w")")
+	base=router
+	case $w in
+	w1 | w2)
+		if command -v carbon-c-relay >/dev/null; then
+			mode=forward
+			[[ $w == w2 ]] && mode=carbon_ch
+			suts+=(ccr-q2M "CCR_OPTS='-q 2000000' $HARNESS/peers/ccr.sh $mode")
+			base=ccr-q2M
+		fi
+		export LINES=${LINES:-2000000} ;;
+	w3s | w3p)
+		if [[ -n ${STATSD_DIR:-} ]]; then
+			suts+=(proxyjs "$HARNESS/peers/statsd-proxyjs.sh")
+			base=proxyjs
+		fi ;;
+	w4) if [[ -n ${PEER_W4:-} ]]; then suts+=("${PEER_W4%%:*}" "${PEER_W4#*:}"); base=${PEER_W4%%:*}; fi ;;
+	w5) if [[ -n ${PEER_W5:-} ]]; then suts+=("${PEER_W5%%:*}" "${PEER_W5#*:}"); base=${PEER_W5%%:*}; fi ;;
+	esac
+	echo "== $w"
+	(cd "$RESULTS_DIR" && RESULTS=$RESULTS_DIR/results-$w.jsonl BASE=$base "$HARNESS/compare.sh" "$w" "$REPEAT" "${suts[@]}") | sed -n '/^| workload/,$p'
+done
+echo "# raw results: $RESULTS_DIR"
