@@ -18,5 +18,14 @@ echo "== consul (a real agent for the key store and discovery tests)"
 CONSUL_BIN="$(./scripts/install-consul.sh)"
 export CONSUL_BIN
 
+echo "== chromium (the real-browser CORS test of inputs.http_json)"
+if ! command -v chromium >/dev/null 2>&1; then
+	if [ "$(id -u)" = 0 ]; then
+		apt-get install -y -q chromium >/dev/null || { apt-get update -q && apt-get install -y -q chromium; }
+	else
+		sudo apt-get install -y -q chromium || { sudo apt-get update -q && sudo apt-get install -y -q chromium; }
+	fi
+fi
+
 echo "== go test -race"
 go test -race -count=1 -timeout 20m ./...

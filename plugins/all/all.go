@@ -13,6 +13,7 @@ package all
 import (
 	_ "github.com/metricsrouter/router/plugins/discovery/consul"
 	_ "github.com/metricsrouter/router/plugins/inputs/graphite"
+	_ "github.com/metricsrouter/router/plugins/inputs/http_json"
 	_ "github.com/metricsrouter/router/plugins/inputs/https_batch"
 	_ "github.com/metricsrouter/router/plugins/inputs/statsd"
 	_ "github.com/metricsrouter/router/plugins/outputs/any_of"

@@ -1,0 +1,331 @@
+// Package http_json is the HTTP input that replaces statsd-http-proxy: browsers
+// and other HTTP clients POST counters, gauges, timings and set members, and
+// the router forwards them as StatsD lines (usually to outputs.statsd).
+//
+// Routes: GET /heartbeat; POST /count|gauge|timing|set/{key} with the
+// original's form fields or a JSON object; POST /batch with a JSON array.
+// Requests may be authenticated with JWT (HMAC secret and/or a public key),
+// CORS is answered for browsers, and TLS enables HTTP/2.
+//
+// A request is validated as a whole before anything is emitted: one bad field
+// (or one bad entry of a batch) answers 400 and emits nothing. A request's
+// metrics are emitted as one batch before the answer, so 200 means queued in
+// every output, and 503 means nothing was queued (retry).
+package http_json
+
+import (
+	"context"
+	"crypto/tls"
+	_ "embed"
+	"errors"
+	"fmt"
+	"log"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/metricsrouter/router/registry"
+)
+
+//go:embed sample.toml
+var sample string
+
+// Defaults.
+const (
+	defListen       = "127.0.0.1:8825"
+	defReadTimeout  = 5 * time.Second
+	defWriteTimeout = 5 * time.Second
+	defIdleTimeout  = 60 * time.Second
+	defMaxBody      = 1 << 20
+	defMaxBatch     = 1000
+	// maxHeaderBytes bounds request headers (the original allowed 2 KiB; a
+	// browser's headers plus a JWT need more).
+	maxHeaderBytes = 8 << 10
+	// shutdownGrace is how long in-flight requests may take to finish at
+	// shutdown before their connections are closed (the original's 5 s).
+	shutdownGrace = 5 * time.Second
+	// jwtLeeway is the clock skew allowed on exp and nbf.
+	jwtLeeway = 30 * time.Second
+)
+
+func init() {
+	registry.AddInput("http_json", func() registry.Input {
+		return &HTTPJSON{
+			Listen:       defListen,
+			TagFormat:    "dogstatsd",
+			ReadTimeout:  registry.Duration(defReadTimeout),
+			WriteTimeout: registry.Duration(defWriteTimeout),
+			IdleTimeout:  registry.Duration(defIdleTimeout),
+			MaxBodyBytes: defMaxBody,
+			MaxBatch:     defMaxBatch,
+		}
+	}, sample)
+}
+
+// HTTPJSON is the inputs.http_json plugin.
+type HTTPJSON struct {
+	// Listen is the TCP address of the HTTP(S) server.
+	Listen string `toml:"listen"`
+	// JWTSecret enables HS256/384/512 tokens signed with this secret.
+	JWTSecret string `toml:"jwt_secret"`
+	// JWTPublicKey is a PEM file (public key or certificate) enabling
+	// RS*/PS* (RSA key), ES* (ECDSA key) or EdDSA (Ed25519 key) tokens.
+	JWTPublicKey string `toml:"jwt_public_key"`
+	// JWTAudience, if set, must be one of the token's aud values.
+	JWTAudience string `toml:"jwt_audience"`
+	// JWTIssuer, if set, must equal the token's iss.
+	JWTIssuer string `toml:"jwt_issuer"`
+	// JWTPrefixClaim names a string claim; keys a token writes must start
+	// with its value.
+	JWTPrefixClaim string `toml:"jwt_prefix_claim"`
+	// MetricPrefix is prepended to every key ('.' appended if missing).
+	MetricPrefix string `toml:"metric_prefix"`
+	// TagFormat is "dogstatsd" (key:1|c|#k:v) or "influx" (key,k=v:1|c).
+	TagFormat string `toml:"tag_format"`
+	// AllowedOrigins restricts CORS; nil (unset) echoes any Origin.
+	AllowedOrigins []string `toml:"allowed_origins"`
+	// TLSCert and TLSKey enable HTTPS (TLS 1.2+, HTTP/2) when both are set.
+	TLSCert string `toml:"tls_cert"`
+	TLSKey  string `toml:"tls_key"`
+	// ReadTimeout bounds reading a request's headers and body.
+	ReadTimeout registry.Duration `toml:"read_timeout"`
+	// WriteTimeout bounds handling a request and writing its answer.
+	WriteTimeout registry.Duration `toml:"write_timeout"`
+	// IdleTimeout closes keep-alive connections idle this long.
+	IdleTimeout registry.Duration `toml:"idle_timeout"`
+	// MaxBodyBytes is the largest request body accepted (413 above).
+	MaxBodyBytes int64 `toml:"max_body_bytes"`
+	// MaxBatch is the largest number of metrics in one /batch request.
+	MaxBatch int `toml:"max_batch"`
+
+	log      zerolog.Logger
+	handler  *handler
+	handoffs *atomic.Uint64
+	addr     atomic.Pointer[net.Addr]
+}
+
+// Init validates the configuration. It reads no file: the public key and
+// the TLS certificate are loaded when Run starts.
+func (h *HTTPJSON) Init(env registry.Env) error {
+	if _, _, err := net.SplitHostPort(h.Listen); err != nil {
+		return fmt.Errorf("listen %q: %w", h.Listen, err)
+	}
+	var influx bool
+	switch h.TagFormat {
+	case "dogstatsd", "":
+	case "influx":
+		influx = true
+	default:
+		return fmt.Errorf("tag_format %q: want \"dogstatsd\" or \"influx\"", h.TagFormat)
+	}
+	prefix := h.MetricPrefix
+	if prefix != "" {
+		if !strings.HasSuffix(prefix, ".") {
+			prefix += "."
+		}
+		if !validKey(prefix) {
+			return fmt.Errorf("metric_prefix %q: must not contain spaces, control characters, ':', '|', '/' or ','", h.MetricPrefix)
+		}
+	}
+	if (h.TLSCert == "") != (h.TLSKey == "") {
+		return fmt.Errorf("tls_cert and tls_key: set both or neither")
+	}
+	if h.JWTSecret == "" && h.JWTPublicKey == "" && (h.JWTAudience != "" || h.JWTIssuer != "" || h.JWTPrefixClaim != "") {
+		return fmt.Errorf("jwt_audience, jwt_issuer and jwt_prefix_claim need jwt_secret or jwt_public_key")
+	}
+	if h.ReadTimeout < 0 || h.WriteTimeout < 0 || h.IdleTimeout < 0 {
+		return fmt.Errorf("read_timeout, write_timeout and idle_timeout must not be negative")
+	}
+	if h.MaxBodyBytes <= 0 {
+		return fmt.Errorf("max_body_bytes: must be positive")
+	}
+	if h.MaxBatch <= 0 {
+		return fmt.Errorf("max_batch: must be positive")
+	}
+	origins, err := parseOrigins(h.AllowedOrigins)
+	if err != nil {
+		return err
+	}
+	h.log = env.Log
+	h.handoffs = env.Metrics.Counter("handoffs_total", "Plain-HTTP connections the fast path handed to net/http at an unusual request.")
+	h.handler = newHandler(handlerConfig{
+		prefix:      prefix,
+		influx:      influx,
+		origins:     origins,
+		maxBody:     h.MaxBodyBytes,
+		maxBatch:    h.MaxBatch,
+		emitTimeout: emitTimeout(h.WriteTimeout.D()),
+		prefixClaim: h.JWTPrefixClaim,
+	}, env)
+	return nil
+}
+
+// emitTimeout is how long a request waits for room in the pipeline: half the
+// write timeout, so that the 503 still reaches the client in time.
+func emitTimeout(write time.Duration) time.Duration {
+	if write <= 0 {
+		return shutdownGrace
+	}
+	return max(write/2, 10*time.Millisecond)
+}
+
+// parseOrigins returns nil for "echo any origin" (unset, or a "*" entry),
+// else the set of allowed origins, lower-cased.
+func parseOrigins(list []string) (map[string]bool, error) {
+	if list == nil {
+		return nil, nil
+	}
+	set := make(map[string]bool, len(list))
+	for _, o := range list {
+		if o == "*" {
+			return nil, nil
+		}
+		if o != "null" {
+			u, err := url.Parse(o)
+			if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" ||
+				(u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+				return nil, fmt.Errorf("allowed_origins: %q is not an origin (scheme://host[:port], \"null\" or \"*\")", o)
+			}
+			o = strings.TrimSuffix(o, "/")
+		}
+		set[strings.ToLower(o)] = true
+	}
+	return set, nil
+}
+
+// Run serves until ctx is cancelled, then stops accepting, lets in-flight
+// requests finish (up to 5 s) and returns once none can emit any more.
+func (h *HTTPJSON) Run(ctx context.Context, out registry.Emitter) error {
+	auth, err := newAuthenticator(authConfig{
+		secret:      h.JWTSecret,
+		publicKey:   h.JWTPublicKey,
+		audience:    h.JWTAudience,
+		issuer:      h.JWTIssuer,
+		prefixClaim: h.JWTPrefixClaim,
+	})
+	if err != nil {
+		return err
+	}
+	var tlsCfg *tls.Config
+	if h.TLSCert != "" {
+		cert, err := tls.LoadX509KeyPair(h.TLSCert, h.TLSKey)
+		if err != nil {
+			return fmt.Errorf("tls_cert/tls_key: %w", err)
+		}
+		tlsCfg = &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}
+	}
+	ln, err := net.Listen("tcp", h.Listen)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", h.Listen, err)
+	}
+	a := ln.Addr()
+	h.addr.Store(&a)
+	hd := h.handler
+	hd.start(out, auth)
+
+	var protocols http.Protocols
+	protocols.SetHTTP1(true)
+	protocols.SetHTTP2(true) // used over TLS only (ALPN "h2")
+	errLog := h.log.Sample(&zerolog.BurstSampler{Burst: 5, Period: 10 * time.Second})
+	srv := &http.Server{
+		Handler:           hd,
+		ReadHeaderTimeout: h.ReadTimeout.D(),
+		ReadTimeout:       h.ReadTimeout.D(),
+		WriteTimeout:      h.WriteTimeout.D(),
+		IdleTimeout:       h.IdleTimeout.D(),
+		MaxHeaderBytes:    maxHeaderBytes,
+		TLSConfig:         tlsCfg,
+		Protocols:         &protocols,
+		ErrorLog:          log.New(logWriter{errLog}, "", 0),
+		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+	}
+	h.log.Info().Str("addr", a.String()).Bool("tls", tlsCfg != nil).Bool("jwt", auth != nil).Msg("listening")
+	served := make(chan error, 2)
+	var serving sync.WaitGroup
+	var fast *fastServer
+	if tlsCfg != nil {
+		serving.Go(func() { served <- srv.ServeTLS(ln, "", "") })
+	} else {
+		// plain HTTP: the fast path serves what it can, net/http the rest
+		fast = newFastServer(fastConfig{
+			handler:  hd,
+			log:      errLog,
+			base:     context.WithoutCancel(ctx),
+			read:     h.ReadTimeout.D(),
+			write:    h.WriteTimeout.D(),
+			idle:     h.IdleTimeout.D(),
+			maxHead:  maxHeaderBytes,
+			maxBody:  h.MaxBodyBytes,
+			addr:     a,
+			handoffs: h.handoffs,
+		})
+		serving.Go(func() { served <- srv.Serve(fast.handoff) })
+		serving.Go(func() {
+			if err := fast.serve(ln); err != nil {
+				served <- err
+			}
+		})
+	}
+	var failed error
+	select {
+	case failed = <-served:
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownGrace)
+	defer cancel()
+	_ = ln.Close()
+	var fastDone sync.WaitGroup
+	if fast != nil {
+		fastDone.Add(1)
+		go func() {
+			defer fastDone.Done()
+			fast.shutdown(sctx)
+		}()
+	}
+	if err := srv.Shutdown(sctx); err != nil {
+		h.log.Warn().Err(err).Msg("shutdown grace over: closing connections")
+		_ = srv.Close()
+	}
+	fastDone.Wait()
+	serving.Wait()
+	hd.stop() // waits for handlers still emitting; later ones answer 503
+	if failed != nil && !errors.Is(failed, http.ErrServerClosed) {
+		return fmt.Errorf("serve %s: %w", a, failed)
+	}
+	return nil
+}
+
+// Addr returns the bound address once listening, else nil (tests use port 0).
+func (h *HTTPJSON) Addr() net.Addr {
+	if a := h.addr.Load(); a != nil {
+		return *a
+	}
+	return nil
+}
+
+// logWriter sends net/http's server errors (TLS handshakes, bad requests) to
+// the plugin's sampled logger at debug level.
+type logWriter struct{ l zerolog.Logger }
+
+func (w logWriter) Write(p []byte) (int, error) {
+	w.l.Debug().Str("error", strings.TrimSpace(string(p))).Msg("http server")
+	return len(p), nil
+}
+
+// gate lets handlers emit until stop, then waits for those still emitting.
+type gate struct{ mu sync.RWMutex }
+
+func (g *gate) enter() bool { return g.mu.TryRLock() }
+func (g *gate) leave()      { g.mu.RUnlock() }
+func (g *gate) close()      { g.mu.Lock() } // never unlocked: the gate stays shut
+
+var (
+	_ registry.Input       = (*HTTPJSON)(nil)
+	_ registry.Initializer = (*HTTPJSON)(nil)
+)
