@@ -159,28 +159,13 @@ func Assemble(p *Parts) Metric {
 	if p.Tags != nil {
 		m.flags |= flagTags
 	}
-	var ok bool
-	if len(p.Raw) > 0 {
+	ok := len(p.Raw) > 0
+	if ok {
 		base := uintptr(unsafe.Pointer(unsafe.SliceData(p.Raw)))
 		end := base + uintptr(len(p.Raw))
-		ok = true
-		in := func(part []byte, sp *span) {
-			if len(part) == 0 {
-				return
-			}
-			q := uintptr(unsafe.Pointer(unsafe.SliceData(part)))
-			if q < base || q+uintptr(len(part)) > end {
-				ok = false
-				return
-			}
-			*sp = span{uint32(q - base), uint32(len(part))}
-		}
-		in(p.Path, &m.path)
-		in(p.Value, &m.value)
-		in(p.Time, &m.ts)
-		in(p.Rate, &m.rate)
-		in(p.Tags, &m.tags)
-		in(p.Ext, &m.ext)
+		ok = spanIn(base, end, p.Path, &m.path) && spanIn(base, end, p.Value, &m.value) &&
+			spanIn(base, end, p.Time, &m.ts) && spanIn(base, end, p.Rate, &m.rate) &&
+			spanIn(base, end, p.Tags, &m.tags) && spanIn(base, end, p.Ext, &m.ext)
 	}
 	if !ok {
 		// some part lies outside Raw: copy them all after the line
@@ -202,6 +187,19 @@ func Assemble(p *Parts) Metric {
 		}
 	}
 	return m
+}
+
+// spanIn sets *sp to part's place in [base, end); false if it lies outside.
+func spanIn(base, end uintptr, part []byte, sp *span) bool {
+	if len(part) == 0 {
+		return true
+	}
+	q := uintptr(unsafe.Pointer(unsafe.SliceData(part)))
+	if q < base || q+uintptr(len(part)) > end {
+		return false
+	}
+	*sp = span{uint32(q - base), uint32(len(part))}
+	return true
 }
 
 // Raw returns the exact bytes the metric was parsed from (without the line
