@@ -175,49 +175,15 @@ func (d *destAPI) command(line string) string {
 	return "Not a command: " + f[0] + "\n"
 }
 
-type destServer struct {
-	ln net.Listener
-	wg sync.WaitGroup
-}
-
-func startDestAPI(addr string, d *destAPI, log zerolog.Logger) (*destServer, error) {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("api_addr %s: %w", addr, err)
-	}
-	s := &destServer{ln: ln}
-	log.Info().Str("addr", ln.Addr().String()).Msg("destination API listening")
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				if errors.Is(err, net.ErrClosed) {
-					return
-				}
-				time.Sleep(10 * time.Millisecond)
-				continue
-			}
-			s.wg.Add(1)
-			go func() {
-				defer s.wg.Done()
-				defer c.Close()
-				_ = c.SetDeadline(time.Now().Add(30 * time.Second))
-				line, err := bufio.NewReaderSize(c, 1024).ReadString('\n')
-				if err != nil && line == "" {
-					return
-				}
-				io.WriteString(c, d.command(line))
-			}()
+func startDestAPI(addr string, d *destAPI, log zerolog.Logger) (*tcpService, error) {
+	return startTCPService(addr, "api_addr", 64, func(c net.Conn) {
+		_ = c.SetDeadline(time.Now().Add(30 * time.Second))
+		line, err := bufio.NewReaderSize(c, 1024).ReadString('\n')
+		if err != nil && line == "" {
+			return
 		}
-	}()
-	return s, nil
-}
-
-func (s *destServer) close() {
-	s.ln.Close()
-	s.wg.Wait()
+		io.WriteString(c, d.command(line))
+	}, log)
 }
 
 // handleHTTP serves /api/destinations on the stats server.

@@ -8,7 +8,6 @@ import (
 	"net"
 	"runtime"
 	"strings"
-	"sync"
 	"time"
 )
 
@@ -23,62 +22,8 @@ const (
 	mgmtMaxConns = 64
 )
 
-type mgmtServer struct {
-	ln    net.Listener
-	wg    sync.WaitGroup
-	mu    sync.Mutex
-	conns map[net.Conn]struct{}
-}
-
-func startManagement(addr string, a *Agent) (*mgmtServer, error) {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("management_addr %s: %w", addr, err)
-	}
-	s := &mgmtServer{ln: ln, conns: map[net.Conn]struct{}{}}
-	a.log.Info().Str("addr", ln.Addr().String()).Msg("management interface listening")
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				if errors.Is(err, net.ErrClosed) {
-					return
-				}
-				time.Sleep(10 * time.Millisecond)
-				continue
-			}
-			s.mu.Lock()
-			if len(s.conns) >= mgmtMaxConns {
-				s.mu.Unlock()
-				c.Close()
-				continue
-			}
-			s.conns[c] = struct{}{}
-			s.mu.Unlock()
-			s.wg.Add(1)
-			go func() {
-				defer s.wg.Done()
-				a.serveManagement(c)
-				c.Close()
-				s.mu.Lock()
-				delete(s.conns, c)
-				s.mu.Unlock()
-			}()
-		}
-	}()
-	return s, nil
-}
-
-func (s *mgmtServer) close() {
-	s.ln.Close()
-	s.mu.Lock()
-	for c := range s.conns {
-		c.Close()
-	}
-	s.mu.Unlock()
-	s.wg.Wait()
+func startManagement(addr string, a *Agent) (*tcpService, error) {
+	return startTCPService(addr, "management_addr", mgmtMaxConns, a.serveManagement, a.log)
 }
 
 func (a *Agent) serveManagement(c net.Conn) {

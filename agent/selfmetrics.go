@@ -10,7 +10,6 @@ import (
 	"os"
 	"runtime"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -118,57 +117,23 @@ func (s *selfMetrics) collect(now time.Time) metric.Batch {
 // runstats is Polymur's statistics port ([agent] runstats_addr): the command
 // "stats" answers the Go runtime's memory statistics as indented JSON; any
 // other line answers "Not a command: <line>". One command per connection.
-type runstats struct {
-	ln net.Listener
-	wg sync.WaitGroup
-}
-
-func startRunstats(addr string, log zerolog.Logger) (*runstats, error) {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("runstats_addr %s: %w", addr, err)
-	}
-	r := &runstats{ln: ln}
-	log.Info().Str("addr", ln.Addr().String()).Msg("runstats listening")
-	r.wg.Add(1)
-	go func() {
-		defer r.wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				if errors.Is(err, net.ErrClosed) {
-					return
-				}
-				time.Sleep(10 * time.Millisecond)
-				continue
-			}
-			r.wg.Add(1)
-			go func() {
-				defer r.wg.Done()
-				defer c.Close()
-				_ = c.SetDeadline(time.Now().Add(10 * time.Second))
-				line, err := bufio.NewReaderSize(c, 512).ReadString('\n')
-				if err != nil && line == "" {
-					return
-				}
-				cmd := strings.TrimSpace(line)
-				if cmd != "stats" {
-					fmt.Fprintf(c, "Not a command: %s\n", cmd)
-					return
-				}
-				var ms runtime.MemStats
-				runtime.ReadMemStats(&ms)
-				out, _ := json.MarshalIndent(ms, "", "  ")
-				c.Write(append(out, '\n'))
-			}()
+func startRunstats(addr string, log zerolog.Logger) (*tcpService, error) {
+	return startTCPService(addr, "runstats_addr", 64, func(c net.Conn) {
+		_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+		line, err := bufio.NewReaderSize(c, 512).ReadString('\n')
+		if err != nil && line == "" {
+			return
 		}
-	}()
-	return r, nil
-}
-
-func (r *runstats) close() {
-	r.ln.Close()
-	r.wg.Wait()
+		cmd := strings.TrimSpace(line)
+		if cmd != "stats" {
+			fmt.Fprintf(c, "Not a command: %s\n", cmd)
+			return
+		}
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		out, _ := json.MarshalIndent(ms, "", "  ")
+		c.Write(append(out, '\n'))
+	}, log)
 }
 
 var _ registry.Emitter = (*emitter)(nil)

@@ -1,0 +1,75 @@
+package agent
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+)
+
+// tcpService is a small line-protocol server of the agent (management,
+// runstats, destination API): an accept loop, a goroutine per connection
+// (at most maxConns; more are closed at once), and a close that ends them
+// all.
+type tcpService struct {
+	ln    net.Listener
+	wg    sync.WaitGroup
+	mu    sync.Mutex
+	conns map[net.Conn]struct{}
+}
+
+// startTCPService listens on addr; handle serves one connection, which is
+// closed when it returns.
+func startTCPService(addr, what string, maxConns int, handle func(net.Conn), log zerolog.Logger) (*tcpService, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("%s %s: %w", what, addr, err)
+	}
+	s := &tcpService{ln: ln, conns: map[net.Conn]struct{}{}}
+	log.Info().Str("addr", ln.Addr().String()).Str("service", what).Msg("listening")
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				if errors.Is(err, net.ErrClosed) {
+					return
+				}
+				time.Sleep(10 * time.Millisecond)
+				continue
+			}
+			s.mu.Lock()
+			if len(s.conns) >= maxConns {
+				s.mu.Unlock()
+				c.Close()
+				continue
+			}
+			s.conns[c] = struct{}{}
+			s.mu.Unlock()
+			s.wg.Add(1)
+			go func() {
+				defer s.wg.Done()
+				handle(c)
+				c.Close()
+				s.mu.Lock()
+				delete(s.conns, c)
+				s.mu.Unlock()
+			}()
+		}
+	}()
+	return s, nil
+}
+
+func (s *tcpService) close() {
+	s.ln.Close()
+	s.mu.Lock()
+	for c := range s.conns {
+		c.Close()
+	}
+	s.mu.Unlock()
+	s.wg.Wait()
+}
