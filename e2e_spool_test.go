@@ -183,10 +183,19 @@ func TestMemoryBoundWhileDown(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	m := scrape(t, stats)
-	received := m[series("received_total", "inputs.graphite", "graphite-1")]
-	dropped := m[series("dropped_total", "outputs.graphite", "cache")]
-	queued := m[series("queued", "outputs.graphite", "cache")]
+	// the last reads may still be on their way into the queue: wait until
+	// every metric received is accounted for
+	var received, dropped, queued float64
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		m := scrape(t, stats)
+		received = m[series("received_total", "inputs.graphite", "graphite-1")]
+		dropped = m[series("dropped_total", "outputs.graphite", "cache")]
+		queued = m[series("queued", "outputs.graphite", "cache")]
+		if received == dropped+queued || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 	peak := peakRSS(t, p.cmd.Process.Pid)
 	secs := 8.0
 	t.Logf("destination down, flood: %.0f lines received (%.0f/s), %v dropped (counted), %v queued, peak RSS %d MiB",
