@@ -34,9 +34,17 @@ func TestMirrorNeverSlowsPrimary(t *testing.T) {
 	if !primary.WaitLen(n, 20*time.Second) {
 		t.Fatalf("primary got %d of %d", primary.Len(), n)
 	}
-	m := scrape(t, stats)
-	dropped := m[series("dropped_total", "outputs.graphite", "m/"+copySink.Addr)]
-	queued := m[series("queued", "outputs.graphite", "m/"+copySink.Addr)]
+	var m map[string]float64
+	var dropped, queued float64
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		m = scrape(t, stats)
+		dropped = m[series("dropped_total", "outputs.graphite", "m/"+copySink.Addr)]
+		queued = m[series("queued", "outputs.graphite", "m/"+copySink.Addr)]
+		if dropped+queued == n || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 	if dropped+queued != n || queued > 1000 {
 		t.Fatalf("mirror: dropped %v + queued %v != %d (buffer_limit 1000)", dropped, queued, n)
 	}
