@@ -267,6 +267,7 @@ func (a *Agent) buildOutput(g *generation, oi *instance) (node, error) {
 		BufferLimit:   o.BufferLimit,
 		BatchSize:     o.BatchSize,
 		FlushInterval: o.FlushInterval.D(),
+		FlushIdle:     o.FlushIdle.D(),
 		Block:         o.Overflow == "block",
 		RetryInitial:  o.RetryInitial.D(),
 		RetryMax:      o.RetryMax.D(),

@@ -59,6 +59,7 @@ type outputCommon struct {
 	BatchSize     int               `toml:"batch_size"`
 	BufferLimit   int               `toml:"buffer_limit"`
 	FlushInterval registry.Duration `toml:"flush_interval"`
+	FlushIdle     registry.Duration `toml:"flush_idle"`
 	Overflow      string            `toml:"overflow"`
 	RetryInitial  registry.Duration `toml:"retry_initial"`
 	RetryMax      registry.Duration `toml:"retry_max"`
@@ -81,6 +82,7 @@ type outputCommon struct {
 const (
 	defBufferLimit     = 1_000_000
 	defBatchSize       = 5000
+	defFlushIdle       = 10 * time.Millisecond
 	defShutdownTimeout = 30 * time.Second
 	defRetryInitial    = 100 * time.Millisecond
 	defRetryMax        = 30 * time.Second
@@ -94,7 +96,7 @@ func CommonKeys(kind registry.Kind) []string { return slices.Clone(commonKeys[ki
 var commonKeys = map[registry.Kind][]string{
 	registry.Inputs:     {"id", "log_level"},
 	registry.Processors: {"id", "log_level"},
-	registry.Outputs: {"id", "log_level", "batch_size", "buffer_limit", "flush_interval", "overflow",
+	registry.Outputs: {"id", "log_level", "batch_size", "buffer_limit", "flush_interval", "flush_idle", "overflow",
 		"retry_initial", "retry_max", "write_timeout", "workers", "spool_dir", "spool_max_bytes", "spool_fsync",
 		"spool_replay_rate", "instance", "to"},
 }
@@ -409,6 +411,9 @@ func (l *loader) outputDefaults(in *instance) error {
 	if o.BatchSize == 0 {
 		o.BatchSize = defBatchSize
 	}
+	if o.FlushIdle == 0 {
+		o.FlushIdle = registry.Duration(defFlushIdle)
+	}
 	if o.BufferLimit == 0 {
 		o.BufferLimit = defBufferLimit
 	}
@@ -433,6 +438,9 @@ func (l *loader) outputDefaults(in *instance) error {
 	}
 	if o.BatchSize < 0 {
 		return bad("batch_size", "must be positive")
+	}
+	if o.FlushInterval < 0 || o.FlushIdle < 0 {
+		return bad("flush_interval", "flush_interval and flush_idle must not be negative")
 	}
 	if o.Workers == 0 {
 		o.Workers = 1

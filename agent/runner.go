@@ -19,6 +19,7 @@ type runnerConfig struct {
 	BufferLimit   int           // metrics held in memory, queued plus in flight
 	BatchSize     int           // metrics per Write, at most
 	FlushInterval time.Duration // wait this long for a full batch (0 = write at once)
+	FlushIdle     time.Duration // ... but no longer than this after the last metric arrived (0 = off)
 	Block         bool          // overflow = "block"
 	RetryInitial  time.Duration
 	RetryMax      time.Duration
@@ -443,6 +444,14 @@ func (r *runner) work(ctx context.Context, out registry.Output) {
 		}
 		if r.cfg.FlushInterval > 0 && queued < r.cfg.BatchSize && !closed {
 			t := time.NewTimer(r.cfg.FlushInterval)
+			// The input going quiet also ends the wait: a burst's tail
+			// does not sit for a whole flush_interval.
+			var quiet *time.Timer
+			var quietC <-chan time.Time
+			if idle := r.cfg.FlushIdle; idle > 0 && idle < r.cfg.FlushInterval {
+				quiet = time.NewTimer(idle)
+				quietC = quiet.C
+			}
 		wait:
 			for {
 				select {
@@ -450,6 +459,11 @@ func (r *runner) work(ctx context.Context, out registry.Output) {
 					if q, c := r.queueLen(); q >= r.cfg.BatchSize || c {
 						break wait
 					}
+					if quiet != nil {
+						quiet.Reset(r.cfg.FlushIdle)
+					}
+				case <-quietC:
+					break wait
 				case <-t.C:
 					break wait
 				case <-r.stopNow:
@@ -457,6 +471,9 @@ func (r *runner) work(ctx context.Context, out registry.Output) {
 				}
 			}
 			t.Stop()
+			if quiet != nil {
+				quiet.Stop()
+			}
 		}
 		b := r.take(&scratch, &parts, &taken)
 		if b == nil && r.sp != nil {

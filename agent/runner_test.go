@@ -277,6 +277,34 @@ func TestRunnerFlushInterval(t *testing.T) {
 	<-r.done
 }
 
+// TestRunnerFlushIdle: while a steady trickle keeps arriving, a partial
+// batch waits (for flush_interval or a full batch); once the input has been
+// quiet for flush_idle it is written without waiting out the interval.
+func TestRunnerFlushIdle(t *testing.T) {
+	out := &fakeOut{}
+	r, _ := testRunner(t, out, runnerConfig{BufferLimit: 10000, BatchSize: 1000, FlushInterval: 10 * time.Second, FlushIdle: 200 * time.Millisecond})
+	go r.run(context.Background())
+	// a trickle: one metric every 10 ms for a second, never a full batch
+	for i := range 100 {
+		r.enqueue(t.Context(), batchOf(t, i, 1))
+		time.Sleep(10 * time.Millisecond)
+	}
+	quietFrom := time.Now()
+	waitFor(t, "flush after the input went quiet", func() bool { return len(out.lines()) == 100 })
+	if el := time.Since(quietFrom); el > 5*time.Second {
+		t.Fatalf("written %v after the input went quiet: flush_idle did not apply", el)
+	}
+	out.mu.Lock()
+	writes := out.writes
+	out.mu.Unlock()
+	// one write; two if the scheduler stalled the trickle for flush_idle
+	if writes > 2 {
+		t.Fatalf("%d writes for a steady trickle: the quiet timer did not restart on new data", writes)
+	}
+	r.close()
+	<-r.done
+}
+
 func TestRunnerWorkersShareOneQueue(t *testing.T) {
 	outs := []*fakeOut{{}, {}, {}}
 	r, m := testRunner(t, outs[0], runnerConfig{BufferLimit: 100000, BatchSize: 50})

@@ -15,10 +15,11 @@ import (
 // (at most maxConns; more are closed at once), and a close that ends them
 // all.
 type tcpService struct {
-	ln    net.Listener
-	wg    sync.WaitGroup
-	mu    sync.Mutex
-	conns map[net.Conn]struct{}
+	ln     net.Listener
+	wg     sync.WaitGroup
+	mu     sync.Mutex
+	conns  map[net.Conn]struct{}
+	closed bool // close ran: connections accepted from now on are closed at once
 }
 
 // startTCPService listens on addr; handle serves one connection, which is
@@ -43,14 +44,14 @@ func startTCPService(addr, what string, maxConns int, handle func(net.Conn), log
 				continue
 			}
 			s.mu.Lock()
-			if len(s.conns) >= maxConns {
+			if s.closed || len(s.conns) >= maxConns {
 				s.mu.Unlock()
 				c.Close()
 				continue
 			}
 			s.conns[c] = struct{}{}
-			s.mu.Unlock()
 			s.wg.Add(1)
+			s.mu.Unlock()
 			go func() {
 				defer s.wg.Done()
 				handle(c)
@@ -67,6 +68,7 @@ func startTCPService(addr, what string, maxConns int, handle func(net.Conn), log
 func (s *tcpService) close() {
 	s.ln.Close()
 	s.mu.Lock()
+	s.closed = true
 	for c := range s.conns {
 		c.Close()
 	}

@@ -11,7 +11,7 @@
 # Peers (run in the same interleaved rounds; only the router is required):
 #   carbon-c-relay      if installed (apt-get install carbon-c-relay): w1, w2
 #   Etsy proxy.js       STATSD_DIR=<dir>/node_modules/statsd (npm install statsd@0.9.0): w3s, w3p
-#   others              PEER_W4='name:command' and PEER_W5='name:command' (commands as
+#   others              PEER_W3, PEER_W4 and PEER_W5='name:command' (commands as
 #                       in ../shared/bench/README.md, e.g. a statsd-http-proxy or a
 #                       Polymur pair you built yourself)
 # Environment: HARNESS (default ../shared/bench), REPEAT (3), ROUTER (a
@@ -104,7 +104,7 @@ cat > $BENCH_WORKDIR/px.toml <<EOT
   workers = 2
   overflow = "block"
 EOT
-$ROUTER -config $BENCH_WORKDIR/gw.toml &
+GOGC=400 $ROUTER -config $BENCH_WORKDIR/gw.toml &
 exec $ROUTER -config $BENCH_WORKDIR/px.toml' ;;
 	esac
 }
@@ -125,6 +125,10 @@ for w in "${workloads[@]}"; do
 		if [[ -n ${STATSD_DIR:-} ]]; then
 			suts+=(proxyjs "$HARNESS/peers/statsd-proxyjs.sh")
 			base=proxyjs
+		fi
+		if [[ -n ${PEER_W3:-} ]]; then
+			suts+=("${PEER_W3%%:*}" "${PEER_W3#*:}")
+			[[ $base != router ]] || base=${PEER_W3%%:*}
 		fi ;;
 	w4) if [[ -n ${PEER_W4:-} ]]; then suts+=("${PEER_W4%%:*}" "${PEER_W4#*:}"); base=${PEER_W4%%:*}; fi ;;
 	w5) if [[ -n ${PEER_W5:-} ]]; then suts+=("${PEER_W5%%:*}" "${PEER_W5#*:}"); base=${PEER_W5%%:*}; fi ;;

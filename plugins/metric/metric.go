@@ -189,6 +189,25 @@ func Assemble(p *Parts) Metric {
 	return m
 }
 
+// SetGraphite makes *m the unmodified Graphite metric of line, whose fields
+// are at the given offsets: path line[ps:pe] (its name the first nameLen
+// bytes), value line[vs:ve] (parsed: num), timestamp line[ts:te]. It is the
+// Graphite codec's fast path of Assemble (no Parts to fill, no range checks)
+// and, like Assemble, validates nothing: only codecs call it, with
+// 0 <= ps <= pe <= vs <= ve <= ts <= te <= len(line) < 4 GiB.
+func SetGraphite(m *Metric, line []byte, ps, pe, nameLen, vs, ve, ts, te int, num float64) {
+	*m = Metric{
+		buf:     line,
+		num:     num,
+		path:    span{uint32(ps), uint32(pe - ps)},
+		value:   span{uint32(vs), uint32(ve - vs)},
+		ts:      span{uint32(ts), uint32(te - ts)},
+		lineEnd: uint32(len(line)),
+		nameLen: uint32(nameLen),
+		format:  Graphite,
+	}
+}
+
 // spanIn sets *sp to part's place in [base, end); false if it lies outside.
 func spanIn(base, end uintptr, part []byte, sp *span) bool {
 	if len(part) == 0 {

@@ -229,9 +229,17 @@ func (s *LineSink) serve(ln net.Listener) {
 				return
 			}
 			s.mu.Lock()
+			stopped := s.ln != ln // Stop ran between Accept and here
 			s.conns[c] = struct{}{}
-			s.mu.Unlock()
 			s.wg.Add(1)
+			s.mu.Unlock()
+			if stopped {
+				// Stop did not see this connection: end it the same way
+				if tc, ok := c.(*net.TCPConn); ok {
+					_ = tc.CloseWrite()
+				}
+				_ = c.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+			}
 			go func() {
 				defer s.wg.Done()
 				br := bufio.NewReaderSize(c, 256<<10)

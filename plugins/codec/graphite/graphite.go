@@ -40,6 +40,14 @@ func isBlank(c byte) bool { return c == ' ' || c == '\t' }
 // float. Graphite tags (";k=v") stay part of the path. The path may hold any
 // other bytes (NUL, invalid UTF-8): they pass through.
 func Parse(line []byte, m *metric.Metric) error {
+	if parseCommon(line, m) {
+		return nil
+	}
+	return parseGeneral(line, m)
+}
+
+// parseGeneral is Parse for any line.
+func parseGeneral(line []byte, m *metric.Metric) error {
 	end := len(line)
 	for end > 0 && (isBlank(line[end-1]) || line[end-1] == '\r') {
 		end--
@@ -95,16 +103,49 @@ func Parse(line []byte, m *metric.Metric) error {
 	if !validTimestamp(line[ts:te]) {
 		return ErrTimestamp
 	}
-	*m = metric.Assemble(&metric.Parts{
-		Raw:     line,
-		Path:    line[ps:pe:pe],
-		NameLen: nl,
-		Value:   line[vs:ve:ve],
-		Num:     num,
-		Time:    line[ts:te:te],
-		Format:  metric.Graphite,
-	})
+	metric.SetGraphite(m, line, ps, pe, nl, vs, ve, ts, te, num)
 	return nil
+}
+
+// parseCommon is Parse for the common line "path value timestamp" with
+// single spaces, a decimal value and an integer timestamp, in one pass. It
+// returns false, having done nothing, for every other line, which Parse then
+// reads the general way; for the lines it takes, the result is the general
+// way's (FuzzParseCommon checks that).
+func parseCommon(line []byte, m *metric.Metric) bool {
+	n := len(line)
+	if n < 5 || isBlank(line[0]) || line[n-1] < '0' || line[n-1] > '9' {
+		return false
+	}
+	pe := bytes.IndexByte(line, ' ')
+	if pe <= 0 || bytes.IndexByte(line[:pe], '\t') >= 0 {
+		return false
+	}
+	nl := bytes.IndexByte(line[:pe], ';')
+	if nl < 0 {
+		nl = pe
+	}
+	vs := pe + 1
+	f, k, ok := num.DecimalUntil(line[vs:], ' ')
+	ve := vs + k
+	if !ok || ve+1 >= n {
+		return false
+	}
+	ts := ve + 1
+	j := ts
+	if line[j] == '-' || line[j] == '+' {
+		j++
+	}
+	if j == n {
+		return false
+	}
+	for ; j < n; j++ {
+		if line[j] < '0' || line[j] > '9' {
+			return false
+		}
+	}
+	metric.SetGraphite(m, line, 0, pe, nl, vs, ve, ts, n, f)
+	return true
 }
 
 func validTimestamp(b []byte) bool {

@@ -480,7 +480,7 @@ func (h *handler) parse(data []byte, name string) (metric.Batch, int) {
 			g.c.tooLong.Add(1)
 			continue
 		}
-		b = append(b, metric.Metric{})
+		b = b[:len(b)+1] // within n; Parse sets every field of a metric it accepts
 		if err := codec.Parse(line, &b[len(b)-1]); err != nil {
 			b = b[:len(b)-1]
 			g.c.parseErrors.Add(1)

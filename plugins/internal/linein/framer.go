@@ -177,7 +177,11 @@ func (f *Framer) frame(final bool) metric.Batch {
 		if len(line) == 0 || (len(line) == 1 && line[0] == '\r') {
 			continue // empty lines are not metrics and not errors
 		}
-		s = append(s, metric.Metric{})
+		if len(s) < cap(s) {
+			s = s[:len(s)+1] // parse sets every field of a metric it accepts
+		} else {
+			s = append(s, metric.Metric{})
+		}
 		if err := f.parse(line, &s[len(s)-1]); err != nil {
 			s = s[:len(s)-1]
 			f.count(f.c.ParseErrors)

@@ -307,6 +307,7 @@ func (s *Server) readBatches(ctx, emitCtx context.Context, conn *net.UDPConn, dl
 	var pending atomic.Int64 // batches handed to the emitting goroutine, not yet emitted
 	go func() {
 		defer close(ch)
+		defer r.Close()
 		var g gathered
 		deadline := false // a read deadline is set for g
 		flush := func(inline bool) {

@@ -19,14 +19,16 @@ const slotSize = 64 << 10
 // ReadBatch; one datagram per call where the platform has no recvmmsg) and
 // frames their lines into one batch per call. It is used by one goroutine.
 //
-// Memory: the receive slots are carved from large chunks that are never
-// reused, as the Framer does for streams. Before a call, k slots of 64 KiB
-// are laid out back to back in the chunk's free space; after it, the n
-// datagrams received are moved down so that they sit back to back (the first
-// does not move), and the chunk's free space starts right after the last. So
-// the bytes a batch points into are compact, nothing is copied twice, and a
-// call allocates nothing but the batch (plus what x/net allocates for each
-// source address) and, now and then, a new chunk.
+// Memory: the receive slots (64 KiB each, so no datagram is ever cut) are
+// one area allocated once and reused by every call; of it only the pages
+// that datagrams reached are resident (a slot's first page for the usual
+// small datagram). After a call the n datagrams are copied back to back into
+// a chunk of their own size class that is never reused, as the Framer does
+// for streams: the metrics of a batch point into it, and it is garbage once
+// every output has written them. So the memory held by queued batches is
+// what was received, not 64 KiB per datagram, and a call allocates nothing
+// but the batch (plus what x/net allocates for each source address) and, now
+// and then, a new chunk.
 type BatchReader struct {
 	pc      *ipv4.PacketConn
 	msgs    []ipv4.Message
@@ -37,6 +39,8 @@ type BatchReader struct {
 	c       Counters
 	onError func(line []byte, err error)
 
+	recv      []byte // the receive slots, reused
+	free      func() // releases recv
 	chunk     []byte
 	off       int // chunk[off:] is free
 	chunkSize int
@@ -62,7 +66,7 @@ func NewBatchReader(conn *net.UDPConn, batch int, parse ParseFunc, maxLine int, 
 		maxLine:   maxLine,
 		c:         c,
 		onError:   onError,
-		chunkSize: 2 * batch * slotSize,
+		chunkSize: 256 << 10,
 		datagrams: datagrams,
 		calls:     calls,
 	}
@@ -72,6 +76,13 @@ func NewBatchReader(conn *net.UDPConn, batch int, parse ParseFunc, maxLine int, 
 	for i := range r.msgs {
 		r.msgs[i].Buffers = r.bufs[i : i+1 : i+1]
 	}
+	if conn != nil {
+		r.recv, r.free = recvArea(batch * slotSize)
+		for i := range r.bufs {
+			s := i * slotSize
+			r.bufs[i] = r.recv[s : s+slotSize : s+slotSize]
+		}
+	}
 	return r
 }
 
@@ -79,8 +90,7 @@ func NewBatchReader(conn *net.UDPConn, batch int, parse ParseFunc, maxLine int, 
 // size) with one call, and returns their well-formed lines as one batch
 // (possibly empty) and the number of datagrams read.
 func (r *BatchReader) Read() (metric.Batch, int, error) {
-	k := r.layout()
-	n, err := r.pc.ReadBatch(r.msgs[:k], 0)
+	n, err := r.pc.ReadBatch(r.msgs, 0)
 	if n <= 0 {
 		return nil, 0, err
 	}
@@ -90,46 +100,45 @@ func (r *BatchReader) Read() (metric.Batch, int, error) {
 	return r.received(n), n, err
 }
 
-// layout carves up to len(msgs) receive slots from the chunk's free space,
-// taking a new chunk when fewer than a quarter of them fit, and returns how
-// many it laid out.
-func (r *BatchReader) layout() int {
-	want := len(r.msgs)
-	if (len(r.chunk)-r.off)/slotSize < max(want/4, 1) {
-		r.chunk = make([]byte, r.chunkSize)
-		r.off = 0
+// Close releases the receive slots. The batches Read returned stay valid
+// (their bytes were copied out); Read must not be called after.
+func (r *BatchReader) Close() {
+	if r.free != nil {
+		r.free()
+		r.free, r.recv = nil, nil
+		for i := range r.bufs {
+			r.bufs[i] = nil
+		}
 	}
-	k := min(want, (len(r.chunk)-r.off)/slotSize)
-	for i := range k {
-		s := r.off + i*slotSize
-		r.bufs[i] = r.chunk[s : s+slotSize : s+slotSize]
-	}
-	return k
 }
 
-// received compacts the n datagrams just read into their slots and frames
-// them.
+// received copies the n datagrams just read out of their slots, back to
+// back into the chunk, and frames them.
 func (r *BatchReader) received(n int) metric.Batch {
+	total := 0
+	for i := range n {
+		total += r.msgs[i].N
+	}
+	if len(r.chunk)-r.off < total {
+		r.chunk = make([]byte, max(r.chunkSize, total))
+		r.off = 0
+	}
 	dst := r.off
 	lines := 0
 	r.grams = r.grams[:0]
 	for i := range n {
 		m := &r.msgs[i]
-		src := r.off + i*slotSize
-		size := m.N
+		m.Addr = nil // let the source address go
 		if m.Flags&syscall.MSG_TRUNC != 0 {
 			// cannot happen with 64 KiB slots; never frame a cut datagram
 			r.count(r.c.TooLong)
 			continue
 		}
-		if src != dst {
-			copy(r.chunk[dst:dst+size], r.chunk[src:src+size])
-		}
+		size := copy(r.chunk[dst:], r.bufs[i][:m.N])
 		g := r.chunk[dst : dst+size : dst+size]
 		r.grams = append(r.grams, g)
 		lines += bytes.Count(g, newline) + 1
 		dst += size
-		m.Addr = nil // let the source address go
 	}
 	r.off = dst
 	if r.datagrams != nil {

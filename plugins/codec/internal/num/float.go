@@ -32,6 +32,17 @@ var pow10 = [...]float64{1, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1
 // same as strconv's. ok is false for anything else, which then takes the
 // slow path.
 func parseDecimal(b []byte) (float64, bool) {
+	f, n, ok := DecimalUntil(b, 0)
+	return f, ok && n == len(b)
+}
+
+// DecimalUntil parses the "[+-]digits[.digits]" token (at most 15 digits)
+// that starts b and ends at the first stop byte or at the end of b. It
+// returns the value, the token's length and true; false if the token is
+// anything else (then ParseFloat decides). The value is the one
+// strconv.ParseFloat gives the token. A stop of 0 means: the token is all of
+// b (NUL is then not a delimiter but an error like any other byte).
+func DecimalUntil(b []byte, stop byte) (f float64, n int, ok bool) {
 	i := 0
 	neg := false
 	if len(b) > 0 && (b[0] == '-' || b[0] == '+') {
@@ -40,6 +51,7 @@ func parseDecimal(b []byte) (float64, bool) {
 	}
 	var mant uint64
 	nd, frac := 0, -1 // digits; digits after the '.', -1 before it
+loop:
 	for ; i < len(b); i++ {
 		c := b[i]
 		switch {
@@ -51,24 +63,26 @@ func parseDecimal(b []byte) (float64, bool) {
 			}
 		case c == '.' && frac < 0:
 			frac = 0
+		case c == stop && stop != 0:
+			break loop
 		default:
-			return 0, false
+			return 0, 0, false
 		}
 		if nd > 15 {
-			return 0, false
+			return 0, 0, false
 		}
 	}
 	if nd == 0 {
-		return 0, false
+		return 0, 0, false
 	}
-	f := float64(mant)
+	f = float64(mant)
 	if frac > 0 {
 		f /= pow10[frac]
 	}
 	if neg {
 		f = -f
 	}
-	return f, true
+	return f, i, true
 }
 
 // floatSyntax reports whether strconv.ParseFloat accepts s (possibly with a

@@ -1,0 +1,107 @@
+package graphite
+
+import (
+	"math"
+	"math/rand/v2"
+	"reflect"
+	"testing"
+
+	"github.com/metricsrouter/router/plugins/metric"
+)
+
+// checkCommon fails if parseCommon takes a line that the general parser
+// rejects, or reads it differently.
+func checkCommon(t *testing.T, line []byte) {
+	t.Helper()
+	var fast, slow metric.Metric
+	if !parseCommon(line, &fast) {
+		return
+	}
+	if err := parseGeneral(line, &slow); err != nil {
+		t.Fatalf("parseCommon took %q, the general parser says %v", line, err)
+	}
+	fv, sv := fast.Value(), slow.Value()
+	if !reflect.DeepEqual(fast, slow) && !(math.IsNaN(fv) && math.IsNaN(sv)) {
+		t.Fatalf("%q: parseCommon %+v, general %+v", line, fast, slow)
+	}
+}
+
+var commonSeeds = []string{
+	"a.b.c 1 2",
+	"bench.metric.path.12345 12.5 1700000000",
+	"x;dc=eu;host=a -1.25 -17",
+	"x +5. +1",
+	"x .5 1",
+	"x 1.2.3 4",
+	"x 1  4",
+	"x\t1 4",
+	"x 1\t4",
+	" x 1 4",
+	"x 1 4\r",
+	"x 1 4 ",
+	"x 1234567890123456 4",
+	"x 123456789012345 4",
+	"x - 4",
+	"x 1 -",
+	"x 1 +",
+	"x . 4",
+	"x 1 4 5",
+	"x  1 4",
+	"x 1e3 4",
+	"x NaN 4",
+	"x 1 1.5",
+	"; 1 2",
+	"x 1 2;",
+}
+
+func TestParseCommonAgreesWithGeneral(t *testing.T) {
+	taken := 0
+	for _, s := range commonSeeds {
+		checkCommon(t, []byte(s))
+		var m metric.Metric
+		if parseCommon([]byte(s), &m) {
+			taken++
+		}
+	}
+	if taken < 5 {
+		t.Fatalf("parseCommon took only %d of the seed lines", taken)
+	}
+	// random lines over the bytes that matter to the grammar
+	const alphabet = "ab.;= \t\r-+0123456789.eEx"
+	r := rand.New(rand.NewPCG(3, 4))
+	b := make([]byte, 0, 40)
+	taken = 0
+	for range 300000 {
+		b = b[:0]
+		// mostly well-formed shapes, with random damage
+		b = append(b, "p.q"...)
+		for range r.IntN(4) {
+			b = append(b, alphabet[r.IntN(len(alphabet))])
+		}
+		b = append(b, ' ')
+		for range 1 + r.IntN(8) {
+			b = append(b, "0123456789.-+e "[r.IntN(15)])
+		}
+		b = append(b, ' ')
+		for range 1 + r.IntN(6) {
+			b = append(b, "0123456789-+. \r"[r.IntN(15)])
+		}
+		checkCommon(t, b)
+		var m metric.Metric
+		if parseCommon(b, &m) {
+			taken++
+		}
+	}
+	if taken < 1000 {
+		t.Fatalf("parseCommon took only %d random lines: the test does not exercise it", taken)
+	}
+}
+
+// FuzzParseCommon: for every line parseCommon takes, the general parser
+// gives the same metric.
+func FuzzParseCommon(f *testing.F) {
+	for _, s := range commonSeeds {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(checkCommon)
+}
