@@ -16,6 +16,7 @@ import (
 	"context"
 	"crypto/tls"
 	_ "embed"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -417,16 +418,48 @@ func (h *handler) readBody(w http.ResponseWriter, r *http.Request) ([]byte, erro
 		g.c.bytesOut.Add(uint64(len(raw)))
 		return raw, nil
 	}
-	zr, err := gzip.NewReader(bytes.NewReader(raw))
-	if err != nil {
-		return nil, err
-	}
-	data, err := readAllLimit(zr, g.MaxDecompressedBytes, int64(len(raw))*8)
+	data, err := gunzip(raw, g.MaxDecompressedBytes)
 	if err != nil {
 		return nil, err
 	}
 	g.c.bytesOut.Add(uint64(len(data)))
 	return data, nil
+}
+
+// gunzipper is a reusable gzip reader (its decompressor's tables and
+// window are large to allocate and clear per request).
+type gunzipper struct {
+	src bytes.Reader
+	zr  gzip.Reader
+}
+
+var gunzippers sync.Pool
+
+// gunzip decompresses raw (one or more gzip members) within limit bytes.
+// The buffer is sized from the gzip trailer's length field (the last
+// member's uncompressed size modulo 2^32): for the usual one-member body
+// that is exact, so the data is not copied while it grows; it is only a
+// hint, never trusted as a bound.
+func gunzip(raw []byte, limit int64) ([]byte, error) {
+	z, _ := gunzippers.Get().(*gunzipper)
+	if z == nil {
+		z = new(gunzipper)
+	}
+	defer func() {
+		z.src.Reset(nil)
+		gunzippers.Put(z)
+	}()
+	z.src.Reset(raw)
+	if err := z.zr.Reset(&z.src); err != nil {
+		return nil, err
+	}
+	hint := int64(len(raw)) * 8
+	if len(raw) >= 18 {
+		if n := int64(binary.LittleEndian.Uint32(raw[len(raw)-4:])); n > 0 && n <= limit {
+			hint = n
+		}
+	}
+	return readAllLimit(&z.zr, limit, hint)
 }
 
 // readAllLimit reads r up to limit bytes (errBodyTooLarge beyond), growing
