@@ -15,7 +15,9 @@ import (
 	"github.com/metricsrouter/router/plugins/metric"
 )
 
-// ParseFunc parses one line (without '\n') into m.
+// ParseFunc parses one line (without '\n') into m. m may hold an earlier
+// metric (slots are reused without clearing): on success the function must
+// set all of *m, as the codecs do by assigning a whole Metric.
 type ParseFunc func(line []byte, m *metric.Metric) error
 
 // Counters are the per-input counters the framer increments (any may be nil).
