@@ -373,6 +373,7 @@ func TestConfigErrors(t *testing.T) {
 		{"duration without unit", "[[inputs.graphite]]\nidle_timeout = 5\n[[outputs.console]]\n", []string{"idle_timeout", "missing unit"}},
 		{"agent typo", "[agent]\nlog_levle = \"info\"\n[[inputs.graphite]]\n[[outputs.console]]\n", []string{":2:", `unknown key "log_levle"`}},
 		{"single table", "[inputs.graphite]\nlisten = \":0\"\n[[outputs.console]]\n", []string{"write [[inputs.graphite]]"}},
+		{"negative flush_idle", "[[inputs.graphite]]\n[[outputs.console]]\nflush_idle = \"-1s\"\n", []string{":3:", "flush_idle", "negative"}},
 		{"bad overflow", "[[inputs.graphite]]\n[[outputs.console]]\noverflow = \"spill\"\n", []string{"overflow", `"spill"`}},
 		{"target typo", "[[inputs.graphite]]\n[[outputs.broadcast]]\n[[outputs.broadcast.to.graphite]]\naddress = \"127.0.0.1:1\"\nadress = \"x\"\n", []string{":5:", `unknown key "adress"`}},
 		{"unset env", "[[inputs.graphite]]\nlisten = \"${ROUTER_TEST_UNSET_VAR}\"\n[[outputs.console]]\n", []string{":2:", "ROUTER_TEST_UNSET_VAR is not set"}},

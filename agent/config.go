@@ -439,8 +439,11 @@ func (l *loader) outputDefaults(in *instance) error {
 	if o.BatchSize < 0 {
 		return bad("batch_size", "must be positive")
 	}
-	if o.FlushInterval < 0 || o.FlushIdle < 0 {
-		return bad("flush_interval", "flush_interval and flush_idle must not be negative")
+	if o.FlushInterval < 0 {
+		return bad("flush_interval", "must not be negative")
+	}
+	if o.FlushIdle < 0 {
+		return bad("flush_idle", "must not be negative")
 	}
 	if o.Workers == 0 {
 		o.Workers = 1
