@@ -49,13 +49,11 @@ type Graphite struct {
 
 // Init validates the configuration.
 func (g *Graphite) Init(env registry.Env) error {
-	switch g.Protocol {
-	case "tcp", "udp":
-	default:
-		return fmt.Errorf("protocol %q: want \"tcp\" or \"udp\"", g.Protocol)
+	if err := registry.CheckOneOf("protocol", g.Protocol, "tcp", "udp"); err != nil {
+		return err
 	}
-	if _, _, err := net.SplitHostPort(g.Listen); err != nil {
-		return fmt.Errorf("listen %q: %w", g.Listen, err)
+	if err := registry.CheckHostPort("listen", g.Listen); err != nil {
+		return err
 	}
 	if g.MaxLineLength <= 0 {
 		return fmt.Errorf("max_line_length: must be positive")

@@ -113,8 +113,8 @@ type HTTPJSON struct {
 // Init validates the configuration. It reads no file: the public key and
 // the TLS certificate are loaded when Run starts.
 func (h *HTTPJSON) Init(env registry.Env) error {
-	if _, _, err := net.SplitHostPort(h.Listen); err != nil {
-		return fmt.Errorf("listen %q: %w", h.Listen, err)
+	if err := registry.CheckHostPort("listen", h.Listen); err != nil {
+		return err
 	}
 	var influx bool
 	switch h.TagFormat {

@@ -100,10 +100,10 @@ func (g *Gateway) Init(env registry.Env) error {
 	}
 	for key, a := range map[string]string{"listen": g.Listen, "tls_listen": g.TLSListen} {
 		if a == "" {
-			continue
+			continue // off
 		}
-		if _, _, err := net.SplitHostPort(a); err != nil {
-			return fmt.Errorf("%s %q: %w", key, a, err)
+		if err := registry.CheckHostPort(key, a); err != nil {
+			return err
 		}
 	}
 	if g.TLSListen != "" {

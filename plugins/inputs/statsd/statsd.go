@@ -56,13 +56,11 @@ type StatsD struct {
 
 // Init validates the configuration.
 func (s *StatsD) Init(env registry.Env) error {
-	switch s.Protocol {
-	case "udp", "tcp":
-	default:
-		return fmt.Errorf("protocol %q: want \"udp\" or \"tcp\"", s.Protocol)
+	if err := registry.CheckOneOf("protocol", s.Protocol, "udp", "tcp"); err != nil {
+		return err
 	}
-	if _, _, err := net.SplitHostPort(s.Listen); err != nil {
-		return fmt.Errorf("listen %q: %w", s.Listen, err)
+	if err := registry.CheckHostPort("listen", s.Listen); err != nil {
+		return err
 	}
 	if s.MaxLineLength <= 0 {
 		return fmt.Errorf("max_line_length: must be positive")

@@ -5,7 +5,6 @@ package console
 import (
 	"context"
 	_ "embed"
-	"fmt"
 	"io"
 	"os"
 	"time"
@@ -33,11 +32,7 @@ type Console struct {
 
 // Init validates the configuration.
 func (c *Console) Init(registry.Env) error {
-	switch c.Format {
-	case "native", "graphite", "statsd":
-		return nil
-	}
-	return fmt.Errorf("format %q: want \"native\", \"graphite\" or \"statsd\"", c.Format)
+	return registry.CheckOneOf("format", c.Format, "native", "graphite", "statsd")
 }
 
 // Connect does nothing: standard output is always there.

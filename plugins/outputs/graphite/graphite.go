@@ -56,13 +56,11 @@ func (g *Graphite) Init(env registry.Env) error {
 	if g.Address == "" {
 		return errors.New("address: required (host:port)")
 	}
-	if _, _, err := net.SplitHostPort(g.Address); err != nil {
-		return fmt.Errorf("address %q: %w", g.Address, err)
+	if err := registry.CheckHostPort("address", g.Address); err != nil {
+		return err
 	}
-	switch g.Protocol {
-	case "tcp", "udp":
-	default:
-		return fmt.Errorf("protocol %q: want \"tcp\" or \"udp\"", g.Protocol)
+	if err := registry.CheckOneOf("protocol", g.Protocol, "tcp", "udp"); err != nil {
+		return err
 	}
 	if g.WriteBuffer < 512 {
 		return errors.New("write_buffer: at least 512 bytes")

@@ -99,13 +99,11 @@ func (s *StatsD) Init(env registry.Env) error {
 	if s.Address == "" {
 		return errors.New("address: required (host:port)")
 	}
-	if _, _, err := net.SplitHostPort(s.Address); err != nil {
-		return fmt.Errorf("address %q: %w", s.Address, err)
+	if err := registry.CheckHostPort("address", s.Address); err != nil {
+		return err
 	}
-	switch s.Protocol {
-	case "udp", "tcp":
-	default:
-		return fmt.Errorf("protocol %q: want \"udp\" or \"tcp\"", s.Protocol)
+	if err := registry.CheckOneOf("protocol", s.Protocol, "udp", "tcp"); err != nil {
+		return err
 	}
 	if s.MaxPacketSize < 64 || s.MaxPacketSize > maxUDPPayload {
 		return fmt.Errorf("max_packet_size = %d: want 64..%d", s.MaxPacketSize, maxUDPPayload)
@@ -130,8 +128,8 @@ func (s *StatsD) Init(env registry.Env) error {
 	s.datagrams = env.Metrics.Counter("datagrams_total", "UDP datagrams sent.")
 	s.log = env.Log.Sample(&zerolog.BurstSampler{Burst: 1, Period: 10 * time.Second})
 	if s.Admin != "" {
-		if _, _, err := net.SplitHostPort(s.Admin); err != nil {
-			return fmt.Errorf("admin %q: %w", s.Admin, err)
+		if err := registry.CheckHostPort("admin", s.Admin); err != nil {
+			return err
 		}
 		if s.CheckInterval < registry.Duration(10*time.Millisecond) {
 			return errors.New("check_interval: at least 10ms")
