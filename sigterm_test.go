@@ -104,10 +104,12 @@ func TestSIGTERMUnderLoad(t *testing.T) {
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
+	// read the log to its end (the summaries come last) before Wait, which
+	// closes the pipe
+	<-logDone
 	err = cmd.Wait()
 	close(stop)
 	wg.Wait()
-	<-logDone
 	if err != nil {
 		t.Fatalf("router exited with %v; log tail:\n%s", err, strings.Join(logLines[max(0, len(logLines)-20):], "\n"))
 	}
