@@ -15,6 +15,10 @@ import (
 // (65507 bytes over IPv4, 65527 over IPv6) fits, so nothing is truncated.
 const slotSize = 64 << 10
 
+// chunkSize is the size of the chunks received datagrams are copied into
+// (larger when one read brings more).
+const chunkSize = 256 << 10
+
 // BatchReader reads many datagrams per recvmmsg(2) (golang.org/x/net/ipv4
 // ReadBatch; one datagram per call where the platform has no recvmmsg) and
 // frames their lines into one batch per call. It is used by one goroutine.
@@ -23,9 +27,9 @@ const slotSize = 64 << 10
 // one area allocated once and reused by every call; of it only the pages
 // that datagrams reached are resident (a slot's first page for the usual
 // small datagram). After a call the n datagrams are copied back to back into
-// a chunk of their own size class that is never reused, as the Framer does
-// for streams: the metrics of a batch point into it, and it is garbage once
-// every output has written them. So the memory held by queued batches is
+// a chunk (chunkSize, or larger for a larger read) that is never reused, as
+// the Framer does for streams: the metrics of a batch point into it, and it
+// is garbage once every output has written them. So the memory held by queued batches is
 // what was received, not 64 KiB per datagram, and a call allocates nothing
 // but the batch (plus what x/net allocates for each source address) and, now
 // and then, a new chunk.
@@ -39,12 +43,11 @@ type BatchReader struct {
 	c       Counters
 	onError func(line []byte, err error)
 
-	recv      []byte // the receive slots, reused
-	free      func() // releases recv
-	chunk     []byte
-	off       int // chunk[off:] is free
-	chunkSize int
-	slab      metric.Batch
+	recv  []byte // the receive slots, reused
+	free  func() // releases recv
+	chunk []byte
+	off   int // chunk[off:] is free
+	slab  metric.Batch
 
 	datagrams, calls *atomic.Uint64 // may be nil
 }
@@ -66,7 +69,6 @@ func NewBatchReader(conn *net.UDPConn, batch int, parse ParseFunc, maxLine int, 
 		maxLine:   maxLine,
 		c:         c,
 		onError:   onError,
-		chunkSize: 256 << 10,
 		datagrams: datagrams,
 		calls:     calls,
 	}
@@ -120,7 +122,7 @@ func (r *BatchReader) received(n int) metric.Batch {
 		total += r.msgs[i].N
 	}
 	if len(r.chunk)-r.off < total {
-		r.chunk = make([]byte, max(r.chunkSize, total))
+		r.chunk = make([]byte, max(chunkSize, total))
 		r.off = 0
 	}
 	dst := r.off
