@@ -176,15 +176,8 @@ func (r *runner) enqueue(ctx context.Context, b metric.Batch) error {
 		for r.queued+r.inflight > 0 && (r.queued+r.inflight+n > limit || overBytes()) {
 			ch := r.space
 			r.mu.Unlock()
-			select {
-			case <-ch:
-			case <-time.After(50 * time.Millisecond): // bytes freed by other outputs
-			case <-ctx.Done():
-				r.refused.Add(uint64(n))
-				return ctx.Err()
-			case <-r.stopNow:
-				r.refused.Add(uint64(n))
-				return registry.ErrStopped
+			if err := r.waitForRoom(ctx, ch, n); err != nil {
+				return err
 			}
 			r.mu.Lock()
 			if r.closed {
@@ -275,6 +268,24 @@ func (r *runner) push(b metric.Batch, seq uint64, bytes int64) {
 	if r.budget != nil {
 		r.budget.used.Add(bytes)
 	}
+}
+
+// waitForRoom waits, with overflow = "block", until ch (nil: never) says
+// room appeared in the queue, or 50 ms passed (room can also come from
+// bytes other outputs freed). If ctx ends or the runner stops first, the n
+// metrics that waited are counted as refused and the error says why.
+func (r *runner) waitForRoom(ctx context.Context, ch <-chan struct{}, n int) error {
+	select {
+	case <-ch:
+	case <-time.After(50 * time.Millisecond):
+	case <-ctx.Done():
+		r.refused.Add(uint64(n))
+		return ctx.Err()
+	case <-r.stopNow:
+		r.refused.Add(uint64(n))
+		return registry.ErrStopped
+	}
+	return nil
 }
 
 // take removes up to BatchSize metrics from the head of the queue. When

@@ -185,14 +185,9 @@ func (r *runner) enqueueSpooled(ctx context.Context, b metric.Batch) error {
 			continue
 		case errors.Is(err, spool.ErrFull):
 			r.mu.Unlock()
-			select { // room appears when records are acknowledged
-			case <-time.After(50 * time.Millisecond):
-			case <-ctx.Done():
-				r.refused.Add(uint64(n))
-				return ctx.Err()
-			case <-r.stopNow:
-				r.refused.Add(uint64(n))
-				return registry.ErrStopped
+			// room appears when records are acknowledged
+			if err := r.waitForRoom(ctx, nil, n); err != nil {
+				return err
 			}
 			continue
 		case errors.Is(err, spool.ErrTooLarge):
