@@ -4,8 +4,9 @@ BIN ?= router
 
 .PHONY: build run test vet bench bench-peers fuzz clean deb example
 
+# A static binary (no libc mapped: ~1.3 MiB less RSS), as the .deb ships.
 build:
-	$(GO) build -o $(BIN) .
+	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN) .
 
 # The quick start: Graphite on 127.0.0.1:2003 printed on stdout; no external service.
 run: build

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/rs/zerolog"
 
@@ -80,8 +81,8 @@ type budget struct {
 	used atomic.Int64
 }
 
-// metricOverhead approximates a queued metric's memory besides its line.
-const metricOverhead = 104
+// metricOverhead is a queued metric's memory besides its line.
+const metricOverhead = int64(unsafe.Sizeof(metric.Metric{}))
 
 // batchBytes is what b costs the memory budget.
 func batchBytes(b metric.Batch) int64 {

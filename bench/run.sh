@@ -28,7 +28,7 @@ export BENCH=${BENCH:-$WORK/bench}
 [[ -x $BENCH ]] || (cd "$HARNESS" && go build -o "$BENCH" .)
 if [[ -z ${ROUTER:-} ]]; then
 	ROUTER=$WORK/router
-	(cd "$ROOT" && go build -o "$ROUTER" .)
+	(cd "$ROOT" && CGO_ENABLED=0 go build -trimpath -o "$ROUTER" .) # static, as the .deb
 fi
 export ROUTER
 workloads=("$@")

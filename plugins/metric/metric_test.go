@@ -1,11 +1,16 @@
 package metric_test
 
 import (
+	"fmt"
 	"math"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
+	"unsafe"
 
+	"github.com/metricsrouter/router/plugins/codec/graphite"
+	"github.com/metricsrouter/router/plugins/codec/statsd"
 	"github.com/metricsrouter/router/plugins/metric"
 )
 
@@ -347,5 +352,85 @@ func TestGettersNoAlloc(t *testing.T) {
 	m.SetRate([]byte("0.5"))
 	if n := testing.AllocsPerRun(100, func() { _, _, _ = m.Time(), m.Rate(), m.Name() }); n != 0 {
 		t.Errorf("getters: %v allocs/op, want 0", n)
+	}
+}
+
+// TestMetricSize: a queued metric costs this much besides its line (the
+// agent's memory budget uses the same figure); a new field must not grow it
+// unnoticed.
+func TestMetricSize(t *testing.T) {
+	if got := unsafe.Sizeof(metric.Metric{}); got != 56 {
+		t.Errorf("sizeof(Metric) = %d, want 56", got)
+	}
+}
+
+// TestWideMetrics: lines around and past 64 KiB (spans no longer fit 16
+// bits) keep every field, through the Graphite and StatsD codecs, Assemble
+// and every setter.
+func TestWideMetrics(t *testing.T) {
+	for _, pathLen := range []int{100, 65400, 65500, 65535, 65536, 70000, 200000} {
+		name := strings.Repeat("n", pathLen)
+		t.Run(strconv.Itoa(pathLen), func(t *testing.T) {
+			// Graphite: name;tag value timestamp
+			line := []byte(name + ";dc=ams 42.5 1700000000")
+			var m metric.Metric
+			if err := graphite.Parse(line, &m); err != nil {
+				t.Fatal(err)
+			}
+			wantFields(t, "graphite", &m, string(line), name+";dc=ams", name, ";dc=ams", "42.5", "1700000000", "", "", "")
+			if m.Value() != 42.5 || m.Time() != 1700000000 || m.Modified() {
+				t.Errorf("value %v time %v modified %v", m.Value(), m.Time(), m.Modified())
+			}
+			if got := graphite.Append(nil, &m, 0); string(got) != string(line)+"\n" {
+				t.Errorf("Append differs from the input (len %d, want %d)", len(got), len(line)+1)
+			}
+			arena := m.PrefixPath(nil, []byte("pre."))
+			wantFields(t, "prefixed", &m, "pre."+string(line), "pre."+name+";dc=ams", "pre."+name, ";dc=ams", "42.5", "1700000000", "", "", "")
+			if !m.Modified() || m.Raw() != nil || len(arena) < len(line) {
+				t.Errorf("after PrefixPath: modified %v, raw %d bytes, arena %d", m.Modified(), len(m.Raw()), len(arena))
+			}
+			m.SetTags([]byte("k:v"))
+			m.SetValue(7)
+			wantFields(t, "graphite+tags", &m, "pre."+name+";dc=ams 7 1700000000", "pre."+name+";dc=ams", "pre."+name, ";dc=ams", "7", "1700000000", "", "k:v", "")
+
+			// StatsD: every section, the long part in the tags
+			tags := "big:" + name
+			sline := []byte("api.req,host=a:5|ms|@0.5|#" + tags + "|T1700000000|x:y")
+			var s metric.Metric
+			if err := statsd.Parse(sline, &s); err != nil {
+				t.Fatal(err)
+			}
+			wantFields(t, "statsd", &s, string(sline), "api.req,host=a", "api.req", ",host=a", "5", "1700000000", "0.5", tags, "|x:y")
+			if s.Type() != metric.Timer || s.Rate() != 0.5 {
+				t.Errorf("type %v rate %v", s.Type(), s.Rate())
+			}
+			s.SetRate([]byte("0.25"))
+			wantFields(t, "statsd rate", &s, "api.req,host=a:5|ms|@0.25|#"+tags+"|T1700000000|x:y", "api.req,host=a", "api.req", ",host=a", "5", "1700000000", "0.25", tags, "|x:y")
+
+			// Assemble with parts outside Raw (copied after the line)
+			a := metric.Assemble(&metric.Parts{Path: []byte(name), NameLen: len(name), Value: []byte("1"), Num: 1,
+				Tags: []byte("t:1"), Format: metric.Graphite})
+			wantFields(t, "assembled", &a, "", name, name, "", "1", "", "", "t:1", "")
+		})
+	}
+}
+
+func wantFields(t *testing.T, what string, m *metric.Metric, line, path, name, pathTags, value, ts, rate, tags, ext string) {
+	t.Helper()
+	short := func(s string) string {
+		if len(s) > 40 {
+			return fmt.Sprintf("%q...(%d bytes)", s[:40], len(s))
+		}
+		return strconv.Quote(s)
+	}
+	for _, c := range []struct{ field, got, want string }{
+		{"Line", string(m.Line()), line}, {"Path", string(m.Path()), path}, {"Name", string(m.Name()), name},
+		{"PathTags", string(m.PathTags()), pathTags}, {"ValueToken", string(m.ValueToken()), value},
+		{"TimeToken", string(m.TimeToken()), ts}, {"RateToken", string(m.RateToken()), rate},
+		{"Tags", string(m.Tags()), tags}, {"Ext", string(m.Ext()), ext},
+	} {
+		if c.got != c.want {
+			t.Errorf("%s: %s = %s, want %s", what, c.field, short(c.got), short(c.want))
+		}
 	}
 }

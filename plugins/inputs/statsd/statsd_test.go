@@ -7,12 +7,14 @@ import (
 	"net"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	codec "github.com/metricsrouter/router/plugins/codec/statsd"
 	"github.com/metricsrouter/router/plugins/inputs/statsd"
 	"github.com/metricsrouter/router/plugins/internal/linein"
+	"github.com/metricsrouter/router/plugins/metric"
 	"github.com/metricsrouter/router/plugins/plugintest"
 	"github.com/metricsrouter/router/registry"
 )
@@ -356,5 +358,94 @@ func TestUDPLightReadsEmittedPromptly(t *testing.T) {
 		if d := time.Since(sent); d > 500*time.Millisecond {
 			t.Fatalf("lone metric emitted after %v", d)
 		}
+	}
+}
+
+// gate is an Emitter whose first Emit waits for first, and every later one
+// for open; then it counts.
+type gate struct {
+	first, open chan struct{}
+	entered     chan struct{} // closed by the first Emit
+	calls       atomic.Int32
+	n           atomic.Int64
+}
+
+func (g *gate) Emit(ctx context.Context, b metric.Batch) error {
+	wait := g.open
+	if g.calls.Add(1) == 1 {
+		close(g.entered)
+		wait = g.first
+	}
+	select {
+	case <-wait:
+	case <-ctx.Done():
+	}
+	g.n.Add(int64(len(b)))
+	return nil
+}
+
+// TestUDPReadAheadBounded: while Emit is stuck, the reader stops once
+// linein.ReadAheadMetrics metrics wait (plus the batch in Emit and the one
+// it holds), leaving the rest in the socket's receive buffer, and nothing
+// is lost when Emit resumes.
+func TestUDPReadAheadBounded(t *testing.T) {
+	const perGram, grams, readBatch = 100, 400, 8 // 800 metrics per full read
+	p, _ := registry.Default.Lookup(registry.Inputs, "statsd")
+	s := p.New().(*statsd.StatsD)
+	s.Listen, s.ReadBuffer, s.ReadBatch = "127.0.0.1:0", 16<<20, readBatch
+	env, m := plugintest.Env(t, "inputs.statsd")
+	if err := s.Init(env); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	g := &gate{first: make(chan struct{}), open: make(chan struct{}), entered: make(chan struct{})}
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx, g) }()
+	c := dial(t, "udp", s.Addr().String())
+	// A lone metric, emitted by the reader itself once its gathering delay
+	// is over: the reader is then stuck in Emit while the burst arrives, so
+	// that every later read is a full one, handed to the emitting goroutine.
+	if _, err := c.Write([]byte("ra.first:1|c")); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-g.entered:
+	case <-time.After(wait):
+		t.Fatal("nothing emitted")
+	}
+	for i := range grams {
+		var b bytes.Buffer
+		for j := range perGram {
+			fmt.Fprintf(&b, "ra.%d.%d:1|c\n", i, j)
+		}
+		if _, err := c.Write(b.Bytes()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	close(g.first)
+	// let the reader run into its bound, then check it stopped there
+	limit := uint64(1 + (linein.ReadAheadMetrics+2*readBatch*perGram)/perGram)
+	time.Sleep(300 * time.Millisecond)
+	read := m.Get("datagrams_total")
+	if read > limit {
+		t.Fatalf("reader took %d datagrams while Emit was stuck: want at most %d", read, limit)
+	}
+	if read*perGram < linein.ReadAheadMetrics/2 {
+		t.Fatalf("reader took only %d datagrams while Emit was stuck: the read-ahead should fill to ~%d metrics", read, linein.ReadAheadMetrics)
+	}
+	close(g.open)
+	want := int64(perGram*grams + 1)
+	deadline := time.Now().Add(wait)
+	for g.n.Load() < want && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if got := g.n.Load(); got != want {
+		t.Fatalf("emitted %d of %d metrics after Emit resumed", got, want)
+	}
+	t.Logf("read %d of %d datagrams while Emit was stuck (bound %d)", read, grams+1, limit)
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
 	}
 }
