@@ -76,6 +76,10 @@ type outputCommon struct {
 	Instance string `toml:"instance"`
 	// To holds a distributor's targets: [[outputs.<dist>.to.<output>]].
 	To map[string]toml.Primitive `toml:"to"`
+
+	// flushIntervalSet: flush_interval was written (possibly "0s"), so the
+	// output's BatchDefaults do not replace it.
+	flushIntervalSet bool
 }
 
 // Defaults of the common output keys.
@@ -332,6 +336,12 @@ func (l *loader) decodeInstance(kind registry.Kind, name string, prim toml.Primi
 		if err := l.md.PrimitiveDecode(prim, &in.Out); err != nil {
 			return nil, l.wrapDecode(in.Table, err)
 		}
+		var written struct {
+			FlushInterval *registry.Duration `toml:"flush_interval"`
+		}
+		if err := l.md.PrimitiveDecode(prim, &written); err == nil && written.FlushInterval != nil {
+			in.Out.flushIntervalSet = true
+		}
 		in.ID = in.Out.ID
 	} else {
 		if err := l.md.PrimitiveDecode(prim, &in.In); err != nil {
@@ -404,7 +414,7 @@ func (l *loader) outputDefaults(in *instance) error {
 		if o.BatchSize == 0 {
 			o.BatchSize = bs
 		}
-		if o.FlushInterval == 0 {
+		if o.FlushInterval == 0 && !o.flushIntervalSet {
 			o.FlushInterval = fi
 		}
 	}

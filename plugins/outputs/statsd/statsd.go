@@ -150,9 +150,13 @@ func (s *StatsD) Init(env registry.Env) error {
 // configuration sets flush_interval). At moderate rates a write then packs
 // many metrics per datagram instead of sending one for each read, which
 // costs the router and the backend far less; StatsD backends aggregate over
-// seconds, so the delay does not matter.
+// seconds, so the delay does not matter. A batch is 1000 metrics (~20
+// datagrams of 1432 bytes per sendmmsg) rather than the agent's 5000: the
+// metrics waiting for a write, and the read chunks they keep alive, are most
+// of a StatsD proxy's heap under load (w3s/w3p peak RSS 23 -> 17-19 MiB, the
+// same metrics per CPU-second).
 func (s *StatsD) BatchDefaults() (int, registry.Duration) {
-	return 5000, registry.Duration(10 * time.Millisecond)
+	return 1000, registry.Duration(10 * time.Millisecond)
 }
 
 // Destination returns the configured address (for hash rings and logs).

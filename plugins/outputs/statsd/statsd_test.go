@@ -14,7 +14,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/metricsrouter/router/agent"
 	codec "github.com/metricsrouter/router/plugins/codec/statsd"
+	_ "github.com/metricsrouter/router/plugins/inputs/statsd" // an input for agent.ParseConfig
 	"github.com/metricsrouter/router/plugins/metric"
 	"github.com/metricsrouter/router/plugins/plugintest"
 	"github.com/metricsrouter/router/registry"
@@ -530,6 +532,31 @@ func BenchmarkPeek(b *testing.B) {
 	for b.Loop() {
 		if s.tcp.PeerClosed() {
 			b.Fatal("closed")
+		}
+	}
+}
+
+// TestBatchDefaults: unless the configuration says otherwise, a write waits
+// up to 10 ms for a batch of at most 1000 metrics (fewer metrics waiting in
+// memory than the agent's 5000); both keys override.
+func TestBatchDefaults(t *testing.T) {
+	for _, tc := range []struct {
+		extra    string
+		size     int
+		interval time.Duration
+	}{
+		{"", 1000, 10 * time.Millisecond},
+		{"batch_size = 3000\nflush_interval = \"0s\"", 3000, 0},
+		{"flush_interval = \"50ms\"", 1000, 50 * time.Millisecond},
+	} {
+		cfg, err := agent.ParseConfig(registry.Default, "t.toml", "[[inputs.statsd]]\nlisten = \"127.0.0.1:0\"\n[[outputs.statsd]]\naddress = \"127.0.0.1:8125\"\n"+tc.extra+"\n",
+			func(string) (string, bool) { return "", false })
+		if err != nil {
+			t.Fatal(err)
+		}
+		o := cfg.Outputs[0].Out
+		if o.BatchSize != tc.size || o.FlushInterval.D() != tc.interval {
+			t.Errorf("%q: batch_size %d, flush_interval %v; want %d, %v", tc.extra, o.BatchSize, o.FlushInterval.D(), tc.size, tc.interval)
 		}
 	}
 }
