@@ -304,8 +304,9 @@ func (s *Server) ServeUDP(ctx context.Context, out registry.Emitter) error {
 func (s *Server) readBatches(ctx, emitCtx context.Context, conn *net.UDPConn, dl *readDeadline, out registry.Emitter) error {
 	r := NewBatchReader(conn, s.cfg.ReadBatch, s.parse, s.cfg.MaxLine, s.c, s.onError, s.datagrams, s.readCalls)
 	ch := make(chan metric.Batch, emitQueue)
-	var pending atomic.Int64 // batches handed to the emitting goroutine, not yet emitted
-	var queued atomic.Int64  // metrics in those batches
+	// metrics in the batches handed to the emitting goroutine, not yet
+	// emitted (batches are never empty: 0 means none waits)
+	var queued atomic.Int64
 	room := make(chan struct{}, 1)
 	go func() {
 		defer close(ch)
@@ -317,17 +318,16 @@ func (s *Server) readBatches(ctx, emitCtx context.Context, conn *net.UDPConn, dl
 			if len(b) == 0 {
 				return
 			}
-			if inline && pending.Load() == 0 {
+			if inline && queued.Load() == 0 {
 				s.emit(emitCtx, out, b) // nothing waits: emit here (order is kept)
 				return
 			}
 			// Bound the read-ahead by metrics as well as batches: past
 			// ReadAheadMetrics, wait for the emitter (the socket's receive
 			// buffer holds what arrives meanwhile).
-			for pending.Load() > 0 && queued.Load()+int64(len(b)) > ReadAheadMetrics {
+			for q := queued.Load(); q > 0 && q+int64(len(b)) > ReadAheadMetrics; q = queued.Load() {
 				<-room
 			}
-			pending.Add(1)
 			queued.Add(int64(len(b)))
 			ch <- b
 		}
@@ -373,7 +373,6 @@ func (s *Server) readBatches(ctx, emitCtx context.Context, conn *net.UDPConn, dl
 	for b := range ch {
 		s.emit(emitCtx, out, b)
 		queued.Add(-int64(len(b)))
-		pending.Add(-1)
 		select {
 		case room <- struct{}{}:
 		default:
