@@ -15,7 +15,8 @@
 #                       in ../shared/bench/README.md, e.g. a statsd-http-proxy or a
 #                       Polymur pair you built yourself)
 # Environment: HARNESS (default ../shared/bench), REPEAT (3), ROUTER (a
-# built binary; default: go build into a temp dir), RESULTS_DIR.
+# built binary; default: go build into a temp dir), RESULTS_DIR, ROUTER_B (a
+# second build, run as SUT "router-b" in the same rounds: an A/B of a change).
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/.." && pwd)
@@ -111,6 +112,9 @@ exec $ROUTER -config $BENCH_WORKDIR/px.toml' ;;
 
 for w in "${workloads[@]}"; do
 	suts=(router "$(router_cmd "$w")")
+	if [[ -n ${ROUTER_B:-} ]]; then
+		suts+=(router-b "$(router_cmd "$w" | sed "s#\$ROUTER#$ROUTER_B#g")")
+	fi
 	base=router
 	case $w in
 	w1 | w2)

@@ -237,7 +237,16 @@ type Parts struct {
 
 // Assemble builds a metric from parts. It validates nothing: only codecs call it.
 func Assemble(p *Parts) Metric {
-	m := Metric{num: p.Num, format: p.Format, typ: p.Type}
+	var m Metric
+	AssembleInto(&m, p)
+	return m
+}
+
+// AssembleInto is Assemble into *m, overwriting every field. Codecs parsing
+// into a batch's slots use it: *m = Assemble(p) copies the metric with a bulk
+// write barrier while the collector runs, this sets it field by field.
+func AssembleInto(m *Metric, p *Parts) {
+	m.num, m.format, m.typ, m.flags = p.Num, p.Format, p.Type, 0
 	if p.Tags != nil {
 		m.flags |= flagTags
 	}
@@ -268,7 +277,6 @@ func Assemble(p *Parts) Metric {
 		buf = extra[:len(extra):len(extra)]
 	}
 	m.setLayout(buf, len(p.Raw), &l)
-	return m
 }
 
 // SetGraphite makes *m the unmodified Graphite metric of line, whose fields
@@ -286,15 +294,18 @@ func SetGraphite(m *Metric, line []byte, ps, pe, nameLen, vs, ve, ts, te int, nu
 		})
 		return
 	}
-	*m = Metric{
-		ptr:     unsafe.SliceData(line),
-		num:     num,
-		bufLen:  uint32(len(line)),
-		lineEnd: uint32(len(line)),
-		sp:      [nFields]span16{fPath: {uint16(ps), uint16(pe - ps)}, fValue: {uint16(vs), uint16(ve - vs)}, fTime: {uint16(ts), uint16(te - ts)}},
-		nameLen: uint16(nameLen),
-		format:  Graphite,
-	}
+	// Field by field rather than *m = Metric{...}: a composite literal is
+	// copied with a bulk write barrier (runtime.wbMove) while the collector
+	// runs; this way only ptr takes a barrier. Every field is set.
+	m.ptr = unsafe.SliceData(line)
+	m.num = num
+	m.bufLen = uint32(len(line))
+	m.lineEnd = uint32(len(line))
+	m.sp = [nFields]span16{fPath: {uint16(ps), uint16(pe - ps)}, fValue: {uint16(vs), uint16(ve - vs)}, fTime: {uint16(ts), uint16(te - ts)}}
+	m.nameLen = uint16(nameLen)
+	m.format = Graphite
+	m.typ = 0
+	m.flags = 0
 }
 
 // spanIn sets *sp to part's place in [base, end); false if it lies outside.

@@ -434,3 +434,55 @@ func wantFields(t *testing.T, what string, m *metric.Metric, line, path, name, p
 		}
 	}
 }
+
+// TestSetGraphiteOverwritesAll: the framers parse into reused slots, so
+// SetGraphite and AssembleInto (which set the fields one by one) must leave no trace of the
+// metric that was there: the result equals a parse into a zero Metric, byte
+// for byte, whatever the slot held (StatsD with tags and rate, modified,
+// wide).
+func TestParseOverwritesAll(t *testing.T) {
+	line := []byte("a.b;k=v 1.5 1700000000")
+	var want metric.Metric
+	if err := graphite.Parse(line, &want); err != nil {
+		t.Fatal(err)
+	}
+	var olds []metric.Metric
+	var s metric.Metric
+	if err := statsd.Parse([]byte("x.y,k=v:3|c|@0.5|#t:1|T17|zz"), &s); err != nil {
+		t.Fatal(err)
+	}
+	olds = append(olds, s)
+	s.SetTags([]byte("a:b"))
+	olds = append(olds, s)
+	var w metric.Metric
+	if err := graphite.Parse([]byte(strings.Repeat("w", 70000)+" 1 2"), &w); err != nil {
+		t.Fatal(err)
+	}
+	olds = append(olds, w)
+	olds = append(olds, metric.NewStatsD(metric.StatsDSpec{Path: "s", Type: metric.Set, Value: "u", Tags: "a:b"}))
+	sline := []byte("c.d:2|ms")
+	var swant metric.Metric
+	if err := statsd.Parse(sline, &swant); err != nil {
+		t.Fatal(err)
+	}
+	olds = append(olds, want)
+	bytesOf := func(m *metric.Metric) string {
+		return string(unsafe.Slice((*byte)(unsafe.Pointer(m)), unsafe.Sizeof(*m)))
+	}
+	for i, old := range olds {
+		m := old
+		if err := graphite.Parse(line, &m); err != nil {
+			t.Fatal(err)
+		}
+		if a, b := bytesOf(&m), bytesOf(&want); a != b {
+			t.Errorf("slot %d: Graphite parse into a used metric = %x, into a zero one %x", i, a, b)
+		}
+		m = old
+		if err := statsd.Parse(sline, &m); err != nil {
+			t.Fatal(err)
+		}
+		if a, b := bytesOf(&m), bytesOf(&swant); a != b {
+			t.Errorf("slot %d: StatsD parse into a used metric = %x, into a zero one %x", i, a, b)
+		}
+	}
+}

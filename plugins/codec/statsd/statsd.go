@@ -168,7 +168,7 @@ sections:
 	p.Num = num
 	p.Type = typ
 	p.Format = metric.StatsD
-	*m = metric.Assemble(&p)
+	metric.AssembleInto(m, &p)
 	return nil
 }
 

@@ -17,7 +17,7 @@ import (
 
 // ParseFunc parses one line (without '\n') into m. m may hold an earlier
 // metric (slots are reused without clearing): on success the function must
-// set all of *m, as the codecs do by assigning a whole Metric.
+// set all of *m, as the codecs do (field by field: TestParseOverwritesAll).
 type ParseFunc func(line []byte, m *metric.Metric) error
 
 // Counters are the per-input counters the framer increments (any may be nil).
