@@ -435,11 +435,11 @@ func wantFields(t *testing.T, what string, m *metric.Metric, line, path, name, p
 	}
 }
 
-// TestSetGraphiteOverwritesAll: the framers parse into reused slots, so
-// SetGraphite and AssembleInto (which set the fields one by one) must leave no trace of the
-// metric that was there: the result equals a parse into a zero Metric, byte
-// for byte, whatever the slot held (StatsD with tags and rate, modified,
-// wide).
+// TestParseOverwritesAll: the framers parse into reused slots, so the
+// codecs' SetGraphite and AssembleInto (which set the fields one by one) must
+// leave no trace of the metric that was there: the result equals a parse
+// into a zero Metric, byte for byte, whatever the slot held (StatsD with
+// tags and rate, modified, wide, Graphite).
 func TestParseOverwritesAll(t *testing.T) {
 	line := []byte("a.b;k=v 1.5 1700000000")
 	var want metric.Metric
