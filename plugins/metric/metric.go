@@ -301,7 +301,12 @@ func SetGraphite(m *Metric, line []byte, ps, pe, nameLen, vs, ve, ts, te int, nu
 	m.num = num
 	m.bufLen = uint32(len(line))
 	m.lineEnd = uint32(len(line))
-	m.sp = [nFields]span16{fPath: {uint16(ps), uint16(pe - ps)}, fValue: {uint16(vs), uint16(ve - vs)}, fTime: {uint16(ts), uint16(te - ts)}}
+	// element by element: an array literal is built on the stack in 2-byte
+	// stores and copied in 16-byte loads, which wait for those stores
+	m.sp[fPath] = span16{uint16(ps), uint16(pe - ps)}
+	m.sp[fValue] = span16{uint16(vs), uint16(ve - vs)}
+	m.sp[fTime] = span16{uint16(ts), uint16(te - ts)}
+	m.sp[fRate], m.sp[fTags], m.sp[fExt] = span16{}, span16{}, span16{}
 	m.nameLen = uint16(nameLen)
 	m.format = Graphite
 	m.typ = 0

@@ -4,6 +4,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/metricsrouter/router/plugins/metric"
@@ -94,6 +95,69 @@ func TestParseCommonAgreesWithGeneral(t *testing.T) {
 	}
 	if taken < 1000 {
 		t.Fatalf("parseCommon took only %d random lines: the test does not exercise it", taken)
+	}
+	// long paths and timestamps, so that the 8-byte digit check meets a
+	// non-digit at every offset of a word and in the tail
+	taken = 0
+	for range 300000 {
+		b = b[:0]
+		for range 1 + r.IntN(40) {
+			c := byte('a' + r.IntN(26))
+			if r.IntN(12) == 0 {
+				c = ";=\t. \r9"[r.IntN(7)]
+			}
+			b = append(b, c)
+		}
+		b = append(b, ' ')
+		b = append(b, "12.5"[:1+r.IntN(4)]...)
+		b = append(b, ' ')
+		if r.IntN(4) == 0 {
+			b = append(b, "-+"[r.IntN(2)])
+		}
+		for range 1 + r.IntN(20) {
+			c := byte('0' + r.IntN(10))
+			if r.IntN(30) == 0 {
+				c = "/:. a\xff\x00"[r.IntN(7)]
+			}
+			b = append(b, c)
+		}
+		checkCommon(t, b)
+		var m metric.Metric
+		if parseCommon(b, &m) {
+			taken++
+		}
+	}
+	if taken < 30000 {
+		t.Fatalf("parseCommon took only %d long random lines: the test does not exercise it", taken)
+	}
+}
+
+// TestParseCommonTakes: the fast path takes the common shapes, whatever the
+// path's and the timestamp's length (the 8-byte digit check must not send
+// them to the general parser), and finds the name's end.
+func TestParseCommonTakes(t *testing.T) {
+	for pl := 1; pl <= 40; pl++ {
+		for tl := 1; tl <= 20; tl++ {
+			path := strings.Repeat("p", pl)
+			for semi := -1; semi < pl; semi++ {
+				p := []byte(path)
+				if semi >= 1 {
+					p[semi] = ';'
+				}
+				line := string(p) + " 12.5 " + strings.Repeat("7", tl)
+				var m metric.Metric
+				if !parseCommon([]byte(line), &m) {
+					t.Fatalf("parseCommon did not take %q", line)
+				}
+				want := pl
+				if semi >= 1 {
+					want = semi
+				}
+				if got := len(m.Name()); got != want || string(m.Path()) != string(p) {
+					t.Fatalf("%q: name %q path %q", line, m.Name(), m.Path())
+				}
+			}
+		}
 	}
 }
 

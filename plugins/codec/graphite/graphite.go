@@ -10,11 +10,12 @@ package graphite
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
-	"github.com/metricsrouter/router/plugins/codec/internal/num"
 	"math"
 	"strconv"
 
+	"github.com/metricsrouter/router/plugins/codec/internal/num"
 	"github.com/metricsrouter/router/plugins/metric"
 )
 
@@ -111,12 +112,18 @@ func parseGeneral(line []byte, m *metric.Metric) error {
 // single spaces, a decimal value and an integer timestamp, in one pass. It
 // returns false, having done nothing, for every other line, which Parse then
 // reads the general way; for the lines it takes, the result is the general
-// way's (FuzzParseCommon checks that).
+// way's (TestParseCommonAgreesWithGeneral and FuzzParseCommon check that).
+//
+// The timestamp's digits are checked 8 bytes at a time (SWAR: one 64-bit
+// load, a few arithmetic operations).
 func parseCommon(line []byte, m *metric.Metric) bool {
 	n := len(line)
 	if n < 5 || isBlank(line[0]) || line[n-1] < '0' || line[n-1] > '9' {
 		return false
 	}
+	// path: up to the first ' ', without '\t'; its name ends at the first
+	// ';'. (An 8-byte scan for the three was 25 % slower than IndexByte's
+	// vector loop on the 46-byte tagged path of BenchmarkParse.)
 	pe := bytes.IndexByte(line, ' ')
 	if pe <= 0 || bytes.IndexByte(line[:pe], '\t') >= 0 {
 		return false
@@ -139,6 +146,11 @@ func parseCommon(line []byte, m *metric.Metric) bool {
 	if j == n {
 		return false
 	}
+	for ; j+8 <= n; j += 8 {
+		if !eightDigits(binary.LittleEndian.Uint64(line[j:])) {
+			return false
+		}
+	}
 	for ; j < n; j++ {
 		if line[j] < '0' || line[j] > '9' {
 			return false
@@ -146,6 +158,17 @@ func parseCommon(line []byte, m *metric.Metric) bool {
 	}
 	metric.SetGraphite(m, line, 0, pe, nl, vs, ve, ts, n, f)
 	return true
+}
+
+// lo has 0x01 in every byte: lo * c repeats byte c eight times.
+const lo = 0x0101010101010101
+
+// eightDigits reports whether all 8 bytes of w are '0'..'9': each byte's
+// high nibble is 3, and still 3 after adding 6 (a byte above '9' carries
+// into 4; one of 0xfa..0xff, whose carry could reach the next byte, already
+// fails the first test).
+func eightDigits(w uint64) bool {
+	return w&(lo*0xf0)|(w+lo*0x06)&(lo*0xf0)>>4 == lo*0x33
 }
 
 func validTimestamp(b []byte) bool {
