@@ -83,3 +83,52 @@ func TestParseDecimalRandom(t *testing.T) {
 		checkParseFloat(t, b)
 	}
 }
+
+// TestDecimalUntil: the fast path takes every "[+-]digits[.digits]" token of
+// 1..15 digits, with the value strconv gives it and the token's length when
+// a stop byte and more text follow; it refuses 16 digits, a second '.', and
+// a stop of 0 anywhere but at the end.
+func TestDecimalUntil(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	b := make([]byte, 0, 40)
+	for range 200000 {
+		b = b[:0]
+		switch r.IntN(3) {
+		case 0:
+			b = append(b, '-')
+		case 1:
+			b = append(b, '+')
+		}
+		nd := 1 + r.IntN(15)
+		dot := r.IntN(nd + 2) // nd+1: no dot
+		for i := range nd {
+			if i == dot {
+				b = append(b, '.')
+			}
+			b = append(b, byte('0'+r.IntN(10)))
+		}
+		if dot == nd {
+			b = append(b, '.')
+		}
+		tok := len(b)
+		want, err := strconv.ParseFloat(string(b), 64)
+		if err != nil {
+			t.Fatalf("%q: %v", b, err)
+		}
+		if f, n, ok := DecimalUntil(b, 0); !ok || n != tok || f != want || math.Signbit(f) != math.Signbit(want) {
+			t.Fatalf("DecimalUntil(%q, 0) = %v, %d, %v; want %v, %d", b, f, n, ok, want, tok)
+		}
+		b = append(b, " 17"...)
+		if f, n, ok := DecimalUntil(b, ' '); !ok || n != tok || f != want {
+			t.Fatalf("DecimalUntil(%q, ' ') = %v, %d, %v; want %v, %d", b, f, n, ok, want, tok)
+		}
+		if _, _, ok := DecimalUntil(b, 0); ok {
+			t.Fatalf("DecimalUntil(%q, 0) took a token followed by more text", b)
+		}
+	}
+	for _, s := range []string{"1234567890123456", "1.2.3", "", "-", ".", "+.", "1e5", "1x"} {
+		if _, _, ok := DecimalUntil([]byte(s), ' '); ok {
+			t.Errorf("DecimalUntil(%q) took it", s)
+		}
+	}
+}
