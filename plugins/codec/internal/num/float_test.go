@@ -62,26 +62,32 @@ func TestParseDecimalRandom(t *testing.T) {
 	r := rand.New(rand.NewPCG(1, 2))
 	b := make([]byte, 0, 32)
 	for range 200000 {
-		b = b[:0]
-		switch r.IntN(3) {
-		case 0:
-			b = append(b, '-')
-		case 1:
-			b = append(b, '+')
-		}
-		nd := 1 + r.IntN(17)
-		dot := r.IntN(nd + 2) // nd+1: no dot
-		for i := range nd {
-			if i == dot {
-				b = append(b, '.')
-			}
-			b = append(b, byte('0'+r.IntN(10)))
-		}
-		if dot == nd {
-			b = append(b, '.')
-		}
+		b = appendRandomDecimal(b[:0], r, 17)
 		checkParseFloat(t, b)
 	}
+}
+
+// appendRandomDecimal appends "[+-]digits[.digits]" of 1..maxDigits digits,
+// with a random sign and '.' position (possibly first or last, or none).
+func appendRandomDecimal(b []byte, r *rand.Rand, maxDigits int) []byte {
+	switch r.IntN(3) {
+	case 0:
+		b = append(b, '-')
+	case 1:
+		b = append(b, '+')
+	}
+	nd := 1 + r.IntN(maxDigits)
+	dot := r.IntN(nd + 2) // nd+1: no dot
+	for i := range nd {
+		if i == dot {
+			b = append(b, '.')
+		}
+		b = append(b, byte('0'+r.IntN(10)))
+	}
+	if dot == nd {
+		b = append(b, '.')
+	}
+	return b
 }
 
 // TestDecimalUntil: the fast path takes every "[+-]digits[.digits]" token of
@@ -92,24 +98,7 @@ func TestDecimalUntil(t *testing.T) {
 	r := rand.New(rand.NewPCG(5, 6))
 	b := make([]byte, 0, 40)
 	for range 200000 {
-		b = b[:0]
-		switch r.IntN(3) {
-		case 0:
-			b = append(b, '-')
-		case 1:
-			b = append(b, '+')
-		}
-		nd := 1 + r.IntN(15)
-		dot := r.IntN(nd + 2) // nd+1: no dot
-		for i := range nd {
-			if i == dot {
-				b = append(b, '.')
-			}
-			b = append(b, byte('0'+r.IntN(10)))
-		}
-		if dot == nd {
-			b = append(b, '.')
-		}
+		b = appendRandomDecimal(b[:0], r, 15)
 		tok := len(b)
 		want, err := strconv.ParseFloat(string(b), 64)
 		if err != nil {
