@@ -6,12 +6,14 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/metricsrouter/router/agent"
+	"github.com/metricsrouter/router/plugins/outputs/https_batch"
 	"github.com/metricsrouter/router/plugins/plugintest"
 	"github.com/metricsrouter/router/registry"
 )
@@ -61,6 +63,7 @@ func TestLegacyFlags(t *testing.T) {
 func TestLegacyPrintConfig(t *testing.T) {
 	for _, args := range [][]string{
 		{"polymur-proxy", "-gateway", "https://gw:443", "-api-key", "secret", "-cert", "/etc/ca.pem", "-workers", "5", "-metrics-flush", "10", "-console-out"},
+		{"polymur-proxy", "-gateway", "https://gw:443", "-api-key", "secret"},
 		{"polymur-gateway", "-destinations", "10.0.0.1:2003:a,10.0.0.2:2003:b", "-distribution", "hash-route", "-key-prefix", "-cert", "c.pem", "-key", "k.pem"},
 		{"polymur-gateway", "-dev-mode", "-destinations", "10.0.0.1:2003"},
 	} {
@@ -74,8 +77,19 @@ func TestLegacyPrintConfig(t *testing.T) {
 		}
 		// certificate files do not exist here: check everything else loads
 		text = strings.NewReplacer(`tls_listen`, `# tls_listen`, `tls_cert`, `# tls_cert`, `tls_key`, `# tls_key`, `ca_cert`, `# ca_cert`).Replace(text)
-		if _, err := agent.ParseConfig(registry.Default, "generated.toml", text, func(string) (string, bool) { return "", false }); err != nil {
+		cfg, err := agent.ParseConfig(registry.Default, "generated.toml", text, func(string) (string, bool) { return "", false })
+		if err != nil {
 			t.Fatalf("%v: generated configuration does not load: %v\n%s", args, err, text)
+		}
+		if args[0] == "polymur-proxy" {
+			// -workers N is kept; without it the output's own default applies
+			want := (&https_batch.HTTPSBatch{}).DefaultWorkers()
+			if slices.Contains(args, "-workers") {
+				want = 5
+			}
+			if w := cfg.Outputs[0].Out.Workers; cfg.Outputs[0].ID != "gateway" || w != want {
+				t.Errorf("%v: output %s has %d workers, want %d", args, cfg.Outputs[0].ID, w, want)
+			}
 		}
 		t.Logf("%s -> %d lines of TOML", args[0], strings.Count(text, "\n"))
 	}

@@ -87,6 +87,7 @@ const (
 	defBufferLimit     = 1_000_000
 	defBatchSize       = 5000
 	defFlushIdle       = 10 * time.Millisecond
+	maxWorkers         = 256
 	defShutdownTimeout = 30 * time.Second
 	defRetryInitial    = 100 * time.Millisecond
 	defRetryMax        = 30 * time.Second
@@ -457,6 +458,9 @@ func (l *loader) outputDefaults(in *instance) error {
 	}
 	if o.Workers == 0 {
 		o.Workers = 1
+		if wd, ok := in.Plugin.(registry.WorkerDefaults); ok {
+			o.Workers = min(max(wd.DefaultWorkers(), 1), maxWorkers)
+		}
 	}
 	switch o.SpoolFsync {
 	case "":
@@ -471,7 +475,7 @@ func (l *loader) outputDefaults(in *instance) error {
 	if o.SpoolMaxBytes < 1<<20 || o.SpoolReplayRate < 0 {
 		return bad("spool_max_bytes", "at least 1048576; spool_replay_rate must not be negative")
 	}
-	if o.Workers < 0 || o.Workers > 256 {
+	if o.Workers < 0 || o.Workers > maxWorkers {
 		return bad("workers", "between 1 and 256")
 	}
 	if o.BufferLimit < 0 {

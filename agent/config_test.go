@@ -141,3 +141,40 @@ type procP struct {
 }
 
 func (p *procP) Process(b metric.Batch) metric.Batch { return b }
+
+// roundTripOut wants more writers than the agent's default.
+type roundTripOut struct {
+	fakeOut
+	n int
+}
+
+func (r *roundTripOut) DefaultWorkers() int { return r.n }
+
+func TestWorkerDefaults(t *testing.T) {
+	for _, c := range []struct {
+		want   int // default of the plugin
+		config string
+		got    int
+	}{
+		{8, "", 8},
+		{8, "workers = 3", 3},
+		{0, "", 1},
+		{1000, "", maxWorkers},
+	} {
+		reg := registry.New()
+		reg.Add(registry.Inputs, "in", func() any { return &fakeIn{} }, "# fake input\n")
+		reg.Add(registry.Outputs, "rt", func() any { return &roundTripOut{n: c.want} }, "# rt\n")
+		reg.Add(registry.Outputs, "out", func() any { return &fakeOut{} }, "# out\n")
+		cfg, err := ParseConfig(reg, "t.toml", "[[inputs.in]]\n[[outputs.rt]]\n"+c.config+"\n[[outputs.out]]\n",
+			func(string) (string, bool) { return "", false })
+		if err != nil {
+			t.Fatal(err)
+		}
+		if w := cfg.Outputs[0].Out.Workers; w != c.got {
+			t.Errorf("plugin default %d, %q: workers %d, want %d", c.want, c.config, w, c.got)
+		}
+		if w := cfg.Outputs[1].Out.Workers; w != 1 {
+			t.Errorf("an output without WorkerDefaults: workers %d, want 1", w)
+		}
+	}
+}

@@ -56,7 +56,7 @@ func legacyProxy(ctx context.Context, args []string, stdin io.Reader, stdout, st
 	cert := fs.String("cert", "", "PEM CA certificate to trust for the gateway")
 	listen := fs.String("listen-addr", "0.0.0.0:2003", "Graphite listen address")
 	queueCap := fs.Int("queue-cap", 32768, "queue capacity in batches (x 5000 lines)")
-	workers := fs.Int("workers", 3, "concurrent POSTs")
+	workers := fs.Int("workers", 0, "concurrent POSTs (default: 4 per CPU, 4..16; the original's was 3)")
 	console := fs.Bool("console-out", false, "also print metrics")
 	flush := fs.Int("metrics-flush", 0, "self-metrics interval in seconds (0 = off)")
 	statAddr := fs.String("stat-addr", "localhost:2020", "runstats address")
@@ -78,8 +78,11 @@ func legacyProxy(ctx context.Context, args []string, stdin io.Reader, stdout, st
 	if *flush > 0 {
 		fmt.Fprintf(&b, "  metrics_flush = \"%ds\"\n  metrics_prefix = \"{host}.polymur\"\n", *flush)
 	}
-	fmt.Fprintf(&b, "\n[[inputs.graphite]]\n  listen = %q\n\n[[outputs.https_batch]]\n  id = \"gateway\"\n  url = %q\n  api_key = %q\n  workers = %d\n  batch_size = 5000\n  flush_interval = \"1s\"\n  buffer_limit = %d\n  overflow = \"block\"\n",
-		*listen, *gateway, *apiKey, *workers, max(*queueCap, 1)*5000)
+	fmt.Fprintf(&b, "\n[[inputs.graphite]]\n  listen = %q\n\n[[outputs.https_batch]]\n  id = \"gateway\"\n  url = %q\n  api_key = %q\n  batch_size = 5000\n  flush_interval = \"1s\"\n  buffer_limit = %d\n  overflow = \"block\"\n",
+		*listen, *gateway, *apiKey, max(*queueCap, 1)*5000)
+	if *workers != 0 {
+		fmt.Fprintf(&b, "  workers = %d\n", *workers)
+	}
 	if *cert != "" {
 		fmt.Fprintf(&b, "  ca_cert = %q\n", *cert)
 	}

@@ -102,7 +102,6 @@ cat > $BENCH_WORKDIR/px.toml <<EOT
   url = "https://127.0.0.1:$BENCH_AUX_PORT1"
   api_key = "bench-key-0123456789abcdef"
   ca_cert = "$TLS_DIR/cert.pem"
-  workers = 2
   overflow = "block"
 EOT
 GOGC=400 $ROUTER -config $BENCH_WORKDIR/gw.toml &

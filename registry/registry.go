@@ -150,6 +150,13 @@ type BatchDefaults interface {
 	BatchDefaults() (batchSize int, flushInterval Duration)
 }
 
+// WorkerDefaults is implemented by outputs whose writes wait on a round trip
+// (a request and its answer) and so want more concurrent writers than the
+// agent's default of one when `workers` is not set.
+type WorkerDefaults interface {
+	DefaultWorkers() int
+}
+
 // Sentinel errors.
 var (
 	// ErrNotConnected: the output lost (or never had) its connection; the

@@ -10,6 +10,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -257,4 +258,14 @@ func tlsPair(cert, key string) (*tls.Config, error) {
 		return nil, err
 	}
 	return &tls.Config{Certificates: []tls.Certificate{c}, MinVersion: tls.VersionTLS12}, nil
+}
+
+func TestDefaultWorkers(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(0))
+	for procs, want := range map[int]int{1: 4, 2: 8, 3: 12, 4: 16, 64: 16} {
+		runtime.GOMAXPROCS(procs)
+		if got := (&HTTPSBatch{}).DefaultWorkers(); got != want {
+			t.Errorf("GOMAXPROCS %d: %d workers, want %d", procs, got, want)
+		}
+	}
 }
