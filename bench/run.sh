@@ -64,7 +64,7 @@ exec $ROUTER -config $BENCH_WORKDIR/r.toml' ;;
 	w3s | w3p) echo 'cat > $BENCH_WORKDIR/r.toml <<EOT
 [[inputs.statsd]]
   listen = "127.0.0.1:$BENCH_IN_PORT"
-  read_buffer = 67108864
+  read_buffer = 268435456
 [[outputs.consistent_hash]]
   hash = "statsd"
   on_down = "rehash"
