@@ -16,7 +16,8 @@
 #                       Polymur pair you built yourself)
 # Environment: HARNESS (default ../shared/bench), REPEAT (3), ROUTER (a
 # built binary; default: go build into a temp dir), RESULTS_DIR, ROUTER_B (a
-# second build, run as SUT "router-b" in the same rounds: an A/B of a change).
+# second build, run as SUT "router-b" in the same rounds: an A/B of a change),
+# PEERS=0 (the router alone, e.g. for the scaling runs of PERFORMANCE.md).
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/.." && pwd)
@@ -136,6 +137,10 @@ for w in "${workloads[@]}"; do
 	w4) if [[ -n ${PEER_W4:-} ]]; then suts+=("${PEER_W4%%:*}" "${PEER_W4#*:}"); base=${PEER_W4%%:*}; fi ;;
 	w5) if [[ -n ${PEER_W5:-} ]]; then suts+=("${PEER_W5%%:*}" "${PEER_W5#*:}"); base=${PEER_W5%%:*}; fi ;;
 	esac
+	if [[ ${PEERS:-1} == 0 ]]; then # the router (and ROUTER_B) alone
+		suts=("${suts[@]:0:$([[ -n ${ROUTER_B:-} ]] && echo 4 || echo 2)}")
+		base=router
+	fi
 	echo "== $w"
 	(cd "$RESULTS_DIR" && RESULTS=$RESULTS_DIR/results-$w.jsonl BASE=$base "$HARNESS/compare.sh" "$w" "$REPEAT" "${suts[@]}") | sed -n '/^| workload/,$p'
 done
