@@ -476,7 +476,7 @@ func (l *loader) outputDefaults(in *instance) error {
 		return bad("spool_max_bytes", "at least 1048576; spool_replay_rate must not be negative")
 	}
 	if o.Workers < 0 || o.Workers > maxWorkers {
-		return bad("workers", "between 1 and 256")
+		return bad("workers", fmt.Sprintf("between 1 and %d", maxWorkers))
 	}
 	if o.BufferLimit < 0 {
 		return bad("buffer_limit", "must be positive")

@@ -72,9 +72,10 @@ func (h *HTTPSBatch) BatchDefaults() (int, registry.Duration) {
 // DefaultWorkers: without `workers`, 4 writers per CPU the Go runtime uses
 // (GOMAXPROCS), at least 4 and at most 16. A writer waits for the gateway's
 // answer (which comes once the gateway has queued the batch) before it takes
-// the next batch, so a few per CPU keep compressing while others wait; on 2
-// CPUs, 8 writers moved 8 % more lines per second through proxy and gateway
-// than 3 (the original's -workers) and 12 % more than 2, with 16 no better.
+// the next batch, so a few per CPU keep compressing while others wait. On 2
+// CPUs, 12M lines through proxy and gateway took 8 % less time with 8
+// writers than with 3 (the original's -workers) and 12 % less than with 2;
+// 16 were no better (PERFORMANCE.md).
 func (h *HTTPSBatch) DefaultWorkers() int {
 	return min(max(4*runtime.GOMAXPROCS(0), 4), 16)
 }
