@@ -116,15 +116,15 @@ for w in "${workloads[@]}"; do
 		suts+=(router-b "$(router_cmd "$w" | sed "s#\$ROUTER#$ROUTER_B#g")")
 	fi
 	base=router
-	case $w in
+	[[ $w == w1 || $w == w2 ]] && export LINES=${LINES:-2000000}
+	[[ ${PEERS:-1} == 0 ]] || case $w in # PEERS=0: the router (and ROUTER_B) alone
 	w1 | w2)
 		if command -v carbon-c-relay >/dev/null; then
 			mode=forward
 			[[ $w == w2 ]] && mode=carbon_ch
 			suts+=(ccr-q2M "CCR_OPTS='-q 2000000' $HARNESS/peers/ccr.sh $mode")
 			base=ccr-q2M
-		fi
-		export LINES=${LINES:-2000000} ;;
+		fi ;;
 	w3s | w3p)
 		if [[ -n ${STATSD_DIR:-} ]]; then
 			suts+=(proxyjs "$HARNESS/peers/statsd-proxyjs.sh")
@@ -137,10 +137,6 @@ for w in "${workloads[@]}"; do
 	w4) if [[ -n ${PEER_W4:-} ]]; then suts+=("${PEER_W4%%:*}" "${PEER_W4#*:}"); base=${PEER_W4%%:*}; fi ;;
 	w5) if [[ -n ${PEER_W5:-} ]]; then suts+=("${PEER_W5%%:*}" "${PEER_W5#*:}"); base=${PEER_W5%%:*}; fi ;;
 	esac
-	if [[ ${PEERS:-1} == 0 ]]; then # the router (and ROUTER_B) alone
-		suts=("${suts[@]:0:$([[ -n ${ROUTER_B:-} ]] && echo 4 || echo 2)}")
-		base=router
-	fi
 	echo "== $w"
 	(cd "$RESULTS_DIR" && RESULTS=$RESULTS_DIR/results-$w.jsonl BASE=$base "$HARNESS/compare.sh" "$w" "$REPEAT" "${suts[@]}") | sed -n '/^| workload/,$p'
 done
