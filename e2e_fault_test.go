@@ -179,6 +179,7 @@ func TestHostileTCP(t *testing.T) {
 [[inputs.graphite]]
   listen = %q
   max_connections = 10050
+  max_connections_per_ip = 0
   max_line_length = 65536
 [[outputs.graphite]]
   id = "sink"

@@ -49,6 +49,7 @@ type Agent struct {
 	draining atomic.Bool
 
 	reg      *registry.Registry
+	inTimes  inputTimes
 	reloadCh chan struct{}
 	applyMu  sync.Mutex  // one reload or destination change at a time
 	running  atomic.Bool // runners and inputs are up: changes may start more
@@ -78,7 +79,26 @@ type inputRun struct {
 	log    zerolog.Logger
 	cancel context.CancelFunc
 	done   chan struct{}
+	// pristine is the plugin as decoded, before Init: a failed input is
+	// restarted as a fresh copy of it (a plugin's Run is not run twice).
+	pristine any
+	failures *atomic.Uint64
+	down     atomic.Bool // failed, waiting to be restarted
 }
+
+// Restarting a failed input (see startInput): defaults of Agent.inputTimes.
+const (
+	// inputStartGrace: at the router's start, an input that fails within
+	// this long of starting (a port in use, a certificate that does not
+	// load) stops the router, as a broken configuration should.
+	inputStartGrace = 5 * time.Second
+	// inputRetryMin and inputRetryMax bound the backoff between restarts.
+	inputRetryMin = time.Second
+	inputRetryMax = time.Minute
+)
+
+// inputTimes are the times of startInput (tests shorten them).
+type inputTimes struct{ grace, retryMin, retryMax time.Duration }
 
 // generation is what a configuration builds: the pipeline and the runners
 // and inputs it needs, reusing those of the running generation that did not
@@ -99,7 +119,8 @@ type generation struct {
 // Env, calls Init, and wires the runners. It opens nothing.
 func New(cfg *Config, log zerolog.Logger) (*Agent, error) {
 	a := &Agent{log: log, stats: newStats(), stopNow: make(chan struct{}), fatal: make(chan error, 1),
-		reloadCh: make(chan struct{}, 1), byPrint: map[string]*runner{}, inputErr: make(chan error, 64)}
+		reloadCh: make(chan struct{}, 1), byPrint: map[string]*runner{}, inputErr: make(chan error, 64),
+		inTimes: inputTimes{inputStartGrace, inputRetryMin, inputRetryMax}}
 	if max := cfg.Agent.MaxBufferedBytes; max > 0 {
 		a.budget = &budget{max: max}
 		a.stats.forInstance("agent", "agent").Gauge("buffered_bytes", "Bytes all outputs hold in memory (bounded by max_buffered_bytes).",
@@ -150,16 +171,25 @@ func (a *Agent) build(cfg *Config, shared bool) (*generation, error) {
 			g.inputs = append(g.inputs, ir)
 			continue
 		}
+		pristine := clonePlugin(ii.Plugin)
 		if err := a.initPlugin(cfg, ii); err != nil {
 			return nil, err
 		}
 		m := a.stats.forInstance("inputs."+ii.Name, ii.ID)
 		ir := &inputRun{
-			inst: ii,
-			in:   ii.Plugin.(registry.Input),
-			em:   &emitter{p: &a.pipe, received: m.Counter("received_total", "Metrics this input emitted into the pipeline.")},
-			log:  a.pluginLog(ii),
+			inst:     ii,
+			in:       ii.Plugin.(registry.Input),
+			em:       &emitter{p: &a.pipe, received: m.Counter("received_total", "Metrics this input emitted into the pipeline.")},
+			log:      a.pluginLog(ii),
+			pristine: pristine,
+			failures: m.Counter("input_failures_total", "Times this input stopped with an error; it is restarted with backoff."),
 		}
+		m.Gauge("input_up", "1 while this input runs, 0 while it waits to be restarted after a failure.", func() float64 {
+			if ir.down.Load() {
+				return 0
+			}
+			return 1
+		})
 		g.inputs = append(g.inputs, ir)
 		g.newInputs = append(g.newInputs, ir)
 	}
@@ -326,19 +356,73 @@ func (a *Agent) startRunner(r *runner) {
 	}()
 }
 
-func (a *Agent) startInput(ir *inputRun) {
+// startInput runs an input until the agent stops it. An input that fails
+// (its Run returns an error) is counted, logged and restarted as a fresh
+// instance, with backoff, while every other input goes on serving; /healthz
+// answers 503 meanwhile. One exception: at the router's start (atStart), an
+// input that fails within inputStartGrace stops the router (exit status 1),
+// so that a port in use or a bad certificate does not start half a router.
+func (a *Agent) startInput(ir *inputRun, atStart bool) {
 	ctx, cancel := context.WithCancel(a.ictx)
 	ir.cancel, ir.done = cancel, make(chan struct{})
 	go func() {
 		defer close(ir.done)
-		if err := ir.in.Run(ctx, ir.em); err != nil && !errors.Is(err, context.Canceled) {
-			ir.log.Error().Err(err).Msg("input failed")
-			select {
-			case a.inputErr <- fmt.Errorf("%s: %w", ir.inst.label(), err):
-			default:
+		times := a.inTimes
+		delay := times.retryMin
+		for attempt := 0; ; attempt++ {
+			began := time.Now()
+			err := ir.in.Run(ctx, ir.em)
+			if ctx.Err() != nil {
+				return // stopped by the agent
 			}
+			if err == nil {
+				err = errors.New("input stopped without an error")
+			}
+			ir.failures.Add(1)
+			if atStart && attempt == 0 && time.Since(began) < times.grace {
+				ir.log.Error().Err(err).Msg("input failed at start")
+				select {
+				case a.inputErr <- fmt.Errorf("%s: %w", ir.inst.label(), err):
+				default:
+				}
+				return
+			}
+			if time.Since(began) > 2*times.retryMax {
+				delay = times.retryMin // it had been running fine
+			}
+			ir.down.Store(true)
+			ir.log.Error().Err(err).Dur("retry_in", delay).Msg("input failed: restarting it; the other inputs go on")
+			for {
+				t := time.NewTimer(delay)
+				select {
+				case <-ctx.Done():
+					t.Stop()
+					return
+				case <-t.C:
+				}
+				delay = min(2*delay, times.retryMax)
+				in, err := a.freshInput(ir)
+				if err == nil {
+					ir.in = in
+					break
+				}
+				ir.failures.Add(1)
+				ir.log.Error().Err(err).Dur("retry_in", delay).Msg("input restart failed")
+			}
+			ir.down.Store(false)
+			ir.log.Info().Msg("input restarted")
 		}
 	}()
+}
+
+// freshInput makes a new instance of a failed input from its configuration.
+func (a *Agent) freshInput(ir *inputRun) (registry.Input, error) {
+	c := *ir.inst
+	c.Plugin = clonePlugin(ir.pristine)
+	if err := a.initPlugin(a.config(), &c); err != nil {
+		return nil, err
+	}
+	return c.Plugin.(registry.Input), nil
 }
 
 // Run starts everything and blocks until ctx is cancelled (SIGINT/SIGTERM)
@@ -397,7 +481,7 @@ func (a *Agent) RunWatch(ctx context.Context, watch time.Duration) error {
 		return err
 	}
 	for _, ir := range a.inputs {
-		a.startInput(ir)
+		a.startInput(ir, true)
 	}
 	var selfDone chan struct{}
 	if every := cfg.Agent.MetricsFlush.D(); every > 0 {
@@ -552,7 +636,7 @@ func (a *Agent) apply(g *generation, start time.Time) {
 		}
 	}
 	for _, ir := range g.newInputs {
-		a.startInput(ir)
+		a.startInput(ir, false)
 	}
 	// Outputs no longer used drain their queue, then close.
 	inUse := map[*runner]bool{}
@@ -620,11 +704,20 @@ func clonePlugin(p any) any {
 	return c.Interface()
 }
 
-// healthy is /healthz: not draining, and every top-level output has a
+// healthy is /healthz: not draining, every input running (none waiting
+// to be restarted after a failure), and every top-level output has a
 // healthy destination.
 func (a *Agent) healthy() bool {
 	if a.draining.Load() {
 		return false
+	}
+	a.mu.Lock()
+	inputs := a.inputs
+	a.mu.Unlock()
+	for _, ir := range inputs {
+		if ir.down.Load() {
+			return false
+		}
 	}
 	for _, o := range a.pipe.Load().outs {
 		if !o.healthy() {

@@ -7,7 +7,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-	"unsafe"
 
 	"github.com/rs/zerolog"
 
@@ -81,17 +80,10 @@ type budget struct {
 	used atomic.Int64
 }
 
-// metricOverhead is a queued metric's memory besides its line.
-const metricOverhead = int64(unsafe.Sizeof(metric.Metric{}))
-
-// batchBytes is what b costs the memory budget.
-func batchBytes(b metric.Batch) int64 {
-	n := int64(len(b)) * metricOverhead
-	for i := range b {
-		n += int64(len(b[i].Line()))
-	}
-	return n
-}
+// batchBytes is what b costs the memory budget: what its metrics keep alive
+// (metric.RetainedBytes: the inputs never let a metric keep a read buffer
+// much larger than its line).
+func batchBytes(b metric.Batch) int64 { return metric.RetainedBytes(b) }
 
 // part says that n metrics of spool record seq are in a taken batch.
 type part struct {

@@ -21,6 +21,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/metricsrouter/router/plugins/netx"
 	"github.com/metricsrouter/router/registry"
 )
 
@@ -207,7 +208,7 @@ type statsServer struct {
 }
 
 func startStatsServer(addr string, s *stats, healthy func() bool, withPprof bool, api http.HandlerFunc, log zerolog.Logger) (*statsServer, error) {
-	ln, err := net.Listen("tcp", addr)
+	ln, err := netx.Listen(addr, netx.Config{Log: log.With().Str("service", "stats_addr").Logger()})
 	if err != nil {
 		return nil, fmt.Errorf("stats_addr %s: %w", addr, err)
 	}

@@ -1,19 +1,19 @@
 package agent
 
 import (
-	"errors"
 	"fmt"
 	"net"
 	"sync"
-	"time"
 
 	"github.com/rs/zerolog"
+
+	"github.com/metricsrouter/router/plugins/netx"
 )
 
 // tcpService is a small line-protocol server of the agent (management,
-// runstats, destination API): an accept loop, a goroutine per connection
-// (at most maxConns; more are closed at once), and a close that ends them
-// all.
+// runstats, destination API): an accept loop that never gives up on a
+// passing error (netx), a goroutine per connection (at most maxConns; more
+// are closed at once), and a close that ends them all.
 type tcpService struct {
 	ln     net.Listener
 	wg     sync.WaitGroup
@@ -25,7 +25,7 @@ type tcpService struct {
 // startTCPService listens on addr; handle serves one connection, which is
 // closed when it returns.
 func startTCPService(addr, what string, maxConns int, handle func(net.Conn), log zerolog.Logger) (*tcpService, error) {
-	ln, err := net.Listen("tcp", addr)
+	ln, err := netx.Listen(addr, netx.Config{Log: log.With().Str("service", what).Logger()})
 	if err != nil {
 		return nil, fmt.Errorf("%s %s: %w", what, addr, err)
 	}
@@ -37,11 +37,7 @@ func startTCPService(addr, what string, maxConns int, handle func(net.Conn), log
 		for {
 			c, err := ln.Accept()
 			if err != nil {
-				if errors.Is(err, net.ErrClosed) {
-					return
-				}
-				time.Sleep(10 * time.Millisecond)
-				continue
+				return // closed: netx retries everything else
 			}
 			s.mu.Lock()
 			if s.closed || len(s.conns) >= maxConns {

@@ -28,6 +28,7 @@ func init() {
 			Protocol:       "tcp",
 			MaxLineLength:  64 << 10,
 			MaxConnections: 10000,
+			MaxPerIP:       1000,
 			IdleTimeout:    registry.Duration(10 * time.Minute),
 			DrainGrace:     registry.Duration(200 * time.Millisecond),
 		}
@@ -40,6 +41,7 @@ type Graphite struct {
 	Protocol       string            `toml:"protocol"`
 	MaxLineLength  int               `toml:"max_line_length"`
 	MaxConnections int               `toml:"max_connections"`
+	MaxPerIP       int               `toml:"max_connections_per_ip"`
 	IdleTimeout    registry.Duration `toml:"idle_timeout"`
 	DrainGrace     registry.Duration `toml:"drain_grace"`
 	ReadBuffer     int               `toml:"read_buffer"`
@@ -58,13 +60,14 @@ func (g *Graphite) Init(env registry.Env) error {
 	if g.MaxLineLength <= 0 {
 		return fmt.Errorf("max_line_length: must be positive")
 	}
-	if g.MaxConnections < 0 || g.ReadBuffer < 0 {
-		return fmt.Errorf("max_connections and read_buffer must not be negative")
+	if g.MaxConnections < 0 || g.MaxPerIP < 0 || g.ReadBuffer < 0 {
+		return fmt.Errorf("max_connections, max_connections_per_ip and read_buffer must not be negative")
 	}
 	g.srv = linein.NewServer(linein.Config{
 		Listen:         g.Listen,
 		MaxLine:        g.MaxLineLength,
 		MaxConnections: g.MaxConnections,
+		MaxPerIP:       g.MaxPerIP,
 		IdleTimeout:    g.IdleTimeout.D(),
 		ReadBuffer:     g.ReadBuffer,
 		DrainGrace:     g.DrainGrace.D(),

@@ -30,6 +30,7 @@ func init() {
 			ReadBatch:      64,
 			MaxLineLength:  64 << 10,
 			MaxConnections: 10000,
+			MaxPerIP:       1000,
 			IdleTimeout:    registry.Duration(10 * time.Minute),
 			DrainGrace:     registry.Duration(200 * time.Millisecond),
 		}
@@ -48,6 +49,7 @@ type StatsD struct {
 	ReadBatch      int               `toml:"read_batch"`
 	MaxLineLength  int               `toml:"max_line_length"`
 	MaxConnections int               `toml:"max_connections"`
+	MaxPerIP       int               `toml:"max_connections_per_ip"`
 	IdleTimeout    registry.Duration `toml:"idle_timeout"`
 	DrainGrace     registry.Duration `toml:"drain_grace"`
 
@@ -65,8 +67,8 @@ func (s *StatsD) Init(env registry.Env) error {
 	if s.MaxLineLength <= 0 {
 		return fmt.Errorf("max_line_length: must be positive")
 	}
-	if s.MaxConnections < 0 || s.ReadBuffer < 0 {
-		return fmt.Errorf("max_connections and read_buffer must not be negative")
+	if s.MaxConnections < 0 || s.MaxPerIP < 0 || s.ReadBuffer < 0 {
+		return fmt.Errorf("max_connections, max_connections_per_ip and read_buffer must not be negative")
 	}
 	if s.ReadBatch < 1 || s.ReadBatch > maxReadBatch {
 		return fmt.Errorf("read_batch = %d: want 1..%d", s.ReadBatch, maxReadBatch)
@@ -76,6 +78,7 @@ func (s *StatsD) Init(env registry.Env) error {
 		Listen:          s.Listen,
 		MaxLine:         s.MaxLineLength,
 		MaxConnections:  s.MaxConnections,
+		MaxPerIP:        s.MaxPerIP,
 		IdleTimeout:     s.IdleTimeout.D(),
 		ReadBuffer:      s.ReadBuffer,
 		DrainGrace:      s.DrainGrace.D(),

@@ -2,10 +2,17 @@
 // into batches, and serves TCP and UDP listeners for the line-protocol inputs
 // (Graphite, StatsD).
 //
-// Memory: bytes are read into chunks that are never reused: the metrics of a
-// batch point into the chunk they were read into, and a chunk is garbage once
-// every output has written the batches that point into it. So there is one
-// allocation per chunk and one per batch, none per line.
+// Memory: what a queued batch keeps alive is what the agent charges for it
+// (metric.RetainedBytes), whatever arrived around its lines. Bytes are read
+// into chunks. A batch whose lines fill at least 16/17 of its chunk is handed
+// over in place (no copy): the chunk then belongs to it and is never written
+// again below what was read. Any other batch (a read that did not fill its
+// chunk, or lines among junk) is detached: its lines are copied into a buffer
+// of their size (metric.Detach), and the chunk is reused for the next reads.
+// A batch's metrics are one allocation of the batch's size (copied to an
+// exact one when bad lines left it sparse). So there are one or two
+// allocations per batch and none per line, and a line followed by 250 KB of
+// junk keeps its own bytes alive, not the 256 KiB read.
 package linein
 
 import (
@@ -42,8 +49,9 @@ type Framer struct {
 	minChunk   int
 	maxChunk   int
 	discarding bool // inside a line that is too long: skip to the next '\n'
-
-	slab metric.Batch
+	// pinned: a batch handed over in place points into chunk[:start], so
+	// those bytes are never written again (the chunk is not rewound).
+	pinned bool
 }
 
 // NewFramer returns a framer. maxLine bounds a line's length (longer lines are
@@ -67,6 +75,10 @@ func (f *Framer) Space(min int) []byte {
 	if min <= 0 {
 		min = 1
 	}
+	if !f.pinned && f.start == f.end {
+		// nothing pending and nothing handed over points here: start over
+		f.start, f.end, f.scan = 0, 0, 0
+	}
 	if len(f.chunk)-f.end >= min && len(f.chunk)-f.end >= len(f.chunk)/16 {
 		return f.chunk[f.end:]
 	}
@@ -78,10 +90,17 @@ func (f *Framer) Space(min int) []byte {
 	if size < partial+min {
 		size = partial + min
 	}
-	nc := make([]byte, size)
-	copy(nc, f.chunk[f.start:f.end])
+	if !f.pinned && len(f.chunk) >= size {
+		// every batch read from this chunk was detached: reuse it, the
+		// incomplete line moved to the front
+		copy(f.chunk, f.chunk[f.start:f.end])
+	} else {
+		nc := make([]byte, size)
+		copy(nc, f.chunk[f.start:f.end])
+		f.chunk, f.pinned = nc, false
+	}
 	f.scan -= f.start
-	f.chunk, f.start, f.end = nc, 0, partial
+	f.start, f.end = 0, partial
 	return f.chunk[f.end:]
 }
 
@@ -147,12 +166,9 @@ func (f *Framer) frame(final bool) metric.Batch {
 	if final {
 		lines++
 	}
-	base := len(f.slab)
-	if cap(f.slab)-base < lines {
-		f.slab = make(metric.Batch, 0, max(lines, 1024))
-		base = 0
-	}
-	s := f.slab
+	// Room for every line unless the lines are many and short (junk does
+	// not buy memory: the batch grows with the lines that parse).
+	s := make(metric.Batch, 0, min(lines, max(minSlots, len(data)/16)))
 	pos := f.start
 	for {
 		i := bytes.IndexByte(f.chunk[max(pos, f.scan):f.end], '\n')
@@ -179,11 +195,12 @@ func (f *Framer) frame(final bool) metric.Batch {
 		if len(line) == 0 || (len(line) == 1 && line[0] == '\r') {
 			continue // empty lines are not metrics and not errors
 		}
-		if len(s) < cap(s) {
-			s = s[:len(s)+1] // parse sets every field of a metric it accepts
-		} else {
-			s = append(s, metric.Metric{})
+		if len(s) == cap(s) {
+			ns := make(metric.Batch, len(s), max(min(lines, 2*cap(s)), len(s)+1))
+			copy(ns, s)
+			s = ns
 		}
+		s = s[:len(s)+1] // parse sets every field of a metric it accepts
 		if err := f.parse(line, &s[len(s)-1]); err != nil {
 			s = s[:len(s)-1]
 			f.count(f.c.ParseErrors)
@@ -205,10 +222,27 @@ func (f *Framer) frame(final bool) metric.Batch {
 		f.discarding = true
 		f.start, f.scan = f.end, f.end
 	}
-	f.slab = s
-	b := s[base:len(s):len(s)]
-	if len(b) == 0 {
+	if len(s) == 0 {
 		return nil
+	}
+	return f.handOver(s)
+}
+
+// minSlots is the smallest room a batch starts with.
+const minSlots = 4096
+
+// handOver makes b what it keeps alive: its own size (a sparse batch is
+// copied to an exact one), and its lines in place only if they fill most of
+// the chunk (then the chunk is pinned), else copied out of it.
+func (f *Framer) handOver(b metric.Batch) metric.Batch {
+	if !metric.Dense(len(b), cap(b)) {
+		b = append(make(metric.Batch, 0, len(b)), b...)
+	}
+	b = b[:len(b):len(b)]
+	if metric.Dense(metric.Backing(b, f.chunk), len(f.chunk)) {
+		f.pinned = true
+	} else {
+		metric.Detach(b, f.chunk)
 	}
 	return b
 }

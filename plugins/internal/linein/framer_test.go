@@ -95,8 +95,8 @@ func TestFramerDropPartialAndDatagram(t *testing.T) {
 	}
 }
 
-// TestFramerBatchesDoNotAlias: a batch stays valid after later reads (chunks
-// are never reused).
+// TestFramerBatchesDoNotAlias: a batch stays valid after later reads (a
+// chunk is reused only once no batch points into it).
 func TestFramerBatchesDoNotAlias(t *testing.T) {
 	c, _, _, _ := counters()
 	f := NewFramer(graphite.Parse, 1024, c, nil)
@@ -145,4 +145,124 @@ func BenchmarkFrameGraphite(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*lines), "ns/line")
 	b.ReportMetric(float64(lines), "lines/op")
+}
+
+// TestFramerRetainsOnlyWhatItCharges: whatever the reads, every batch the
+// framer hands over either points into no chunk (its lines were copied out)
+// or into one its lines fill (metric.Dense), and its metrics are one
+// allocation of about its size: so a queued metric holds at most
+// metric.RetainedBytes. The attack of issue #16: each valid line followed
+// by a 250 KB junk line, which used to keep a 256 KiB chunk per line.
+func TestFramerRetainsOnlyWhatItCharges(t *testing.T) {
+	junk := strings.Repeat("J", 250_000)
+	var flood bytes.Buffer
+	for i := range 20 {
+		fmt.Fprintf(&flood, "valid.%d %d 1700000000\n%s\n", i, i, junk)
+	}
+	var dense bytes.Buffer
+	for i := range 20000 {
+		fmt.Fprintf(&dense, "dense.metric.path.%d %d 1700000000\n", i, i)
+	}
+	short := bytes.Repeat([]byte("x\n"), 100_000)
+	short = append(short, "ok.1 1 1\n"...)
+	tests := []struct {
+		name  string
+		data  []byte
+		step  int
+		lines int
+	}{
+		{"valid line + 250 KB junk", flood.Bytes(), 64 << 10, 20},
+		{"same, small reads", flood.Bytes(), 3000, 20},
+		{"dense, large reads", dense.Bytes(), 1 << 20, 20000},
+		{"dense, small reads", dense.Bytes(), 1000, 20000},
+		{"short junk lines", short, 1 << 20, 1},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c, _, _, _ := counters()
+			f := NewFramer(graphite.Parse, 300_000, c, nil)
+			data := tc.data
+			got := 0
+			inPlace := 0
+			check := func(b metric.Batch) {
+				if len(b) == 0 {
+					return
+				}
+				got += len(b)
+				if !metric.Dense(len(b), cap(b)) {
+					t.Fatalf("batch of %d metrics in %d slots", len(b), cap(b))
+				}
+				used := metric.Backing(b, f.chunk)
+				switch {
+				case used == 0:
+				case metric.Dense(used, len(f.chunk)):
+					inPlace++
+				default:
+					t.Fatalf("%d metrics (%d bytes) keep a %d-byte chunk alive", len(b), used, len(f.chunk))
+				}
+			}
+			for len(data) > 0 {
+				buf := f.Space(1)
+				n := copy(buf[:min(len(buf), tc.step)], data)
+				data = data[n:]
+				check(f.Advance(n))
+			}
+			check(f.Final())
+			if got != tc.lines {
+				t.Fatalf("%d metrics, want %d", got, tc.lines)
+			}
+			if tc.name == "dense, large reads" && inPlace == 0 {
+				t.Fatal("reads that fill their chunk were copied: the zero-copy path is gone")
+			}
+		})
+	}
+}
+
+// TestFramerReusesItsChunk: reads that leave their chunk mostly empty are
+// copied out and the chunk is read into again: a steady trickle allocates
+// only its batches.
+func TestFramerReusesItsChunk(t *testing.T) {
+	c, _, _, _ := counters()
+	f := NewFramer(graphite.Parse, 1024, c, nil)
+	line := []byte("trickle.metric 1 1700000000\n")
+	read := func() {
+		buf := f.Space(2048)
+		n := copy(buf, line)
+		if b := f.Advance(n); len(b) != 1 {
+			t.Fatalf("%d metrics", len(b))
+		}
+	}
+	read()
+	chunk := &f.chunk[0]
+	allocs := testing.AllocsPerRun(100, read)
+	if &f.chunk[0] != chunk {
+		t.Fatal("the chunk was replaced")
+	}
+	if allocs > 2 {
+		t.Fatalf("%.1f allocations per read, want 2 (the batch and its bytes)", allocs)
+	}
+}
+
+// BenchmarkFrameGraphiteSmallReads: reads of 4 KiB, which leave the chunk
+// mostly empty, so their lines are copied out (the detach path).
+func BenchmarkFrameGraphiteSmallReads(b *testing.B) {
+	var in bytes.Buffer
+	lines := 0
+	for in.Len() < 4<<10-64 {
+		fmt.Fprintf(&in, "bench.metric.path.%d %d.5 1700000000\n", lines, lines)
+		lines++
+	}
+	data := in.Bytes()
+	c, _, _, _ := counters()
+	f := NewFramer(graphite.Parse, 64<<10, c, nil)
+	b.ReportAllocs()
+	b.SetBytes(int64(len(data)))
+	for b.Loop() {
+		buf := f.Space(len(data))
+		n := copy(buf, data)
+		if got := f.Advance(n); len(got) != lines {
+			b.Fatalf("%d lines", len(got))
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*lines), "ns/line")
 }

@@ -5,16 +5,17 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
-	"unsafe"
 
 	"github.com/rs/zerolog"
 
 	"github.com/metricsrouter/router/plugins/metric"
+	"github.com/metricsrouter/router/plugins/netx"
 	"github.com/metricsrouter/router/registry"
 )
 
@@ -22,7 +23,9 @@ import (
 type Config struct {
 	Listen         string        // "host:port"
 	MaxLine        int           // bytes; longer lines are counted and skipped
-	MaxConnections int           // TCP: further connections are closed at once (counted)
+	MaxConnections int           // TCP: at this many, a new connection sheds the oldest idle one, or is closed (counted)
+	MaxPerIP       int           // TCP: the same for the connections of one source address (0 = no limit)
+	ShedMinIdle    time.Duration // TCP: a connection may be shed once it sent nothing this long (0 = 1 s)
 	IdleTimeout    time.Duration // TCP: close a connection idle this long (0 = never)
 	ReadBuffer     int           // socket receive buffer (SO_RCVBUF), 0 = kernel default
 	DrainGrace     time.Duration // at shutdown, keep reading open connections this long
@@ -43,6 +46,7 @@ type Server struct {
 	c     Counters
 
 	connsTotal, connsRejected, idleClosed *atomic.Uint64
+	connsShed, acceptErrors, readErrors   *atomic.Uint64
 	active                                atomic.Int64
 	datagrams, readCalls                  *atomic.Uint64 // batched UDP only
 	rcvbuf                                atomic.Int64   // SO_RCVBUF the kernel gave (UDP)
@@ -62,8 +66,11 @@ func NewServer(cfg Config, parse ParseFunc, env registry.Env) *Server {
 		Truncated:   m.Counter("truncated_total", "Incomplete last lines dropped when a connection was cut."),
 	}
 	s.connsTotal = m.Counter("connections_total", "TCP connections accepted.")
-	s.connsRejected = m.Counter("connections_rejected_total", "TCP connections closed at once: max_connections reached.")
+	s.connsRejected = m.Counter("connections_rejected_total", "TCP connections closed at once: max_connections or max_connections_per_ip reached and no connection idle to shed.")
+	s.connsShed = m.Counter("connections_shed_total", "Idle TCP connections closed to admit a new one at max_connections or max_connections_per_ip.")
 	s.idleClosed = m.Counter("connections_idle_closed_total", "TCP connections closed after idle_timeout.")
+	s.acceptErrors = m.Counter("accept_errors_total", "Failed accepts (e.g. out of file descriptors), retried with backoff.")
+	s.readErrors = m.Counter("read_errors_total", "Failed UDP reads, retried.")
 	m.Gauge("connections_active", "Open TCP connections.", func() float64 { return float64(s.active.Load()) })
 	if cfg.ReadBatch > 0 {
 		s.datagrams = m.Counter("datagrams_total", "UDP datagrams received.")
@@ -89,96 +96,199 @@ func (s *Server) onError(line []byte, err error) {
 
 // ServeTCP accepts connections until ctx ends, then stops accepting, lets
 // open connections finish reading for DrainGrace, emits what they read, and
-// returns when every connection goroutine has ended.
+// returns when every connection goroutine has ended. A failing accept (out
+// of descriptors, ...) is retried with backoff (netx), never fatal.
+//
+// Limits: at MaxConnections open connections, or MaxPerIP from the new
+// connection's source address, the connection (of that address) that has
+// been idle longest is closed to make room, if one has been idle at least
+// ShedMinIdle; otherwise the new connection is closed. So idle connections
+// cannot lock other senders out, and one address cannot take every slot.
 func (s *Server) ServeTCP(ctx context.Context, out registry.Emitter) error {
 	var lc net.ListenConfig
-	ln, err := lc.Listen(ctx, "tcp", s.cfg.Listen)
+	raw, err := lc.Listen(ctx, "tcp", s.cfg.Listen)
 	if err != nil {
 		close(s.ready)
 		return fmt.Errorf("listen tcp %s: %w", s.cfg.Listen, err)
 	}
+	ln := netx.Wrap(raw, netx.Config{Errors: s.acceptErrors, Log: s.log})
 	s.addr.Store(ln.Addr())
 	close(s.ready)
 	s.log.Info().Str("addr", ln.Addr().String()).Msg("listening (tcp)")
 
 	emitCtx := context.WithoutCancel(ctx)
-	var (
-		mu       sync.Mutex
-		conns    = map[net.Conn]struct{}{}
-		stopping bool
-		wg       sync.WaitGroup
-	)
+	t := &tracker{conns: map[*tcpConn]struct{}{}, byIP: map[netip.Addr]map[*tcpConn]struct{}{}}
+	var wg sync.WaitGroup
 	acceptDone := make(chan struct{})
 	go func() {
 		defer close(acceptDone)
-		delay := 5 * time.Millisecond
 		for {
 			c, err := ln.Accept()
 			if err != nil {
-				if errors.Is(err, net.ErrClosed) {
-					return
-				}
-				// e.g. EMFILE: back off instead of spinning
-				s.log.Warn().Err(err).Msg("accept failed")
-				time.Sleep(delay)
-				delay = min(2*delay, time.Second)
-				continue
+				return // closed: netx retries everything else
 			}
-			delay = 5 * time.Millisecond
-			if s.cfg.MaxConnections > 0 && s.active.Load() >= int64(s.cfg.MaxConnections) {
-				s.connsRejected.Add(1)
+			tc := &tcpConn{c: c, ip: remoteIP(c)}
+			tc.last.Store(time.Now().UnixNano())
+			if !s.admit(t, tc) {
 				c.Close()
 				continue
 			}
-			mu.Lock()
-			if stopping {
-				mu.Unlock()
-				c.Close()
-				continue
-			}
-			conns[c] = struct{}{}
-			s.active.Add(1)
 			s.connsTotal.Add(1)
 			wg.Add(1)
-			mu.Unlock()
 			go func() {
 				defer wg.Done()
 				// armIdle sets the idle deadline unless shutdown already
 				// set the drain deadline (under mu, so it cannot undo it).
 				armIdle := func() bool {
-					mu.Lock()
-					defer mu.Unlock()
-					if !stopping && s.cfg.IdleTimeout > 0 {
+					t.mu.Lock()
+					defer t.mu.Unlock()
+					if !t.stopping && s.cfg.IdleTimeout > 0 {
 						_ = c.SetReadDeadline(time.Now().Add(s.cfg.IdleTimeout))
 					}
-					return stopping
+					return t.stopping
 				}
-				s.readConn(c, out, emitCtx, armIdle)
+				s.readConn(tc, out, emitCtx, armIdle)
 				c.Close()
-				s.active.Add(-1)
-				mu.Lock()
-				delete(conns, c)
-				mu.Unlock()
+				s.release(t, tc)
 			}()
 		}
 	}()
 	<-ctx.Done()
 	ln.Close()
 	<-acceptDone
-	mu.Lock()
-	stopping = true
+	t.mu.Lock()
+	t.stopping = true
 	deadline := time.Now().Add(s.cfg.DrainGrace)
-	for c := range conns {
-		_ = c.SetReadDeadline(deadline)
+	for tc := range t.conns {
+		_ = tc.c.SetReadDeadline(deadline)
 	}
-	mu.Unlock()
+	t.mu.Unlock()
 	wg.Wait()
 	return nil
 }
 
+// defShedMinIdle is how long a connection must have sent nothing before a
+// new connection may shed it: a sender between two lines is not idle.
+const defShedMinIdle = time.Second
+
+// shedSample bounds the connections looked at to find the one idle longest
+// (a sample when there are more: Go maps iterate from a random point).
+const shedSample = 64
+
+// tcpConn is an open connection of ServeTCP.
+type tcpConn struct {
+	c    net.Conn
+	ip   netip.Addr
+	last atomic.Int64 // UnixNano of the last read that brought bytes (or the accept)
+	shed atomic.Bool  // closed to make room: its partial line is dropped
+}
+
+// tracker is the open connections of ServeTCP, by source address.
+type tracker struct {
+	mu       sync.Mutex
+	conns    map[*tcpConn]struct{}
+	byIP     map[netip.Addr]map[*tcpConn]struct{}
+	stopping bool
+}
+
+// admit registers tc if there is room, shedding the connection idle longest
+// (of tc's address when it is that address's limit that is reached) if
+// needed; false: tc must be closed (counted).
+func (s *Server) admit(t *tracker, tc *tcpConn) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.stopping {
+		return false
+	}
+	now := time.Now().UnixNano()
+	if s.cfg.MaxPerIP > 0 && len(t.byIP[tc.ip]) >= s.cfg.MaxPerIP {
+		if !s.shed(t, t.byIP[tc.ip], now) {
+			s.connsRejected.Add(1)
+			s.log.Debug().Str("remote", tc.c.RemoteAddr().String()).Msg("connection refused: max_connections_per_ip")
+			return false
+		}
+	}
+	if s.cfg.MaxConnections > 0 && len(t.conns) >= s.cfg.MaxConnections {
+		if !s.shed(t, t.conns, now) {
+			s.connsRejected.Add(1)
+			s.log.Debug().Str("remote", tc.c.RemoteAddr().String()).Msg("connection refused: max_connections")
+			return false
+		}
+	}
+	t.conns[tc] = struct{}{}
+	m := t.byIP[tc.ip]
+	if m == nil {
+		m = map[*tcpConn]struct{}{}
+		t.byIP[tc.ip] = m
+	}
+	m[tc] = struct{}{}
+	s.active.Store(int64(len(t.conns)))
+	return true
+}
+
+// shed closes the connection of set idle longest (of a sample), if one has
+// been idle at least ShedMinIdle, and forgets it; t.mu is held.
+func (s *Server) shed(t *tracker, set map[*tcpConn]struct{}, now int64) bool {
+	var victim *tcpConn
+	n := 0
+	for tc := range set {
+		if victim == nil || tc.last.Load() < victim.last.Load() {
+			victim = tc
+		}
+		if n++; n == shedSample {
+			break
+		}
+	}
+	minIdle := s.cfg.ShedMinIdle
+	if minIdle <= 0 {
+		minIdle = defShedMinIdle
+	}
+	if victim == nil || now-victim.last.Load() < int64(minIdle) {
+		return false
+	}
+	victim.shed.Store(true)
+	_ = victim.c.Close()
+	t.forget(victim)
+	s.connsShed.Add(1)
+	return true
+}
+
+// forget removes tc from the tracker (once); t.mu is held.
+func (t *tracker) forget(tc *tcpConn) {
+	if _, ok := t.conns[tc]; !ok {
+		return
+	}
+	delete(t.conns, tc)
+	if m := t.byIP[tc.ip]; m != nil {
+		delete(m, tc)
+		if len(m) == 0 {
+			delete(t.byIP, tc.ip)
+		}
+	}
+}
+
+// release forgets a connection whose reader ended.
+func (s *Server) release(t *tracker, tc *tcpConn) {
+	t.mu.Lock()
+	t.forget(tc)
+	s.active.Store(int64(len(t.conns)))
+	t.mu.Unlock()
+}
+
+// remoteIP is the source address of c (IPv4-mapped addresses unmapped).
+func remoteIP(c net.Conn) netip.Addr {
+	if a, ok := c.RemoteAddr().(*net.TCPAddr); ok {
+		if ip, ok := netip.AddrFromSlice(a.IP); ok {
+			return ip.Unmap()
+		}
+	}
+	return netip.Addr{}
+}
+
 // readConn reads one connection. armIdle re-arms the idle deadline (unless
 // shutting down) and reports whether the server is stopping.
-func (s *Server) readConn(c net.Conn, out registry.Emitter, ctx context.Context, armIdle func() bool) {
+func (s *Server) readConn(tc *tcpConn, out registry.Emitter, ctx context.Context, armIdle func() bool) {
+	c := tc.c
 	f := NewFramer(s.parse, s.cfg.MaxLine, s.c, s.onError)
 	remote := c.RemoteAddr().String()
 	for {
@@ -186,6 +296,7 @@ func (s *Server) readConn(c net.Conn, out registry.Emitter, ctx context.Context,
 		armIdle()
 		n, err := c.Read(buf)
 		if n > 0 {
+			tc.last.Store(time.Now().UnixNano())
 			if b := f.Advance(n); len(b) > 0 {
 				if e := out.Emit(ctx, b); e != nil {
 					s.log.Error().Err(e).Str("remote", remote).Int("count", len(b)).Msg("emit failed, closing connection")
@@ -198,6 +309,11 @@ func (s *Server) readConn(c net.Conn, out registry.Emitter, ctx context.Context,
 		}
 		var ne net.Error
 		switch {
+		case tc.shed.Load():
+			// closed to make room for another sender: its last line was cut
+			s.log.Debug().Str("remote", remote).Msg("idle connection shed")
+			f.DropPartial()
+			return
 		case errors.Is(err, os.ErrDeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()):
 			if armIdle() {
 				f.DropPartial()
@@ -283,10 +399,17 @@ func (s *Server) ServeUDP(ctx context.Context, out registry.Emitter) error {
 			if errors.Is(err, net.ErrClosed) {
 				return nil
 			}
-			s.log.Warn().Err(err).Msg("udp read")
-			time.Sleep(10 * time.Millisecond)
+			s.readFailed(err)
 		}
 	}
+}
+
+// readFailed counts a failed UDP read, logs it (sampled) and pauses a
+// little, so that an error that repeats does not spin.
+func (s *Server) readFailed(err error) {
+	s.readErrors.Add(1)
+	s.bad.Warn().Err(err).Msg("udp read failed: retrying")
+	time.Sleep(10 * time.Millisecond)
 }
 
 // readBatches is ServeUDP's loop with a BatchReader.
@@ -294,9 +417,8 @@ func (s *Server) ServeUDP(ctx context.Context, out registry.Emitter) error {
 // Under load (a read that filled every slot) a goroutine reads while this
 // one emits, so the socket is drained while the previous batch is routed; at
 // most emitQueue batches (and ReadAheadMetrics metrics) wait between them.
-// At lighter rates the reader gathers the metrics of consecutive reads (they
-// are adjacent in the reader's slab, so this copies nothing) and emits them
-// itself, at most gatherDelay after the first and once gatherMax are
+// At lighter rates the reader gathers the metrics of consecutive reads (into
+// one batch: a copy, of a few reads) and emits them itself, at most gatherDelay after the first and once gatherMax are
 // waiting, so that an output gets a few large batches instead of one per
 // read: that saves a wake-up of each output's writer per read. Batches are
 // emitted in the order they were read. It returns when the reader has
@@ -337,10 +459,7 @@ func (s *Server) readBatches(ctx, emitCtx context.Context, conn *net.UDPConn, dl
 			now := time.Now()
 			if len(b) > 0 {
 				heavy := n >= s.cfg.ReadBatch // the read was full: more is waiting
-				if !g.add(r.slab, b, now) {
-					flush(!heavy)
-					g.add(r.slab, b, now)
-				}
+				g.add(b, now)
 				if heavy || g.len() >= gatherMax || now.Sub(g.since) >= gatherDelay {
 					flush(!heavy)
 				}
@@ -365,8 +484,7 @@ func (s *Server) readBatches(ctx, emitCtx context.Context, conn *net.UDPConn, dl
 				if ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
 					return
 				}
-				s.log.Warn().Err(err).Msg("udp read")
-				time.Sleep(10 * time.Millisecond)
+				s.readFailed(err)
 			}
 		}
 	}()
@@ -396,30 +514,22 @@ const (
 // metrics per datagram: peak RSS 49 -> 27 MiB at the same rate).
 const ReadAheadMetrics = 8192
 
-// gathered is a run of metrics of consecutive reads, adjacent in the
-// reader's slab.
+// gathered is the metrics of consecutive reads, to be emitted as one batch.
 type gathered struct {
-	slab     metric.Batch
-	from, to int
-	since    time.Time
+	parts []metric.Batch
+	n     int // metrics in parts
+	since time.Time
 }
 
-func (g *gathered) len() int { return g.to - g.from }
+func (g *gathered) len() int { return g.n }
 
-// add appends b, which ends the slab, if it follows what is gathered (or
-// nothing is); it reports false if b is elsewhere (a new slab).
-func (g *gathered) add(slab, b metric.Batch, now time.Time) bool {
-	end := len(slab)
-	base := end - len(b)
-	if g.len() == 0 {
-		g.slab, g.from, g.to, g.since = slab, base, end, now
-		return true
+// add appends the batch of a read made at now.
+func (g *gathered) add(b metric.Batch, now time.Time) {
+	if g.n == 0 {
+		g.since = now
 	}
-	if unsafe.SliceData(g.slab) != unsafe.SliceData(slab) || g.to != base {
-		return false
-	}
-	g.slab, g.to = slab, end
-	return true
+	g.parts = append(g.parts, b)
+	g.n += len(b)
 }
 
 // readDeadline is the read deadline of a UDP socket, shared by the reader
@@ -463,13 +573,20 @@ func (d *readDeadline) apply() {
 	_ = d.conn.SetReadDeadline(t)
 }
 
-// take returns what is gathered and forgets it.
+// take returns what is gathered, as one batch, and forgets it.
 func (g *gathered) take() metric.Batch {
-	if g.len() == 0 {
+	if g.n == 0 {
 		return nil
 	}
-	b := g.slab[g.from:g.to:g.to]
-	*g = gathered{}
+	b := g.parts[0]
+	if len(g.parts) > 1 {
+		b = make(metric.Batch, 0, g.n)
+		for _, p := range g.parts {
+			b = append(b, p...)
+		}
+	}
+	clear(g.parts)
+	g.parts, g.n = g.parts[:0], 0
 	return b
 }
 

@@ -15,10 +15,6 @@ import (
 // (65507 bytes over IPv4, 65527 over IPv6) fits, so nothing is truncated.
 const slotSize = 64 << 10
 
-// chunkSize is the size of the chunks received datagrams are copied into
-// (larger when one read brings more).
-const chunkSize = 256 << 10
-
 // BatchReader reads many datagrams per recvmmsg(2) (golang.org/x/net/ipv4
 // ReadBatch; one datagram per call where the platform has no recvmmsg) and
 // frames their lines into one batch per call. It is used by one goroutine.
@@ -26,13 +22,13 @@ const chunkSize = 256 << 10
 // Memory: the receive slots (64 KiB each, so no datagram is ever cut) are
 // one area allocated once and reused by every call; of it only the pages
 // that datagrams reached are resident (a slot's first page for the usual
-// small datagram). After a call the n datagrams are copied back to back into
-// a chunk (chunkSize, or larger for a larger read) that is never reused, as
-// the Framer does for streams: the metrics of a batch point into it, and it
-// is garbage once every output has written them. So the memory held by queued batches is
-// what was received, not 64 KiB per datagram, and a call allocates nothing
-// but the batch (plus what x/net allocates for each source address) and, now
-// and then, a new chunk.
+// small datagram). The lines of a call are parsed where they were received,
+// then copied out of the slots into one buffer of their size
+// (metric.Detach: lines that follow one another are copied at once), and
+// the call's metrics are one allocation of their number. So a queued batch
+// holds what it carries (metric.RetainedBytes), not 64 KiB per datagram nor
+// the junk lines around its own, and a call allocates the batch, its bytes
+// and what x/net allocates for each source address.
 type BatchReader struct {
 	pc      *ipv4.PacketConn
 	msgs    []ipv4.Message
@@ -43,11 +39,8 @@ type BatchReader struct {
 	c       Counters
 	onError func(line []byte, err error)
 
-	recv  []byte // the receive slots, reused
-	free  func() // releases recv
-	chunk []byte
-	off   int // chunk[off:] is free
-	slab  metric.Batch
+	recv []byte // the receive slots, reused
+	free func() // releases recv
 
 	datagrams, calls *atomic.Uint64 // may be nil
 }
@@ -114,18 +107,8 @@ func (r *BatchReader) Close() {
 	}
 }
 
-// received copies the n datagrams just read out of their slots, back to
-// back into the chunk, and frames them.
+// received frames the n datagrams just read, in their slots.
 func (r *BatchReader) received(n int) metric.Batch {
-	total := 0
-	for i := range n {
-		total += r.msgs[i].N
-	}
-	if len(r.chunk)-r.off < total {
-		r.chunk = make([]byte, max(chunkSize, total))
-		r.off = 0
-	}
-	dst := r.off
 	lines := 0
 	r.grams = r.grams[:0]
 	for i := range n {
@@ -136,44 +119,45 @@ func (r *BatchReader) received(n int) metric.Batch {
 			r.count(r.c.TooLong)
 			continue
 		}
-		size := copy(r.chunk[dst:], r.bufs[i][:m.N])
-		g := r.chunk[dst : dst+size : dst+size]
+		g := r.bufs[i][:m.N:m.N]
 		r.grams = append(r.grams, g)
 		lines += bytes.Count(g, newline) + 1
-		dst += size
 	}
-	r.off = dst
 	if r.datagrams != nil {
 		r.datagrams.Add(uint64(n))
 	}
-	return r.frame(r.grams, lines)
+	return r.frame(r.grams, lines, r.recv)
 }
 
 var newline = []byte{'\n'}
 
 // frame parses the lines of each datagram (the last line of a datagram needs
-// no '\n') into one batch. lines bounds the number of lines.
-func (r *BatchReader) frame(grams [][]byte, lines int) metric.Batch {
-	base := len(r.slab)
-	if cap(r.slab)-base < lines {
-		r.slab = make(metric.Batch, 0, max(lines, 1024))
-		base = 0
+// no '\n') into one batch, then copies the lines out of from (the area the
+// datagrams are in). lines bounds the number of lines.
+func (r *BatchReader) frame(grams [][]byte, lines int, from []byte) metric.Batch {
+	total := 0
+	for _, g := range grams {
+		total += len(g)
 	}
-	s := r.slab
+	// room for every line, unless they are many and short (see Framer.frame)
+	s := make(metric.Batch, 0, min(lines, max(minSlots, total/16)))
 	for _, data := range grams {
-		s = r.frameDatagram(s, data)
+		s = r.frameDatagram(s, data, lines)
 	}
-	r.slab = s
-	b := s[base:len(s):len(s)]
-	if len(b) == 0 {
+	if len(s) == 0 {
 		return nil
 	}
-	return b
+	if !metric.Dense(len(s), cap(s)) {
+		s = append(make(metric.Batch, 0, len(s)), s...)
+	}
+	s = s[:len(s):len(s)]
+	metric.Detach(s, from)
+	return s
 }
 
-// frameDatagram appends the metrics of one datagram to s, which has room
-// for all of its lines.
-func (r *BatchReader) frameDatagram(s metric.Batch, data []byte) metric.Batch {
+// frameDatagram appends the metrics of one datagram to s (lines bounds the
+// metrics of the call: s grows towards it).
+func (r *BatchReader) frameDatagram(s metric.Batch, data []byte, lines int) metric.Batch {
 	for len(data) > 0 {
 		var line []byte
 		if i := bytes.IndexByte(data, '\n'); i >= 0 {
@@ -191,6 +175,11 @@ func (r *BatchReader) frameDatagram(s metric.Batch, data []byte) metric.Batch {
 		if len(line) == 0 || (len(line) == 1 && line[0] == '\r') {
 			continue // empty lines are not metrics and not errors
 		}
+		if len(s) == cap(s) {
+			ns := make(metric.Batch, len(s), max(min(lines, 2*cap(s)), len(s)+1))
+			copy(ns, s)
+			s = ns
+		}
 		s = s[:len(s)+1]
 		if err := r.parse(line, &s[len(s)-1]); err != nil {
 			s = s[:len(s)-1]
@@ -204,13 +193,15 @@ func (r *BatchReader) frameDatagram(s metric.Batch, data []byte) metric.Batch {
 }
 
 // FrameDatagrams frames datagrams as Read does, without a socket (for
-// benchmarks and tests of the parse path): it returns one batch.
-func (r *BatchReader) FrameDatagrams(grams [][]byte) metric.Batch {
+// benchmarks and tests of the parse path): it returns one batch, whose lines
+// are copied out of from if they lie there (the datagrams' receive area;
+// nil: they stay where they are).
+func (r *BatchReader) FrameDatagrams(grams [][]byte, from []byte) metric.Batch {
 	lines := 0
 	for _, g := range grams {
 		lines += bytes.Count(g, newline) + 1
 	}
-	return r.frame(grams, lines)
+	return r.frame(grams, lines, from)
 }
 
 func (r *BatchReader) count(c *atomic.Uint64) {

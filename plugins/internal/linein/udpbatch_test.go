@@ -124,7 +124,7 @@ func TestBatchReaderBadLines(t *testing.T) {
 		[]byte("\n"),
 		[]byte("ok.4:+4|g\n"),
 	}
-	b := r.FrameDatagrams(grams)
+	b := r.FrameDatagrams(grams, nil)
 	var got []string
 	for i := range b {
 		got = append(got, string(b[i].Raw()))
@@ -141,30 +141,30 @@ func TestBatchReaderBadLines(t *testing.T) {
 	}
 }
 
-// TestBatchReaderCompacts: small datagrams sit back to back in the chunk, so
-// a chunk holds many calls' worth (no 64 KiB per datagram).
-func TestBatchReaderCompacts(t *testing.T) {
+// TestBatchReaderDetaches: the metrics of a read are copied out of the
+// receive slots (which the next read overwrites): batches keep neither a
+// 64 KiB slot per datagram nor the slots at all, and stay valid.
+func TestBatchReaderDetaches(t *testing.T) {
 	rc, sc := udpPair(t)
 	c, _, _, _ := counters()
 	r := NewBatchReader(rc, 8, statsd.Parse, 1024, c, nil, nil, nil)
 	_ = rc.SetReadDeadline(time.Now().Add(10 * time.Second))
-	var first []byte
 	var batches []metric.Batch
 	for i := range 100 {
-		if _, err := sc.Write([]byte(fmt.Sprintf("m.%d:%d|c", i, i))); err != nil {
+		if _, err := sc.Write([]byte(fmt.Sprintf("m.%d:%d|c\n%s\n", i, i, strings.Repeat("junk", 1000)))); err != nil {
 			t.Fatal(err)
 		}
 		b, _, err := r.Read()
 		if err != nil {
 			t.Fatal(err)
 		}
-		if first == nil {
-			first = r.chunk
+		if metric.Backing(b, r.recv) != 0 {
+			t.Fatal("a batch points into the receive slots")
+		}
+		if len(b) != 1 {
+			t.Fatalf("read %d: %d metrics", i, len(b))
 		}
 		batches = append(batches, b)
-	}
-	if &r.chunk[0] != &first[0] {
-		t.Fatal("100 small datagrams took more than one chunk")
 	}
 	i := 0
 	for _, b := range batches {
@@ -189,7 +189,7 @@ func FuzzBatchReaderFrame(f *testing.F) {
 	f.Fuzz(func(t *testing.T, d1, d2 []byte) {
 		c, _, _, _ := counters()
 		r := NewBatchReader(nil, 2, statsd.Parse, 64, c, nil, nil, nil)
-		b := r.FrameDatagrams([][]byte{d1, d2})
+		b := r.FrameDatagrams([][]byte{d1, d2}, nil)
 		var lines [][]byte
 		for _, d := range [][]byte{d1, d2} {
 			lines = append(lines, bytes.Split(d, []byte{'\n'})...)

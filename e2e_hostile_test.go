@@ -1,0 +1,415 @@
+package main
+
+// Issue #16: the promises hold when someone pushes. Each test reproduces an
+// attack against the built binary on 127.0.0.1 and checks the symptom the
+// old code showed is gone.
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/metricsrouter/router/plugins/plugintest"
+)
+
+// startUnder runs the router binary on cfgFile behind a wrapper command
+// (e.g. prlimit), which must exec it.
+func startUnder(t *testing.T, wrapper []string, cfgFile string) *proc {
+	t.Helper()
+	bin, err := buildRouter()
+	if err != nil {
+		t.Fatal(err)
+	}
+	args := append(append(wrapper[1:], bin), "-config", cfgFile)
+	p := &proc{cmd: exec.Command(wrapper[0], args...), done: make(chan struct{})}
+	stderr, _ := p.cmd.StderrPipe()
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		defer close(p.done)
+		sc := bufio.NewScanner(stderr)
+		sc.Buffer(make([]byte, 64<<10), 1<<20)
+		for sc.Scan() {
+			p.mu.Lock()
+			p.logs = append(p.logs, sc.Text())
+			p.mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		p.cmd.Process.Signal(syscall.SIGTERM)
+		<-p.done
+		p.cmd.Wait()
+		if t.Failed() {
+			p.mu.Lock()
+			t.Logf("router log tail:\n%s", strings.Join(p.logs[max(0, len(p.logs)-30):], "\n"))
+			p.mu.Unlock()
+		}
+	})
+	return p
+}
+
+// alive reports whether the process has not exited.
+func (p *proc) alive() bool {
+	select {
+	case <-p.done:
+		return false
+	default:
+		return p.cmd.Process.Signal(syscall.Signal(0)) == nil
+	}
+}
+
+// currentRSS reads VmRSS of a process (0 once it is gone).
+func currentRSS(pid int) int64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(l, "VmRSS:") {
+			kb, _ := strconv.ParseInt(strings.Fields(l)[1], 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
+}
+
+// TestJunkFloodMemoryBound (item 2): the destination is down and clients
+// send as fast as they can, each valid line followed by a junk line (too
+// long, or malformed). With max_buffered_bytes = 100 MiB the router's peak
+// RSS stays under 256 MiB, as for clean lines (TestMemoryBoundWhileDown),
+// and every line is accounted for. Before, every queued line kept its whole
+// read buffer (up to 256 KiB) alive while the budget counted ~80 bytes:
+// 8,000 queued lines took 2 GB. The senders stop early if RSS passes the
+// bound, so the old code fails the test without eating the machine.
+func TestJunkFloodMemoryBound(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		junk     []byte
+		junkKind string
+	}{
+		{"250 KB lines over max_line_length", bytes.Repeat([]byte("J"), 250_000), "lines_too_long_total"},
+		{"60 KB malformed lines", bytes.Repeat([]byte("J"), 60_000), "parse_errors_total"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			const bound = 256 << 20
+			sink := plugintest.NewLineSink(t)
+			sink.Stop()
+			in, stats := plugintest.FreeAddr(t), plugintest.FreeAddr(t)
+			cfg := filepath.Join(t.TempDir(), "r.toml")
+			os.WriteFile(cfg, []byte(fmt.Sprintf(`
+[agent]
+  stats_addr = %q
+  max_buffered_bytes = 104857600
+  shutdown_timeout = "1s"
+[[inputs.graphite]]
+  listen = %q
+[[outputs.graphite]]
+  id = "cache"
+  address = %q
+  buffer_limit = 100000000
+`, stats, in, sink.Addr)), 0o600)
+			p := startBinary(t, cfg)
+			waitListen(t, in)
+			var chunk []byte
+			for i := 0; i < 64; i++ {
+				chunk = fmt.Appendf(chunk, "flood.metric.path.number.%d %d 1700000000\n", i, i)
+				chunk = append(append(chunk, tc.junk...), '\n')
+			}
+			var sent atomic.Int64
+			var over atomic.Bool
+			stop := time.Now().Add(8 * time.Second)
+			var wg sync.WaitGroup
+			for c := 0; c < 4; c++ {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					conn, err := net.Dial("tcp", in)
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					defer conn.Close()
+					for time.Now().Before(stop) && !over.Load() {
+						if _, err := conn.Write(chunk); err != nil {
+							return
+						}
+						sent.Add(64)
+					}
+				}()
+			}
+			var peakSeen int64
+			done := make(chan struct{})
+			go func() { wg.Wait(); close(done) }()
+			tick := time.NewTicker(50 * time.Millisecond)
+			for running := true; running; {
+				select {
+				case <-done:
+					running = false
+				case <-tick.C:
+					peakSeen = max(peakSeen, currentRSS(p.cmd.Process.Pid))
+					if peakSeen > bound {
+						over.Store(true)
+					}
+				}
+			}
+			tick.Stop()
+			if over.Load() {
+				t.Fatalf("RSS reached %d MiB (bound %d MiB) after %d valid lines", peakSeen>>20, bound>>20, sent.Load())
+			}
+			var received, dropped, queued, junk float64
+			for deadline := time.Now().Add(10 * time.Second); ; {
+				m := scrape(t, stats)
+				received = m[series("received_total", "inputs.graphite", "graphite-1")]
+				dropped = m[series("dropped_total", "outputs.graphite", "cache")]
+				queued = m[series("queued", "outputs.graphite", "cache")]
+				junk = m[series(tc.junkKind, "inputs.graphite", "graphite-1")]
+				if received == dropped+queued || time.Now().After(deadline) {
+					break
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+			peak := peakRSS(t, p.cmd.Process.Pid)
+			t.Logf("destination down, %d valid lines sent (each + %d junk bytes): %.0f received, %.0f dropped (counted), %.0f queued, %.0f junk lines counted, peak RSS %d MiB",
+				sent.Load(), len(tc.junk), received, dropped, queued, junk, peak>>20)
+			if received != dropped+queued {
+				t.Errorf("received %v != dropped %v + queued %v", received, dropped, queued)
+			}
+			// a connection may have been cut inside its last junk line
+			if received == 0 || junk < received-4 {
+				t.Errorf("received %v valid lines but counted %v junk lines", received, junk)
+			}
+			if peak > bound {
+				t.Fatalf("peak RSS %d MiB over %d MiB", peak>>20, bound>>20)
+			}
+		})
+	}
+}
+
+// TestIdleConnectionsCannotLockOut (item 7): 10,000 idle connections from
+// one address, the default max_connections, used to refuse every other
+// sender for the 10 minutes of idle_timeout. Now a new sender sheds the
+// connection idle longest (and one address may hold at most
+// max_connections_per_ip, 1000 by default).
+func TestIdleConnectionsCannotLockOut(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		perIP  string // max_connections_per_ip line, "" = the default
+		from   string // the new sender's source address
+		opened int    // idle connections open at the end
+	}{
+		{"per-address limit, another address", "", "127.0.0.2", 1000},
+		{"no per-address limit, same address", "max_connections_per_ip = 0", "127.0.0.1", 10_000},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			sink := plugintest.NewLineSink(t)
+			in, stats := plugintest.FreeAddr(t), plugintest.FreeAddr(t)
+			cfg := filepath.Join(t.TempDir(), "r.toml")
+			os.WriteFile(cfg, []byte(fmt.Sprintf(`
+[agent]
+  stats_addr = %q
+[[inputs.graphite]]
+  listen = %q
+  %s
+[[outputs.graphite]]
+  id = "sink"
+  address = %q
+`, stats, in, tc.perIP, sink.Addr)), 0o600)
+			startBinary(t, cfg)
+			waitListen(t, in)
+			var idle []net.Conn
+			defer func() {
+				for _, c := range idle {
+					c.Close()
+				}
+			}()
+			for i := 0; i < 10_000; i++ {
+				c, err := net.Dial("tcp", in)
+				if err != nil {
+					t.Fatalf("idle connection %d: %v", i, err)
+				}
+				idle = append(idle, c)
+			}
+			// every connection was accepted (and maybe shed later) or refused;
+			// waitListen's probe was one more
+			for deadline := time.Now().Add(30 * time.Second); ; {
+				m := scrape(t, stats)
+				got := m[series("connections_total", "inputs.graphite", "graphite-1")] + m[series("connections_rejected_total", "inputs.graphite", "graphite-1")]
+				if got == 10_001 {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("accepted + refused = %v, want 10001", got)
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+			if a := scrape(t, stats)[series("connections_active", "inputs.graphite", "graphite-1")]; a > float64(tc.opened) {
+				t.Fatalf("connections_active = %v, over %d", a, tc.opened)
+			}
+			time.Sleep(1100 * time.Millisecond) // idle for the 1 s a connection must be idle to be shed
+			d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(tc.from)}, Timeout: 5 * time.Second}
+			c, err := d.Dial("tcp", in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			io.WriteString(c, "new.sender 1 1700000000\n")
+			c.Close()
+			if !sink.WaitLen(1, 10*time.Second) {
+				m := scrape(t, stats)
+				t.Fatalf("the new sender was locked out: sink got %d, rejected %v", sink.Len(),
+					m[series("connections_rejected_total", "inputs.graphite", "graphite-1")])
+			}
+			m := scrape(t, stats)
+			shed := m[series("connections_shed_total", "inputs.graphite", "graphite-1")]
+			t.Logf("10,000 idle connections (%s): new sender from %s served; shed %v, rejected %v", tc.name, tc.from, shed,
+				m[series("connections_rejected_total", "inputs.graphite", "graphite-1")])
+			if tc.from == "127.0.0.1" && shed < 1 {
+				t.Errorf("connections_shed_total = %v", shed)
+			}
+		})
+	}
+}
+
+// TestDescriptorExhaustion (item 1): under prlimit --nofile=256, idle
+// connections to inputs.http_json (or to inputs.graphite) take every file
+// descriptor. accept then fails with EMFILE; that used to end the input's
+// Run, and the agent shut every input down (exit 1). Now accepts are retried
+// with backoff and counted (accept_errors_total), the process stays up, a
+// request that arrives meanwhile is served once descriptors free up, and
+// afterwards every input serves again.
+func TestDescriptorExhaustion(t *testing.T) {
+	for _, via := range []string{"http_json", "graphite"} {
+		t.Run("idle connections to "+via, func(t *testing.T) {
+			sink := plugintest.NewLineSink(t)
+			gIn, sIn, hIn, bIn, stats := plugintest.FreeAddr(t), plugintest.FreeAddr(t), plugintest.FreeAddr(t), plugintest.FreeAddr(t), plugintest.FreeAddr(t)
+			cfg := filepath.Join(t.TempDir(), "r.toml")
+			os.WriteFile(cfg, []byte(fmt.Sprintf(`
+[agent]
+  stats_addr = %q
+[[inputs.graphite]]
+  listen = %q
+  max_connections_per_ip = 0
+[[inputs.statsd]]
+  listen = %q
+[[inputs.http_json]]
+  listen = %q
+[[inputs.https_batch]]
+  listen = %q
+  [inputs.https_batch.keystore]
+    type = "static"
+    keys = { team = "0123456789abcdef0123456789abcdef" }
+[[outputs.graphite]]
+  id = "sink"
+  address = %q
+`, stats, gIn, sIn, hIn, bIn, sink.Addr)), 0o600)
+			p := startUnder(t, []string{"prlimit", "--nofile=256:256", "--"}, cfg)
+			waitListen(t, gIn)
+			waitListen(t, hIn)
+			waitListen(t, bIn)
+			target := hIn
+			if via == "graphite" {
+				target = gIn
+			}
+			var hog []net.Conn
+			closeHog := func() {
+				for _, c := range hog {
+					c.Close()
+				}
+				hog = nil
+			}
+			defer closeHog()
+			for i := 0; i < 400; i++ {
+				c, err := net.DialTimeout("tcp", target, 2*time.Second)
+				if err != nil {
+					break // the listen backlog is full too
+				}
+				hog = append(hog, c)
+			}
+			// an ordinary request while no descriptor is left
+			posted := make(chan error, 1)
+			go func() {
+				cl := &http.Client{Timeout: 30 * time.Second}
+				resp, err := cl.Post("http://"+hIn+"/count/during.exhaustion", "application/x-www-form-urlencoded", strings.NewReader("value=1"))
+				if err == nil {
+					resp.Body.Close()
+					if resp.StatusCode != 200 {
+						err = fmt.Errorf("status %d", resp.StatusCode)
+					}
+				}
+				posted <- err
+			}()
+			// the router sees EMFILE for a while and must stay up
+			deadline := time.Now().Add(3 * time.Second)
+			for time.Now().Before(deadline) {
+				if !p.alive() {
+					t.Fatalf("the router exited while out of descriptors")
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+			if p.count("accept failed") == 0 {
+				t.Fatalf("no accept failure logged: the descriptors were not exhausted (%d connections)", len(hog))
+			}
+			hogged := len(hog)
+			closeHog()
+			if err := <-posted; err != nil {
+				t.Fatalf("a request made during the exhaustion: %v", err)
+			}
+			// every input serves
+			c, err := net.Dial("tcp", gIn)
+			if err != nil {
+				t.Fatal(err)
+			}
+			io.WriteString(c, "after.graphite 1 1700000000\n")
+			c.Close()
+			u, err := net.Dial("udp", sIn)
+			if err != nil {
+				t.Fatal(err)
+			}
+			u.Write([]byte("after.statsd:1|c"))
+			u.Close()
+			resp, err := http.Post("http://"+hIn+"/count/after.http_json", "application/x-www-form-urlencoded", strings.NewReader("value=1"))
+			if err != nil || resp.StatusCode != 200 {
+				t.Fatalf("http_json after: %v %v", resp, err)
+			}
+			resp.Body.Close()
+			req, _ := http.NewRequest("POST", "http://"+bIn+"/ingest", strings.NewReader("after.https_batch 1 1700000000\n"))
+			req.Header.Set("X-Polymur-Key", "0123456789abcdef0123456789abcdef")
+			resp, err = http.DefaultClient.Do(req)
+			if err != nil || resp.StatusCode != 200 {
+				t.Fatalf("https_batch after: %v %v", resp, err)
+			}
+			resp.Body.Close()
+			if !sink.WaitLen(5, 20*time.Second) {
+				t.Fatalf("sink got %q", sink.Lines())
+			}
+			names := map[string]bool{}
+			for _, l := range sink.Lines() {
+				names[strings.Fields(l)[0]] = true
+			}
+			for _, n := range []string{"during.exhaustion", "after.graphite", "after.statsd", "after.http_json", "after.https_batch"} {
+				if !names[n] {
+					t.Errorf("%s missing: sink got %q", n, sink.Lines())
+				}
+			}
+			m := scrape(t, stats)
+			errs := m[series("accept_errors_total", "inputs."+via, via+"-1")]
+			t.Logf("nofile 256, %d idle connections to %s: accept_errors_total %v, process up, every input served after", hogged, via, errs)
+			if errs == 0 {
+				t.Errorf("accept_errors_total of inputs.%s = 0", via)
+			}
+		})
+	}
+}
