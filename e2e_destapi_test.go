@@ -118,9 +118,16 @@ func TestDestinationAPI(t *testing.T) {
 	}
 	wave("two", []string{spec("a"), spec("b"), spec("c")})
 	waitTotal(40000)
-	// the HTTP equivalent removes a
+	// stats_addr only reads
 	req, _ := http.NewRequest("DELETE", "http://"+stats+"/api/destinations/"+spec("a"), nil)
 	resp, err := http.DefaultClient.Do(req)
+	if err != nil || resp.StatusCode != http.StatusMethodNotAllowed {
+		t.Fatalf("DELETE on stats_addr: %v %v", err, resp)
+	}
+	resp.Body.Close()
+	// the HTTP equivalent on api_addr removes a
+	req, _ = http.NewRequest("DELETE", "http://"+api+"/api/destinations/"+spec("a"), nil)
+	resp, err = http.DefaultClient.Do(req)
 	if err != nil || resp.StatusCode != 204 {
 		t.Fatalf("DELETE: %v %v", err, resp)
 	}

@@ -413,3 +413,199 @@ func TestDescriptorExhaustion(t *testing.T) {
 		})
 	}
 }
+
+// httpDo sends one request with the given headers and returns its status.
+func httpDo(t *testing.T, method, url string, hdr map[string]string) int {
+	t.Helper()
+	req, err := http.NewRequest(method, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range hdr {
+		if k == "Host" {
+			req.Host = v
+			continue
+		}
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, url, err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// lineCommand sends lines on one connection and returns the whole answer.
+func lineCommand(t *testing.T, addr string, lines ...string) string {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	io.WriteString(c, strings.Join(lines, "\n")+"\n")
+	if tc, ok := c.(*net.TCPConn); ok {
+		tc.CloseWrite()
+	}
+	b, _ := io.ReadAll(c)
+	return string(b)
+}
+
+// TestStatsAddrCannotReroute (item 3): with the packaged router.toml
+// (stats_addr on, api_addr off), an attacker who can reach stats_addr used
+// to add a destination of theirs and delete both caches (204 each), after
+// which every metric went to them. stats_addr now only reads: the changes
+// are refused, whatever the Host or Origin, and every metric still reaches
+// the caches.
+func TestStatsAddrCannotReroute(t *testing.T) {
+	cacheA, cacheB, evil := plugintest.NewLineSink(t), plugintest.NewLineSink(t), plugintest.NewLineSink(t)
+	in, stats := plugintest.FreeAddr(t), plugintest.FreeAddr(t)
+	t.Setenv("CARBON_A", cacheA.Addr+":a")
+	t.Setenv("CARBON_B", cacheB.Addr+":b")
+	t.Setenv("GRAPHITE_LISTEN", in)
+	t.Setenv("ROUTER_STATS_ADDR", stats)
+	startBinary(t, "packaging/router.toml")
+	waitListen(t, in)
+	base := "http://" + stats + "/api/destinations/"
+	for _, hdr := range []map[string]string{
+		nil,
+		{"Host": "attacker.example:8080", "Origin": "http://attacker.example:8080"},
+	} {
+		for _, req := range []struct{ method, dest string }{
+			{"PUT", evil.Addr + ":evil"},
+			{"DELETE", cacheA.Addr + ":a"},
+			{"DELETE", cacheB.Addr + ":b"},
+		} {
+			if code := httpDo(t, req.method, base+req.dest, hdr); code != http.StatusMethodNotAllowed {
+				t.Fatalf("%s %s on stats_addr: %d, want 405", req.method, req.dest, code)
+			}
+		}
+	}
+	lines := graphiteLines("reroute.attempt", 0, 100_000)
+	sendLines(t, in, lines, 4)
+	deadline := time.Now().Add(30 * time.Second)
+	for cacheA.Len()+cacheB.Len() < len(lines) && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if got := cacheA.Len() + cacheB.Len(); got != len(lines) || evil.Len() != 0 {
+		t.Fatalf("caches got %d of %d, the attacker %d", got, len(lines), evil.Len())
+	}
+	t.Logf("PUT/DELETE on stats_addr refused (405); %d of %d metrics reached the caches, 0 the attacker", cacheA.Len()+cacheB.Len(), len(lines))
+}
+
+// TestControlEndpointsNeedToken (item 3): on api_addr with an api_token,
+// a change needs the token (HTTP Bearer, or "auth TOKEN" before a line
+// command), names this host in Host (DNS rebinding) and is not cross-site;
+// management_addr's "health down" needs the token too. Every refusal is
+// counted.
+func TestControlEndpointsNeedToken(t *testing.T) {
+	a, b, evil := plugintest.NewLineSink(t), plugintest.NewLineSink(t), plugintest.NewLineSink(t)
+	in, stats, api, mgmt := plugintest.FreeAddr(t), plugintest.FreeAddr(t), plugintest.FreeAddr(t), plugintest.FreeAddr(t)
+	tokenFile := filepath.Join(t.TempDir(), "token")
+	os.WriteFile(tokenFile, []byte("s3cret-token\n"), 0o600)
+	startRouter(t, fmt.Sprintf(`
+[agent]
+  stats_addr = %q
+  api_addr = %q
+  management_addr = %q
+  api_token_file = %q
+  api_allowed_hosts = ["router.internal"]
+[[inputs.graphite]]
+  listen = %q
+[[outputs.consistent_hash]]
+  id = "caches"
+  hash = "carbon_ch"
+  protocol = "graphite"
+  destinations = ["%s:a", "%s:b"]
+`, stats, api, mgmt, tokenFile, in, a.Addr, b.Addr))
+	waitListen(t, in)
+	waitListen(t, api)
+	url := "http://" + api + "/api/destinations/" + evil.Addr + ":evil"
+	good := "Bearer s3cret-token"
+	for _, tc := range []struct {
+		name string
+		hdr  map[string]string
+		want int
+	}{
+		{"no token", nil, 401},
+		{"wrong token", map[string]string{"Authorization": "Bearer guess"}, 401},
+		{"token of another scheme", map[string]string{"Authorization": "Basic czNjcmV0LXRva2Vu"}, 401},
+		{"foreign Host (DNS rebinding)", map[string]string{"Authorization": good, "Host": "attacker.example"}, 403},
+		{"cross-site Origin", map[string]string{"Authorization": good, "Origin": "http://attacker.example"}, 403},
+		{"Sec-Fetch-Site cross-site", map[string]string{"Authorization": good, "Sec-Fetch-Site": "cross-site"}, 403},
+	} {
+		if code := httpDo(t, "PUT", url, tc.hdr); code != tc.want {
+			t.Errorf("%s: %d, want %d", tc.name, code, tc.want)
+		}
+	}
+	if got := lineCommand(t, api, "putdest "+evil.Addr+":evil"); !strings.HasPrefix(got, "error: a token is required") {
+		t.Errorf("line command without auth: %q", got)
+	}
+	if got := lineCommand(t, api, "auth guess", "putdest "+evil.Addr+":evil"); !strings.HasPrefix(got, "error: bad token") {
+		t.Errorf("line command with a bad token: %q", got)
+	}
+	if got := lineCommand(t, mgmt, "health down", "health"); !strings.Contains(got, "ERROR a token is required") || !strings.Contains(got, "health: up") {
+		t.Errorf("management health down without auth: %q", got)
+	}
+	// nothing changed: all to a and b
+	lines := graphiteLines("token.before", 0, 2000)
+	sendLines(t, in, lines, 1)
+	if !waitSinks(func() int { return a.Len() + b.Len() }, len(lines)) || evil.Len() != 0 {
+		t.Fatalf("caches %d, attacker %d", a.Len()+b.Len(), evil.Len())
+	}
+	m := scrape(t, stats)
+	if refused := m[series("control_refused_total", "agent", "agent")]; refused != 9 {
+		t.Errorf("control_refused_total = %v, want 9", refused)
+	}
+	// with the token, from an allowed name, the operator's changes work
+	if code := httpDo(t, "PUT", url, map[string]string{"Authorization": good, "Host": "router.internal"}); code != 204 {
+		t.Fatalf("PUT with the token: %d", code)
+	}
+	if got := lineCommand(t, api, "auth s3cret-token", "deldest "+evil.Addr+":evil"); !strings.HasPrefix(got, "Deregistered destination") {
+		t.Fatalf("deldest with the token: %q", got)
+	}
+	if got := lineCommand(t, mgmt, "auth s3cret-token", "health down", "health"); !strings.Contains(got, "health: down") {
+		t.Fatalf("health down with the token: %q", got)
+	}
+	if code := httpDo(t, "GET", "http://"+stats+"/healthz", nil); code != 503 {
+		t.Fatalf("/healthz after health down: %d", code)
+	}
+}
+
+// TestAPIAddrWithoutTokenStillChecksHost: without a token api_addr serves
+// changes (as Polymur's did), but not to a page of another site.
+func TestAPIAddrWithoutTokenStillChecksHost(t *testing.T) {
+	a, evil := plugintest.NewLineSink(t), plugintest.NewLineSink(t)
+	in, api := plugintest.FreeAddr(t), plugintest.FreeAddr(t)
+	startRouter(t, fmt.Sprintf(`
+[agent]
+  api_addr = %q
+[[inputs.graphite]]
+  listen = %q
+[[outputs.broadcast]]
+  protocol = "graphite"
+  destinations = [%q]
+`, api, in, a.Addr))
+	waitListen(t, api)
+	url := "http://" + api + "/api/destinations/" + evil.Addr
+	if code := httpDo(t, "PUT", url, map[string]string{"Host": "rebind.attacker.example:80"}); code != 403 {
+		t.Fatalf("foreign Host: %d, want 403", code)
+	}
+	if code := httpDo(t, "PUT", url, map[string]string{"Origin": "https://attacker.example"}); code != 403 {
+		t.Fatalf("cross-site: %d, want 403", code)
+	}
+	if code := httpDo(t, "PUT", url, nil); code != 204 {
+		t.Fatalf("same host: %d, want 204", code)
+	}
+}
+
+func waitSinks(total func() int, n int) bool {
+	deadline := time.Now().Add(20 * time.Second)
+	for total() < n && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	return total() == n
+}

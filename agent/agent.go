@@ -50,6 +50,7 @@ type Agent struct {
 
 	reg      *registry.Registry
 	inTimes  inputTimes
+	ctl      *control // checks control requests; set by RunWatch
 	reloadCh chan struct{}
 	applyMu  sync.Mutex  // one reload or destination change at a time
 	running  atomic.Bool // runners and inputs are up: changes may start more
@@ -435,6 +436,12 @@ func (a *Agent) Run(ctx context.Context) error { return a.RunWatch(ctx, 0) }
 func (a *Agent) RunWatch(ctx context.Context, watch time.Duration) error {
 	a.started = time.Now()
 	cfg := a.config()
+	ctl, err := newControl(cfg.Agent, a.stats.forInstance("agent", "agent").Counter("control_refused_total",
+		"Requests to api_addr or management_addr refused: no or bad token, foreign Host, cross-site."), a.log)
+	if err != nil {
+		return err
+	}
+	a.ctl = ctl
 	if addr := cfg.Agent.ManagementAddr; addr != "" {
 		ms, err := startManagement(addr, a)
 		if err != nil {
@@ -444,14 +451,14 @@ func (a *Agent) RunWatch(ctx context.Context, watch time.Duration) error {
 	}
 	dapi := newDestAPI(a)
 	if addr := cfg.Agent.APIAddr; addr != "" {
-		ds, err := startDestAPI(addr, dapi, a.log)
+		ds, err := startAPI(addr, dapi, a.ctl, a.log)
 		if err != nil {
 			return err
 		}
 		defer ds.close()
 	}
 	if addr := cfg.Agent.StatsAddr; addr != "" {
-		ss, err := startStatsServer(addr, a.stats, a.healthy, cfg.Agent.Pprof, dapi.handleHTTP, a.log)
+		ss, err := startStatsServer(addr, a.stats, a.healthy, cfg.Agent.Pprof, dapi.handleReadOnly, a.log)
 		if err != nil {
 			return err
 		}
@@ -590,7 +597,7 @@ func (a *Agent) reload() {
 		a.log.Error().Err(err).Msg("reload refused: the running configuration stays")
 		return
 	}
-	if cfg.Agent != old.Agent {
+	if !reflect.DeepEqual(cfg.Agent, old.Agent) {
 		a.log.Warn().Msg("reload: [agent] settings take effect only at restart")
 	}
 	a.applyMu.Lock()

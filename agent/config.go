@@ -39,8 +39,17 @@ type agentConfig struct {
 	// runstats_addr: Polymur's statistics port ("stats" -> JSON); "" disables.
 	RunstatsAddr string `toml:"runstats_addr"`
 	// api_addr: Polymur's runtime destination API (getdest, putdest,
-	// deldest); "" disables. The HTTP equivalent is on stats_addr.
+	// deldest) and its HTTP equivalent (/api/destinations); "" disables.
 	APIAddr string `toml:"api_addr"`
+	// api_token, api_token_file: the token every request to api_addr
+	// needs (HTTP: "Authorization: Bearer TOKEN"; line commands: a first
+	// line "auth TOKEN"), as do management_addr's "health up|down"; "" =
+	// none. The file's first line is the token.
+	APIToken     string `toml:"api_token"`
+	APITokenFile string `toml:"api_token_file"`
+	// api_allowed_hosts: host names HTTP requests to api_addr may carry in
+	// Host besides IP addresses and localhost (DNS rebinding guard).
+	APIAllowedHosts []string `toml:"api_allowed_hosts"`
 	// pprof: also serve Go's /debug/pprof/ on stats_addr (for profiling; off by default).
 	Pprof bool `toml:"pprof"`
 }
@@ -305,6 +314,14 @@ func (l *loader) checkAgent(a *agentConfig) error {
 	}
 	if a.ShutdownTimeout == 0 {
 		a.ShutdownTimeout = registry.Duration(defShutdownTimeout)
+	}
+	if a.APIToken != "" && a.APITokenFile != "" {
+		return &configError{file: l.file, line: l.keyLine([]string{"agent"}, "api_token_file"), table: "[agent]",
+			msg: "api_token and api_token_file: set one, not both"}
+	}
+	if (a.APIToken != "" || a.APITokenFile != "") && a.APIAddr == "" && a.ManagementAddr == "" {
+		return &configError{file: l.file, line: l.keyLine([]string{"agent"}, "api_token"), table: "[agent]",
+			msg: "api_token protects api_addr and management_addr: set one of them, or remove the token"}
 	}
 	return nil
 }

@@ -1,19 +1,14 @@
 package agent
 
 import (
-	"bufio"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"net"
 	"net/http"
 	"slices"
 	"strings"
 	"sync"
 	"time"
-
-	"github.com/rs/zerolog"
 )
 
 // The runtime destination API of Polymur's gateway ([agent] api_addr): one
@@ -26,9 +21,10 @@ import (
 // id may be left out when the configuration has one distributor. A change
 // has the effect of editing the file and reloading (ring rebuilt
 // atomically, queues of the other destinations kept) and lasts until the
-// next reload. The same is served over HTTP on stats_addr:
+// next reload. The same is served over HTTP on api_addr (control.go):
 // GET /api/destinations[?output=id], PUT and DELETE
-// /api/destinations/<ip:port[:inst]>[?output=id].
+// /api/destinations/<ip:port[:inst]>[?output=id]. stats_addr serves the GET
+// only. Every change is logged with the client's address.
 
 type destAPI struct {
 	a          *Agent
@@ -100,7 +96,7 @@ func (d *destAPI) get(id string) (destState, error) {
 	return st, nil
 }
 
-func (d *destAPI) change(id, dest string, add bool) error {
+func (d *destAPI) change(id, dest string, add bool, remote string) error {
 	if _, _, _, err := ParseDestination(dest); err != nil {
 		return err
 	}
@@ -126,6 +122,11 @@ func (d *destAPI) change(id, dest string, add bool) error {
 	if err := d.a.SetDestinations(id, dests); err != nil {
 		return err
 	}
+	verb := "destination removed"
+	if add {
+		verb = "destination added"
+	}
+	d.a.log.Info().Str("id", id).Str("addr", dest).Str("remote", remote).Msg(verb)
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.registered[id] == nil {
@@ -139,8 +140,8 @@ func (d *destAPI) change(id, dest string, add bool) error {
 	return nil
 }
 
-// command answers one line of the TCP API.
-func (d *destAPI) command(line string) string {
+// command answers one line of the TCP API from remote.
+func (d *destAPI) command(line, remote string) string {
 	f := strings.Fields(line)
 	if len(f) == 0 {
 		return "Not a command: \n"
@@ -164,7 +165,7 @@ func (d *destAPI) command(line string) string {
 		if len(f) < 2 {
 			return "error: " + f[0] + " needs ip:port[:instance]\n"
 		}
-		if err := d.change(id, f[1], f[0] == "putdest"); err != nil {
+		if err := d.change(id, f[1], f[0] == "putdest", remote); err != nil {
 			return "error: " + err.Error() + "\n"
 		}
 		if f[0] == "putdest" {
@@ -175,18 +176,18 @@ func (d *destAPI) command(line string) string {
 	return "Not a command: " + f[0] + "\n"
 }
 
-func startDestAPI(addr string, d *destAPI, log zerolog.Logger) (*tcpService, error) {
-	return startTCPService(addr, "api_addr", 64, func(c net.Conn) {
-		_ = c.SetDeadline(time.Now().Add(30 * time.Second))
-		line, err := bufio.NewReaderSize(c, 1024).ReadString('\n')
-		if err != nil && line == "" {
-			return
-		}
-		io.WriteString(c, d.command(line))
-	}, log)
+// handleReadOnly serves GET /api/destinations on the stats server, and
+// refuses changes (they are api_addr's).
+func (d *destAPI) handleReadOnly(w http.ResponseWriter, r *http.Request) {
+	if r.Method == http.MethodGet || r.Method == http.MethodHead {
+		d.handleHTTP(w, r)
+		return
+	}
+	w.Header().Set("Allow", "GET, HEAD")
+	http.Error(w, errReadOnly.Error(), http.StatusMethodNotAllowed)
 }
 
-// handleHTTP serves /api/destinations on the stats server.
+// handleHTTP serves /api/destinations on api_addr (after control's checks).
 func (d *destAPI) handleHTTP(w http.ResponseWriter, r *http.Request) {
 	id := r.URL.Query().Get("output")
 	dest := strings.TrimPrefix(strings.TrimPrefix(r.URL.Path, "/api/destinations"), "/")
@@ -200,9 +201,9 @@ func (d *destAPI) handleHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	case r.Method == http.MethodPut && dest != "":
-		err = d.change(id, dest, true)
+		err = d.change(id, dest, true, r.RemoteAddr)
 	case r.Method == http.MethodDelete && dest != "":
-		err = d.change(id, dest, false)
+		err = d.change(id, dest, false, r.RemoteAddr)
 	default:
 		http.Error(w, "GET /api/destinations, PUT or DELETE /api/destinations/<ip:port[:instance]>", http.StatusMethodNotAllowed)
 		return

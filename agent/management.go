@@ -29,6 +29,7 @@ func startManagement(addr string, a *Agent) (*tcpService, error) {
 func (a *Agent) serveManagement(c net.Conn) {
 	r := bufio.NewReaderSize(c, mgmtMaxLine)
 	w := bufio.NewWriter(c)
+	authed := false
 	for {
 		_ = c.SetReadDeadline(time.Now().Add(mgmtIdle))
 		line, err := r.ReadSlice('\n')
@@ -44,7 +45,7 @@ func (a *Agent) serveManagement(c net.Conn) {
 			}
 			continue
 		}
-		if !a.managementCommand(cmd, w) {
+		if !a.managementCommand(cmd, w, &authed, c.RemoteAddr().String()) {
 			w.Flush()
 			return
 		}
@@ -56,7 +57,9 @@ func (a *Agent) serveManagement(c net.Conn) {
 }
 
 // managementCommand answers one command; false means close the connection.
-func (a *Agent) managementCommand(cmd string, w io.Writer) bool {
+// With an api_token, "health up|down" (which moves load balancers' traffic)
+// needs "auth TOKEN" first on the connection; *authed remembers it.
+func (a *Agent) managementCommand(cmd string, w io.Writer, authed *bool, remote string) bool {
 	f := strings.Fields(cmd)
 	a.mu.Lock()
 	runners, inputs, cfg := a.runners, a.inputs, a.cfg
@@ -65,11 +68,26 @@ func (a *Agent) managementCommand(cmd string, w io.Writer) bool {
 	case "ping":
 		fmt.Fprintln(w, "pong")
 	case "help":
-		fmt.Fprintln(w, "Commands: config, health, status, quit, ping, stats, memstats")
+		fmt.Fprintln(w, "Commands: config, health, status, quit, ping, stats, memstats, auth")
 	case "quit":
 		return false
+	case "auth":
+		if len(f) != 2 || a.ctl == nil || !a.ctl.tokenOK(f[1]) {
+			if a.ctl != nil {
+				a.ctl.refuse(remote, "bad token")
+			}
+			fmt.Fprintln(w, "ERROR bad token")
+			return false
+		}
+		*authed = true
+		fmt.Fprintln(w, "OK")
 	case "health":
 		if len(f) > 1 {
+			if a.ctl != nil && a.ctl.hasToken && !*authed {
+				a.ctl.refuse(remote, "no token")
+				fmt.Fprintln(w, "ERROR a token is required: send \"auth TOKEN\" first")
+				return true
+			}
 			switch strings.ToLower(f[1]) {
 			case "up":
 				a.draining.Store(false)
