@@ -88,10 +88,12 @@ func currentRSS(pid int) int64 {
 }
 
 // TestJunkFloodMemoryBound (item 2): the destination is down and clients
-// send as fast as they can, each valid line followed by a junk line (too
-// long, or malformed). With max_buffered_bytes = 100 MiB the router's peak
-// RSS stays under 256 MiB, as for clean lines (TestMemoryBoundWhileDown),
-// and every line is accounted for. Before, every queued line kept its whole
+// send as fast as they can, every 8 valid lines followed by a junk line
+// (too long, or malformed). With max_buffered_bytes = 16 MiB the queue fills
+// and drops (counted), and the router's peak RSS stays within the
+// documented bound, 1.5 x max_buffered_bytes + 64 MiB (the soft memory
+// limit the router sets) + 64 MiB (runtime, binary, read buffers), and
+// every line is accounted for. Before, every queued line kept its whole
 // read buffer (up to 256 KiB) alive while the budget counted ~80 bytes:
 // 8,000 queued lines took 2 GB. The senders stop early if RSS passes the
 // bound, so the old code fails the test without eating the machine.
@@ -105,7 +107,8 @@ func TestJunkFloodMemoryBound(t *testing.T) {
 		{"60 KB malformed lines", bytes.Repeat([]byte("J"), 60_000), "parse_errors_total"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			const bound = 256 << 20
+			const maxBuffered = 16 << 20
+			const bound = maxBuffered*3/2 + 64<<20 + 64<<20
 			sink := plugintest.NewLineSink(t)
 			sink.Stop()
 			in, stats := plugintest.FreeAddr(t), plugintest.FreeAddr(t)
@@ -113,7 +116,7 @@ func TestJunkFloodMemoryBound(t *testing.T) {
 			os.WriteFile(cfg, []byte(fmt.Sprintf(`
 [agent]
   stats_addr = %q
-  max_buffered_bytes = 104857600
+  max_buffered_bytes = %d
   shutdown_timeout = "1s"
 [[inputs.graphite]]
   listen = %q
@@ -121,13 +124,15 @@ func TestJunkFloodMemoryBound(t *testing.T) {
   id = "cache"
   address = %q
   buffer_limit = 100000000
-`, stats, in, sink.Addr)), 0o600)
+`, stats, maxBuffered, in, sink.Addr)), 0o600)
 			p := startBinary(t, cfg)
 			waitListen(t, in)
 			var chunk []byte
 			for i := 0; i < 64; i++ {
 				chunk = fmt.Appendf(chunk, "flood.metric.path.number.%d %d 1700000000\n", i, i)
-				chunk = append(append(chunk, tc.junk...), '\n')
+				if i%8 == 7 {
+					chunk = append(append(chunk, tc.junk...), '\n')
+				}
 			}
 			var sent atomic.Int64
 			var over atomic.Bool
@@ -183,13 +188,16 @@ func TestJunkFloodMemoryBound(t *testing.T) {
 				time.Sleep(50 * time.Millisecond)
 			}
 			peak := peakRSS(t, p.cmd.Process.Pid)
-			t.Logf("destination down, %d valid lines sent (each + %d junk bytes): %.0f received, %.0f dropped (counted), %.0f queued, %.0f junk lines counted, peak RSS %d MiB",
+			t.Logf("destination down, %d valid lines sent (every 8 + %d junk bytes): %.0f received, %.0f dropped (counted), %.0f queued, %.0f junk lines counted, peak RSS %d MiB",
 				sent.Load(), len(tc.junk), received, dropped, queued, junk, peak>>20)
 			if received != dropped+queued {
 				t.Errorf("received %v != dropped %v + queued %v", received, dropped, queued)
 			}
 			// a connection may have been cut inside its last junk line
-			if received == 0 || junk < received-4 {
+			if dropped == 0 {
+				t.Errorf("nothing dropped: the queue never reached max_buffered_bytes")
+			}
+			if received == 0 || junk < received/8-4 {
 				t.Errorf("received %v valid lines but counted %v junk lines", received, junk)
 			}
 			if peak > bound {
