@@ -7,19 +7,20 @@
 // Better than the original: a batch is acknowledged (200 Batch Received)
 // only after it is queued in every output; a queue that stays full answers
 // 503 with Retry-After; bodies are bounded before and after decompression
-// (gzip bombs); a plain (not gzipped) body is accepted too; malformed lines
-// are counted and skipped instead of forwarded.
+// (gzip bombs) and stream into memory as they arrive, within a budget shared
+// by all requests in flight (max_inflight_bytes, see body.go); a plain (not
+// gzipped) body is accepted too; malformed lines are counted and skipped
+// instead of forwarded; a request framed by Transfer-Encoding is refused and
+// its connection closed, so no request can hide behind a body; accept errors
+// (out of descriptors) are retried, never fatal.
 package https_batch
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	_ "embed"
-	"encoding/binary"
 	"errors"
 	"fmt"
-	"io"
 	"log"
 	"net"
 	"net/http"
@@ -29,12 +30,11 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/klauspost/compress/gzip"
 	"github.com/rs/zerolog"
 
-	codec "github.com/metricsrouter/router/plugins/codec/graphite"
 	"github.com/metricsrouter/router/plugins/inputs/https_batch/keystore"
 	"github.com/metricsrouter/router/plugins/metric"
+	"github.com/metricsrouter/router/plugins/netx"
 	"github.com/metricsrouter/router/registry"
 )
 
@@ -45,7 +45,8 @@ func init() {
 	registry.AddInput("https_batch", func() registry.Input {
 		return &Gateway{
 			MaxBodyBytes:         32 << 20,
-			MaxDecompressedBytes: 256 << 20,
+			MaxDecompressedBytes: 32 << 20,
+			MaxInflightBytes:     128 << 20,
 			MaxLineLength:        64 << 10,
 			EnqueueTimeout:       registry.Duration(5 * time.Second),
 			ReadHeaderTimeout:    registry.Duration(10 * time.Second),
@@ -66,6 +67,7 @@ type Gateway struct {
 	TrustedProxies       []string          `toml:"trusted_proxies"`
 	MaxBodyBytes         int64             `toml:"max_body_bytes"`
 	MaxDecompressedBytes int64             `toml:"max_decompressed_bytes"`
+	MaxInflightBytes     int64             `toml:"max_inflight_bytes"`
 	MaxLineLength        int               `toml:"max_line_length"`
 	EnqueueTimeout       registry.Duration `toml:"enqueue_timeout"`
 	ReadHeaderTimeout    registry.Duration `toml:"read_header_timeout"`
@@ -80,6 +82,12 @@ type Gateway struct {
 	log     zerolog.Logger
 	warn    zerolog.Logger // sampled
 	c       counters
+	budget  *netx.Budget // max_inflight_bytes
+	fixed   int64        // what a request reading a body takes first
+	readers sync.Pool    // *bodyReader
+	// listen opens a listening socket (tests inject accept errors).
+	listen   func(ctx context.Context, addr string) (net.Listener, error)
+	inflight atomic.Int64 // requests reading or emitting a batch
 
 	mu    sync.Mutex
 	addrs map[string]net.Addr
@@ -89,6 +97,7 @@ type Gateway struct {
 type counters struct {
 	pings, ingests, batches, lines, invalidKey, malformed, tooLarge, unavailable *atomic.Uint64
 	parseErrors, tooLong, bytesIn, bytesOut                                      *atomic.Uint64
+	busy, badFraming, acceptErrors                                               *atomic.Uint64
 }
 
 // Init validates the configuration and builds the key store (opens nothing).
@@ -132,6 +141,21 @@ func (g *Gateway) Init(env registry.Env) error {
 	if g.MaxBodyBytes <= 0 || g.MaxDecompressedBytes <= 0 || g.MaxLineLength <= 0 {
 		return errors.New("max_body_bytes, max_decompressed_bytes and max_line_length must be positive")
 	}
+	if g.MaxLineLength > maxLineCeil {
+		return fmt.Errorf("max_line_length: at most %d (each request in flight holds twice this)", maxLineCeil)
+	}
+	g.fixed = fixedCost(g.MaxLineLength)
+	if g.MaxInflightBytes != -1 && g.MaxInflightBytes < max(1<<20, 4*g.fixed) {
+		return fmt.Errorf("max_inflight_bytes: at least %d (1 MiB, and 4 requests' fixed cost with this max_line_length), or -1 for no bound",
+			max(1<<20, 4*g.fixed))
+	}
+	g.budget = netx.NewBudget(g.MaxInflightBytes)
+	if g.listen == nil {
+		g.listen = func(ctx context.Context, addr string) (net.Listener, error) {
+			var lc net.ListenConfig
+			return lc.Listen(ctx, "tcp", addr)
+		}
+	}
 	ks, err := keystore.New(g.Keystore, env)
 	if err != nil {
 		return fmt.Errorf("keystore: %w", err)
@@ -139,19 +163,25 @@ func (g *Gateway) Init(env registry.Env) error {
 	g.keys = ks
 	m := env.Metrics
 	g.c = counters{
-		pings:       m.Counter("ping_requests_total", "Requests to /ping."),
-		ingests:     m.Counter("ingest_requests_total", "Requests to /ingest."),
-		batches:     m.Counter("batches_total", "Batches acknowledged (200 Batch Received)."),
-		lines:       m.Counter("lines_total", "Lines in acknowledged batches, malformed ones included."),
-		invalidKey:  m.Counter("invalid_key_total", "Requests refused with 401 invalid key."),
-		malformed:   m.Counter("malformed_total", "Batches refused with 400 Batch Malformed (bad gzip)."),
-		tooLarge:    m.Counter("too_large_total", "Batches refused with 413: over max_body_bytes or max_decompressed_bytes."),
-		unavailable: m.Counter("unavailable_total", "Batches refused with 503: the queue stayed full (the proxy resends)."),
-		parseErrors: m.Counter("parse_errors_total", "Malformed lines, counted and skipped."),
-		tooLong:     m.Counter("lines_too_long_total", "Lines over max_line_length, counted and skipped."),
-		bytesIn:     m.Counter("bytes_received_total", "Request body bytes as received."),
-		bytesOut:    m.Counter("bytes_decompressed_total", "Batch bytes after decompression."),
+		pings:        m.Counter("ping_requests_total", "Requests to /ping."),
+		ingests:      m.Counter("ingest_requests_total", "Requests to /ingest."),
+		batches:      m.Counter("batches_total", "Batches acknowledged (200 Batch Received)."),
+		lines:        m.Counter("lines_total", "Lines in acknowledged batches, malformed ones included."),
+		invalidKey:   m.Counter("invalid_key_total", "Requests refused with 401 invalid key."),
+		malformed:    m.Counter("malformed_total", "Batches refused with 400 Batch Malformed (bad gzip)."),
+		tooLarge:     m.Counter("too_large_total", "Batches refused with 413: over max_body_bytes or max_decompressed_bytes, or alone larger than max_inflight_bytes."),
+		unavailable:  m.Counter("unavailable_total", "Batches refused with 503: the queue stayed full (the proxy resends)."),
+		busy:         m.Counter("inflight_full_total", "Batches refused with 503: requests in flight held max_inflight_bytes (the proxy resends)."),
+		badFraming:   m.Counter("bad_framing_total", "Requests refused with 400 and their connection closed: framed by Transfer-Encoding (only Content-Length is accepted)."),
+		acceptErrors: m.Counter("accept_errors_total", "Failed accepts (out of file descriptors, buffers...), retried with backoff."),
+		parseErrors:  m.Counter("parse_errors_total", "Malformed lines, counted and skipped."),
+		tooLong:      m.Counter("lines_too_long_total", "Lines over max_line_length, counted and skipped."),
+		bytesIn:      m.Counter("bytes_received_total", "Request body bytes as received."),
+		bytesOut:     m.Counter("bytes_decompressed_total", "Batch bytes after decompression."),
 	}
+	m.Gauge("inflight_bytes", "Memory reserved by requests reading or emitting a batch (bounded by max_inflight_bytes).",
+		func() float64 { return float64(g.budget.Used()) })
+	m.Gauge("inflight_requests", "Requests reading or emitting a batch.", func() float64 { return float64(g.inflight.Load()) })
 	g.addrs = map[string]net.Addr{}
 	g.ready = make(chan struct{})
 	return nil
@@ -177,6 +207,9 @@ func (g *Gateway) Run(ctx context.Context, out registry.Emitter) error {
 	if err != nil {
 		return fmt.Errorf("keystore: %w", err)
 	}
+	if g.TLSKey != "" {
+		keystore.WarnLaxFile(g.log, "tls_key", g.TLSKey)
+	}
 	var wg sync.WaitGroup
 	kctx, stopKeys := context.WithCancel(ctx)
 	wg.Add(1)
@@ -195,11 +228,13 @@ func (g *Gateway) Run(ctx context.Context, out registry.Emitter) error {
 	var servers []*http.Server
 	serveErr := make(chan error, 2)
 	start := func(which, addr string, tc *tls.Config) error {
-		var lc net.ListenConfig
-		ln, err := lc.Listen(ctx, "tcp", addr)
+		raw, err := g.listen(ctx, addr)
 		if err != nil {
 			return fmt.Errorf("%s %s: %w", which, addr, err)
 		}
+		// Accept never fails for good: a temporary error (EMFILE, ENOBUFS...)
+		// would otherwise end Serve, and Run with it.
+		var ln net.Listener = netx.Wrap(raw, netx.Config{Errors: g.c.acceptErrors, Log: g.log})
 		g.mu.Lock()
 		g.addrs[which] = ln.Addr()
 		g.mu.Unlock()
@@ -274,10 +309,9 @@ var (
 	bodyMalformed     = []byte("Batch Malformed\n")
 	bodyTooLarge      = []byte("Batch Too Large\n")
 	bodyUnavailable   = []byte("Queue Full, Retry Later\n")
+	bodyBusy          = []byte("Busy, Retry Later\n")
+	bodyBadFraming    = []byte("Bad Request: send Content-Length, not Transfer-Encoding\n")
 	bodyNotFound      = []byte("404 page not found\n")
-	errBodyTooLarge   = errors.New("body too large")
-	errNotGzip        = errors.New("not gzip")
-	gzipMagic         = []byte{0x1f, 0x8b}
 	headerContentType = "text/plain; charset=utf-8"
 )
 
@@ -285,6 +319,9 @@ var (
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	g := h.g
 	w.Header().Set("Content-Type", headerContentType)
+	if !h.checkFraming(w, r) {
+		return
+	}
 	switch r.URL.Path {
 	case "/ping":
 		g.c.pings.Add(1)
@@ -306,7 +343,33 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// checkFraming refuses (400, connection closed) a request framed by
+// Transfer-Encoding. net/http frames a request carrying both
+// Transfer-Encoding and Content-Length by the former, drops the latter and
+// keeps the connection open (RFC 9112 section 6.1 asks to close it), so a
+// handler cannot tell that request smuggling attempt from a plain chunked
+// request; Polymur proxies and outputs.https_batch always send
+// Content-Length, so refusing every Transfer-Encoding costs nothing. An
+// HTTP/1.0 request, whose Transfer-Encoding net/http ignores and hides, gets
+// its answer and the connection closed.
+func (h *handler) checkFraming(w http.ResponseWriter, r *http.Request) bool {
+	if !r.ProtoAtLeast(1, 1) {
+		w.Header().Set("Connection", "close")
+	}
+	if len(r.TransferEncoding) == 0 {
+		return true
+	}
+	h.g.c.badFraming.Add(1)
+	h.g.warn.Warn().Str("remote", h.client(r)).Str("path", r.URL.Path).Strs("transfer_encoding", r.TransferEncoding).
+		Msg("request framed by transfer-encoding refused")
+	w.Header().Set("Connection", "close")
+	w.WriteHeader(http.StatusBadRequest)
+	w.Write(bodyBadFraming)
+	return false
+}
+
 // checkKey answers 401 (and closes the connection) unless the key is valid.
+// It runs before any byte of the body is read.
 func (h *handler) checkKey(w http.ResponseWriter, r *http.Request) (string, bool) {
 	if key := r.Header.Get("X-Polymur-Key"); key != "" {
 		if name, ok := keystore.LookupString(h.g.keys, key); ok {
@@ -358,14 +421,36 @@ func (g *Gateway) isTrusted(a netip.Addr) bool {
 
 func (h *handler) ingest(w http.ResponseWriter, r *http.Request, name string) {
 	g := h.g
-	data, err := h.readBody(w, r)
+	g.inflight.Add(1)
+	defer g.inflight.Add(-1)
+	res := reservation{b: g.budget}
+	defer res.release() // once the batch is queued (or refused)
+	var b metric.Batch
+	var lines int
+	err := errBodyTooLarge
+	if r.ContentLength <= g.MaxBodyBytes {
+		b, lines, err = h.readBatch(r, &res)
+	}
+	if err == nil && g.KeyPrefix && len(b) > 0 {
+		err = h.prefix(b, name, &res)
+	}
 	switch {
 	case errors.Is(err, errBodyTooLarge):
 		g.c.tooLarge.Add(1)
-		g.warn.Warn().Str("remote", h.client(r)).Str("key", name).Msg("batch too large")
+		g.warn.Warn().Str("remote", h.client(r)).Str("key", name).Int64("bytes", r.ContentLength).Msg("batch too large")
 		w.Header().Set("Connection", "close")
 		w.WriteHeader(http.StatusRequestEntityTooLarge)
 		w.Write(bodyTooLarge)
+		return
+	case errors.Is(err, errBusy):
+		g.c.busy.Add(1)
+		g.warn.Warn().Str("remote", h.client(r)).Str("key", name).Int64("bytes", g.budget.Used()).
+			Msg("max_inflight_bytes reached: 503, the proxy will resend")
+		// the rest of the body is not read: close rather than drain it
+		w.Header().Set("Connection", "close")
+		w.Header().Set("Retry-After", "1")
+		w.WriteHeader(http.StatusServiceUnavailable)
+		w.Write(bodyBusy)
 		return
 	case err != nil:
 		g.c.malformed.Add(1)
@@ -374,7 +459,6 @@ func (h *handler) ingest(w http.ResponseWriter, r *http.Request, name string) {
 		w.Write(bodyMalformed)
 		return
 	}
-	b, lines := h.parse(data, name)
 	if len(b) > 0 {
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), g.EnqueueTimeout.D())
 		err = h.out.Emit(ctx, b)
@@ -394,148 +478,23 @@ func (h *handler) ingest(w http.ResponseWriter, r *http.Request, name string) {
 	w.Write(bodyReceived)
 }
 
-// readBody reads the body within max_body_bytes and, if it is gzip (by
-// Content-Encoding or by its magic bytes, since the original proxy sets no
-// header), decompresses it within max_decompressed_bytes.
-func (h *handler) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
-	g := h.g
-	body := http.MaxBytesReader(w, r.Body, g.MaxBodyBytes)
-	raw, err := readAllLimit(body, g.MaxBodyBytes, r.ContentLength)
-	var mbe *http.MaxBytesError
-	if errors.As(err, &mbe) {
-		return nil, errBodyTooLarge
+// prefix puts "<name>." before every path (key_prefix), rendering the
+// metrics into one new arena.
+func (h *handler) prefix(b metric.Batch, name string, res *reservation) error {
+	prefix := make([]byte, 0, len(name)+1)
+	prefix = append(append(prefix, name...), '.')
+	size := 0
+	for i := range b {
+		size += len(prefix) + len(b[i].Line()) + 8
 	}
-	if err != nil {
-		return nil, err
+	if err := res.take(int64(size)); err != nil {
+		return err
 	}
-	g.c.bytesIn.Add(uint64(len(raw)))
-	ce := strings.ToLower(strings.TrimSpace(r.Header.Get("Content-Encoding")))
-	isGzip := bytes.HasPrefix(raw, gzipMagic)
-	if ce == "gzip" && !isGzip {
-		return nil, errNotGzip
+	arena := make([]byte, 0, size)
+	for i := range b {
+		arena = b[i].PrefixPath(arena, prefix)
 	}
-	if !isGzip {
-		g.c.bytesOut.Add(uint64(len(raw)))
-		return raw, nil
-	}
-	data, err := gunzip(raw, g.MaxDecompressedBytes)
-	if err != nil {
-		return nil, err
-	}
-	g.c.bytesOut.Add(uint64(len(data)))
-	return data, nil
-}
-
-// gunzipper is a reusable gzip reader (its decompressor's tables and
-// window are large to allocate and clear per request).
-type gunzipper struct {
-	src bytes.Reader
-	zr  gzip.Reader
-}
-
-var gunzippers sync.Pool
-
-// gunzip decompresses raw (one or more gzip members) within limit bytes.
-// The buffer is sized from the gzip trailer's length field (the last
-// member's uncompressed size modulo 2^32): for the usual one-member body
-// that is exact, so the data is not copied while it grows; it is only a
-// hint, never trusted as a bound.
-func gunzip(raw []byte, limit int64) ([]byte, error) {
-	z, _ := gunzippers.Get().(*gunzipper)
-	if z == nil {
-		z = new(gunzipper)
-	}
-	defer func() {
-		z.src.Reset(nil)
-		gunzippers.Put(z)
-	}()
-	z.src.Reset(raw)
-	if err := z.zr.Reset(&z.src); err != nil {
-		return nil, err
-	}
-	hint := int64(len(raw)) * 8
-	if len(raw) >= 18 {
-		if n := int64(binary.LittleEndian.Uint32(raw[len(raw)-4:])); n > 0 && n <= limit {
-			hint = n
-		}
-	}
-	return readAllLimit(&z.zr, limit, hint)
-}
-
-// readAllLimit reads r up to limit bytes (errBodyTooLarge beyond), growing
-// from a size hint.
-func readAllLimit(r io.Reader, limit, hint int64) ([]byte, error) {
-	if hint <= 0 || hint > limit {
-		hint = min(limit, 64<<10)
-	}
-	buf := make([]byte, 0, hint+1)
-	for {
-		if int64(len(buf)) > limit {
-			return nil, errBodyTooLarge
-		}
-		if len(buf) == cap(buf) {
-			buf = append(buf, 0)[:len(buf)]
-		}
-		n, err := r.Read(buf[len(buf):cap(buf)])
-		buf = buf[:len(buf)+n]
-		if errors.Is(err, io.EOF) {
-			if int64(len(buf)) > limit {
-				return nil, errBodyTooLarge
-			}
-			return buf, nil
-		}
-		if err != nil {
-			return nil, err
-		}
-	}
-}
-
-// parse splits data into lines (a last line without '\n' counts, as in the
-// original) and parses them; with key_prefix every path gets "<name>.".
-func (h *handler) parse(data []byte, name string) (metric.Batch, int) {
-	g := h.g
-	n := bytes.Count(data, []byte{'\n'}) + 1
-	b := make(metric.Batch, 0, n)
-	lines := 0
-	for len(data) > 0 {
-		i := bytes.IndexByte(data, '\n')
-		var line []byte
-		if i < 0 {
-			line, data = data, nil
-		} else {
-			line, data = data[:i:i], data[i+1:]
-		}
-		if len(line) == 0 || (len(line) == 1 && line[0] == '\r') {
-			continue
-		}
-		lines++
-		if len(line) > g.MaxLineLength {
-			g.c.tooLong.Add(1)
-			continue
-		}
-		b = b[:len(b)+1] // within n; Parse sets every field of a metric it accepts
-		if err := codec.Parse(line, &b[len(b)-1]); err != nil {
-			b = b[:len(b)-1]
-			g.c.parseErrors.Add(1)
-			if len(line) > 200 {
-				line = line[:200]
-			}
-			g.warn.Warn().Err(err).Bytes("line", line).Msg("bad line skipped")
-		}
-	}
-	if g.KeyPrefix && len(b) > 0 {
-		prefix := make([]byte, 0, len(name)+1)
-		prefix = append(append(prefix, name...), '.')
-		size := 0
-		for i := range b {
-			size += len(prefix) + len(b[i].Line()) + 8
-		}
-		arena := make([]byte, 0, size)
-		for i := range b {
-			arena = b[i].PrefixPath(arena, prefix)
-		}
-	}
-	return b, lines
+	return nil
 }
 
 var (

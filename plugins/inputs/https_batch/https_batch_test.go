@@ -11,7 +11,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"strings"
 	"sync/atomic"
@@ -316,6 +315,10 @@ func TestInitErrors(t *testing.T) {
 		{func(g *Gateway) { g.TrustedProxies = []string{"nope"} }, "trusted_proxies"},
 		{func(g *Gateway) { g.Keystore.Type = "ldap" }, "keystore"},
 		{func(g *Gateway) { g.MaxBodyBytes = 0 }, "max_body_bytes"},
+		{func(g *Gateway) { g.MaxInflightBytes = 0 }, "max_inflight_bytes"},
+		{func(g *Gateway) { g.MaxInflightBytes = 512 << 10 }, "max_inflight_bytes: at least 1048576"},
+		{func(g *Gateway) { g.MaxLineLength = 1 << 20; g.MaxInflightBytes = 4 << 20 }, "max_inflight_bytes: at least 8716296"},
+		{func(g *Gateway) { g.MaxLineLength = 32 << 20 }, "max_line_length: at most"},
 	} {
 		g := registryNew()
 		g.Listen = ":0"
@@ -401,17 +404,21 @@ func TestHostileBodies(t *testing.T) {
 }
 
 // FuzzIngest: any body, gzip or not, either is refused (400/413) or parsed;
-// never a panic, and never a metric with a line break in it.
+// never a panic, never a metric with a line break in it (key_prefix
+// included), and the metrics are those that framing the whole
+// (decompressed) body at once gives.
 func FuzzIngest(f *testing.F) {
 	f.Add(gz(f, "a.b 1 1700000000\nc.d 2 1700000000"))
 	f.Add([]byte("plain 1 1\n\n\r\nbad line\n"))
 	f.Add(append(gz(f, "x 1 1\n")[:10], 0xff, 0x00))
 	f.Add([]byte{0x1f, 0x8b})
+	f.Add(append(gz(f, "one 1 1\ntw"), gz(f, "o 2 2\n"+strings.Repeat("z", 70)+" 3 3\n")...))
+	const maxLine = 64
 	g := registryNew()
 	g.Listen = "127.0.0.1:0"
 	g.MaxBodyBytes = 1 << 20
 	g.MaxDecompressedBytes = 4 << 20
-	g.KeyPrefix = true
+	g.MaxLineLength = maxLine
 	g.Keystore.Type = "static"
 	g.Keystore.DevMode = true
 	// the test logger must not be used from the fuzz target
@@ -422,24 +429,62 @@ func FuzzIngest(f *testing.F) {
 	h := &handler{g: g}
 	f.Fuzz(func(t *testing.T, body []byte) {
 		r, _ := http.NewRequest("POST", "/ingest", bytes.NewReader(body))
-		w := httptest.NewRecorder()
-		data, err := h.readBody(w, r)
+		res := reservation{b: g.budget}
+		defer res.release()
+		b, lines, err := h.readBatch(r, &res)
 		if err != nil {
 			return
 		}
-		b, _ := h.parse(data, "dev")
 		for i := range b {
 			if bytes.ContainsAny(b[i].Line(), "\n") {
 				t.Fatalf("metric with a line break: %q", b[i].Line())
+			}
+		}
+		data := body
+		if bytes.HasPrefix(body, []byte{0x1f, 0x8b}) {
+			zr, err := gzip.NewReader(bytes.NewReader(body))
+			if err != nil {
+				return
+			}
+			if data, err = io.ReadAll(io.LimitReader(zr, 4<<20)); err != nil {
+				return // the standard library disagrees on what is valid gzip
+			}
+		}
+		want, wantLines, _, _ := reference(data, maxLine)
+		if len(b) != len(want) || lines != wantLines {
+			t.Fatalf("%d metrics of %d lines, want %d of %d", len(b), lines, len(want), wantLines)
+		}
+		for i := range b {
+			if string(b[i].Raw()) != want[i] {
+				t.Fatalf("metric %d: %q, want %q", i, b[i].Raw(), want[i])
+			}
+		}
+		// key_prefix
+		if err := h.prefix(b, "dev", &res); err != nil {
+			t.Fatal(err)
+		}
+		for i := range b {
+			if !bytes.HasPrefix(b[i].Path(), []byte("dev.")) || bytes.ContainsAny(b[i].Line(), "\n") {
+				t.Fatalf("prefixed metric %q", b[i].Line())
 			}
 		}
 	})
 }
 
 // BenchmarkIngestBody: what the gateway does with one Polymur batch of 5000
-// gzipped lines before it emits: read, gunzip, frame and parse (ns per line
-// in "ns/line").
+// gzipped lines before it emits: read, gunzip, frame, copy into the batch's
+// arena and parse (ns per line in "ns/line").
 func BenchmarkIngestBody(b *testing.B) {
+	benchIngest(b, true)
+}
+
+// BenchmarkIngestBodyPlain: the same batch sent without compression
+// (compression = "none" in outputs.https_batch).
+func BenchmarkIngestBodyPlain(b *testing.B) {
+	benchIngest(b, false)
+}
+
+func benchIngest(b *testing.B, gzipped bool) {
 	g := registryNew()
 	g.Listen = "127.0.0.1:0"
 	g.Keystore.Type = "static"
@@ -454,20 +499,28 @@ func BenchmarkIngestBody(b *testing.B) {
 	for i := range lines {
 		fmt.Fprintf(&plain, "bench.metric.path.%d %d.5 1700000000\n", i*7, i)
 	}
-	var body bytes.Buffer
-	zw, _ := gzip.NewWriterLevel(&body, 1)
-	zw.Write(plain.Bytes())
-	zw.Close()
+	body := plain.Bytes()
+	if gzipped {
+		var zb bytes.Buffer
+		zw, _ := gzip.NewWriterLevel(&zb, 1)
+		zw.Write(plain.Bytes())
+		zw.Close()
+		body = zb.Bytes()
+	}
 	b.SetBytes(int64(plain.Len()))
 	b.ReportAllocs()
 	for b.Loop() {
-		r, _ := http.NewRequest("POST", "/ingest", bytes.NewReader(body.Bytes()))
-		r.Header.Set("Content-Encoding", "gzip")
-		data, err := h.readBody(httptest.NewRecorder(), r)
+		r, _ := http.NewRequest("POST", "/ingest", bytes.NewReader(body))
+		if gzipped {
+			r.Header.Set("Content-Encoding", "gzip")
+		}
+		res := reservation{b: g.budget}
+		m, _, err := h.readBatch(r, &res)
+		res.release()
 		if err != nil {
 			b.Fatal(err)
 		}
-		if m, _ := h.parse(data, "dev"); len(m) != lines {
+		if len(m) != lines {
 			b.Fatalf("%d metrics", len(m))
 		}
 	}

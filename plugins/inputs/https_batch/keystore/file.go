@@ -162,6 +162,7 @@ func (s *fileStore) Open(context.Context) error {
 		return fmt.Errorf("keystore: key file: %w", err)
 	}
 	s.last = fi
+	WarnLaxFile(s.log, "keystore.path", s.path)
 	if err := s.load(); err != nil {
 		if s.errs != nil {
 			s.errs.Add(1)

@@ -388,6 +388,7 @@ func (b *base) swap(s *keySet, skip []skipped, source string) bool {
 		return false
 	}
 	b.cur.Store(s)
+	b.warnWeak(s, old, source)
 	added, removed := s.diff(old)
 	b.log.Info().Int("count", len(s.pairs)).Int("added", added).Int("removed", removed).Str("source", source).Msg("api keys refreshed")
 	return true

@@ -10,7 +10,6 @@ type staticStore struct {
 	*base
 	set  *keySet
 	skip []skipped
-	dev  bool
 }
 
 func newStatic(cfg Config, b *base) (*staticStore, error) {
@@ -25,14 +24,12 @@ func newStatic(cfg Config, b *base) (*staticStore, error) {
 		pairs = append(pairs, pair{name, key})
 	}
 	set, skip := buildSet(pairs)
-	return &staticStore{base: b, set: set, skip: skip, dev: cfg.DevMode}, nil
+	return &staticStore{base: b, set: set, skip: skip}, nil
 }
 
-// Open implements Store.
+// Open implements Store. The dev_mode key, like any published or short key,
+// is logged as a warning (see warnWeak).
 func (s *staticStore) Open(context.Context) error {
-	if s.dev {
-		s.log.Warn().Msg("DEV MODE: the api key \"123\" (name \"dev\") is accepted; never use dev_mode in production")
-	}
 	s.swap(s.set, s.skip, "config")
 	return nil
 }
