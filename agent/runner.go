@@ -501,8 +501,17 @@ func (r *runner) work(ctx context.Context, out registry.Output) {
 				break
 			}
 			if errors.Is(err, registry.ErrRejected) {
-				r.rejected.Add(uint64(len(b)))
-				r.log.Error().Err(err).Int("count", len(b)).Msg("batch rejected by destination, dropped")
+				n := len(b)
+				var part registry.PartlyRejected
+				if errors.As(err, &part) && part.Rejected() >= 0 && part.Rejected() < n {
+					// only these were refused; the others were written
+					n = part.Rejected()
+					r.sent.Add(uint64(len(b) - n))
+					r.up.Store(true)
+					backoff = r.cfg.RetryInitial
+				}
+				r.rejected.Add(uint64(n))
+				r.log.Error().Err(err).Int("count", n).Msg("rejected, dropped")
 				break
 			}
 			r.writeErrors.Add(1)

@@ -140,6 +140,29 @@ func TestRunnerRejectedIsCountedNotRetried(t *testing.T) {
 	}
 }
 
+// partial is an ErrRejected error that refused only n metrics.
+type partial struct{ n int }
+
+func (p partial) Error() string { return fmt.Sprintf("%d refused: %v", p.n, registry.ErrRejected) }
+func (p partial) Unwrap() error { return registry.ErrRejected }
+func (p partial) Rejected() int { return p.n }
+
+// TestRunnerPartlyRejected: an output that wrote a batch but for a few
+// metrics it cannot carry reports those as rejected, the rest as sent, and
+// received = sent + rejected stays exact.
+func TestRunnerPartlyRejected(t *testing.T) {
+	out := &fakeOut{failNext: []error{partial{2}}}
+	r, m := testRunner(t, out, runnerConfig{BufferLimit: 1000})
+	go r.run(context.Background())
+	r.enqueue(t.Context(), batchOf(t, 0, 7))
+	waitFor(t, "partial rejection", func() bool { return m.Get("rejected_total") == 2 })
+	r.close()
+	<-r.done
+	if m.Get("rejected_total") != 2 || m.Get("sent_total") != 5 || m.Get("received_total") != 7 {
+		t.Fatalf("received %d rejected %d sent %d, want 7, 2 and 5", m.Get("received_total"), m.Get("rejected_total"), m.Get("sent_total"))
+	}
+}
+
 func TestRunnerDropOldest(t *testing.T) {
 	out := &fakeOut{gate: make(chan struct{})}
 	r, m := testRunner(t, out, runnerConfig{BufferLimit: 100, BatchSize: 10})

@@ -68,13 +68,22 @@ type Processor interface {
 //
 // Write returns nil when every metric is accepted; an error wrapping
 // ErrNotConnected (batch kept, reconnect with backoff); one wrapping
-// ErrRejected (batch dropped and counted, e.g. HTTP 400); any other error
-// (batch kept, retried with backoff). Write honours ctx. Close releases
+// ErrRejected (batch dropped and counted, e.g. HTTP 400; if the error is
+// also a PartlyRejected, only that many metrics were refused and the others
+// written, e.g. metrics the destination's format cannot carry); any other
+// error (batch kept, retried with backoff). Write honours ctx. Close releases
 // resources; the runner has written everything it could before calling it.
 type Output interface {
 	Connect(ctx context.Context) error
 	Write(ctx context.Context, b metric.Batch) error
 	Close() error
+}
+
+// PartlyRejected is implemented by an ErrRejected error of an Output's Write
+// that refused only some metrics of the batch and wrote the others.
+type PartlyRejected interface {
+	error
+	Rejected() int
 }
 
 // Initializer is implemented by plugins that validate their configuration or

@@ -6,6 +6,44 @@
 // and Append do not allocate (Append only grows dst), bad lines included; the
 // one exception is a number out of float64 range, for which strconv
 // allocates its range error.
+//
+// # From StatsD
+//
+// Append writes a StatsD metric as one Graphite line that carbon reads as
+// exactly that metric, under the mapped name below, or refuses it and writes
+// nothing (Refused says why; the output counts it). Carbon's line receiver
+// (1.1, Python 3) splits a line on any whitespace, Unicode included, and
+// ignores a line that does not have three fields; it decodes each line as
+// UTF-8 and drops the whole connection at the first line that is not; it
+// reads ";k=v" after the name as tags, refusing an empty key or value, a key
+// with one of ";!^=" and a value with ';' or starting with '~'. Etsy statsd,
+// converting its own keys for Graphite, turns whitespace into '_';
+// carbon-c-relay turns any character it does not allow into '_'. So:
+//
+//   - Name: each ASCII control byte, space, ';', Unicode whitespace
+//     character (U+0085, U+00A0, U+1680, U+2000..U+200A, U+2028, U+2029,
+//     U+202F, U+205F, U+3000) and byte that is not part of valid UTF-8
+//     becomes one '_'; everything else is kept (one for one, so distinct
+//     names rarely merge). "my metric:1|c" becomes "my_metric 1 <now>".
+//   - Tags: Influx-style ",k=v" tags of the path, then DogStatsD "k:v"
+//     tags, become ";k=v" in their order, key and value mapped as the name,
+//     '!', '^' and '=' in a key and a leading '~' in a value becoming '_'
+//     too. A bare tag, or one with an empty key or value, is left out:
+//     carbon has no place for it.
+//   - Value: the token when it is a plain decimal, which Python's float()
+//     reads as strconv does; otherwise the number, formatted by strconv
+//     ('f', shortest), so "0x1p3" becomes "8". A gauge delta "+3" or "-2"
+//     keeps its token (Graphite has no deltas). Refused: a value that is not
+//     a finite number (a set member such as "user42", NaN, Inf), and a line
+//     with several values (a DogStatsD multi-value "1:2:3", an Etsy
+//     multi-metric "1|c:2|ms"): a Graphite line carries one number, and
+//     keeping the first would lose the others unseen. A metric without a
+//     name is refused.
+//   - Timestamp: the DogStatsD "|T" one, else now. Type, rate and unknown
+//     sections are dropped (the agent warns at start-up about this path).
+//
+// A Graphite metric is never refused, and its path is written as it came:
+// a relay passes Graphite through as its sender wrote it.
 package graphite
 
 import (
@@ -14,6 +52,7 @@ import (
 	"errors"
 	"math"
 	"strconv"
+	"unicode/utf8"
 
 	"github.com/metricsrouter/router/plugins/codec/internal/num"
 	"github.com/metricsrouter/router/plugins/metric"
@@ -190,44 +229,104 @@ func validTimestamp(b []byte) bool {
 	return ok && !math.IsNaN(f) && !math.IsInf(f, 0)
 }
 
-// Append appends m as one Graphite line, terminated by '\n', to dst.
+// Why Append refuses a StatsD metric (see Refused). Constant values, like
+// the parse errors.
+var (
+	ErrNoName     = errors.New("graphite: metric has no name")
+	ErrNotNumber  = errors.New("graphite: value is not a finite number (a set member, NaN or Inf)")
+	ErrManyValues = errors.New("graphite: line carries several values (DogStatsD multi-value, Etsy multi-metric)")
+)
+
+// Append appends m as one Graphite line, terminated by '\n', to dst; or
+// nothing, returning dst as it is, when a Graphite line cannot carry m
+// (Refused says why): the caller then counts m as refused.
 //
-// An unmodified Graphite metric is written as its original bytes. Anything
-// else is rendered as "path value timestamp": a metric without a timestamp
-// (e.g. one that came in as StatsD) gets now (Unix seconds).
-//
-// A StatsD metric keeps its name and value; Influx-style ",k=v" and DogStatsD
-// "k:v" tags become Graphite ";k=v" tags (bare DogStatsD tags and tags with
-// an empty key or value are dropped: Graphite needs both), as do DogStatsD
-// tags set on a Graphite metric with SetTags. Type, rate and unknown sections
-// (including the rest of an Etsy multi-metric line) are dropped. Of a
-// DogStatsD multi-value "1:2:3" only the first value is kept, and a set
-// member that is not a number is written as NaN, which carbon discards: a
-// Graphite line carries one number.
+// An unmodified Graphite metric is written as its original bytes. A
+// modified one is rendered as "path value timestamp" (now, in Unix seconds,
+// if it has none), DogStatsD tags set on it with SetTags following its path
+// as ";k=v" tags. A StatsD metric is converted as the package doc says.
 func Append(dst []byte, m *metric.Metric, now int64) []byte {
 	if m.Format() == metric.Graphite && m.Tags() == nil && len(m.TimeToken()) > 0 {
 		// the input bytes, or the metric's own rendering after a change
 		dst = append(dst, m.Line()...)
 		return append(dst, '\n')
 	}
-	if m.Format() == metric.StatsD {
-		dst = append(dst, m.Name()...)
-		for _, c := range m.PathTags() {
-			if c == ',' {
-				c = ';'
-			}
-			dst = append(dst, c)
-		}
-	} else {
-		dst = append(dst, m.Path()...)
+	return appendRendered(dst, m, now)
+}
+
+// Refused returns why Append writes nothing for m, or nil when it writes a
+// line. Only a metric of another format is ever refused.
+func Refused(m *metric.Metric) error {
+	if m.Format() == metric.Graphite {
+		return nil
 	}
+	if len(m.Name()) == 0 {
+		return ErrNoName
+	}
+	if manyValues(m) {
+		return ErrManyValues
+	}
+	if v := m.Value(); math.IsNaN(v) || math.IsInf(v, 0) {
+		return ErrNotNumber
+	}
+	return nil
+}
+
+// manyValues reports a StatsD line with more than one value: a DogStatsD
+// multi-value "1:2:3" (or multi-member set "a:b"), or the rest of an Etsy
+// multi-metric line, which the StatsD codec keeps in Ext after the type
+// (":2|ms") or after a rate ("|@0.1:2|ms").
+func manyValues(m *metric.Metric) bool {
+	if bytes.IndexByte(m.ValueToken(), ':') >= 0 {
+		return true
+	}
+	ext := m.Ext()
+	if len(ext) > 0 && ext[0] == ':' {
+		return true
+	}
+	if len(ext) > 1 && ext[1] == '@' && m.RateToken() == nil {
+		sec := ext[1:]
+		if k := bytes.IndexByte(sec, '|'); k >= 0 {
+			sec = sec[:k]
+		}
+		return bytes.IndexByte(sec, ':') >= 0
+	}
+	return false
+}
+
+// appendRendered is Append for every metric but an unmodified Graphite one.
+func appendRendered(dst []byte, m *metric.Metric, now int64) []byte {
+	if m.Format() == metric.Graphite {
+		dst = append(dst, m.Path()...)
+		dst = appendDogTags(dst, m.Tags())
+		dst = append(dst, ' ')
+		if v := m.ValueToken(); len(v) > 0 {
+			dst = append(dst, v...)
+		} else {
+			dst = strconv.AppendFloat(dst, m.Value(), 'f', -1, 64)
+		}
+		dst = append(dst, ' ')
+		if ts := m.TimeToken(); len(ts) > 0 {
+			dst = append(dst, ts...)
+		} else {
+			dst = strconv.AppendInt(dst, now, 10)
+		}
+		return append(dst, '\n')
+	}
+	if Refused(m) != nil {
+		return dst
+	}
+	dst = appendMapped(dst, m.Name(), &nameSet)
+	dst = appendInfluxTags(dst, m.PathTags())
 	dst = appendDogTags(dst, m.Tags())
 	dst = append(dst, ' ')
-	dst = appendValue(dst, m)
+	if v := m.ValueToken(); plainDecimal(v) {
+		dst = append(dst, v...)
+	} else {
+		dst = strconv.AppendFloat(dst, m.Value(), 'f', -1, 64)
+	}
 	dst = append(dst, ' ')
-	if m.Format() == metric.Graphite && len(m.TimeToken()) > 0 {
-		dst = append(dst, m.TimeToken()...)
-	} else if t := m.Time(); t != 0 {
+	if t := m.Time(); t != 0 {
 		dst = strconv.AppendInt(dst, t, 10)
 	} else {
 		dst = strconv.AppendInt(dst, now, 10)
@@ -235,51 +334,147 @@ func Append(dst []byte, m *metric.Metric, now int64) []byte {
 	return append(dst, '\n')
 }
 
-// appendValue writes the value token, or the number when there is no token
-// that Graphite can read (see Append).
-func appendValue(dst []byte, m *metric.Metric) []byte {
-	v := m.ValueToken()
-	if m.Format() == metric.StatsD {
-		if k := bytes.IndexByte(v, ':'); k >= 0 {
-			v = v[:k] // DogStatsD multi-value: the first one
-		}
-		if _, ok := num.ParseFloat(v); !ok {
-			v = nil // a set member such as "user42"
+// plainDecimal reports whether b is [+-]digits[.digits][(e|E)[+-]digits]
+// (digits on at least one side of the '.'): a token that Python's float(),
+// which carbon reads values with, reads as strconv does. Hexadecimal floats
+// and digit separators ("0x1p3", "0x_1p3"), which strconv also reads, are
+// not.
+func plainDecimal(b []byte) bool {
+	i := 0
+	if i < len(b) && (b[i] == '+' || b[i] == '-') {
+		i++
+	}
+	digits := 0
+	for ; i < len(b) && b[i] >= '0' && b[i] <= '9'; i++ {
+		digits++
+	}
+	if i < len(b) && b[i] == '.' {
+		for i++; i < len(b) && b[i] >= '0' && b[i] <= '9'; i++ {
+			digits++
 		}
 	}
-	if len(v) > 0 {
-		return append(dst, v...)
+	if digits == 0 {
+		return false
 	}
-	return strconv.AppendFloat(dst, m.Value(), 'f', -1, 64)
+	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
+		i++
+		if i < len(b) && (b[i] == '+' || b[i] == '-') {
+			i++
+		}
+		e := i
+		for ; i < len(b) && b[i] >= '0' && b[i] <= '9'; i++ {
+		}
+		if i == e {
+			return false
+		}
+	}
+	return i == len(b)
 }
 
-// appendDogTags turns DogStatsD "k:v,k2:v2,bare,k3:" into ";k=v;k2=v2".
+// byteSet has bit c set for each byte c in the set (only ASCII bytes are
+// ever set here). It is a constant table, with no initialisation code, and
+// c>>6 needs no bounds check.
+type byteSet [4]uint64
+
+func (s *byteSet) has(c byte) bool { return s[c>>6]&(1<<(c&63)) != 0 }
+
+// The ASCII bytes that become '_' in a name, a tag key and a tag value
+// written for carbon: control bytes, space and ';' (which starts the tags)
+// everywhere; '!', '^' and '=' in a key too, as carbon's tag parser refuses
+// them there.
+const controls = 1<<0x20 - 1 // 0x00..0x1f; 0x7f is bit 63 of the second word
+
+var (
+	nameSet  = byteSet{controls | 1<<' ' | 1<<';', 1 << (0x7f - 64)}
+	keySet   = byteSet{controls | 1<<' ' | 1<<';' | 1<<'!' | 1<<'=', 1<<('^'-64) | 1<<(0x7f-64)}
+	valueSet = nameSet
+)
+
+// appendMapped appends s with each byte of set, each Unicode whitespace
+// character (Python's str.split splits on them: U+0085, U+00A0, U+1680,
+// U+2000..U+200A, U+2028, U+2029, U+202F, U+205F, U+3000) and each byte
+// that is not part of valid UTF-8 (carbon decodes a line strictly and drops
+// the connection on an error) written as one '_'.
+func appendMapped(dst, s []byte, set *byteSet) []byte {
+	for i := 0; i < len(s); {
+		c := s[i]
+		switch {
+		case c >= utf8.RuneSelf:
+			r, n := utf8.DecodeRune(s[i:])
+			if r == utf8.RuneError && n == 1 || pythonSpace(r) {
+				dst = append(dst, '_')
+			} else {
+				dst = append(dst, s[i:i+n]...)
+			}
+			i += n
+		case set.has(c):
+			dst = append(dst, '_')
+			i++
+		default:
+			j := i + 1
+			for j < len(s) && s[j] < utf8.RuneSelf && !set.has(s[j]) {
+				j++
+			}
+			dst = append(dst, s[i:j]...)
+			i = j
+		}
+	}
+	return dst
+}
+
+// pythonSpace reports the characters above U+007F that Python's str.split
+// splits on.
+func pythonSpace(r rune) bool {
+	switch {
+	case r == 0x85, r == 0xa0, r == 0x1680, r >= 0x2000 && r <= 0x200a,
+		r == 0x2028, r == 0x2029, r == 0x202f, r == 0x205f, r == 0x3000:
+		return true
+	}
+	return false
+}
+
+// appendTag writes ";key=value", mapped for carbon, unless key or value is
+// empty: carbon's tag parser refuses those.
+func appendTag(dst, key, value []byte) []byte {
+	if len(key) == 0 || len(value) == 0 {
+		return dst
+	}
+	dst = append(dst, ';')
+	dst = appendMapped(dst, key, &keySet)
+	dst = append(dst, '=')
+	if value[0] == '~' {
+		dst = append(dst, '_') // carbon refuses a value starting with '~'
+		value = value[1:]
+	}
+	return appendMapped(dst, value, &valueSet)
+}
+
+// appendInfluxTags turns Influx-style ",k=v,k2=v2" into ";k=v;k2=v2"; a tag
+// without '=' is left out.
+func appendInfluxTags(dst, tags []byte) []byte {
+	return appendSplitTags(dst, tags, '=')
+}
+
+// appendDogTags turns DogStatsD "k:v,k2:v2,bare,k3:" into ";k=v;k2=v2": a
+// bare tag is left out, as is one with an empty key or value.
 func appendDogTags(dst, tags []byte) []byte {
-	for len(tags) > 0 {
-		j := 0
-		for j < len(tags) && tags[j] != ',' {
-			j++
-		}
-		tag := tags[:j]
-		if j < len(tags) {
-			tags = tags[j+1:]
-		} else {
-			tags = nil
-		}
-		k := -1
-		for x, c := range tag {
-			if c == ':' {
-				k = x
-				break
+	return appendSplitTags(dst, tags, ':')
+}
+
+// appendSplitTags writes the ','-separated tags of list, each split at its
+// first sep into key and value, as Graphite tags.
+func appendSplitTags(dst, list []byte, sep byte) []byte {
+	for i := 0; i < len(list); {
+		e, k := i, -1 // the tag is list[i:e], its key list[i:k]
+		for ; e < len(list) && list[e] != ','; e++ {
+			if k < 0 && list[e] == sep {
+				k = e
 			}
 		}
-		if k <= 0 || k == len(tag)-1 {
-			continue // bare tag, or empty key or value: Graphite needs both
+		if k >= 0 {
+			dst = appendTag(dst, list[i:k], list[k+1:e])
 		}
-		dst = append(dst, ';')
-		dst = append(dst, tag[:k]...)
-		dst = append(dst, '=')
-		dst = append(dst, tag[k+1:]...)
+		i = e + 1
 	}
 	return dst
 }

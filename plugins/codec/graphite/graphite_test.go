@@ -294,7 +294,7 @@ func TestToStatsD(t *testing.T) {
 		{"tags as counter", "a.b;k=v 3 1700000000", metric.Counter, "a.b:3|c|#k:v\n"},
 		{"only the first = of a tag", "a.b;expr=x=y 1 1700000000", metric.Untyped, "a.b:1|g|#expr:x=y\n"},
 		{"empty tag part", "a.b; 1 1700000000", metric.Untyped, "a.b:1|g\n"},
-		{"raw layout dropped", "  foo\t-2.5  1700000000.5 \r", metric.Untyped, "foo:-2.5|g\n"},
+		{"raw layout dropped", "  foo\t2.5  1700000000.5 \r", metric.Untyped, "foo:2.5|g\n"},
 		{"value token kept", "foo 1.5e3 1700000000", metric.Untyped, "foo:1.5e3|g\n"},
 	}
 	for _, tc := range tests {
@@ -346,9 +346,6 @@ func TestFromStatsD(t *testing.T) {
 		{"T0 means now", "foo:1|g|T0", "foo 1 1800000000\n"},
 		{"unknown sections dropped", "foo:1|c|c:container|e:x", "foo 1 1800000000\n"},
 		{"numeric set member", "users:42|s", "users 42 1800000000\n"},
-		{"string set member is NaN", "users:user42|s", "users NaN 1800000000\n"},
-		{"multi-value keeps the first", "t:1.5:2:3|ms", "t 1.5 1800000000\n"},
-		{"Etsy multi-metric keeps the first", "foo:1|c:2|ms", "foo 1 1800000000\n"},
 		{"CR dropped", "foo:1|c\r", "foo 1 1800000000\n"},
 		{"histogram", "h:2|h", "h 2 1800000000\n"},
 		{"distribution", "d:2|d|#a:b", "d;a=b 2 1800000000\n"},
@@ -392,7 +389,7 @@ func TestNewGraphite(t *testing.T) {
 	}{
 		{"plain", "router.self.lines", 12.5, "router.self.lines 12.5 1700000000\n", "router.self.lines:12.5|g\n", "router.self.lines", ""},
 		{"tagged", "a.b;k=v", 3, "a.b;k=v 3 1700000000\n", "a.b:3|g|#k:v\n", "a.b", ";k=v"},
-		{"negative", "x", -0.5, "x -0.5 1700000000\n", "x:-0.5|g\n", "x", ""},
+		{"negative", "x", -0.5, "x -0.5 1700000000\n", "x:0|g\nx:-0.5|g\n", "x", ""},
 		{"big", "x", 1e21, "x 1000000000000000000000 1700000000\n", "x:1000000000000000000000|g\n", "x", ""},
 	}
 	for _, tc := range tests {

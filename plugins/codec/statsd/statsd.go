@@ -19,6 +19,43 @@
 // unchanged for an unmodified metric. Neither allocates (Append only grows
 // dst), bad lines included; the one exception is a number out of float64
 // range, for which strconv allocates its range error.
+//
+// # From Graphite
+//
+// Append writes a Graphite metric as a StatsD line that StatsD servers read
+// as exactly that metric, under the mapped name below, or refuses it and
+// writes nothing (Refused says why; the output counts it). Etsy statsd
+// splits a line at every ':' into several metrics (so a Graphite name
+// "evil:666|c" would add 666 to a counter "evil"), DogStatsD reads up to
+// the first '|' as name and value and splits tags at ','; Influx-style
+// parsers (this codec, Telegraf) read ",k=v" after the name as tags; and
+// Etsy itself turns whitespace in a key into '_'. So:
+//
+//   - Name: each ':', '|', ',', space and ASCII control byte becomes '_';
+//     everything else ('@', '#', '=', ';' never occurs, non-ASCII bytes) is
+//     kept, one for one: none of it means anything inside a name. The
+//     Graphite line "evil:666|c 1 1700000000" becomes "evil_666_c:1|g".
+//   - Tags: ";k=v" tags become DogStatsD "|#k:v" tags in their order (Etsy
+//     statsd 0.9 turns those back into ";k=v" for Graphite), split at the
+//     first '=' only, ':', '|', ',', space and control bytes in a key and
+//     '|', ',', space and control bytes in a value becoming '_' (a value may
+//     hold ':': a tag is split at its first). A tag without '=' stays a bare
+//     tag, an empty one (";;") is left out. DogStatsD tags set with SetTags
+//     follow, '|' and control bytes in them becoming '_'.
+//   - Type: the metric's own (set with SetType), else the output's as, else
+//     a gauge.
+//   - Value: the token when it is a plain decimal, which every StatsD server
+//     reads, without a leading '+'; otherwise the number, formatted by
+//     strconv ('f', shortest), so "0x1p3" becomes "8". A signed gauge value
+//     is a delta in StatsD, so a negative gauge is written as two lines, in
+//     one write and one datagram, "name:0|g" then "name:-5|g", as Etsy's
+//     documentation prescribes; "-0" becomes "0". Refused: NaN and Inf (no
+//     StatsD server reads them as a number; carbon itself drops NaN), a
+//     negative timer (Etsy drops it), and a metric without a name.
+//   - The timestamp is dropped: StatsD servers stamp at flush.
+//
+// A StatsD metric is never refused, and its path and tags are written as
+// they came: a relay passes StatsD through as its sender wrote it.
 package statsd
 
 import (
@@ -181,16 +218,23 @@ func allDigits(b []byte) bool {
 	return len(b) > 0
 }
 
-// Append appends m as one StatsD line, terminated by '\n', to dst.
+// Why Append refuses a Graphite metric (see Refused).
+var (
+	ErrNoName        = errors.New("statsd: metric has no name")
+	ErrNotNumber     = errors.New("statsd: value is not a finite number (NaN or Inf)")
+	ErrNegativeTimer = errors.New("statsd: negative timer")
+)
+
+// Append appends m as a StatsD line, terminated by '\n', to dst; or
+// nothing, returning dst as it is, when StatsD cannot carry m (Refused says
+// why): the caller then counts m as refused.
 //
 // An unmodified StatsD metric is written as its original bytes. A modified one
 // is rendered as path:value|type[|@rate][|#tags][|Tts] followed by its unknown
 // sections (the rest of an Etsy multi-metric line follows the type directly).
 // A metric without a type gets as, and a gauge if as is Untyped.
 //
-// A Graphite metric becomes name:value|type[|@rate][|#tags]: its ";k=v" tags
-// become DogStatsD "k:v" tags, followed by any set with SetTags, and its
-// timestamp is dropped (StatsD backends stamp at flush). Parsed Graphite
+// A Graphite metric is converted as the package doc says; parsed Graphite
 // metrics have no type, so they become as, or gauges.
 func Append(dst []byte, m *metric.Metric, as metric.Type) []byte {
 	if m.Format() == metric.StatsD && m.Type() != metric.Untyped {
@@ -198,15 +242,14 @@ func Append(dst []byte, m *metric.Metric, as metric.Type) []byte {
 		dst = append(dst, m.Line()...)
 		return append(dst, '\n')
 	}
-	graphite := m.Format() == metric.Graphite
-	if graphite {
-		dst = append(dst, m.Name()...)
-	} else {
-		dst = append(dst, m.Path()...)
+	if m.Format() == metric.StatsD {
+		return appendUntyped(dst, m, as)
 	}
-	dst = append(dst, ':')
-	dst = appendValue(dst, m)
-	dst = append(dst, '|')
+	return appendConverted(dst, m, as)
+}
+
+// typeOf is the type m is written with.
+func typeOf(m *metric.Metric, as metric.Type) metric.Type {
 	t := m.Type()
 	if t == metric.Untyped {
 		t = as
@@ -214,7 +257,40 @@ func Append(dst []byte, m *metric.Metric, as metric.Type) []byte {
 			t = metric.Gauge
 		}
 	}
-	dst = append(dst, t.String()...)
+	return t
+}
+
+// Refused returns why Append writes nothing for m with as, or nil when it
+// writes it. Only a metric of another format is ever refused.
+func Refused(m *metric.Metric, as metric.Type) error {
+	if m.Format() == metric.StatsD {
+		return nil
+	}
+	if len(m.Name()) == 0 {
+		return ErrNoName
+	}
+	v := m.Value()
+	if math.IsNaN(v) || math.IsInf(v, 0) {
+		return ErrNotNumber
+	}
+	if v < 0 && typeOf(m, as) == metric.Timer {
+		return ErrNegativeTimer
+	}
+	return nil
+}
+
+// appendUntyped renders a StatsD metric that has no type (one built
+// without): its fields as they are, with the type as gives it.
+func appendUntyped(dst []byte, m *metric.Metric, as metric.Type) []byte {
+	dst = append(dst, m.Path()...)
+	dst = append(dst, ':')
+	if v := m.ValueToken(); len(v) > 0 {
+		dst = append(dst, v...)
+	} else {
+		dst = strconv.AppendFloat(dst, m.Value(), 'f', -1, 64)
+	}
+	dst = append(dst, '|')
+	dst = append(dst, typeOf(m, as).String()...)
 	ext := m.Ext()
 	if len(ext) > 0 && ext[0] == ':' {
 		// Etsy multi-metric remainder follows the type directly
@@ -225,13 +301,11 @@ func Append(dst []byte, m *metric.Metric, as metric.Type) []byte {
 		dst = append(dst, "|@"...)
 		dst = append(dst, r...)
 	}
-	if graphite {
-		dst = appendGraphiteTags(dst, m.PathTags(), m.Tags())
-	} else if tags := m.Tags(); tags != nil {
+	if tags := m.Tags(); tags != nil {
 		dst = append(dst, "|#"...)
 		dst = append(dst, tags...)
 	}
-	if ts := m.TimeToken(); len(ts) > 0 && !graphite {
+	if ts := m.TimeToken(); len(ts) > 0 {
 		dst = append(dst, "|T"...)
 		dst = append(dst, ts...)
 	}
@@ -239,39 +313,178 @@ func Append(dst []byte, m *metric.Metric, as metric.Type) []byte {
 	return append(dst, '\n')
 }
 
-// appendGraphiteTags writes Graphite tags ";k=v;k2=v2" (pathTags) and
-// DogStatsD tags (dog) as one "|#k:v,k2:v2,dog" section. Only the first '='
-// of a tag becomes ':', so "k=a=b" becomes "k:a=b".
-func appendGraphiteTags(dst, pathTags, dog []byte) []byte {
-	if len(pathTags) > 0 {
-		pathTags = pathTags[1:] // the leading ';'
-	}
-	if len(pathTags) == 0 && len(dog) == 0 {
+// appendConverted writes a metric of another format (Graphite): see the
+// package doc.
+func appendConverted(dst []byte, m *metric.Metric, as metric.Type) []byte {
+	if Refused(m, as) != nil {
 		return dst
 	}
-	dst = append(dst, "|#"...)
-	first := true // no '=' seen yet in this tag
-	for _, c := range pathTags {
-		switch {
-		case c == ';':
-			c = ','
-			first = true
-		case c == '=' && first:
-			c = ':'
-			first = false
-		}
-		dst = append(dst, c)
+	t := typeOf(m, as)
+	v := m.Value()
+	if v == 0 {
+		v = 0 // not -0, which renders as "-0": a gauge delta of nothing
 	}
-	if len(pathTags) > 0 && len(dog) > 0 {
-		dst = append(dst, ',')
+	tok := m.ValueToken()
+	switch {
+	case !plainDecimal(tok):
+		tok = nil // rendered from v
+	case tok[0] == '+':
+		tok = tok[1:] // a gauge delta in StatsD
+	case tok[0] == '-' && v == 0:
+		tok = zero // "-0" would be a gauge delta of nothing
 	}
-	return append(dst, dog...)
+	start := len(dst)
+	dst = appendMapped(dst, m.Name(), &nameSet)
+	nameEnd := len(dst)
+	dst = append(dst, ':')
+	pair := t == metric.Gauge && v < 0
+	if pair {
+		// A signed gauge value is a delta: set the gauge to 0, then add v.
+		dst = append(dst, '0')
+	} else {
+		dst = appendNumber(dst, tok, v)
+	}
+	rest := len(dst)
+	dst = append(dst, '|')
+	dst = append(dst, t.String()...)
+	if r := m.RateToken(); len(r) > 0 {
+		dst = append(dst, "|@"...)
+		dst = append(dst, r...)
+	}
+	dst = appendGraphiteTags(dst, m.PathTags(), m.Tags())
+	dst = append(dst, '\n')
+	if pair {
+		end := len(dst)
+		dst = append(dst, dst[start:nameEnd]...)
+		dst = append(dst, ':')
+		dst = appendNumber(dst, tok, v)
+		dst = append(dst, dst[rest:end]...)
+	}
+	return dst
 }
 
-// appendValue writes the value token, or the number if there is none.
-func appendValue(dst []byte, m *metric.Metric) []byte {
-	if v := m.ValueToken(); len(v) > 0 {
-		return append(dst, v...)
+var zero = []byte("0")
+
+// appendNumber writes tok, or v when tok is nil.
+func appendNumber(dst, tok []byte, v float64) []byte {
+	if tok != nil {
+		return append(dst, tok...)
 	}
-	return strconv.AppendFloat(dst, m.Value(), 'f', -1, 64)
+	return strconv.AppendFloat(dst, v, 'f', -1, 64)
+}
+
+// plainDecimal reports whether b is [+-]digits[.digits][(e|E)[+-]digits]
+// (digits on at least one side of the '.'): a token that StatsD servers
+// read as strconv does (JavaScript's Number() in Etsy statsd does not read
+// strconv's hexadecimal floats, digit separators or "Inf").
+func plainDecimal(b []byte) bool {
+	i := 0
+	if i < len(b) && (b[i] == '+' || b[i] == '-') {
+		i++
+	}
+	digits := 0
+	for ; i < len(b) && b[i] >= '0' && b[i] <= '9'; i++ {
+		digits++
+	}
+	if i < len(b) && b[i] == '.' {
+		for i++; i < len(b) && b[i] >= '0' && b[i] <= '9'; i++ {
+			digits++
+		}
+	}
+	if digits == 0 {
+		return false
+	}
+	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
+		i++
+		if i < len(b) && (b[i] == '+' || b[i] == '-') {
+			i++
+		}
+		e := i
+		for ; i < len(b) && b[i] >= '0' && b[i] <= '9'; i++ {
+		}
+		if i == e {
+			return false
+		}
+	}
+	return i == len(b)
+}
+
+// byteSet has bit c set for each byte c in the set (only ASCII bytes are
+// ever set here). It is a constant table, with no initialisation code, and
+// c>>6 needs no bounds check.
+type byteSet [4]uint64
+
+func (s *byteSet) has(c byte) bool { return s[c>>6]&(1<<(c&63)) != 0 }
+
+// The bytes that become '_': ASCII control bytes everywhere; space, ':',
+// '|' and ',' in a name and a Graphite tag's key; space, '|' and ',' in its
+// value; '|' in DogStatsD tags set with SetTags.
+const controls = 1<<0x20 - 1 // 0x00..0x1f; 0x7f is bit 63 of the second word
+
+var (
+	nameSet  = byteSet{controls | 1<<' ' | 1<<':' | 1<<',', 1<<('|'-64) | 1<<(0x7f-64)}
+	keySet   = nameSet
+	valueSet = byteSet{controls | 1<<' ' | 1<<',', 1<<('|'-64) | 1<<(0x7f-64)}
+	tagsSet  = byteSet{controls, 1<<('|'-64) | 1<<(0x7f-64)}
+)
+
+// appendMapped appends s with each byte of set written as '_'.
+func appendMapped(dst, s []byte, set *byteSet) []byte {
+	for i := 0; i < len(s); {
+		if set.has(s[i]) {
+			dst = append(dst, '_')
+			i++
+			continue
+		}
+		j := i + 1
+		for j < len(s) && !set.has(s[j]) {
+			j++
+		}
+		dst = append(dst, s[i:j]...)
+		i = j
+	}
+	return dst
+}
+
+// appendGraphiteTags writes Graphite tags ";k=v;k2=v2" (pathTags) and
+// DogStatsD tags (dog) as one "|#k:v,k2:v2,dog" section. A tag is split at
+// its first '=' only, so "k=a=b" becomes "k:a=b"; one without '=' stays a
+// bare tag; empty ones are left out.
+func appendGraphiteTags(dst, pathTags, dog []byte) []byte {
+	open := false
+	for i := 0; i < len(pathTags); {
+		e, k := i, -1 // the tag is pathTags[i:e], its key pathTags[i:k]
+		for ; e < len(pathTags) && pathTags[e] != ';'; e++ {
+			if k < 0 && pathTags[e] == '=' {
+				k = e
+			}
+		}
+		switch {
+		case e == i: // empty: the leading ';', or ";;"
+		case k < 0:
+			dst = openTag(dst, open)
+			dst = appendMapped(dst, pathTags[i:e], &keySet)
+			open = true
+		default:
+			dst = openTag(dst, open)
+			dst = appendMapped(dst, pathTags[i:k], &keySet)
+			dst = append(dst, ':')
+			dst = appendMapped(dst, pathTags[k+1:e], &valueSet)
+			open = true
+		}
+		i = e + 1
+	}
+	if len(dog) > 0 {
+		dst = openTag(dst, open)
+		dst = appendMapped(dst, dog, &tagsSet)
+	}
+	return dst
+}
+
+// openTag starts the tags section, or the next tag in it.
+func openTag(dst []byte, open bool) []byte {
+	if open {
+		return append(dst, ',')
+	}
+	return append(dst, "|#"...)
 }

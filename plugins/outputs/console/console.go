@@ -11,6 +11,7 @@ import (
 
 	"github.com/metricsrouter/router/plugins/codec/graphite"
 	"github.com/metricsrouter/router/plugins/codec/statsd"
+	"github.com/metricsrouter/router/plugins/internal/streamout"
 	"github.com/metricsrouter/router/plugins/metric"
 	"github.com/metricsrouter/router/registry"
 )
@@ -38,22 +39,35 @@ func (c *Console) Init(registry.Env) error {
 // Connect does nothing: standard output is always there.
 func (c *Console) Connect(context.Context) error { return nil }
 
-// Write prints the batch with one write.
+// Write prints the batch with one write. A metric the chosen format cannot
+// carry (the codecs' Refused) is left out and reported as rejected.
 func (c *Console) Write(_ context.Context, b metric.Batch) error {
 	now := time.Now().Unix()
 	buf := c.buf[:0]
+	refused := 0
+	var why error
 	for i := range b {
 		m := &b[i]
-		switch {
-		case c.Format == "statsd" || (c.Format == "native" && m.Format() == metric.StatsD):
-			buf = statsd.Append(buf, m, metric.Untyped)
-		default:
-			buf = graphite.Append(buf, m, now)
+		n := len(buf)
+		if c.Format == "statsd" || (c.Format == "native" && m.Format() == metric.StatsD) {
+			if buf = statsd.Append(buf, m, metric.Untyped); len(buf) == n && why == nil {
+				why = statsd.Refused(m, metric.Untyped)
+			}
+		} else if buf = graphite.Append(buf, m, now); len(buf) == n && why == nil {
+			why = graphite.Refused(m)
+		}
+		if len(buf) == n {
+			refused++
 		}
 	}
 	c.buf = buf[:0]
-	_, err := c.w.Write(buf)
-	return err
+	if _, err := c.w.Write(buf); err != nil {
+		return err
+	}
+	if refused > 0 {
+		return &streamout.Refused{N: refused, Reason: why}
+	}
+	return nil
 }
 
 // Close does nothing.

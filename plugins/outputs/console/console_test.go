@@ -104,27 +104,27 @@ func TestWrite(t *testing.T) {
 	}
 	modify := func(b metric.Batch) { b[3].SetPath([]byte("new.name")) }
 	for _, tc := range []struct {
-		format string
-		want   []string // "{now}" stands for the write time
+		format  string
+		want    []string // "{now}" stands for the write time
+		refused int      // metrics the format cannot carry: left out, reported
 	}{
 		{"native", []string{
 			"a.b;dc=eu  1.50\t1700000000", // untouched: byte for byte
 			"hits,host=a:+3|c|@0.5|#env:prod,bare|x-ext",
 			"users:alice|s",
 			"new.name 2 1700000001", // modified: rendered
-		}},
+		}, 0},
 		{"graphite", []string{
 			"a.b;dc=eu  1.50\t1700000000",
 			"hits;host=a;env=prod +3 {now}",
-			"users NaN {now}",
-			"new.name 2 1700000001",
-		}},
+			"new.name 2 1700000001", // users:alice|s: a set member is not a number
+		}, 1},
 		{"statsd", []string{
 			"a.b:1.50|g|#dc:eu",
 			"hits,host=a:+3|c|@0.5|#env:prod,bare|x-ext",
 			"users:alice|s",
 			"new.name:2|g",
-		}},
+		}, 0},
 	} {
 		t.Run(tc.format, func(t *testing.T) {
 			var rec recorder
@@ -135,8 +135,13 @@ func TestWrite(t *testing.T) {
 			b := parse(t, in...)
 			modify(b)
 			from := time.Now().Unix()
-			if err := c.Write(t.Context(), b); err != nil {
+			err := c.Write(t.Context(), b)
+			var part registry.PartlyRejected
+			switch {
+			case tc.refused == 0 && err != nil:
 				t.Fatalf("Write: %v", err)
+			case tc.refused > 0 && (!errors.As(err, &part) || part.Rejected() != tc.refused || !errors.Is(err, registry.ErrRejected)):
+				t.Fatalf("Write = %v, want %d refused", err, tc.refused)
 			}
 			to := time.Now().Unix()
 			if len(rec.writes) != 1 {

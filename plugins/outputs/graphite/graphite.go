@@ -3,7 +3,11 @@
 // peer-close detection, resume after a partial write) or UDP datagrams.
 //
 // Unmodified metrics leave byte for byte as they arrived; others are rendered
-// by plugins/codec/graphite (StatsD metrics get the write time as timestamp).
+// by plugins/codec/graphite (StatsD metrics get the write time as timestamp,
+// and names carbon would split or refuse are mapped). A StatsD metric that
+// no Graphite line can carry (a set member that is not a number, a line with
+// several values) is left out: the write then reports it as rejected, so
+// the runner counts it, and the output counts and logs it.
 package graphite
 
 import (
@@ -41,6 +45,7 @@ type Graphite struct {
 	MaxPacketSize int               `toml:"max_packet_size"`
 
 	oversize *atomic.Uint64
+	refused  *atomic.Uint64
 	log      zerolog.Logger
 
 	tcp    streamout.Stream
@@ -68,7 +73,8 @@ func (g *Graphite) Init(env registry.Env) error {
 	if g.MaxPacketSize < 64 || g.MaxPacketSize > 65507 {
 		return errors.New("max_packet_size: between 64 and 65507")
 	}
-	g.oversize = env.Metrics.Counter("oversize_dropped_total", "UDP: lines longer than max_packet_size, dropped.")
+	g.oversize = env.Metrics.Counter("oversize_dropped_total", "UDP: lines longer than max_packet_size, dropped (and counted as rejected).")
+	g.refused = env.Metrics.Counter("conversion_refused_total", "StatsD metrics a Graphite line cannot carry (a set member that is not a number, several values), not written (and counted as rejected).")
 	g.log = env.Log.Sample(&zerolog.BurstSampler{Burst: 1, Period: 10 * time.Second})
 	return nil
 }
@@ -92,47 +98,97 @@ func (g *Graphite) Connect(ctx context.Context) error {
 	return nil
 }
 
-// Write writes the batch (see package streamout for partial failures).
+// Write writes the batch (see package streamout for partial failures). A
+// batch with metrics left out returns a *streamout.Refused error once the
+// others are written.
 func (g *Graphite) Write(ctx context.Context, b metric.Batch) error {
 	g.now = time.Now().Unix()
+	var err error
 	if g.Protocol == "tcp" {
 		if g.line == nil {
 			g.line = g.appendLine // bound once: no allocation per Write
 		}
-		return g.tcp.Write(ctx, b, g.line)
+		err = g.tcp.Write(ctx, b, g.line)
+	} else {
+		if g.udp == nil {
+			return registry.ErrNotConnected
+		}
+		if len(b) == 0 {
+			return nil
+		}
+		start, skipped := g.resume.Start(b)
+		err = g.writeUDP(b, start, skipped)
 	}
-	if g.udp == nil {
-		return registry.ErrNotConnected
+	var r *streamout.Refused
+	if errors.As(err, &r) {
+		g.explain(b, r)
 	}
-	if len(b) == 0 {
-		return nil
-	}
-	return g.writeUDP(b, g.resume.Start(b))
+	return err
 }
 
 func (g *Graphite) appendLine(dst []byte, m *metric.Metric) []byte {
 	return codec.Append(dst, m, g.now)
 }
 
-func (g *Graphite) writeUDP(b metric.Batch, start int) error {
+// explain counts and logs (sampled) the metrics of b that r left out, and
+// gives r the reason of the first: the codec's, or oversize (UDP).
+func (g *Graphite) explain(b metric.Batch, r *streamout.Refused) {
+	conv := 0
+	var first *metric.Metric
+	for i := range b {
+		if err := codec.Refused(&b[i]); err != nil {
+			conv++
+			if first == nil {
+				first, r.Reason = &b[i], err
+			}
+		}
+	}
+	if conv > 0 {
+		g.refused.Add(uint64(conv))
+		g.log.Warn().Int("count", conv).Err(r.Reason).Bytes("name", logName(first.Name())).Str("format", first.Format().String()).
+			Msg("metrics a Graphite line cannot carry were not written (counted as rejected)")
+	}
+	if over := r.N - conv; over > 0 {
+		g.oversize.Add(uint64(over))
+		g.log.Warn().Int("count", over).Int("max_packet_size", g.MaxPacketSize).
+			Msg("lines longer than max_packet_size dropped (counted as rejected)")
+		if first == nil {
+			r.Reason = errOversize
+		}
+	}
+}
+
+// logName is a metric name cut for a log line: names can be as long as a
+// line.
+func logName(name []byte) []byte { return name[:min(len(name), 200)] }
+
+var errOversize = errors.New("line longer than max_packet_size")
+
+// writeUDP sends b[start:] in datagrams; skipped is how many of b[:start]
+// were left out before.
+func (g *Graphite) writeUDP(b metric.Batch, start, skipped int) error {
 	buf := g.buf[:0]
 	var line []byte
+	total := skipped // left out of b[:i]
 	for i := start; i <= len(b); i++ {
 		if i < len(b) {
 			line = codec.Append(line[:0], &b[i], g.now)
+			if len(line) == 0 {
+				total++ // refused by the codec
+				continue
+			}
 			if len(line) > g.MaxPacketSize {
-				g.oversize.Add(1)
-				g.log.Warn().Int("bytes", len(line)).Msg("line longer than max_packet_size dropped")
+				total++ // counted and logged by explain
 				continue
 			}
 		}
 		if len(buf) > 0 && (i == len(b) || len(buf)+len(line) > g.MaxPacketSize) {
 			if _, err := g.udp.Write(buf); err != nil {
-				g.resume.Failed(b, start)
+				g.resume.Failed(b, start, skipped)
 				g.buf = buf[:0]
 				return fmt.Errorf("write udp %s: %w", g.Address, err)
 			}
-			start = i
+			start, skipped = i, total
 			buf = buf[:0]
 		}
 		if i < len(b) {
@@ -141,6 +197,9 @@ func (g *Graphite) writeUDP(b metric.Batch, start int) error {
 	}
 	g.buf = buf[:0]
 	g.resume.Succeeded()
+	if total > 0 {
+		return &streamout.Refused{N: total}
+	}
 	return nil
 }
 

@@ -19,6 +19,7 @@ import (
 
 	codec "github.com/metricsrouter/router/plugins/codec/graphite"
 	"github.com/metricsrouter/router/plugins/codec/statsd"
+	"github.com/metricsrouter/router/plugins/internal/streamout"
 	"github.com/metricsrouter/router/plugins/metric"
 	"github.com/metricsrouter/router/plugins/plugintest"
 	"github.com/metricsrouter/router/registry"
@@ -205,6 +206,7 @@ func TestWriteTCP(t *testing.T) {
 		modify func(b metric.Batch)
 		want   []string
 		wbuf   int // write_buffer; 0 = default
+		refuse int // metrics left out, reported as rejected
 	}{
 		{
 			name: "untouched lines leave byte for byte",
@@ -219,8 +221,22 @@ func TestWriteTCP(t *testing.T) {
 		},
 		{
 			name: "statsd metrics get the write time as timestamp",
-			in:   []string{"statsd:hits:3|c", "statsd:lat,host=a:12.5|ms|@0.1|#env:prod,bare", "statsd:temp:-2|g|T1700000000", "statsd:users:alice|s"},
-			want: []string{"hits 3 {now}", "lat;host=a;env=prod 12.5 {now}", "temp -2 1700000000", "users NaN {now}"},
+			in:   []string{"statsd:hits:3|c", "statsd:lat,host=a:12.5|ms|@0.1|#env:prod,bare", "statsd:temp:-2|g|T1700000000"},
+			want: []string{"hits 3 {now}", "lat;host=a;env=prod 12.5 {now}", "temp -2 1700000000"},
+		},
+		{
+			name: "statsd names carbon would split are mapped, what no line carries is left out",
+			in: []string{"statsd:my metric:1|c|T1700000000", "statsd:users:alice|s", "statsd:a;evil=1\tx:2|c|#k v:w;x|T1700000000",
+				"statsd:t:1:2:3|ms", "statsd:last:3|c|T1700000000", "statsd:nan.member:nan|s"},
+			want:   []string{"my_metric 1 1700000000", "a_evil=1_x;k_v=w_x 2 1700000000", "last 3 1700000000"},
+			refuse: 3,
+		},
+		{
+			name:   "refused metrics across many writes",
+			in:     append(append(slices.Clone(many[:5000]), "statsd:s:x|s", "statsd:s:y|s"), many[5000:]...),
+			want:   many,
+			wbuf:   512,
+			refuse: 2,
 		},
 		{
 			name: "a batch over many writes keeps its order",
@@ -242,9 +258,8 @@ func TestWriteTCP(t *testing.T) {
 				tc.modify(b)
 			}
 			from := time.Now().Unix()
-			if err := g.Write(writeCtx(t), b); err != nil {
-				t.Fatalf("Write: %v", err)
-			}
+			err := g.Write(writeCtx(t), b)
+			checkRefused(t, err, tc.refuse)
 			to := time.Now().Unix()
 			if !sink.WaitLen(len(tc.want), wait) {
 				t.Fatalf("sink got %d lines, want %d", sink.Len(), len(tc.want))
@@ -253,6 +268,22 @@ func TestWriteTCP(t *testing.T) {
 			sink.Stop() // reads what is left: nothing more may have come
 			matchLines(t, sink.Lines(), tc.want, from, to)
 		})
+	}
+}
+
+// checkRefused fails unless err reports exactly n metrics left out (nil for
+// n == 0) as a rejection.
+func checkRefused(t *testing.T, err error, n int) {
+	t.Helper()
+	if n == 0 {
+		if err != nil {
+			t.Fatalf("Write: %v", err)
+		}
+		return
+	}
+	var r *streamout.Refused
+	if !errors.As(err, &r) || r.Rejected() != n || !errors.Is(err, registry.ErrRejected) {
+		t.Fatalf("Write = %v, want %d metrics refused as rejected", err, n)
 	}
 }
 
@@ -523,6 +554,7 @@ func TestWriteUDP(t *testing.T) {
 		want      []string // lines expected, in order
 		wantGrams int      // 0 = don't check
 		oversize  uint64
+		refused   uint64 // by the codec
 	}{
 		{
 			name:      "lines fill datagrams up to the limit",
@@ -551,14 +583,19 @@ func TestWriteUDP(t *testing.T) {
 			in:   []string{"statsd:hits:3|c|T1700000000", "graphite:g 1 1"},
 			want: []string{"hits 3 1700000000", "g 1 1"},
 		},
+		{
+			name:     "refused and oversize metrics are left out together",
+			in:       []string{"statsd:s:x|s", line(40, "a"), line(101, "big"), "statsd:m:1:2|ms", line(40, "b"), "statsd:s:y|s"},
+			want:     []string{line(40, "a"), line(40, "b")},
+			oversize: 1,
+			refused:  3,
+		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			sink := plugintest.NewUDPSink(t)
 			g, m := newOutput(t, sink.Addr, func(g *Graphite) { g.Protocol, g.MaxPacketSize = "udp", maxPacket })
 			connect(t, g)
-			if err := g.Write(writeCtx(t), parse(t, tc.in...)); err != nil {
-				t.Fatalf("Write: %v", err)
-			}
+			checkRefused(t, g.Write(writeCtx(t), parse(t, tc.in...)), int(tc.oversize+tc.refused))
 			// a sentinel batch: once it is in, every datagram before it is too
 			if err := g.Write(writeCtx(t), parse(t, "sentinel 0 0")); err != nil {
 				t.Fatalf("Write: %v", err)
@@ -594,8 +631,72 @@ func TestWriteUDP(t *testing.T) {
 			if v := m.Get("oversize_dropped_total"); v != tc.oversize {
 				t.Errorf("oversize_dropped_total = %d, want %d", v, tc.oversize)
 			}
+			if v := m.Get("conversion_refused_total"); v != tc.refused {
+				t.Errorf("conversion_refused_total = %d, want %d", v, tc.refused)
+			}
 		})
 	}
+}
+
+// flakyConn is a UDP connection that takes `ok` datagrams, then fails once.
+type flakyConn struct {
+	net.Conn
+	ok    int
+	grams []string
+}
+
+func (f *flakyConn) Write(p []byte) (int, error) {
+	if f.ok == 0 {
+		f.ok = -1 // fail once, then take everything
+		return 0, errors.New("injected send failure")
+	}
+	f.ok--
+	f.grams = append(f.grams, string(p))
+	return len(p), nil
+}
+
+// TestUDPResumeCountsRefused: a UDP write that fails part way resumes after
+// the datagrams that went out, and the batch then reports every metric left
+// out (refused or oversize), before and after the failure, exactly once.
+func TestUDPResumeCountsRefused(t *testing.T) {
+	g, m := newOutput(t, plugintest.NewUDPSink(t).Addr, func(g *Graphite) { g.Protocol, g.MaxPacketSize = "udp", 64 })
+	connect(t, g)
+	fake := &flakyConn{Conn: g.udp, ok: 2}
+	g.udp = fake
+	var in, want []string
+	left := 0
+	for i := range 40 {
+		switch i % 5 {
+		case 1:
+			in = append(in, fmt.Sprintf("statsd:set.%d:member|s", i))
+			left++
+		case 3:
+			in = append(in, fmt.Sprintf("long.%d.%s 1 1700000000", i, strings.Repeat("x", 64)))
+			left++
+		default:
+			in = append(in, fmt.Sprintf("metric.number.%d %d 1700000000", i, i))
+			want = append(want, fmt.Sprintf("metric.number.%d %d 1700000000", i, i))
+		}
+	}
+	b := parse(t, in...)
+	if err := g.Write(writeCtx(t), b); err == nil || errors.Is(err, registry.ErrRejected) {
+		t.Fatalf("Write with a failing send = %v, want a retryable error", err)
+	}
+	if len(fake.grams) != 2 {
+		t.Fatalf("%d datagrams before the failure, want 2", len(fake.grams))
+	}
+	checkRefused(t, g.Write(writeCtx(t), b), left)
+	var got []string
+	for _, d := range fake.grams {
+		got = append(got, strings.Split(strings.TrimSuffix(d, "\n"), "\n")...)
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("lines sent %q, want each once: %q", got, want)
+	}
+	if r, o := m.Get("conversion_refused_total"), m.Get("oversize_dropped_total"); r+o != uint64(left) || r != 8 {
+		t.Fatalf("conversion_refused_total %d, oversize_dropped_total %d; want 8 and %d", r, o, left-8)
+	}
+	g.udp = fake.Conn
 }
 
 // discardServer accepts connections on 127.0.0.1 and throws their bytes away.

@@ -30,6 +30,7 @@ import (
 	"github.com/klauspost/compress/gzip"
 
 	codec "github.com/metricsrouter/router/plugins/codec/graphite"
+	"github.com/metricsrouter/router/plugins/internal/streamout"
 	"github.com/metricsrouter/router/plugins/metric"
 	"github.com/metricsrouter/router/registry"
 )
@@ -190,10 +191,21 @@ func (h *HTTPSBatch) Write(ctx context.Context, b metric.Batch) error {
 	}
 	now := time.Now().Unix()
 	raw := h.raw[:0]
+	refused := 0
+	var why error
 	for i := range b {
+		n := len(raw)
 		raw = codec.Append(raw, &b[i], now)
+		if len(raw) == n { // a metric Graphite cannot carry (codec.Refused says why)
+			if refused++; why == nil {
+				why = codec.Refused(&b[i])
+			}
+		}
 	}
 	h.raw = raw[:0]
+	if refused == len(b) {
+		return &streamout.Refused{N: refused, Reason: why}
+	}
 	payload := raw
 	if h.gz != nil {
 		h.body.Reset()
@@ -224,6 +236,9 @@ func (h *HTTPSBatch) Write(ctx context.Context, b metric.Batch) error {
 	msg := readSome(resp.Body)
 	switch {
 	case resp.StatusCode/100 == 2:
+		if refused > 0 {
+			return &streamout.Refused{N: refused, Reason: why}
+		}
 		return nil
 	case resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusRequestTimeout:
 		return fmt.Errorf("post %s: %s %s", h.ingest, resp.Status, msg)

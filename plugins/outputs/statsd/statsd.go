@@ -4,9 +4,12 @@
 //
 // Unmodified StatsD metrics leave byte for byte as they arrived; others are
 // rendered by plugins/codec/statsd (Graphite metrics become `as`, a gauge by
-// default). A line is never split across datagrams: one longer than
-// max_packet_size goes alone in its own datagram, and one that no datagram
-// can carry (over 65507 bytes) is dropped and counted.
+// default, and names StatsD servers would split are mapped). A line is never
+// split across datagrams: one longer than max_packet_size goes alone in its
+// own datagram. A line that no datagram can carry (over 65507 bytes) and a
+// Graphite metric StatsD cannot carry (NaN, Inf, a negative timer) are left
+// out: the write then reports them as rejected, so the runner counts them,
+// and the output counts and logs them.
 //
 // With `admin` set, the output checks the backend's health the way Etsy
 // statsd's proxy.js does and reports it through registry.HealthReporter, so a
@@ -66,18 +69,18 @@ type StatsD struct {
 
 	as        metric.Type
 	oversize  *atomic.Uint64
+	refused   *atomic.Uint64
 	datagrams *atomic.Uint64
 	log       zerolog.Logger // sampled: per-line problems
 	hc        *checker       // nil without admin
 
 	// UDP: an unconnected socket and one message per datagram of a write
-	udp  *net.UDPConn
-	pc   batchWriter
-	dst  *net.UDPAddr
-	msgs []ipv4.Message
-	bufs [][]byte
-	ends []int // per datagram: its end in buf, after the last line's '\n'
-	next []int // per datagram: the index of the first metric after it
+	udp   *net.UDPConn
+	pc    batchWriter
+	dst   *net.UDPAddr
+	msgs  []ipv4.Message
+	bufs  [][]byte
+	grams []gram // the datagrams of a write
 
 	// TCP
 	tcp  streamout.Stream
@@ -124,7 +127,8 @@ func (s *StatsD) Init(env registry.Env) error {
 	if s.WriteBuffer < 512 {
 		return errors.New("write_buffer: at least 512 bytes")
 	}
-	s.oversize = env.Metrics.Counter("oversize_dropped_total", "UDP: lines longer than 65507 bytes, which no datagram carries, dropped.")
+	s.oversize = env.Metrics.Counter("oversize_dropped_total", "UDP: lines longer than 65507 bytes, which no datagram carries, dropped (and counted as rejected).")
+	s.refused = env.Metrics.Counter("conversion_refused_total", "Graphite metrics StatsD cannot carry (NaN, Inf, a negative timer), not written (and counted as rejected).")
 	s.datagrams = env.Metrics.Counter("datagrams_total", "UDP datagrams sent.")
 	s.log = env.Log.Sample(&zerolog.BurstSampler{Burst: 1, Period: 10 * time.Second})
 	if s.Admin != "" {
@@ -211,92 +215,135 @@ func hostOf(a string) string { h, _, _ := net.SplitHostPort(a); return h }
 func portOf(a string) string { _, p, _ := net.SplitHostPort(a); return p }
 
 // Write writes the batch. A batch that failed part way is resumed after the
-// last metric the kernel took, so a retry does not duplicate it.
+// last metric the kernel took, so a retry does not duplicate it. A batch
+// with metrics left out returns a *streamout.Refused error once the others
+// are written.
 func (s *StatsD) Write(ctx context.Context, b metric.Batch) error {
+	var err error
 	if s.Protocol == "tcp" {
 		if s.line == nil {
 			s.line = s.appendLine // bound once: no allocation per Write
 		}
-		return s.tcp.Write(ctx, b, s.line)
+		err = s.tcp.Write(ctx, b, s.line)
+	} else {
+		if s.udp == nil {
+			return registry.ErrNotConnected
+		}
+		if len(b) == 0 {
+			return nil
+		}
+		start, skipped := s.resume.Start(b)
+		err = s.writeUDP(ctx, b, start, skipped)
 	}
-	if s.udp == nil {
-		return registry.ErrNotConnected
-	}
-	if len(b) == 0 {
-		return nil
-	}
-	err := s.writeUDP(ctx, b, s.resume.Start(b))
-	if err == nil {
-		s.resume.Succeeded()
+	var r *streamout.Refused
+	if errors.As(err, &r) {
+		s.explain(b, r)
 	}
 	return err
 }
 
 func (s *StatsD) appendLine(dst []byte, m *metric.Metric) []byte { return codec.Append(dst, m, s.as) }
 
+// explain counts and logs (sampled) the metrics of b that r left out, and
+// gives r the reason of the first: the codec's, or oversize (UDP).
+func (s *StatsD) explain(b metric.Batch, r *streamout.Refused) {
+	conv := 0
+	var first *metric.Metric
+	for i := range b {
+		if err := codec.Refused(&b[i], s.as); err != nil {
+			conv++
+			if first == nil {
+				first, r.Reason = &b[i], err
+			}
+		}
+	}
+	if conv > 0 {
+		s.refused.Add(uint64(conv))
+		s.log.Warn().Int("count", conv).Err(r.Reason).Bytes("name", logName(first.Name())).Str("format", first.Format().String()).
+			Msg("metrics StatsD cannot carry were not written (counted as rejected)")
+	}
+	if over := r.N - conv; over > 0 {
+		s.oversize.Add(uint64(over))
+		s.log.Warn().Int("count", over).Msg("lines longer than a UDP datagram can carry dropped (counted as rejected)")
+		if first == nil {
+			r.Reason = errOversize
+		}
+	}
+}
+
+// logName is a metric name cut for a log line: names can be as long as a
+// line.
+func logName(name []byte) []byte { return name[:min(len(name), 200)] }
+
+var errOversize = errors.New("line longer than a UDP datagram can carry")
+
+// gram is one datagram of a write: its end in the write's buffer (after its
+// last line's '\n'), the index of the first metric after it, and how many
+// metrics before that were left out.
+type gram struct{ end, next, left int }
+
 // pack appends the lines of b[start:] to buf and cuts them into datagrams
 // of at most size bytes (the last line of a datagram without its '\n'),
-// never splitting a line. It returns buf and, per datagram, its end in buf
-// (after its last '\n') and the index of the first metric after it. Lines
-// over 65507 bytes are left out and counted in dropped.
-func pack(buf []byte, b metric.Batch, start int, as metric.Type, size int, ends, next []int) ([]byte, []int, []int, int) {
-	dropped := 0
+// never splitting a line (nor the two lines of a negative gauge). Lines
+// over 65507 bytes and metrics the codec refuses are left out; skipped is
+// how many of b[:start] were. It returns buf, the datagrams, and how many
+// metrics of b are left out.
+func pack(buf []byte, b metric.Batch, start, skipped int, as metric.Type, size int, grams []gram) ([]byte, []gram, int) {
 	ds := len(buf) // start of the open datagram
 	for i := start; i < len(b); i++ {
 		ls := len(buf)
 		buf = codec.Append(buf, &b[i], as)
-		if len(buf)-ls-1 > maxUDPPayload {
+		if n := len(buf) - ls; n == 0 || n-1 > maxUDPPayload {
 			buf = buf[:ls]
-			dropped++
+			skipped++
 			continue
 		}
 		if ls > ds && len(buf)-1-ds > size {
 			// the line does not fit: close the open datagram before it
-			ends = append(ends, ls)
-			next = append(next, i)
+			grams = append(grams, gram{ls, i, skipped})
 			ds = ls
 		}
 	}
 	if len(buf) > ds {
-		ends = append(ends, len(buf))
-		next = append(next, len(b))
+		grams = append(grams, gram{len(buf), len(b), skipped})
 	}
-	return buf, ends, next, dropped
+	return buf, grams, skipped
 }
 
-func (s *StatsD) writeUDP(ctx context.Context, b metric.Batch, start int) error {
-	buf, ends, next, dropped := pack(s.buf[:0], b, start, s.as, s.MaxPacketSize, s.ends[:0], s.next[:0])
-	s.buf, s.ends, s.next = buf[:0], ends[:0], next[:0]
-	if dropped > 0 {
-		s.oversize.Add(uint64(dropped))
-		s.log.Warn().Int("dropped", dropped).Msg("lines longer than a UDP datagram can carry dropped")
-	}
-	nd := len(ends)
-	if nd == 0 {
-		return nil
-	}
-	s.grow(nd)
-	prev := 0
-	for j, e := range ends {
-		s.bufs[j] = buf[prev : e-1] // without the last '\n'
-		prev = e
-	}
-	s.setDeadline(ctx, s.udp)
-	sent := 0
-	for sent < nd {
-		n, err := s.pc.WriteBatch(s.msgs[sent:nd], 0)
-		if n > 0 {
-			sent += n
-			s.datagrams.Add(uint64(n))
+// writeUDP sends b[start:]; skipped is how many of b[:start] were left out
+// before.
+func (s *StatsD) writeUDP(ctx context.Context, b metric.Batch, start, skipped int) error {
+	buf, grams, total := pack(s.buf[:0], b, start, skipped, s.as, s.MaxPacketSize, s.grams[:0])
+	s.buf, s.grams = buf[:0], grams[:0]
+	nd := len(grams)
+	if nd > 0 {
+		s.grow(nd)
+		prev := 0
+		for j, g := range grams {
+			s.bufs[j] = buf[prev : g.end-1] // without the last '\n'
+			prev = g.end
 		}
-		if err != nil {
-			done := start
-			if sent > 0 {
-				done = next[sent-1]
+		s.setDeadline(ctx, s.udp)
+		sent := 0
+		for sent < nd {
+			n, err := s.pc.WriteBatch(s.msgs[sent:nd], 0)
+			if n > 0 {
+				sent += n
+				s.datagrams.Add(uint64(n))
 			}
-			s.resume.Failed(b, done)
-			return fmt.Errorf("write udp %s: %w", s.Address, err)
+			if err != nil {
+				done, doneSkipped := start, skipped
+				if sent > 0 {
+					done, doneSkipped = grams[sent-1].next, grams[sent-1].left
+				}
+				s.resume.Failed(b, done, doneSkipped)
+				return fmt.Errorf("write udp %s: %w", s.Address, err)
+			}
 		}
+	}
+	s.resume.Succeeded()
+	if total > 0 {
+		return &streamout.Refused{N: total}
 	}
 	return nil
 }

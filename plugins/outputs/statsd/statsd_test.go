@@ -3,6 +3,7 @@ package statsd
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net"
@@ -15,11 +16,14 @@ import (
 	"time"
 
 	"github.com/metricsrouter/router/agent"
+	gcodec "github.com/metricsrouter/router/plugins/codec/graphite"
 	codec "github.com/metricsrouter/router/plugins/codec/statsd"
 	_ "github.com/metricsrouter/router/plugins/inputs/statsd" // an input for agent.ParseConfig
+	"github.com/metricsrouter/router/plugins/internal/streamout"
 	"github.com/metricsrouter/router/plugins/metric"
 	"github.com/metricsrouter/router/plugins/plugintest"
 	"github.com/metricsrouter/router/registry"
+	"golang.org/x/net/ipv4"
 )
 
 const wait = 10 * time.Second
@@ -96,20 +100,20 @@ func TestPackNeverSplitsLines(t *testing.T) {
 		t.Run(fmt.Sprint(size), func(t *testing.T) {
 			lines := randomLines(r, 3000, min(2*size, 65000))
 			b := parseLines(t, lines)
-			buf, ends, next, dropped := pack(nil, b, 0, metric.Gauge, size, nil, nil)
-			if dropped != 0 {
+			buf, packed, dropped := pack(nil, b, 0, 0, metric.Gauge, size, nil)
+			if dropped != 0 || slices.ContainsFunc(packed, func(g gram) bool { return g.left != 0 }) {
 				t.Fatalf("%d dropped", dropped)
 			}
 			var grams []string
 			prev, n := 0, 0
-			for j, e := range ends {
-				g := string(buf[prev : e-1])
+			for j, p := range packed {
+				g := string(buf[prev : p.end-1])
 				grams = append(grams, g)
-				// next[j] is the first metric after datagram j
-				if n += strings.Count(g, "\n") + 1; n != next[j] {
-					t.Fatalf("datagram %d: next = %d, want %d", j, next[j], n)
+				// next is the first metric after datagram j
+				if n += strings.Count(g, "\n") + 1; n != p.next {
+					t.Fatalf("datagram %d: next = %d, want %d", j, p.next, n)
 				}
-				prev = e
+				prev = p.end
 			}
 			checkDatagrams(t, grams, lines, size)
 			// packing is tight: no datagram could have taken the next line
@@ -154,7 +158,7 @@ func TestUDPWriteByteIdentical(t *testing.T) {
 }
 
 // TestUDPLongLines: a line over max_packet_size goes alone; one over 65507
-// bytes is dropped and counted; the others pass.
+// bytes is dropped, counted and reported as rejected; the others pass.
 func TestUDPLongLines(t *testing.T) {
 	sink := plugintest.NewUDPSink(t)
 	s, m := newOutput(t, func(s *StatsD) { s.Address = sink.Addr; s.MaxPacketSize = 100 })
@@ -164,8 +168,10 @@ func TestUDPLongLines(t *testing.T) {
 	long := "long:1|c|#" + strings.Repeat("x", 3000)
 	huge := "huge:1|c|#" + strings.Repeat("y", 70000)
 	lines := []string{"a:1|c", long, "b:2|c", huge, "c:3|c"}
-	if err := s.Write(t.Context(), parseLines(t, lines)); err != nil {
-		t.Fatal(err)
+	err := s.Write(t.Context(), parseLines(t, lines))
+	var r *streamout.Refused
+	if !errors.As(err, &r) || r.Rejected() != 1 || !errors.Is(err, registry.ErrRejected) {
+		t.Fatalf("Write = %v, want 1 refused (rejected)", err)
 	}
 	want := []string{"a:1|c", long, "b:2|c\nc:3|c"}
 	if !sink.WaitLines(4, wait) {
@@ -199,6 +205,155 @@ func TestAsConvertsGraphite(t *testing.T) {
 				t.Fatalf("got %q, want %q", got, want)
 			}
 		})
+	}
+}
+
+// graphiteBatch parses Graphite lines into a batch (they must be valid).
+func graphiteBatch(t testing.TB, lines ...string) metric.Batch {
+	t.Helper()
+	b := make(metric.Batch, len(lines))
+	for i, l := range lines {
+		if err := gcodec.Parse([]byte(l), &b[i]); err != nil {
+			t.Fatalf("parse %q: %v", l, err)
+		}
+	}
+	return b
+}
+
+// TestConvertsGraphiteSafely: Graphite metrics whose names hold StatsD
+// separators leave mapped, a negative gauge as "0" and the value in one
+// datagram (never split, even where it would straddle two), and what
+// StatsD cannot carry is left out, counted and reported as rejected; over
+// UDP and TCP.
+func TestConvertsGraphiteSafely(t *testing.T) {
+	in := []string{
+		"evil:666|c 1 1700000000",
+		"nan.value NaN 1700000000",
+		"pad.to.fill.it.up 12345 1700000000", // the gauge's first line fits after it, not both
+		"negative.gauge -5 1700000000",
+		"inf.value -Inf 1700000000",
+		"a;k=v,evil:1|c 2 1700000000",
+	}
+	want := []string{
+		"evil_666_c:1|g",
+		"pad.to.fill.it.up:12345|g",
+		"negative.gauge:0|g", "negative.gauge:-5|g",
+		"a:2|g|#k:v_evil:1_c",
+	}
+	for _, proto := range []string{"udp", "tcp"} {
+		t.Run(proto, func(t *testing.T) {
+			var lines func() []string
+			var addr string
+			var wait4 func(n int) bool
+			if proto == "udp" {
+				sink := plugintest.NewUDPSink(t)
+				addr, lines, wait4 = sink.Addr, sink.Lines, func(n int) bool { return sink.WaitLines(n, wait) }
+				t.Cleanup(func() {
+					// the two lines of the gauge are in one datagram
+					for _, d := range sink.Datagrams() {
+						if strings.Contains(d, "negative.gauge:0|g") && !strings.Contains(d, "negative.gauge:0|g\nnegative.gauge:-5|g") {
+							t.Errorf("datagrams %q: the negative gauge was split", sink.Datagrams())
+						}
+					}
+				})
+			} else {
+				sink := plugintest.NewLineSink(t)
+				addr, lines, wait4 = sink.Addr, sink.Lines, func(n int) bool { return sink.WaitLen(n, wait) }
+			}
+			s, m := newOutput(t, func(s *StatsD) { s.Address, s.Protocol, s.MaxPacketSize = addr, proto, 64 })
+			if err := s.Connect(t.Context()); err != nil {
+				t.Fatal(err)
+			}
+			err := s.Write(t.Context(), graphiteBatch(t, in...))
+			var r *streamout.Refused
+			if !errors.As(err, &r) || r.Rejected() != 2 || !errors.Is(err, registry.ErrRejected) || !errors.Is(err, codec.ErrNotNumber) {
+				t.Fatalf("Write = %v, want 2 refused (not a number), rejected", err)
+			}
+			if !wait4(len(want)) {
+				t.Fatalf("sink got %q", lines())
+			}
+			if got := lines(); !slices.Equal(got, want) {
+				t.Fatalf("sink got %q, want %q", got, want)
+			}
+			if n := m.Get("conversion_refused_total"); n != 2 {
+				t.Fatalf("conversion_refused_total = %d, want 2", n)
+			}
+		})
+	}
+	t.Run("negative timer", func(t *testing.T) {
+		s, m := newOutput(t, func(s *StatsD) { s.Address, s.As = plugintest.NewUDPSink(t).Addr, "ms" })
+		if err := s.Connect(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		err := s.Write(t.Context(), graphiteBatch(t, "t -1 1700000000", "u 1 1700000000"))
+		if !errors.Is(err, codec.ErrNegativeTimer) || m.Get("conversion_refused_total") != 1 {
+			t.Fatalf("Write = %v (conversion_refused_total %d), want a negative timer refused", err, m.Get("conversion_refused_total"))
+		}
+	})
+}
+
+// flakyPC is a batchWriter that takes `ok` datagrams, then fails once.
+type flakyPC struct {
+	ok    int
+	grams []string
+}
+
+func (f *flakyPC) WriteBatch(ms []ipv4.Message, _ int) (int, error) {
+	n := 0
+	for _, m := range ms {
+		if f.ok == 0 {
+			f.ok = -1 // fail once, then take everything
+			return n, errors.New("injected send failure")
+		}
+		f.ok--
+		f.grams = append(f.grams, string(m.Buffers[0]))
+		n++
+	}
+	return n, nil
+}
+
+// TestUDPResumeCountsRefused: a UDP write that fails part way resumes after
+// the datagrams that went out, and the batch then reports every metric left
+// out, before and after the failure, exactly once.
+func TestUDPResumeCountsRefused(t *testing.T) {
+	s, m := newOutput(t, func(s *StatsD) { s.Address, s.MaxPacketSize = plugintest.NewUDPSink(t).Addr, 64 })
+	if err := s.Connect(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	fake := &flakyPC{ok: 2}
+	s.pc = fake
+	var in, want []string
+	refused := 0
+	for i := range 40 {
+		if i%3 == 1 {
+			in = append(in, fmt.Sprintf("nan.%d NaN 1700000000", i))
+			refused++
+			continue
+		}
+		in = append(in, fmt.Sprintf("metric.number.%d %d 1700000000", i, i))
+		want = append(want, fmt.Sprintf("metric.number.%d:%d|g", i, i))
+	}
+	b := graphiteBatch(t, in...)
+	if err := s.Write(t.Context(), b); err == nil || errors.Is(err, registry.ErrRejected) {
+		t.Fatalf("Write with a failing send = %v, want a retryable error", err)
+	}
+	if len(fake.grams) != 2 {
+		t.Fatalf("%d datagrams before the failure, want 2", len(fake.grams))
+	}
+	err := s.Write(t.Context(), b)
+	var r *streamout.Refused
+	if !errors.As(err, &r) || r.Rejected() != refused {
+		t.Fatalf("retry = %v, want %d refused", err, refused)
+	}
+	var got []string
+	for _, g := range fake.grams {
+		got = append(got, strings.Split(g, "\n")...)
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("lines sent %q, want each once: %q", got, want)
+	}
+	if n := m.Get("conversion_refused_total"); n != uint64(refused) {
+		t.Fatalf("conversion_refused_total = %d, want %d", n, refused)
 	}
 }
 
@@ -446,12 +601,12 @@ func BenchmarkPack1000(b *testing.B) {
 	}
 	batch := parseLines(b, lines)
 	var buf []byte
-	var ends, next []int
+	var grams []gram
 	b.ReportAllocs()
 	for b.Loop() {
-		buf, ends, next, _ = pack(buf[:0], batch, 0, metric.Gauge, 1432, ends[:0], next[:0])
+		buf, grams, _ = pack(buf[:0], batch, 0, 0, metric.Gauge, 1432, grams[:0])
 	}
-	b.ReportMetric(float64(len(ends)), "datagrams/op")
+	b.ReportMetric(float64(len(grams)), "datagrams/op")
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(batch)), "ns/metric")
 }
 
