@@ -50,9 +50,10 @@ func hjPost(t *testing.T, url, ctype, body, token string) (int, string) {
 	return res.StatusCode, string(b)
 }
 
-// TestHTTPStatsdProxyConfig: etc/statsd-http-proxy.toml as shipped, with its
-// ${VAR}s set: form, JSON and batch requests with a JWT reach a UDP StatsD
-// sink as packed lines; refused requests send nothing; /metrics counts them.
+// TestHTTPStatsdProxyConfig: etc/statsd-http-proxy.toml with its jwt_secret
+// line uncommented, as its header says to do, and its ${VAR}s set: form,
+// JSON and batch requests with a JWT reach a UDP StatsD sink as packed
+// lines; refused requests send nothing; /metrics counts them.
 func TestHTTPStatsdProxyConfig(t *testing.T) {
 	cfg, err := os.ReadFile("etc/statsd-http-proxy.toml")
 	if err != nil {
@@ -65,7 +66,11 @@ func TestHTTPStatsdProxyConfig(t *testing.T) {
 	t.Setenv("STATSD_ADDR", sink.Addr)
 	t.Setenv("JWT_SECRET", "e2e-secret")
 	t.Setenv("METRIC_PREFIX", "fe")
-	p := startRouter(t, string(cfg))
+	on := strings.Replace(string(cfg), `# jwt_secret = "${JWT_SECRET}"`, `jwt_secret = "${JWT_SECRET}"`, 1)
+	if on == string(cfg) {
+		t.Fatal(`etc/statsd-http-proxy.toml has no commented jwt_secret = "${JWT_SECRET}" line`)
+	}
+	p := startRouter(t, on)
 	waitListen(t, in)
 	base := "http://" + in
 	tok := hjToken("e2e-secret", fmt.Sprintf(`{"sub":"e2e","exp":%d}`, time.Now().Add(time.Hour).Unix()))

@@ -75,7 +75,7 @@ func newAuthenticator(c authConfig) (*authenticator, error) {
 		a.pub = key
 		methods = append(methods, algs...)
 	}
-	opts := []jwt.ParserOption{jwt.WithValidMethods(methods), jwt.WithLeeway(jwtLeeway), jwt.WithTimeFunc(a.clock)}
+	opts := []jwt.ParserOption{jwt.WithValidMethods(methods), jwt.WithLeeway(jwtLeeway), jwt.WithIssuedAt(), jwt.WithTimeFunc(a.clock)}
 	if c.audience != "" {
 		opts = append(opts, jwt.WithAudience(c.audience))
 	}
@@ -181,6 +181,9 @@ func (a *authenticator) check(r *http.Request) (string, int) {
 	if nbf, err := claims.GetNotBefore(); err == nil && nbf != nil {
 		e.nbf = nbf.Time
 	}
+	if iat, err := claims.GetIssuedAt(); err == nil && iat != nil {
+		e.iat = iat.Time
+	}
 	if a.prefixClaim != "" {
 		g, ok := claims[a.prefixClaim].(string)
 		if !ok {
@@ -196,9 +199,9 @@ func (a *authenticator) check(r *http.Request) (string, int) {
 // their signature covers every claim, so a verified token need not be
 // verified again: only its time window is checked on each use.
 type tokenEntry struct {
-	exp, nbf time.Time // zero = absent
-	grant    string
-	fail     int // authNoGrant, or 0
+	exp, nbf, iat time.Time // zero = absent
+	grant         string
+	fail          int // authNoGrant, or 0
 }
 
 func (e *tokenEntry) validAt(now time.Time) bool {
@@ -206,6 +209,9 @@ func (e *tokenEntry) validAt(now time.Time) bool {
 		return false
 	}
 	if !e.nbf.IsZero() && now.Add(jwtLeeway).Before(e.nbf) {
+		return false
+	}
+	if !e.iat.IsZero() && now.Add(jwtLeeway).Before(e.iat) {
 		return false
 	}
 	return true

@@ -111,6 +111,10 @@ func TestJWT(t *testing.T) {
 			{"expired within leeway", sign(t, jwt.SigningMethodHS256, []byte(secret), jwt.MapClaims{"exp": in(-10 * time.Second)}), false, 200, ""},
 			{"nbf in the future", sign(t, jwt.SigningMethodHS256, []byte(secret), jwt.MapClaims{"nbf": in(time.Hour)}), false, 403, bad},
 			{"nbf within leeway", sign(t, jwt.SigningMethodHS256, []byte(secret), jwt.MapClaims{"nbf": in(10 * time.Second)}), false, 200, ""},
+			{"iat in the future", sign(t, jwt.SigningMethodHS256, []byte(secret), jwt.MapClaims{"iat": in(time.Hour)}), false, 403, bad},
+			{"iat within leeway", sign(t, jwt.SigningMethodHS256, []byte(secret), jwt.MapClaims{"iat": in(10 * time.Second)}), false, 200, ""},
+			{"iat in the past", sign(t, jwt.SigningMethodHS256, []byte(secret), jwt.MapClaims{"iat": in(-time.Hour), "exp": in(time.Hour)}), false, 200, ""},
+			{"bad iat type", sign(t, jwt.SigningMethodHS256, []byte(secret), jwt.MapClaims{"iat": "now"}), false, 403, bad},
 			{"alg none", unsigned("none", `{"exp":9999999999}`), false, 403, bad},
 			{"alg None", unsigned("None", `{"exp":9999999999}`), false, 403, bad},
 			{"alg none with signature", unsigned("none", `{}`) + "c2ln", false, 403, bad},
@@ -130,6 +134,7 @@ func TestJWT(t *testing.T) {
 			{"ES256 token", sign(t, jwt.SigningMethodES256, keys.ec, valid), false, 403, bad},
 			{"alg none", unsigned("none", `{}`), false, 403, bad},
 			{"expired", sign(t, jwt.SigningMethodRS256, keys.rsa, jwt.MapClaims{"exp": in(-time.Hour)}), false, 403, bad},
+			{"iat in the future", sign(t, jwt.SigningMethodRS256, keys.rsa, jwt.MapClaims{"iat": in(time.Hour)}), false, 403, bad},
 		}},
 		{"rsa key and secret", func(h *HTTPJSON) { h.JWTPublicKey = rsaPath; h.JWTSecret = secret }, []tc{
 			{"RS256", sign(t, jwt.SigningMethodRS256, keys.rsa, valid), false, 200, ""},
@@ -226,7 +231,7 @@ func TestJWTPrefixClaim(t *testing.T) {
 }
 
 // TestTokenCacheWindow: a cached token is still refused once expired, or
-// before its nbf (each with the 30 s leeway).
+// before its nbf or iat (each with the 30 s leeway).
 func TestTokenCacheWindow(t *testing.T) {
 	a, err := newAuthenticator(authConfig{secret: secret})
 	if err != nil {
@@ -253,8 +258,21 @@ func TestTokenCacheWindow(t *testing.T) {
 			t.Errorf("at %v: %d, want %d", s.at, got, s.want)
 		}
 	}
-	if n := a.cache.len(); n != 1 {
-		t.Errorf("cache holds %d tokens, want 1", n)
+	// iat: a cached token is refused if the clock goes back before its
+	// issue time by more than the leeway
+	a.now = func() time.Time { return t0 }
+	r.Header.Set("X-JWT-Token", sign(t, jwt.SigningMethodHS256, []byte(secret), jwt.MapClaims{"iat": t0.Unix()}))
+	for _, s := range []struct {
+		at   time.Duration
+		want int
+	}{{0, 0}, {-20 * time.Second, 0}, {-40 * time.Second, authInvalid}} {
+		a.now = func() time.Time { return t0.Add(s.at) }
+		if _, got := a.check(r); got != s.want {
+			t.Errorf("iat, at %v: %d, want %d", s.at, got, s.want)
+		}
+	}
+	if n := a.cache.len(); n != 2 {
+		t.Errorf("cache holds %d tokens, want 2", n)
 	}
 }
 

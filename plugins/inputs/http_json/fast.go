@@ -2,7 +2,6 @@ package http_json
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -159,18 +158,15 @@ func (s *fastServer) reaper() {
 	}
 }
 
-// serve accepts connections until ln is closed.
+// serve accepts connections until ln is closed. ln is a netx listener:
+// temporary accept errors (no file descriptor left...) are retried there,
+// so an error here means the listener is gone.
 func (s *fastServer) serve(ln net.Listener) error {
 	for {
 		c, err := ln.Accept()
 		if err != nil {
 			if s.closing.Load() || errors.Is(err, net.ErrClosed) {
 				return nil
-			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				time.Sleep(5 * time.Millisecond)
-				continue
 			}
 			return err
 		}
@@ -235,9 +231,9 @@ func (s *fastServer) serveConn(fc *fastConn) {
 	w := &fastWriter{header: make(http.Header, 8)}
 	base := (&http.Request{RemoteAddr: c.RemoteAddr().String()}).WithContext(s.base)
 	req := new(http.Request)
-	body := &bodyReader{}
+	body := &bodyReader{fc: fc, br: br, clock: &s.clock}
 	var p fastRequest
-	handedOff := false
+	handedOff, afterPost := false, false
 	defer func() {
 		if handedOff {
 			return
@@ -256,10 +252,17 @@ func (s *fastServer) serveConn(fc *fastConn) {
 		if s.closing.Load() { // shutdown may have missed this connection's idle state
 			return
 		}
-		if _, err := br.Peek(1); err != nil {
+		first, err := br.Peek(1)
+		if err != nil {
 			return
 		}
 		fc.set(stateReading, s.clock.Load())
+		if afterPost && (first[0] == '\r' || first[0] == '\n') {
+			// as net/http: up to 4 CR or LF after a POST are dropped
+			// (RFC 7230 3.5, clients that end a body with a CRLF)
+			peek, _ := br.Peek(4)
+			_, _ = br.Discard(leadingCRLF(peek))
+		}
 		ok, err := p.read(br, s.maxBody)
 		if err != nil {
 			return
@@ -274,20 +277,28 @@ func (s *fastServer) serveConn(fc *fastConn) {
 			}
 			return
 		}
+		afterPost = p.method == http.MethodPost
 		*req = *base
 		p.fill(req, body)
-		fc.set(stateServing, s.clock.Load())
+		if p.contentLength == 0 {
+			fc.set(stateServing, s.clock.Load())
+		} // else the body is read within read_timeout: bodyReader moves on to serving
 		w.reset(req.Method == http.MethodHead)
 		s.h.ServeHTTP(w, req)
-		closeAfter := p.close || s.closing.Load()
+		// what the handler left of the body (a refused request) is read
+		// and dropped if small, else the connection is closed
+		unread := body.finish()
+		closeAfter := p.close || s.closing.Load() || unread > drainBody || body.err != nil || w.closing()
 		out := w.finish(p.out[:0], *s.date.Load(), closeAfter)
 		p.out = out
-		p.consume(br)
-		if cap(p.body) > keepBody {
-			p.body = nil // a large batch: do not keep its buffer per connection
-		}
 		if _, err := c.Write(out); err != nil || closeAfter {
 			return
+		}
+		if unread > 0 {
+			fc.set(stateReading, s.clock.Load())
+			if _, err := br.Discard(int(unread)); err != nil {
+				return
+			}
 		}
 		if br.Buffered() == 0 {
 			// A keep-alive client sends its next request only now that it
@@ -299,8 +310,10 @@ func (s *fastServer) serveConn(fc *fastConn) {
 	}
 }
 
-// keepBody is the largest body buffer a connection keeps between requests.
-const keepBody = 64 << 10
+// drainBody is the most of an unread body (a request refused before its
+// body was read) that is read and dropped to keep the connection; above,
+// the connection is closed after the answer.
+const drainBody = 64 << 10
 
 // fastRequest is one parsed request head; its strings point into one
 // string made from the head's bytes.
@@ -316,11 +329,11 @@ type fastRequest struct {
 	url           url.URL
 	header        http.Header // reused: the handler keeps nothing of a request
 	headLen       int         // bytes of the head in the reader
-	body          []byte
-	out           []byte // answer buffer, reused
+	out           []byte      // answer buffer, reused
 }
 
-// read reads one request head and its body from br. ok is false, with
+// read reads one request head from br, and none of its body: the handler
+// reads that (bodyReader) once it has checked the token. ok is false, with
 // nothing consumed, when the request is not one the fast path serves.
 func (p *fastRequest) read(br *bufio.Reader, maxBody int64) (ok bool, err error) {
 	// wait for the whole head: lines end with CRLF, an empty line ends it
@@ -344,49 +357,17 @@ func (p *fastRequest) read(br *bufio.Reader, maxBody int64) (ok bool, err error)
 			return false, err
 		}
 	}
-	if !p.parse(buf[:p.headLen], maxBody) {
-		return false, nil
-	}
-	// the body: what is buffered, then the rest
-	need := int(p.contentLength)
-	if cap(p.body) < need {
-		p.body = make([]byte, need)
-	}
-	p.body = p.body[:need]
-	if have := len(buf) - p.headLen; have > 0 {
-		if have > need {
-			have = need
-		}
-		copy(p.body, buf[p.headLen:p.headLen+have])
-		if have < need {
-			if _, err := br.Discard(p.headLen + have); err != nil {
-				return false, err
-			}
-			p.headLen = 0
-			if _, err := io.ReadFull(br, p.body[have:]); err != nil {
-				return false, err
-			}
-		}
-		return true, nil
-	}
-	if need > 0 {
-		if _, err := br.Discard(p.headLen); err != nil {
-			return false, err
-		}
-		p.headLen = 0
-		if _, err := io.ReadFull(br, p.body); err != nil {
-			return false, err
-		}
-	}
-	return true, nil
+	return p.parse(buf[:p.headLen], maxBody), nil
 }
 
-// consume drops what is left of the request in br (head and buffered body).
-func (p *fastRequest) consume(br *bufio.Reader) {
-	if p.headLen > 0 {
-		_, _ = br.Discard(p.headLen + len(p.body))
-		p.headLen = 0
+// leadingCRLF counts the CR and LF bytes at the start of b.
+func leadingCRLF(b []byte) int {
+	for i, c := range b {
+		if c != '\r' && c != '\n' {
+			return i
+		}
 	}
+	return len(b)
 }
 
 // headEnd returns the length of the head (through the empty line) if buf
@@ -515,7 +496,8 @@ func (p *fastRequest) parse(h []byte, maxBody int64) bool {
 	return hasHost
 }
 
-// fill sets up req (a copy of the connection's base request) and the body.
+// fill sets up req (a copy of the connection's base request) and the body,
+// which is still in the reader behind the head.
 func (p *fastRequest) fill(req *http.Request, body *bodyReader) {
 	req.Method = p.method
 	req.RequestURI = p.target
@@ -542,20 +524,105 @@ func (p *fastRequest) fill(req *http.Request, body *bodyReader) {
 	}
 	req.Header = h
 	req.ContentLength = p.contentLength
+	body.reset(p.headLen, p.contentLength)
 	if p.contentLength == 0 {
 		req.Body = http.NoBody
 	} else {
-		body.Reset(p.body)
-		body.b = p.body
 		req.Body = body
 	}
 }
 
-// bodyReader is the body of a fast-path request; the handler reads b
-// directly (it copies what it keeps: b is reused by the next request).
+// bodyReader is the body of a fast-path request, still in the connection's
+// reader behind the request's head (headLen bytes) when the handler starts.
+// Nothing is read or allocated for it before the handler asks: the handler
+// checks the token first. A body that fits in the reader's buffer with its
+// head is read there in place (inPlace); a larger one is read as it
+// arrives into memory the handler takes from max_inflight_bytes (Read).
 type bodyReader struct {
-	bytes.Reader
-	b []byte
+	fc      *fastConn
+	br      *bufio.Reader
+	clock   *atomic.Int64
+	headLen int   // head bytes still in br (0 once dropped)
+	left    int64 // body bytes not yet read
+	inBuf   int   // read in place: head and body bytes to drop from br
+	err     error
+}
+
+func (b *bodyReader) reset(headLen int, n int64) {
+	b.headLen, b.left, b.inBuf, b.err = headLen, n, 0, nil
+}
+
+// inPlace returns the body read into the reader's buffer if it fits there
+// with the head; the slice is valid until the handler returns.
+func (b *bodyReader) inPlace() ([]byte, bool) {
+	if b.err != nil || b.headLen == 0 || int64(b.headLen)+b.left > int64(b.br.Size()) {
+		return nil, false
+	}
+	n := b.headLen + int(b.left)
+	buf, err := b.br.Peek(n)
+	if err != nil {
+		b.err = err
+		return nil, false
+	}
+	b.inBuf, b.left = n, 0
+	b.done()
+	return buf[b.headLen:n], true
+}
+
+// Read reads the body as it arrives, after dropping the head from br.
+func (b *bodyReader) Read(p []byte) (int, error) {
+	if b.err != nil {
+		return 0, b.err
+	}
+	if b.left == 0 {
+		return 0, io.EOF
+	}
+	if b.headLen > 0 {
+		if _, err := b.br.Discard(b.headLen); err != nil {
+			b.err = err
+			return 0, err
+		}
+		b.headLen = 0
+	}
+	if int64(len(p)) > b.left {
+		p = p[:b.left]
+	}
+	n, err := b.br.Read(p)
+	b.left -= int64(n)
+	if b.left == 0 {
+		b.done()
+		return n, nil
+	}
+	if err == io.EOF {
+		err = io.ErrUnexpectedEOF
+	}
+	if err != nil {
+		b.err = err
+	}
+	return n, err
+}
+
+// done: the body is read; write_timeout applies from now on.
+func (b *bodyReader) done() { b.fc.set(stateServing, b.clock.Load()) }
+
+// finish drops what was read of the request from br and returns the body
+// bytes left unread.
+func (b *bodyReader) finish() int64 {
+	if b.err != nil {
+		return b.left
+	}
+	if b.inBuf > 0 {
+		_, _ = b.br.Discard(b.inBuf)
+		b.headLen, b.inBuf = 0, 0
+		return 0
+	}
+	if b.headLen > 0 {
+		if _, err := b.br.Discard(b.headLen); err != nil {
+			b.err = err
+		}
+		b.headLen = 0
+	}
+	return b.left
 }
 
 func (*bodyReader) Close() error { return nil }
@@ -695,6 +762,12 @@ func (w *fastWriter) reset(head bool) {
 }
 
 func (w *fastWriter) Header() http.Header { return w.header }
+
+// closing reports whether the handler asked to close the connection.
+func (w *fastWriter) closing() bool {
+	v := w.header["Connection"]
+	return len(v) > 0 && asciiEqualFold(v[0], "close")
+}
 
 func (w *fastWriter) WriteHeader(code int) {
 	if w.status == 0 {

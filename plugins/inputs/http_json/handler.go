@@ -15,6 +15,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/metricsrouter/router/plugins/metric"
+	"github.com/metricsrouter/router/plugins/netx"
 	"github.com/metricsrouter/router/registry"
 )
 
@@ -46,6 +47,7 @@ type handlerConfig struct {
 	influx      bool            // tag_format = "influx"
 	origins     map[string]bool // nil = echo any Origin
 	maxBody     int64
+	maxInflight int64 // max_inflight_bytes; -1 = no bound
 	maxBatch    int
 	emitTimeout time.Duration
 	prefixClaim string
@@ -58,6 +60,7 @@ type handler struct {
 	auth      *authenticator // nil = no authentication
 	gate      gate
 	deadlines *deadlines
+	budget    *netx.Budget   // max_inflight_bytes: body bytes of the requests in flight
 	log       zerolog.Logger // sampled
 
 	requests [nRoutes]*atomic.Uint64
@@ -65,12 +68,15 @@ type handler struct {
 	authFail *atomic.Uint64
 	tooLarge *atomic.Uint64
 	emitFail *atomic.Uint64
+	busy     *atomic.Uint64 // 503: max_inflight_bytes reached
+	framing  *atomic.Uint64 // 400: Transfer-Encoding
 }
 
 func newHandler(cfg handlerConfig, env registry.Env) *handler {
 	h := &handler{
 		cfg:       cfg,
 		deadlines: newDeadlines(cfg.emitTimeout),
+		budget:    netx.NewBudget(cfg.maxInflight),
 		log:       env.Log.Sample(&zerolog.BurstSampler{Burst: 5, Period: 10 * time.Second}),
 	}
 	for r := range nRoutes {
@@ -81,6 +87,10 @@ func newHandler(cfg handlerConfig, env registry.Env) *handler {
 	h.authFail = env.Metrics.Counter("auth_failures_total", "Requests refused for a missing (401) or invalid (403) token.")
 	h.tooLarge = env.Metrics.Counter("body_too_large_total", "Requests whose body exceeded max_body_bytes (413).")
 	h.emitFail = env.Metrics.Counter("emit_failures_total", "Requests answered 503 because the pipeline was full or stopping.")
+	h.busy = env.Metrics.Counter("inflight_full_total", "Requests answered 503 because the bodies of the requests in flight held max_inflight_bytes.")
+	h.framing = env.Metrics.Counter("framing_refused_total", "Requests refused with 400 and their connection closed for carrying Transfer-Encoding (bodies need Content-Length).")
+	env.Metrics.Gauge("inflight_bytes", "Body bytes held by the requests in flight (bounded by max_inflight_bytes).",
+		func() float64 { return float64(h.budget.Used()) })
 	return h
 }
 
@@ -138,6 +148,25 @@ func parsePath(p string) (rt route, typ metric.Type, key string) {
 
 // serve answers one request and returns its status.
 func (h *handler) serve(w http.ResponseWriter, r *http.Request, rt route, typ metric.Type, key string) int {
+	if len(r.TransferEncoding) > 0 {
+		// RFC 9112 6.1: Content-Length and Transfer-Encoding together
+		// mean a smuggling attempt or a broken intermediary. net/http drops
+		// Content-Length when both are present, so every request with a
+		// Transfer-Encoding is refused and its connection closed: nothing
+		// sent after its body is ever served. (net/http moves the field
+		// to r.TransferEncoding; the fast path hands every request that
+		// has one to net/http; HTTP/2 refuses the field.)
+		h.framing.Add(1)
+		h.log.Warn().Str("remote", r.RemoteAddr).Msg("transfer-encoding refused: 400, connection closed")
+		w.Header()["Connection"] = []string{"close"}
+		return writeError(w, http.StatusBadRequest, &fieldError{msg: "Transfer-Encoding is not accepted: send the body with Content-Length", field: "Transfer-Encoding", index: -1})
+	}
+	if r.ProtoMajor == 1 && r.ProtoMinor == 0 {
+		// net/http ignores (and hides) Transfer-Encoding on HTTP/1.0
+		// requests, which RFC 9112 6.1 says to treat as faulty framing:
+		// their connections are closed after the answer.
+		w.Header()["Connection"] = []string{"close"}
+	}
 	if rt == routeOther {
 		return writeError(w, http.StatusNotFound, &fieldError{msg: "unknown route: use /heartbeat, /batch or /count|gauge|timing|set/<key>", field: "type", index: -1})
 	}
@@ -181,12 +210,18 @@ func (h *handler) serve(w http.ResponseWriter, r *http.Request, rt route, typ me
 		}
 		grant = g
 	}
-	body, status := readBody(r, h.cfg.maxBody)
-	if status != 0 {
-		if status == http.StatusRequestEntityTooLarge {
-			h.tooLarge.Add(1)
-			return writeError(w, status, &fieldError{msg: "body larger than max_body_bytes", field: "body", index: -1})
-		}
+	body, held, status := readBody(r, h.cfg.maxBody, h.budget)
+	defer func() { h.budget.Release(held) }()
+	switch status {
+	case 0:
+	case http.StatusRequestEntityTooLarge:
+		h.tooLarge.Add(1)
+		return writeError(w, status, &fieldError{msg: "body larger than max_body_bytes", field: "body", index: -1})
+	case http.StatusServiceUnavailable:
+		h.busy.Add(1)
+		h.log.Warn().Str("remote", r.RemoteAddr).Int64("bytes", h.budget.Used()).Msg("max_inflight_bytes reached: answered 503")
+		return writeRetry(w, &fieldError{msg: "too many request bodies in flight (max_inflight_bytes): retry later", index: -1})
+	default:
 		return writeError(w, status, &fieldError{msg: "cannot read body", field: "body", index: -1})
 	}
 	ct := mediaType(r.Header.Get("Content-Type"))
@@ -219,15 +254,14 @@ func (h *handler) serve(w http.ResponseWriter, r *http.Request, rt route, typ me
 	if ferr != nil {
 		return writeError(w, ferr.status(), ferr)
 	}
+	// the batch has its own buffer: the body is not needed while emitting
+	h.budget.Release(held)
+	held = 0
 	if len(batch) > 0 {
 		if err := h.emit(batch); err != nil {
 			h.emitFail.Add(1)
 			h.log.Warn().Err(err).Int("count", len(batch)).Msg("emit failed: answered 503")
-			w.Header()["Retry-After"] = []string{"1"}
-			if _, ok := w.Header()["Access-Control-Allow-Origin"]; ok {
-				w.Header()["Access-Control-Expose-Headers"] = []string{"Retry-After"}
-			}
-			return writeError(w, http.StatusServiceUnavailable, &fieldError{msg: "pipeline full or stopping: retry later", index: -1})
+			return writeRetry(w, &fieldError{msg: "pipeline full or stopping: retry later", index: -1})
 		}
 	}
 	// 200 with an empty body, as statsd-http-proxy answers.
@@ -313,32 +347,63 @@ func (h *handler) originAllowed(origin string) bool {
 	return h.cfg.origins[strings.ToLower(origin)]
 }
 
-// readBody reads the whole body, at most max bytes. status is 0, 413 or 400.
-func readBody(r *http.Request, max int64) ([]byte, int) {
-	if r.ContentLength > max {
-		return nil, http.StatusRequestEntityTooLarge
+// firstChunk is the most a body buffer starts with; it doubles as bytes
+// arrive.
+const firstChunk = 4 << 10
+
+// readBody reads the whole body, at most maxBody bytes, allocating as bytes
+// arrive (never from Content-Length up front): each buffer is taken from
+// budget before it is allocated. held is what the caller gives back to the
+// budget once done with the body. status is 0, or 413 (too large), 503
+// (budget exhausted) or 400 (the body could not be read).
+func readBody(r *http.Request, maxBody int64, budget *netx.Budget) (body []byte, held int64, status int) {
+	if r.ContentLength > maxBody {
+		return nil, 0, http.StatusRequestEntityTooLarge
 	}
 	if r.ContentLength == 0 || r.Body == nil || r.Body == http.NoBody {
-		return nil, 0
+		return nil, 0, 0
 	}
 	if b, ok := r.Body.(*bodyReader); ok {
-		return b.b, 0 // the fast path has it in memory already
-	}
-	if r.ContentLength > 0 {
-		buf := make([]byte, r.ContentLength)
-		if _, err := io.ReadFull(r.Body, buf); err != nil {
-			return nil, http.StatusBadRequest
+		if in, ok := b.inPlace(); ok {
+			return in, 0, 0 // in the connection's read buffer
 		}
-		return buf, 0
 	}
-	buf, err := io.ReadAll(io.LimitReader(r.Body, max+1))
-	if err != nil {
-		return nil, http.StatusBadRequest
+	limit := maxBody + 1 // no Content-Length (HTTP/2): one byte more means too large
+	if r.ContentLength > 0 {
+		limit = r.ContentLength
 	}
-	if int64(len(buf)) > max {
-		return nil, http.StatusRequestEntityTooLarge
+	var buf []byte
+	for int64(len(buf)) < limit {
+		if len(buf) == cap(buf) {
+			n := min(max(2*int64(cap(buf)), firstChunk), limit)
+			if !budget.Take(n) {
+				budget.Release(held)
+				return nil, 0, http.StatusServiceUnavailable
+			}
+			nb := make([]byte, len(buf), n)
+			copy(nb, buf)
+			budget.Release(held)
+			buf, held = nb, n
+		}
+		n, err := r.Body.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			budget.Release(held)
+			return nil, 0, http.StatusBadRequest
+		}
 	}
-	return buf, 0
+	switch {
+	case int64(len(buf)) > maxBody:
+		budget.Release(held)
+		return nil, 0, http.StatusRequestEntityTooLarge
+	case r.ContentLength > 0 && int64(len(buf)) < r.ContentLength:
+		budget.Release(held)
+		return nil, 0, http.StatusBadRequest
+	}
+	return buf, held, 0
 }
 
 // Media types the handler reads.
@@ -386,6 +451,16 @@ type errorBody struct {
 	Error string `json:"error"`
 	Field string `json:"field,omitempty"`
 	Index *int   `json:"index,omitempty"`
+}
+
+// writeRetry answers 503 with Retry-After (exposed to browser scripts).
+func writeRetry(w http.ResponseWriter, e *fieldError) int {
+	hd := w.Header()
+	hd["Retry-After"] = []string{"1"}
+	if _, ok := hd["Access-Control-Allow-Origin"]; ok {
+		hd["Access-Control-Expose-Headers"] = []string{"Retry-After"}
+	}
+	return writeError(w, http.StatusServiceUnavailable, e)
 }
 
 // writeError answers with {"error": ..., "field": ..., "index": ...}.

@@ -30,6 +30,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/metricsrouter/router/plugins/netx"
 	"github.com/metricsrouter/router/registry"
 )
 
@@ -44,26 +45,34 @@ const (
 	defIdleTimeout  = 60 * time.Second
 	defMaxBody      = 1 << 20
 	defMaxBatch     = 1000
+	// defMaxInflight bounds the body memory of all requests in flight: 64
+	// bodies of the largest size at once, or thousands of ordinary ones.
+	defMaxInflight = 64 << 20
+	// h2Window is the HTTP/2 flow-control window per connection and per
+	// stream: what a client may send before a handler reads (and before
+	// its token is checked).
+	h2Window = 64 << 10
 	// maxHeaderBytes bounds request headers (the original allowed 2 KiB; a
 	// browser's headers plus a JWT need more).
 	maxHeaderBytes = 8 << 10
 	// shutdownGrace is how long in-flight requests may take to finish at
 	// shutdown before their connections are closed (the original's 5 s).
 	shutdownGrace = 5 * time.Second
-	// jwtLeeway is the clock skew allowed on exp and nbf.
+	// jwtLeeway is the clock skew allowed on exp, nbf and iat.
 	jwtLeeway = 30 * time.Second
 )
 
 func init() {
 	registry.AddInput("http_json", func() registry.Input {
 		return &HTTPJSON{
-			Listen:       defListen,
-			TagFormat:    "dogstatsd",
-			ReadTimeout:  registry.Duration(defReadTimeout),
-			WriteTimeout: registry.Duration(defWriteTimeout),
-			IdleTimeout:  registry.Duration(defIdleTimeout),
-			MaxBodyBytes: defMaxBody,
-			MaxBatch:     defMaxBatch,
+			Listen:           defListen,
+			TagFormat:        "dogstatsd",
+			ReadTimeout:      registry.Duration(defReadTimeout),
+			WriteTimeout:     registry.Duration(defWriteTimeout),
+			IdleTimeout:      registry.Duration(defIdleTimeout),
+			MaxBodyBytes:     defMaxBody,
+			MaxInflightBytes: defMaxInflight,
+			MaxBatch:         defMaxBatch,
 		}
 	}, sample)
 }
@@ -101,13 +110,17 @@ type HTTPJSON struct {
 	IdleTimeout registry.Duration `toml:"idle_timeout"`
 	// MaxBodyBytes is the largest request body accepted (413 above).
 	MaxBodyBytes int64 `toml:"max_body_bytes"`
+	// MaxInflightBytes bounds the body bytes of all requests in flight
+	// together (503 + Retry-After above); -1 = no bound.
+	MaxInflightBytes int64 `toml:"max_inflight_bytes"`
 	// MaxBatch is the largest number of metrics in one /batch request.
 	MaxBatch int `toml:"max_batch"`
 
-	log      zerolog.Logger
-	handler  *handler
-	handoffs *atomic.Uint64
-	addr     atomic.Pointer[net.Addr]
+	log          zerolog.Logger
+	handler      *handler
+	handoffs     *atomic.Uint64
+	acceptErrors *atomic.Uint64
+	addr         atomic.Pointer[net.Addr]
 }
 
 // Init validates the configuration. It reads no file: the public key and
@@ -145,6 +158,9 @@ func (h *HTTPJSON) Init(env registry.Env) error {
 	if h.MaxBodyBytes <= 0 {
 		return fmt.Errorf("max_body_bytes: must be positive")
 	}
+	if h.MaxInflightBytes != -1 && h.MaxInflightBytes < h.MaxBodyBytes {
+		return fmt.Errorf("max_inflight_bytes: at least max_body_bytes (%d), or -1 for no bound", h.MaxBodyBytes)
+	}
 	if h.MaxBatch <= 0 {
 		return fmt.Errorf("max_batch: must be positive")
 	}
@@ -154,11 +170,13 @@ func (h *HTTPJSON) Init(env registry.Env) error {
 	}
 	h.log = env.Log
 	h.handoffs = env.Metrics.Counter("handoffs_total", "Plain-HTTP connections the fast path handed to net/http at an unusual request.")
+	h.acceptErrors = env.Metrics.Counter("accept_errors_total", "Failed accepts (out of file descriptors, buffers...), retried with backoff.")
 	h.handler = newHandler(handlerConfig{
 		prefix:      prefix,
 		influx:      influx,
 		origins:     origins,
 		maxBody:     h.MaxBodyBytes,
+		maxInflight: h.MaxInflightBytes,
 		maxBatch:    h.MaxBatch,
 		emitTimeout: emitTimeout(h.WriteTimeout.D()),
 		prefixClaim: h.JWTPrefixClaim,
@@ -220,10 +238,13 @@ func (h *HTTPJSON) Run(ctx context.Context, out registry.Emitter) error {
 		}
 		tlsCfg = &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}
 	}
-	ln, err := net.Listen("tcp", h.Listen)
+	raw, err := net.Listen("tcp", h.Listen)
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", h.Listen, err)
 	}
+	// a temporary accept error (no file descriptor left...) is retried,
+	// counted and logged, never returned: no client can stop the input
+	ln := netx.Wrap(raw, netx.Config{Errors: h.acceptErrors, Log: h.log})
 	a := ln.Addr()
 	h.addr.Store(&a)
 	hd := h.handler
@@ -242,10 +263,14 @@ func (h *HTTPJSON) Run(ctx context.Context, out registry.Emitter) error {
 		MaxHeaderBytes:    maxHeaderBytes,
 		TLSConfig:         tlsCfg,
 		Protocols:         &protocols,
+		HTTP2:             &http.HTTP2Config{MaxReceiveBufferPerConnection: h2Window, MaxReceiveBufferPerStream: h2Window},
 		ErrorLog:          log.New(logWriter{errLog}, "", 0),
 		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
 	}
 	h.log.Info().Str("addr", a.String()).Bool("tls", tlsCfg != nil).Bool("jwt", auth != nil).Msg("listening")
+	if auth == nil {
+		h.log.Warn().Str("addr", a.String()).Msg("authentication off (no jwt_secret or jwt_public_key): whoever reaches this address can send metrics")
+	}
 	served := make(chan error, 2)
 	var serving sync.WaitGroup
 	var fast *fastServer

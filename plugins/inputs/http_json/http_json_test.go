@@ -3,6 +3,7 @@ package http_json
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"io"
@@ -32,6 +33,12 @@ type server struct {
 
 func newPlugin(t testing.TB, configure func(h *HTTPJSON)) (*HTTPJSON, *plugintest.Metrics) {
 	t.Helper()
+	env, m := plugintest.Env(t, "inputs.http_json")
+	return newPluginEnv(t, configure, env), m
+}
+
+func newPluginEnv(t testing.TB, configure func(h *HTTPJSON), env registry.Env) *HTTPJSON {
+	t.Helper()
 	p, ok := registry.Default.Lookup(registry.Inputs, "http_json")
 	if !ok {
 		t.Fatal("http_json is not registered")
@@ -41,11 +48,10 @@ func newPlugin(t testing.TB, configure func(h *HTTPJSON)) (*HTTPJSON, *plugintes
 	if configure != nil {
 		configure(h)
 	}
-	env, m := plugintest.Env(t, "inputs.http_json")
 	if err := h.Init(env); err != nil {
 		t.Fatalf("Init: %v", err)
 	}
-	return h, m
+	return h
 }
 
 // start runs the plugin with a Capture (or out, if not nil) as its emitter.
@@ -55,7 +61,14 @@ func start(t testing.TB, configure func(h *HTTPJSON)) *server {
 
 func startWith(t testing.TB, configure func(h *HTTPJSON), out registry.Emitter) *server {
 	t.Helper()
-	h, m := newPlugin(t, configure)
+	env, m := plugintest.Env(t, "inputs.http_json")
+	return startEnv(t, configure, out, env, m)
+}
+
+// startEnv runs the plugin with env (m: env's Metrics).
+func startEnv(t testing.TB, configure func(h *HTTPJSON), out registry.Emitter, env registry.Env, m *plugintest.Metrics) *server {
+	t.Helper()
+	h := newPluginEnv(t, configure, env)
 	c := plugintest.NewCapture()
 	if out == nil {
 		out = c
@@ -444,7 +457,8 @@ func TestBatch(t *testing.T) {
 }
 
 // TestBodyLimit: bodies over max_body_bytes get 413 whether or not they
-// announce their length.
+// announce their length (HTTP/2 need not); a chunked body (HTTP/1.1
+// without Content-Length) is refused whatever its size.
 func TestBodyLimit(t *testing.T) {
 	s := start(t, func(h *HTTPJSON) { h.MaxBodyBytes = 64 })
 	big := `{"value":1,"tags":"` + strings.Repeat("a=b,", 20) + `c=d"}`
@@ -460,8 +474,32 @@ func TestBodyLimit(t *testing.T) {
 		t.Fatal(err)
 	}
 	res.Body.Close()
-	if res.StatusCode != 413 {
-		t.Fatalf("chunked: status %d, want 413", res.StatusCode)
+	if res.StatusCode != 400 || s.m.Get("framing_refused_total") != 1 {
+		t.Fatalf("chunked: status %d, want 400; framing_refused_total %d", res.StatusCode, s.m.Get("framing_refused_total"))
+	}
+	// HTTP/2 without Content-Length: read up to the limit, then 413
+	certPath, keyPath, pool := tlsFiles(t)
+	h2 := start(t, func(h *HTTPJSON) { h.MaxBodyBytes = 64; h.TLSCert, h.TLSKey = certPath, keyPath })
+	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}, ForceAttemptHTTP2: true}
+	defer tr.CloseIdleConnections()
+	for _, c := range []struct {
+		body string
+		want int
+	}{{big, 413}, {`{"value":2}`, 200}} {
+		hr, _ = http.NewRequest("POST", h2.base+"/count/k", io.MultiReader(strings.NewReader(c.body)))
+		hr.Header.Set("Content-Type", jsonT)
+		hr.ContentLength = -1
+		res, err = (&http.Client{Transport: tr}).Do(hr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.ProtoMajor != 2 || res.StatusCode != c.want {
+			t.Fatalf("HTTP/2 without length, %d bytes: %s %d, want %d", len(c.body), res.Proto, res.StatusCode, c.want)
+		}
+	}
+	if h2.m.Get("body_too_large_total") != 1 || !slices.Equal(h2.cap.Raw(), []string{"k:2|c"}) {
+		t.Errorf("HTTP/2: body_too_large_total %d, emitted %q", h2.m.Get("body_too_large_total"), h2.cap.Raw())
 	}
 	// exactly at the limit passes
 	ok := `{"value":1,"tags":"` + strings.Repeat("a", 64-len(`{"value":1,"tags":"=b"}`)) + `=b"}`
@@ -471,7 +509,7 @@ func TestBodyLimit(t *testing.T) {
 	if got := do(t, nil, s.base, req{path: "/count/k", ctype: jsonT, body: ok}); got.status != 200 {
 		t.Fatalf("body at the limit: status %d %s", got.status, got.body)
 	}
-	if s.cap.Len() != 1 || s.m.Get("body_too_large_total") != 2 {
+	if s.cap.Len() != 1 || s.m.Get("body_too_large_total") != 1 {
 		t.Errorf("emitted %d, body_too_large_total %d", s.cap.Len(), s.m.Get("body_too_large_total"))
 	}
 }
@@ -709,6 +747,8 @@ func TestInitErrors(t *testing.T) {
 		{"tls half", func(h *HTTPJSON) { h.TLSCert = "cert.pem" }, "tls_cert"},
 		{"aud without key", func(h *HTTPJSON) { h.JWTAudience = "x" }, "jwt_audience"},
 		{"body", func(h *HTTPJSON) { h.MaxBodyBytes = 0 }, "max_body_bytes"},
+		{"inflight below body", func(h *HTTPJSON) { h.MaxInflightBytes = h.MaxBodyBytes - 1 }, "max_inflight_bytes"},
+		{"inflight zero", func(h *HTTPJSON) { h.MaxInflightBytes = 0 }, "max_inflight_bytes"},
 		{"batch", func(h *HTTPJSON) { h.MaxBatch = 0 }, "max_batch"},
 		{"timeout", func(h *HTTPJSON) { h.ReadTimeout = -1 }, "read_timeout"},
 		{"origin path", func(h *HTTPJSON) { h.AllowedOrigins = []string{"https://a.example/app"} }, "allowed_origins"},
@@ -770,7 +810,7 @@ func TestSample(t *testing.T) {
 	def := p.New().(*HTTPJSON)
 	if h.Listen != def.Listen || h.TagFormat != def.TagFormat || h.ReadTimeout != def.ReadTimeout ||
 		h.WriteTimeout != def.WriteTimeout || h.IdleTimeout != def.IdleTimeout ||
-		h.MaxBodyBytes != def.MaxBodyBytes || h.MaxBatch != def.MaxBatch || h.AllowedOrigins != nil {
+		h.MaxBodyBytes != def.MaxBodyBytes || h.MaxInflightBytes != def.MaxInflightBytes || h.MaxBatch != def.MaxBatch || h.AllowedOrigins != nil {
 		t.Errorf("sample differs from the defaults")
 	}
 }
