@@ -33,6 +33,12 @@ FUZZTIME ?= 30s
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzGraphiteRoundTrip$$' -fuzztime $(FUZZTIME) ./plugins/codec/graphite/
 	$(GO) test -run '^$$' -fuzz '^FuzzStatsDRoundTrip$$' -fuzztime $(FUZZTIME) ./plugins/codec/statsd/
+	$(GO) test -run '^$$' -fuzz '^FuzzFromStatsD$$' -fuzztime $(FUZZTIME) ./plugins/codec/graphite/
+	$(GO) test -run '^$$' -fuzz '^FuzzToStatsD$$' -fuzztime $(FUZZTIME) ./plugins/codec/statsd/
+	$(GO) test -run '^$$' -fuzz '^FuzzFramer$$' -fuzztime $(FUZZTIME) ./plugins/internal/linein/
+	$(GO) test -run '^$$' -fuzz '^FuzzBatchReaderFrame$$' -fuzztime $(FUZZTIME) ./plugins/internal/linein/
+	$(GO) test -run '^$$' -fuzz '^FuzzServeVsNetHTTP$$' -fuzztime $(FUZZTIME) ./plugins/inputs/http_json/
+	$(GO) test -run '^$$' -fuzz '^FuzzIngest$$' -fuzztime $(FUZZTIME) ./plugins/inputs/https_batch/
 
 clean:
 	rm -f $(BIN)

@@ -266,3 +266,64 @@ func BenchmarkFrameGraphiteSmallReads(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*lines), "ns/line")
 }
+
+// FuzzFramer: whatever the bytes and however they are cut into reads, the
+// framer hands over exactly the lines that parse, in order, each batch
+// exact-size and keeping no chunk its lines do not fill (see
+// TestFramerRetainsOnlyWhatItCharges), and its batches stay valid after
+// later reads (chunks are reused only once nothing points into them).
+func FuzzFramer(f *testing.F) {
+	f.Add([]byte("a 1 1\nb 2 2\n"), uint16(3), uint16(64))
+	f.Add([]byte("x\n\n\r\nok.1 1 1\r\n"+strings.Repeat("J", 300)+"\nok.2 2 2"), uint16(17), uint16(100))
+	f.Fuzz(func(t *testing.T, data []byte, step, maxLine uint16) {
+		if step == 0 {
+			step = 1
+		}
+		if maxLine == 0 {
+			maxLine = 1
+		}
+		// the reference: split, then parse what is short enough
+		var want []string
+		for _, line := range bytes.Split(data, []byte{'\n'}) {
+			if len(line) == 0 || len(line) > int(maxLine) || (len(line) == 1 && line[0] == '\r') {
+				continue
+			}
+			var m metric.Metric
+			if graphite.Parse(line, &m) == nil {
+				want = append(want, string(line))
+			}
+		}
+		c, _, _, _ := counters()
+		fr := NewFramer(graphite.Parse, int(maxLine), c, nil)
+		var batches []metric.Batch
+		check := func(b metric.Batch) {
+			if len(b) == 0 {
+				return
+			}
+			if !metric.Dense(len(b), cap(b)) {
+				t.Fatalf("batch of %d in %d slots", len(b), cap(b))
+			}
+			if used := metric.Backing(b, fr.chunk); used != 0 && !metric.Dense(used, len(fr.chunk)) {
+				t.Fatalf("%d bytes of lines keep a %d-byte chunk", used, len(fr.chunk))
+			}
+			batches = append(batches, b)
+		}
+		rest := data
+		for len(rest) > 0 {
+			buf := fr.Space(1)
+			n := copy(buf[:min(len(buf), int(step))], rest)
+			rest = rest[n:]
+			check(fr.Advance(n))
+		}
+		check(fr.Final())
+		var got []string
+		for _, b := range batches {
+			for i := range b {
+				got = append(got, string(b[i].Raw()))
+			}
+		}
+		if strings.Join(got, "\n") != strings.Join(want, "\n") {
+			t.Fatalf("got %q, want %q", got, want)
+		}
+	})
+}
