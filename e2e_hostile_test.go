@@ -5,14 +5,12 @@ package main
 // old code showed is gone.
 
 import (
-	"bufio"
 	"bytes"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -24,43 +22,6 @@ import (
 
 	"github.com/metricsrouter/router/plugins/plugintest"
 )
-
-// startUnder runs the router binary on cfgFile behind a wrapper command
-// (e.g. prlimit), which must exec it.
-func startUnder(t *testing.T, wrapper []string, cfgFile string) *proc {
-	t.Helper()
-	bin, err := buildRouter()
-	if err != nil {
-		t.Fatal(err)
-	}
-	args := append(append(wrapper[1:], bin), "-config", cfgFile)
-	p := &proc{cmd: exec.Command(wrapper[0], args...), done: make(chan struct{})}
-	stderr, _ := p.cmd.StderrPipe()
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		defer close(p.done)
-		sc := bufio.NewScanner(stderr)
-		sc.Buffer(make([]byte, 64<<10), 1<<20)
-		for sc.Scan() {
-			p.mu.Lock()
-			p.logs = append(p.logs, sc.Text())
-			p.mu.Unlock()
-		}
-	}()
-	t.Cleanup(func() {
-		p.cmd.Process.Signal(syscall.SIGTERM)
-		<-p.done
-		p.cmd.Wait()
-		if t.Failed() {
-			p.mu.Lock()
-			t.Logf("router log tail:\n%s", strings.Join(p.logs[max(0, len(p.logs)-30):], "\n"))
-			p.mu.Unlock()
-		}
-	})
-	return p
-}
 
 // alive reports whether the process has not exited.
 func (p *proc) alive() bool {

@@ -27,11 +27,19 @@ type proc struct {
 
 func startBinary(t *testing.T, cfgFile string, args ...string) *proc {
 	t.Helper()
+	return startUnder(t, nil, cfgFile, args...)
+}
+
+// startUnder runs the router binary on cfgFile, behind a wrapper command
+// that execs it (e.g. prlimit) unless wrapper is empty.
+func startUnder(t *testing.T, wrapper []string, cfgFile string, args ...string) *proc {
+	t.Helper()
 	bin, err := buildRouter()
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &proc{cmd: exec.Command(bin, append([]string{"-config", cfgFile}, args...)...), done: make(chan struct{})}
+	argv := append(append(append([]string(nil), wrapper...), bin, "-config", cfgFile), args...)
+	p := &proc{cmd: exec.Command(argv[0], argv[1:]...), done: make(chan struct{})}
 	stderr, _ := p.cmd.StderrPipe()
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -320,7 +320,7 @@ func appendRendered(dst []byte, m *metric.Metric, now int64) []byte {
 	dst = appendInfluxTags(dst, m.PathTags())
 	dst = appendDogTags(dst, m.Tags())
 	dst = append(dst, ' ')
-	if v := m.ValueToken(); plainDecimal(v) {
+	if v := m.ValueToken(); num.PlainDecimal(v) {
 		dst = append(dst, v...)
 	} else {
 		dst = strconv.AppendFloat(dst, m.Value(), 'f', -1, 64)
@@ -334,59 +334,14 @@ func appendRendered(dst []byte, m *metric.Metric, now int64) []byte {
 	return append(dst, '\n')
 }
 
-// plainDecimal reports whether b is [+-]digits[.digits][(e|E)[+-]digits]
-// (digits on at least one side of the '.'): a token that Python's float(),
-// which carbon reads values with, reads as strconv does. Hexadecimal floats
-// and digit separators ("0x1p3", "0x_1p3"), which strconv also reads, are
-// not.
-func plainDecimal(b []byte) bool {
-	i := 0
-	if i < len(b) && (b[i] == '+' || b[i] == '-') {
-		i++
-	}
-	digits := 0
-	for ; i < len(b) && b[i] >= '0' && b[i] <= '9'; i++ {
-		digits++
-	}
-	if i < len(b) && b[i] == '.' {
-		for i++; i < len(b) && b[i] >= '0' && b[i] <= '9'; i++ {
-			digits++
-		}
-	}
-	if digits == 0 {
-		return false
-	}
-	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
-		i++
-		if i < len(b) && (b[i] == '+' || b[i] == '-') {
-			i++
-		}
-		e := i
-		for ; i < len(b) && b[i] >= '0' && b[i] <= '9'; i++ {
-		}
-		if i == e {
-			return false
-		}
-	}
-	return i == len(b)
-}
-
-// byteSet has bit c set for each byte c in the set (only ASCII bytes are
-// ever set here). It is a constant table, with no initialisation code, and
-// c>>6 needs no bounds check.
-type byteSet [4]uint64
-
-func (s *byteSet) has(c byte) bool { return s[c>>6]&(1<<(c&63)) != 0 }
-
 // The ASCII bytes that become '_' in a name, a tag key and a tag value
 // written for carbon: control bytes, space and ';' (which starts the tags)
 // everywhere; '!', '^' and '=' in a key too, as carbon's tag parser refuses
 // them there.
-const controls = 1<<0x20 - 1 // 0x00..0x1f; 0x7f is bit 63 of the second word
 
 var (
-	nameSet  = byteSet{controls | 1<<' ' | 1<<';', 1 << (0x7f - 64)}
-	keySet   = byteSet{controls | 1<<' ' | 1<<';' | 1<<'!' | 1<<'=', 1<<('^'-64) | 1<<(0x7f-64)}
+	nameSet  = num.ByteSet{num.Controls | 1<<' ' | 1<<';', 1 << (0x7f - 64)}
+	keySet   = num.ByteSet{num.Controls | 1<<' ' | 1<<';' | 1<<'!' | 1<<'=', 1<<('^'-64) | 1<<(0x7f-64)}
 	valueSet = nameSet
 )
 
@@ -395,7 +350,7 @@ var (
 // U+2000..U+200A, U+2028, U+2029, U+202F, U+205F, U+3000) and each byte
 // that is not part of valid UTF-8 (carbon decodes a line strictly and drops
 // the connection on an error) written as one '_'.
-func appendMapped(dst, s []byte, set *byteSet) []byte {
+func appendMapped(dst, s []byte, set *num.ByteSet) []byte {
 	for i := 0; i < len(s); {
 		c := s[i]
 		switch {
@@ -407,12 +362,12 @@ func appendMapped(dst, s []byte, set *byteSet) []byte {
 				dst = append(dst, s[i:i+n]...)
 			}
 			i += n
-		case set.has(c):
+		case set.Has(c):
 			dst = append(dst, '_')
 			i++
 		default:
 			j := i + 1
-			for j < len(s) && s[j] < utf8.RuneSelf && !set.has(s[j]) {
+			for j < len(s) && s[j] < utf8.RuneSelf && !set.Has(s[j]) {
 				j++
 			}
 			dst = append(dst, s[i:j]...)

@@ -326,7 +326,7 @@ func appendConverted(dst []byte, m *metric.Metric, as metric.Type) []byte {
 	}
 	tok := m.ValueToken()
 	switch {
-	case !plainDecimal(tok):
+	case !fnum.PlainDecimal(tok):
 		tok = nil // rendered from v
 	case tok[0] == '+':
 		tok = tok[1:] // a gauge delta in StatsD
@@ -373,71 +373,27 @@ func appendNumber(dst, tok []byte, v float64) []byte {
 	return strconv.AppendFloat(dst, v, 'f', -1, 64)
 }
 
-// plainDecimal reports whether b is [+-]digits[.digits][(e|E)[+-]digits]
-// (digits on at least one side of the '.'): a token that StatsD servers
-// read as strconv does (JavaScript's Number() in Etsy statsd does not read
-// strconv's hexadecimal floats, digit separators or "Inf").
-func plainDecimal(b []byte) bool {
-	i := 0
-	if i < len(b) && (b[i] == '+' || b[i] == '-') {
-		i++
-	}
-	digits := 0
-	for ; i < len(b) && b[i] >= '0' && b[i] <= '9'; i++ {
-		digits++
-	}
-	if i < len(b) && b[i] == '.' {
-		for i++; i < len(b) && b[i] >= '0' && b[i] <= '9'; i++ {
-			digits++
-		}
-	}
-	if digits == 0 {
-		return false
-	}
-	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
-		i++
-		if i < len(b) && (b[i] == '+' || b[i] == '-') {
-			i++
-		}
-		e := i
-		for ; i < len(b) && b[i] >= '0' && b[i] <= '9'; i++ {
-		}
-		if i == e {
-			return false
-		}
-	}
-	return i == len(b)
-}
-
-// byteSet has bit c set for each byte c in the set (only ASCII bytes are
-// ever set here). It is a constant table, with no initialisation code, and
-// c>>6 needs no bounds check.
-type byteSet [4]uint64
-
-func (s *byteSet) has(c byte) bool { return s[c>>6]&(1<<(c&63)) != 0 }
-
 // The bytes that become '_': ASCII control bytes everywhere; space, ':',
 // '|' and ',' in a name and a Graphite tag's key; space, '|' and ',' in its
 // value; '|' in DogStatsD tags set with SetTags.
-const controls = 1<<0x20 - 1 // 0x00..0x1f; 0x7f is bit 63 of the second word
 
 var (
-	nameSet  = byteSet{controls | 1<<' ' | 1<<':' | 1<<',', 1<<('|'-64) | 1<<(0x7f-64)}
+	nameSet  = fnum.ByteSet{fnum.Controls | 1<<' ' | 1<<':' | 1<<',', 1<<('|'-64) | 1<<(0x7f-64)}
 	keySet   = nameSet
-	valueSet = byteSet{controls | 1<<' ' | 1<<',', 1<<('|'-64) | 1<<(0x7f-64)}
-	tagsSet  = byteSet{controls, 1<<('|'-64) | 1<<(0x7f-64)}
+	valueSet = fnum.ByteSet{fnum.Controls | 1<<' ' | 1<<',', 1<<('|'-64) | 1<<(0x7f-64)}
+	tagsSet  = fnum.ByteSet{fnum.Controls, 1<<('|'-64) | 1<<(0x7f-64)}
 )
 
 // appendMapped appends s with each byte of set written as '_'.
-func appendMapped(dst, s []byte, set *byteSet) []byte {
+func appendMapped(dst, s []byte, set *fnum.ByteSet) []byte {
 	for i := 0; i < len(s); {
-		if set.has(s[i]) {
+		if set.Has(s[i]) {
 			dst = append(dst, '_')
 			i++
 			continue
 		}
 		j := i + 1
-		for j < len(s) && !set.has(s[j]) {
+		for j < len(s) && !set.Has(s[j]) {
 			j++
 		}
 		dst = append(dst, s[i:j]...)
