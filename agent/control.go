@@ -22,6 +22,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/metricsrouter/router/plugins/netx"
+	"github.com/metricsrouter/router/registry"
 )
 
 // Control endpoints: what changes the router's routing at run time exists
@@ -62,9 +63,7 @@ func newControl(cfg agentConfig, refused *atomic.Uint64, log zerolog.Logger) (*c
 		if token == "" {
 			return nil, fmt.Errorf("api_token_file %s: empty", f)
 		}
-		if st, err := os.Stat(f); err == nil && st.Mode().Perm()&0o077 != 0 {
-			log.Warn().Str("path", f).Str("mode", st.Mode().Perm().String()).Msg("api_token_file is readable by other users: chmod 600 it")
-		}
+		registry.WarnLaxFile(log, "api_token_file", f)
 	}
 	if token != "" {
 		c.digest, c.hasToken = sha256.Sum256([]byte(token)), true
@@ -136,7 +135,7 @@ func (c *control) checkHTTP(r *http.Request) (int, string) {
 type apiServer struct {
 	ln     *netx.Listener
 	srv    *http.Server
-	hl     *handoffListener
+	hl     *netx.Handoff
 	sem    chan struct{}
 	wg     sync.WaitGroup
 	mu     sync.Mutex
@@ -152,7 +151,7 @@ func startAPI(addr string, d *destAPI, c *control, log zerolog.Logger) (*apiServ
 	if err != nil {
 		return nil, fmt.Errorf("api_addr %s: %w", addr, err)
 	}
-	s := &apiServer{ln: ln, hl: newHandoffListener(ln.Addr()), sem: make(chan struct{}, apiMaxConns), conns: map[net.Conn]struct{}{}}
+	s := &apiServer{ln: ln, hl: netx.NewHandoff(ln.Addr()), sem: make(chan struct{}, apiMaxConns), conns: map[net.Conn]struct{}{}}
 	mux := http.NewServeMux()
 	h := func(w http.ResponseWriter, r *http.Request) {
 		if code, why := c.checkHTTP(r); code != 0 {
@@ -238,8 +237,8 @@ func (s *apiServer) serveConn(c net.Conn, d *destAPI, ctl *control) {
 	word := firstWord(br)
 	if isHTTPMethod(word) {
 		_ = c.SetDeadline(time.Time{}) // net/http sets its own
-		hc := &apiConn{Conn: c, r: br, done: func() { s.release(c) }}
-		if !s.hl.push(hc) {
+		hc := &apiConn{PrefixConn: netx.PrefixConn{Conn: c, R: br}, done: func() { s.release(c) }}
+		if !s.hl.Push(hc) {
 			hc.Close()
 		}
 		return
@@ -309,57 +308,16 @@ func (s *apiServer) close() {
 // apiConn is a connection handed to net/http with the bytes already peeked;
 // closing it frees its slot.
 type apiConn struct {
-	net.Conn
-	r    io.Reader
+	netx.PrefixConn
 	once sync.Once
 	done func()
 }
-
-func (c *apiConn) Read(b []byte) (int, error) { return c.r.Read(b) }
 
 func (c *apiConn) Close() error {
 	err := c.Conn.Close()
 	c.once.Do(c.done)
 	return err
 }
-
-// handoffListener is the listener net/http serves: the connections the
-// api server hands it.
-type handoffListener struct {
-	addr   net.Addr
-	ch     chan net.Conn
-	closed chan struct{}
-	once   sync.Once
-}
-
-func newHandoffListener(addr net.Addr) *handoffListener {
-	return &handoffListener{addr: addr, ch: make(chan net.Conn), closed: make(chan struct{})}
-}
-
-func (l *handoffListener) push(c net.Conn) bool {
-	select {
-	case l.ch <- c:
-		return true
-	case <-l.closed:
-		return false
-	}
-}
-
-func (l *handoffListener) Accept() (net.Conn, error) {
-	select {
-	case c := <-l.ch:
-		return c, nil
-	case <-l.closed:
-		return nil, net.ErrClosed
-	}
-}
-
-func (l *handoffListener) Close() error {
-	l.once.Do(func() { close(l.closed) })
-	return nil
-}
-
-func (l *handoffListener) Addr() net.Addr { return l.addr }
 
 // debugWriter sends net/http's own messages (bad requests, TLS) to the log
 // at debug level.

@@ -3,8 +3,11 @@ package registry
 import (
 	"fmt"
 	"net"
+	"os"
 	"slices"
 	"strings"
+
+	"github.com/rs/zerolog"
 )
 
 // Helpers for plugins' Init: they check one configuration key and return an
@@ -36,4 +39,21 @@ func quoteOr(vs []string) string {
 		return q[0]
 	}
 	return strings.Join(q[:len(q)-1], ", ") + " or " + q[len(q)-1]
+}
+
+// WarnLaxFile logs a warning when the secret file at path (an API key file,
+// a TLS private key) can be read or written by its group or by others, and
+// reports whether it did. what names the setting, e.g. "tls_key".
+func WarnLaxFile(log zerolog.Logger, what, path string) bool {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return false // reported by whoever reads it
+	}
+	perm := fi.Mode().Perm()
+	if perm&0o066 == 0 {
+		return false
+	}
+	log.Warn().Str("setting", what).Str("path", path).Str("mode", perm.String()).
+		Msg("secret file open to group or others: chmod 600")
+	return true
 }

@@ -1,6 +1,14 @@
 package registry
 
-import "testing"
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/rs/zerolog"
+)
 
 func TestCheckHelpers(t *testing.T) {
 	for _, c := range []struct {
@@ -25,5 +33,40 @@ func TestCheckHelpers(t *testing.T) {
 		if err != nil {
 			t.Errorf("unexpected error: %v", err)
 		}
+	}
+}
+
+// TestWarnLaxFile: a secret file open to its group or others is warned
+// about with its path; a private one and a missing one (its reader fails)
+// are not.
+func TestWarnLaxFile(t *testing.T) {
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		name string
+		mode os.FileMode // 0: the file does not exist
+		warn bool
+	}{
+		{"private", 0o600, false},
+		{"group-readable", 0o640, true},
+		{"world-readable", 0o644, true},
+		{"missing", 0, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(dir, tc.name+".pem")
+			if tc.mode != 0 {
+				if err := os.WriteFile(path, []byte("secret"), tc.mode); err != nil {
+					t.Fatal(err)
+				}
+				os.Chmod(path, tc.mode)
+			}
+			var logs bytes.Buffer
+			got := WarnLaxFile(zerolog.New(&logs), "tls_key", path)
+			if got != tc.warn || (logs.Len() > 0) != tc.warn {
+				t.Fatalf("WarnLaxFile = %v, log %q", got, logs.String())
+			}
+			if tc.warn && (!strings.Contains(logs.String(), path) || strings.Contains(logs.String(), "secret\"")) {
+				t.Fatalf("log %q", logs.String())
+			}
+		})
 	}
 }

@@ -16,6 +16,8 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/metricsrouter/router/plugins/plugintest"
+
+	"github.com/metricsrouter/router/plugins/netx"
 )
 
 // memConn is a connection that reads data, then EOF, and drops what is
@@ -76,7 +78,7 @@ func (rc *recorder) take() []string {
 type diffServers struct {
 	fast            *fastServer
 	fastRec, stdRec *recorder
-	std             *chanListener
+	std             *netx.Handoff
 	stop            func()
 }
 
@@ -95,7 +97,7 @@ func newDiffServers(t testing.TB) *diffServers {
 		handler: d.fastRec, log: zerolog.Nop(), base: context.Background(),
 		maxHead: maxHeaderBytes, maxBody: cfg.maxBody, addr: addr, handoffs: new(atomic.Uint64),
 	})
-	d.std = newChanListener(addr)
+	d.std = netx.NewHandoff(addr)
 	srvFast := &http.Server{Handler: d.fastRec, MaxHeaderBytes: maxHeaderBytes, ErrorLog: nopLog()}
 	srvStd := &http.Server{Handler: d.stdRec, MaxHeaderBytes: maxHeaderBytes, ErrorLog: nopLog()}
 	go srvFast.Serve(d.fast.handoff)
@@ -121,7 +123,7 @@ func (d *diffServers) serve(t testing.TB, data []byte) (fast, std []string) {
 	d.fast.mu.Unlock()
 	go d.fast.serveConn(c)
 	sc := newMemConn(data)
-	if !d.std.push(sc) {
+	if !d.std.Push(sc) {
 		t.Fatal("net/http stopped")
 	}
 	for _, done := range []chan struct{}{fc.done, sc.done} {

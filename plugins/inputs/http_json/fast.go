@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+
+	"github.com/metricsrouter/router/plugins/netx"
 )
 
 // fastServer serves plain-HTTP (no TLS) connections itself as long as their
@@ -41,7 +43,7 @@ type fastServer struct {
 	maxHead  int   // request line + headers
 	maxBody  int64 // larger bodies are net/http's (413)
 	base     context.Context
-	handoff  *chanListener  // net/http serves what is handed off
+	handoff  *netx.Handoff  // net/http serves what is handed off
 	handoffs *atomic.Uint64 // connections handed off
 	date     atomic.Pointer[[]byte]
 	clock    atomic.Int64 // UnixNano of the last tick plus one tick: never early
@@ -88,7 +90,7 @@ func newFastServer(c fastConfig) *fastServer {
 	s := &fastServer{
 		h: c.handler, log: c.log, base: c.base, read: c.read, write: c.write, idle: c.idle,
 		maxHead: c.maxHead, maxBody: c.maxBody, handoffs: c.handoffs,
-		handoff:  newChanListener(c.addr),
+		handoff:  netx.NewHandoff(c.addr),
 		conns:    make(map[*fastConn]struct{}),
 		stopTick: make(chan struct{}),
 		tickDone: make(chan struct{}),
@@ -272,7 +274,7 @@ func (s *fastServer) serveConn(fc *fastConn) {
 			s.drop(fc)
 			handedOff = true
 			s.handoffs.Add(1)
-			if !s.handoff.push(&prefixConn{Conn: c, r: br}) {
+			if !s.handoff.Push(&netx.PrefixConn{Conn: c, R: br}) {
 				_ = c.Close()
 			}
 			return
@@ -828,57 +830,3 @@ func (w *fastWriter) finish(dst, date []byte, closeConn bool) []byte {
 	}
 	return dst
 }
-
-// prefixConn is a connection whose first bytes come from a reader that has
-// already read them from it.
-type prefixConn struct {
-	net.Conn
-	r io.Reader
-}
-
-func (c *prefixConn) Read(b []byte) (int, error) { return c.r.Read(b) }
-
-// chanListener is the net.Listener net/http serves: it accepts the
-// connections the fast path hands off.
-type chanListener struct {
-	addr   net.Addr
-	ch     chan net.Conn
-	mu     sync.Mutex
-	closed chan struct{}
-	done   bool
-}
-
-func newChanListener(addr net.Addr) *chanListener {
-	return &chanListener{addr: addr, ch: make(chan net.Conn), closed: make(chan struct{})}
-}
-
-// push hands c to net/http; false if the listener is closed.
-func (l *chanListener) push(c net.Conn) bool {
-	select {
-	case l.ch <- c:
-		return true
-	case <-l.closed:
-		return false
-	}
-}
-
-func (l *chanListener) Accept() (net.Conn, error) {
-	select {
-	case c := <-l.ch:
-		return c, nil
-	case <-l.closed:
-		return nil, net.ErrClosed
-	}
-}
-
-func (l *chanListener) Close() error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if !l.done {
-		l.done = true
-		close(l.closed)
-	}
-	return nil
-}
-
-func (l *chanListener) Addr() net.Addr { return l.addr }

@@ -208,7 +208,7 @@ func (g *Gateway) Run(ctx context.Context, out registry.Emitter) error {
 		return fmt.Errorf("keystore: %w", err)
 	}
 	if g.TLSKey != "" {
-		keystore.WarnLaxFile(g.log, "tls_key", g.TLSKey)
+		registry.WarnLaxFile(g.log, "tls_key", g.TLSKey)
 	}
 	var wg sync.WaitGroup
 	kctx, stopKeys := context.WithCancel(ctx)

@@ -166,9 +166,7 @@ func (f *Framer) frame(final bool) metric.Batch {
 	if final {
 		lines++
 	}
-	// Room for every line unless the lines are many and short (junk does
-	// not buy memory: the batch grows with the lines that parse).
-	s := make(metric.Batch, 0, min(lines, max(minSlots, len(data)/16)))
+	s := newBatch(lines, len(data))
 	pos := f.start
 	for {
 		i := bytes.IndexByte(f.chunk[max(pos, f.scan):f.end], '\n')
@@ -195,12 +193,7 @@ func (f *Framer) frame(final bool) metric.Batch {
 		if len(line) == 0 || (len(line) == 1 && line[0] == '\r') {
 			continue // empty lines are not metrics and not errors
 		}
-		if len(s) == cap(s) {
-			ns := make(metric.Batch, len(s), max(min(lines, 2*cap(s)), len(s)+1))
-			copy(ns, s)
-			s = ns
-		}
-		s = s[:len(s)+1] // parse sets every field of a metric it accepts
+		s = addSlot(s, lines) // parse sets every field of a metric it accepts
 		if err := f.parse(line, &s[len(s)-1]); err != nil {
 			s = s[:len(s)-1]
 			f.count(f.c.ParseErrors)
@@ -231,14 +224,37 @@ func (f *Framer) frame(final bool) metric.Batch {
 // minSlots is the smallest room a batch starts with.
 const minSlots = 4096
 
-// handOver makes b what it keeps alive: its own size (a sparse batch is
-// copied to an exact one), and its lines in place only if they fill most of
-// the chunk (then the chunk is pinned), else copied out of it.
-func (f *Framer) handOver(b metric.Batch) metric.Batch {
-	if !metric.Dense(len(b), cap(b)) {
-		b = append(make(metric.Batch, 0, len(b)), b...)
+// newBatch returns room for lines metrics framed from size bytes, unless
+// the lines are many and short: junk does not buy memory, the batch grows
+// (addSlot) with the lines that parse.
+func newBatch(lines, size int) metric.Batch {
+	return make(metric.Batch, 0, min(lines, max(minSlots, size/16)))
+}
+
+// addSlot returns s with one more metric, growing it towards lines.
+func addSlot(s metric.Batch, lines int) metric.Batch {
+	if len(s) == cap(s) {
+		ns := make(metric.Batch, len(s), max(min(lines, 2*cap(s)), len(s)+1))
+		copy(ns, s)
+		s = ns
 	}
-	b = b[:len(b):len(b)]
+	return s[:len(s)+1]
+}
+
+// exact returns s in an allocation of about its size (metric.Dense): a
+// batch left sparse by bad lines is copied.
+func exact(s metric.Batch) metric.Batch {
+	if !metric.Dense(len(s), cap(s)) {
+		s = append(make(metric.Batch, 0, len(s)), s...)
+	}
+	return s[:len(s):len(s)]
+}
+
+// handOver makes b what it keeps alive: its own size, and its lines in
+// place only if they fill most of the chunk (then the chunk is pinned),
+// else copied out of it.
+func (f *Framer) handOver(b metric.Batch) metric.Batch {
+	b = exact(b)
 	if metric.Dense(metric.Backing(b, f.chunk), len(f.chunk)) {
 		f.pinned = true
 	} else {

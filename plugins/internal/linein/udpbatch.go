@@ -139,18 +139,14 @@ func (r *BatchReader) frame(grams [][]byte, lines int, from []byte) metric.Batch
 	for _, g := range grams {
 		total += len(g)
 	}
-	// room for every line, unless they are many and short (see Framer.frame)
-	s := make(metric.Batch, 0, min(lines, max(minSlots, total/16)))
+	s := newBatch(lines, total)
 	for _, data := range grams {
 		s = r.frameDatagram(s, data, lines)
 	}
 	if len(s) == 0 {
 		return nil
 	}
-	if !metric.Dense(len(s), cap(s)) {
-		s = append(make(metric.Batch, 0, len(s)), s...)
-	}
-	s = s[:len(s):len(s)]
+	s = exact(s)
 	metric.Detach(s, from)
 	return s
 }
@@ -175,12 +171,7 @@ func (r *BatchReader) frameDatagram(s metric.Batch, data []byte, lines int) metr
 		if len(line) == 0 || (len(line) == 1 && line[0] == '\r') {
 			continue // empty lines are not metrics and not errors
 		}
-		if len(s) == cap(s) {
-			ns := make(metric.Batch, len(s), max(min(lines, 2*cap(s)), len(s)+1))
-			copy(ns, s)
-			s = ns
-		}
-		s = s[:len(s)+1]
+		s = addSlot(s, lines)
 		if err := r.parse(line, &s[len(s)-1]); err != nil {
 			s = s[:len(s)-1]
 			r.count(r.c.ParseErrors)

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/BurntSushi/toml"
+
+	"github.com/metricsrouter/router/registry"
 )
 
 // Key file formats, chosen by the file's extension.
@@ -162,7 +164,7 @@ func (s *fileStore) Open(context.Context) error {
 		return fmt.Errorf("keystore: key file: %w", err)
 	}
 	s.last = fi
-	WarnLaxFile(s.log, "keystore.path", s.path)
+	registry.WarnLaxFile(s.log, "keystore.path", s.path)
 	if err := s.load(); err != nil {
 		if s.errs != nil {
 			s.errs.Add(1)

@@ -1,11 +1,8 @@
 package keystore
 
 import (
-	"os"
 	"slices"
 	"strings"
-
-	"github.com/rs/zerolog"
 )
 
 // MinKeyLength is the shortest API key the gateway accepts without a
@@ -52,21 +49,4 @@ func (b *base) warnWeak(s, old *keySet, source string) {
 		b.log.Warn().Str("name", p.name).Str("reason", reason).Str("source", source).
 			Msg("weak api key accepted: anyone who knows it can send metrics")
 	}
-}
-
-// WarnLaxFile logs a warning when the secret file at path (an API key file,
-// a TLS private key) can be read or written by its group or by others, and
-// reports whether it did. what names the setting, e.g. "tls_key".
-func WarnLaxFile(log zerolog.Logger, what, path string) bool {
-	fi, err := os.Stat(path)
-	if err != nil {
-		return false // reported by whoever reads it
-	}
-	perm := fi.Mode().Perm()
-	if perm&0o066 == 0 {
-		return false
-	}
-	log.Warn().Str("setting", what).Str("path", path).Str("mode", perm.String()).
-		Msg("secret file open to group or others: chmod 600")
-	return true
 }

@@ -185,11 +185,3 @@ func TestKeyFileWarnings(t *testing.T) {
 		}
 	})
 }
-
-// TestWarnLaxFile: a missing file is not reported here (its reader fails).
-func TestWarnLaxFile(t *testing.T) {
-	var logs logBuf
-	if WarnLaxFile(zerolog.New(&logs), "tls_key", filepath.Join(t.TempDir(), "missing.pem")) || logs.String() != "" {
-		t.Fatalf("missing file warned: %s", logs.String())
-	}
-}
