@@ -8,7 +8,7 @@ BIN ?= router
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN) .
 
-# The quick start: Graphite on 127.0.0.1:2003 printed on stdout; no external service.
+# The quick start: Graphite on 127.0.0.1:2003 and StatsD on 127.0.0.1:8125 printed on stdout; no external service.
 run: build
 	./$(BIN) -config etc/quickstart.toml
 

@@ -207,6 +207,15 @@ func TestPackageDeb(t *testing.T) {
 	for _, f := range keys {
 		want["/etc/router/examples/keys/"+filepath.Base(f)] = "-rw-r--r--"
 	}
+	docs, _ := filepath.Glob("docs/*.md") // the reference README.md points to
+	if len(docs) == 0 {
+		t.Fatal("no docs/*.md")
+	}
+	want["/usr/share/doc/router/README.md.gz"] = "-rw-r--r--"
+	want["/usr/share/doc/router/docs/"] = "drwxr-xr-x"
+	for _, f := range docs {
+		want["/usr/share/doc/router/docs/"+filepath.Base(f)+".gz"] = "-rw-r--r--"
+	}
 	for p, mode := range want {
 		e, ok := files[p]
 		switch {

@@ -127,6 +127,12 @@ gzip -9n <"$root/CHANGELOG.md" >"$doc/changelog.gz"
 } | gzip -9n >"$doc/changelog.Debian.gz"
 "$pkg/copyright.sh" "$goarch" >"$doc/copyright"
 chmod 0644 "$doc"/*
+# the reference README.md points to: /usr/share/doc/router/docs/*.md.gz
+install -d -m 0755 "$doc/docs"
+for f in "$root"/docs/*.md; do
+	gzip -9n <"$f" >"$doc/docs/$(basename "$f").gz"
+	chmod 0644 "$doc/docs/$(basename "$f").gz"
+done
 install -m 0644 "$pkg/deb/lintian-overrides" "$stage/usr/share/lintian/overrides/$name"
 
 # --- control -----------------------------------------------------------------

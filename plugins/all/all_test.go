@@ -26,9 +26,36 @@ func tomlKeys(v any) []string {
 	return keys
 }
 
-// TestPluginsKeepToTheContract: names, samples and keys of every built-in.
+// docSection returns the part of a Markdown doc under the heading that names
+// plugin ("### inputs.graphite", "### inputs.http_json (statsd-http-proxy)"),
+// up to the next heading of the same or a higher level. Lines in code fences
+// are never headings.
+func docSection(doc, plugin string) (string, bool) {
+	var b strings.Builder
+	fence, found, level := false, false, 0
+	for _, l := range strings.SplitAfter(doc, "\n") {
+		if strings.HasPrefix(l, "```") {
+			fence = !fence
+		}
+		if n := len(l) - len(strings.TrimLeft(l, "#")); !fence && n > 0 && strings.HasPrefix(l[n:], " ") {
+			if found && n <= level {
+				break
+			}
+			if title := strings.TrimSpace(l[n:]); !found && (title == plugin || strings.HasPrefix(title, plugin+" ")) {
+				found, level = true, n
+			}
+		}
+		if found {
+			b.WriteString(l)
+		}
+	}
+	return b.String(), found
+}
+
+// TestPluginsKeepToTheContract: names, samples and keys of every built-in,
+// and its section in docs/plugins.md showing its sample.
 func TestPluginsKeepToTheContract(t *testing.T) {
-	readme, err := os.ReadFile("../../README.md")
+	doc, err := os.ReadFile(pluginsDoc)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,9 +102,12 @@ func TestPluginsKeepToTheContract(t *testing.T) {
 			if _, err := agent.New(c, zerolog.Nop()); err != nil {
 				t.Errorf("sample.toml does not pass Init: %v", err)
 			}
-			block := "```toml\n" + p.Sample + "```"
-			if !strings.Contains(string(readme), block) {
-				t.Errorf("README.md has no toml block identical to %s's sample.toml", full)
+			section, ok := docSection(string(doc), full)
+			if !ok {
+				t.Fatalf("docs/plugins.md has no section headed %q", full)
+			}
+			if !strings.Contains(section, "```toml\n"+p.Sample+"```") {
+				t.Errorf("docs/plugins.md's %s section has no toml block identical to its sample.toml", full)
 			}
 		})
 	}

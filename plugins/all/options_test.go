@@ -12,11 +12,14 @@ import (
 	"github.com/metricsrouter/router/registry"
 )
 
-var update = flag.Bool("update", false, "rewrite the generated parts of README.md")
+var update = flag.Bool("update", false, "rewrite the generated parts of "+pluginsDoc)
 
 const (
-	optBegin = "<!-- BEGIN options: generated from the plugins' sample.toml by `go test ./plugins/all -run TestOptionsTable -update` -->"
-	optEnd   = "<!-- END options -->"
+	// pluginsDoc is the plugin reference: the options table (TestOptionsTable)
+	// and a section per plugin with its sample (TestPluginsKeepToTheContract).
+	pluginsDoc = "../../docs/plugins.md"
+	optBegin   = "<!-- BEGIN options: generated from the plugins' sample.toml by `go test ./plugins/all -run TestOptionsTable -update` -->"
+	optEnd     = "<!-- END options -->"
 )
 
 // structKeys lists the TOML keys of a struct type: embedded structs inline,
@@ -103,28 +106,28 @@ func optionsTable(t *testing.T) string {
 	return b.String()
 }
 
-// TestOptionsTable: README's table of every plugin option is the one the
-// samples give (so it cannot drift); -update rewrites it.
+// TestOptionsTable: docs/plugins.md's table of every plugin option is the one
+// the samples give (so it cannot drift); -update rewrites it.
 func TestOptionsTable(t *testing.T) {
 	want := optBegin + "\n" + optionsTable(t) + optEnd
-	raw, err := os.ReadFile("../../README.md")
+	raw, err := os.ReadFile(pluginsDoc)
 	if err != nil {
 		t.Fatal(err)
 	}
-	readme := string(raw)
-	i, j := strings.Index(readme, optBegin), strings.Index(readme, optEnd)
+	doc := string(raw)
+	i, j := strings.Index(doc, optBegin), strings.Index(doc, optEnd)
 	if i < 0 || j < i {
-		t.Fatalf("README.md has no %q ... %q section", optBegin, optEnd)
+		t.Fatalf("%s has no %q ... %q section", pluginsDoc, optBegin, optEnd)
 	}
-	got := readme[i : j+len(optEnd)]
+	got := doc[i : j+len(optEnd)]
 	if got == want {
 		return
 	}
 	if *update {
-		if err := os.WriteFile("../../README.md", []byte(readme[:i]+want+readme[j+len(optEnd):]), 0o644); err != nil {
+		if err := os.WriteFile(pluginsDoc, []byte(doc[:i]+want+doc[j+len(optEnd):]), 0o644); err != nil {
 			t.Fatal(err)
 		}
 		return
 	}
-	t.Fatal("README.md's options table differs from the samples: run go test ./plugins/all -run TestOptionsTable -update")
+	t.Fatal("docs/plugins.md's options table differs from the samples: run go test ./plugins/all -run TestOptionsTable -update")
 }
