@@ -7,8 +7,9 @@ import (
 )
 
 // TestDependencyRules: the core (registry, agent, metric, codecs) depends only
-// on the standard library, BurntSushi/toml and zerolog; consul/api and
-// golang-jwt are imported only by the plugins that need them.
+// on the standard library, BurntSushi/toml, zerolog and, for /metrics only
+// (agent/metrics), Prometheus' client_golang; consul/api and golang-jwt are
+// imported only by the plugins that need them.
 func TestDependencyRules(t *testing.T) {
 	out, err := exec.Command("go", "list", "-deps", "-f", "{{if not .Standard}}{{.ImportPath}}{{end}}",
 		"./agent", "./registry", "./plugins/metric", "./plugins/codec/...").Output()
@@ -16,7 +17,10 @@ func TestDependencyRules(t *testing.T) {
 		t.Fatal(err)
 	}
 	allowed := []string{"github.com/metricsrouter/router/", "github.com/BurntSushi/toml", "github.com/rs/zerolog",
-		"github.com/mattn/go-colorable", "github.com/mattn/go-isatty", "golang.org/x/sys/"}
+		"github.com/mattn/go-colorable", "github.com/mattn/go-isatty", "golang.org/x/sys/",
+		// client_golang and what it brings
+		"github.com/prometheus/", "github.com/beorn7/perks", "github.com/cespare/xxhash/", "github.com/munnerz/goautoneg",
+		"google.golang.org/protobuf/"}
 	for _, p := range strings.Fields(string(out)) {
 		ok := false
 		for _, a := range allowed {
@@ -36,8 +40,9 @@ func TestDependencyRules(t *testing.T) {
 		t.Fatal(err)
 	}
 	rules := map[string][]string{
-		"github.com/hashicorp/consul/api": {"github.com/metricsrouter/router/plugins/inputs/https_batch/keystore", "github.com/metricsrouter/router/plugins/discovery/consul"},
-		"github.com/golang-jwt/jwt/v5":    {"github.com/metricsrouter/router/plugins/inputs/http_json"},
+		"github.com/hashicorp/consul/api":                {"github.com/metricsrouter/router/plugins/inputs/https_batch/keystore", "github.com/metricsrouter/router/plugins/discovery/consul"},
+		"github.com/golang-jwt/jwt/v5":                   {"github.com/metricsrouter/router/plugins/inputs/http_json"},
+		"github.com/prometheus/client_golang/prometheus": {"github.com/metricsrouter/router/agent/metrics"},
 	}
 	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
 		f := strings.Fields(line)

@@ -61,6 +61,9 @@ func startUnder(t *testing.T, wrapper []string, cfgFile string, args ...string) 
 		if t.Failed() {
 			p.mu.Lock()
 			t.Logf("router log tail:\n%s", strings.Join(p.logs[max(0, len(p.logs)-30):], "\n"))
+			if f := os.Getenv("ROUTER_LOG_DUMP"); f != "" {
+				os.WriteFile(f, []byte(strings.Join(p.logs, "\n")), 0o644)
+			}
 			p.mu.Unlock()
 		}
 	})
@@ -164,7 +167,7 @@ func TestReloadUnderLoad(t *testing.T) {
 			os.WriteFile(cfgFile, []byte(base), 0o600)
 		}
 		p.cmd.Process.Signal(syscall.SIGHUP)
-		p.waitLog(t, "configuration reloaded", i+1)
+		p.waitLog(t, `"cause":"reload"`, i+1)
 	}
 	close(stop)
 	wg.Wait()
@@ -216,7 +219,7 @@ func TestReloadBadFileKeepsRunning(t *testing.T) {
 	}
 	// a good change (file watch): the output moves to b
 	os.WriteFile(cfgFile, []byte(good(b.Addr)), 0o600)
-	p.waitLog(t, "configuration reloaded", 1)
+	p.waitLog(t, `"cause":"reload"`, 1)
 	sendLines(t, in, []string{"e2e.r.3 3 3"}, 1)
 	if !b.WaitLen(1, 10*time.Second) {
 		t.Fatal("line after the reload did not reach the new output")

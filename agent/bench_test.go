@@ -6,6 +6,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/metricsrouter/router/agent/runner"
 	"github.com/metricsrouter/router/plugins/codec/graphite"
 	"github.com/metricsrouter/router/plugins/metric"
 	"github.com/metricsrouter/router/plugins/outputs/consistent_hash"
@@ -37,21 +38,24 @@ func BenchmarkEmit(b *testing.B) {
 			b.Run(fmt.Sprintf("%s/destinations=%d", kind, n), func(b *testing.B) {
 				var targets []node
 				var regTargets []registry.Target
-				var runners []*runner
+				var runners []*runner.Runner
 				for i := 0; i < n; i++ {
-					r := newRunner(fmt.Sprint(i), []registry.Output{&discardOut{}}, runnerConfig{BufferLimit: 1 << 30, BatchSize: 5000,
-						RetryInitial: 1e6, RetryMax: 1e7, WriteTimeout: 1e9}, plugintest.Logger(b), plugintest.NewMetrics())
+					r := runner.New("outputs.discard", fmt.Sprint(i), "", runner.Options{Limit: 1 << 30},
+						runner.Env{Log: plugintest.Logger(b), Metrics: plugintest.NewMetrics()})
+					if err := r.Open(); err != nil {
+						b.Fatal(err)
+					}
 					runners = append(runners, r)
 					targets = append(targets, r)
 					regTargets = append(regTargets, registry.Target{Host: fmt.Sprintf("10.0.0.%d", i), Port: "2003", Instance: fmt.Sprint("i", i)})
 				}
 				for _, r := range runners {
-					go r.run(context.Background())
+					r.Start(context.Background(), []registry.Output{&discardOut{}}, runner.Config{BatchSize: 5000, RetryInitial: 1e6, RetryMax: 1e7, WriteTimeout: 1e9})
 				}
 				defer func() {
 					for _, r := range runners {
-						r.close()
-						<-r.done
+						r.Close()
+						r.Wait()
 					}
 				}()
 				m := plugintest.NewMetrics()
@@ -68,7 +72,9 @@ func BenchmarkEmit(b *testing.B) {
 					dn.d = ch
 				}
 				var p atomic.Pointer[pipeline]
-				p.Store(&pipeline{outs: []node{dn}})
+				pl := newPipeline()
+				pl.outs = []node{dn}
+				p.Store(pl)
 				em := &emitter{p: &p, received: m.Counter("in", "")}
 				ctx := context.Background()
 				b.ReportAllocs()

@@ -133,7 +133,7 @@ func RunWith(ctx context.Context, reg *registry.Registry, args []string, stdin i
 	}
 	a.reg = reg
 	if *route != "" {
-		if err := routeMode(cfg, *route, stdin, stdout); err != nil {
+		if err := routeMode(a, *route, stdin, stdout); err != nil {
 			fmt.Fprintln(stderr, "router:", err)
 			return 1
 		}

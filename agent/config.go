@@ -140,6 +140,10 @@ type instance struct {
 	// Fingerprint identifies the instance's configuration: a reload keeps
 	// a running instance whose fingerprint did not change.
 	Fingerprint string
+	// fresh decodes the table again into a new plugin value. Plugin is the
+	// configuration as data and is never started; what runs is always a
+	// fresh value (Init, Run, Connect happen on it).
+	fresh func() (any, error)
 }
 
 func (in *instance) label() string {
@@ -369,6 +373,11 @@ func (l *loader) decodeInstance(kind registry.Kind, name string, prim toml.Primi
 	}
 	if err := l.md.PrimitiveDecode(prim, in.Plugin); err != nil {
 		return nil, l.wrapDecode(in.Table, err)
+	}
+	md := l.md
+	in.fresh = func() (any, error) {
+		v := p.New()
+		return v, md.PrimitiveDecode(prim, v)
 	}
 	if in.ID == "" {
 		if parent != nil {
@@ -620,7 +629,13 @@ func (l *loader) shorthandTarget(parent *instance, proto, dest string) (*instanc
 	t.Out = parent.outRaw
 	t.Out.ID, t.Out.To, t.Out.Instance = parent.ID+"/"+dest, nil, inst
 	t.ID = t.Out.ID
-	md, err := toml.Decode(fmt.Sprintf("address = %q\n", addr), t.Plugin)
+	text := fmt.Sprintf("address = %q\n", addr)
+	t.fresh = func() (any, error) {
+		v := p.New()
+		_, err := toml.Decode(text, v)
+		return v, err
+	}
+	md, err := toml.Decode(text, t.Plugin)
 	if err != nil {
 		return nil, &configError{file: l.file, line: parent.Line, table: parent.Table, msg: fmt.Sprintf("protocol %q: %v", proto, err)}
 	}

@@ -76,11 +76,9 @@ func (d *destAPI) get(id string) (destState, error) {
 	}
 	st := destState{Active: []string{}, Registered: map[string]time.Time{}}
 	up := map[string]bool{}
-	d.a.mu.Lock()
-	for _, r := range d.a.runners {
-		up[r.spec] = r.healthy()
+	for _, o := range d.a.outputs() {
+		up[o.r.Spec] = o.r.Healthy()
 	}
-	d.a.mu.Unlock()
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	for _, x := range dests {

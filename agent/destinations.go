@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"time"
 
 	"github.com/metricsrouter/router/registry"
 )
@@ -16,7 +15,7 @@ var ErrNoSuchOutput = errors.New("no distributing output with that id")
 // Destinations returns the destinations of the top-level distributor id, as
 // written ("host:port[:instance]"), in ring order.
 func (a *Agent) Destinations(id string) ([]string, error) {
-	oi := a.distributor(a.config(), id)
+	oi := distributor(a.config(), id)
 	if oi == nil {
 		return nil, fmt.Errorf("%q: %w", id, ErrNoSuchOutput)
 	}
@@ -38,7 +37,7 @@ func (a *Agent) DistributorIDs() []string {
 	return ids
 }
 
-func (a *Agent) distributor(cfg *Config, id string) *instance {
+func distributor(cfg *Config, id string) *instance {
 	for _, o := range cfg.Outputs {
 		if _, ok := o.Plugin.(registry.Distributor); ok && o.ID == id {
 			return o
@@ -51,23 +50,65 @@ func (a *Agent) distributor(cfg *Config, id string) *instance {
 // ("host:port[:instance]", in ring order), with the same effect as editing
 // the file and reloading: targets that stay keep their queue and
 // connection, new ones start, removed ones drain, and the ring is swapped
-// atomically. The change lasts until the next reload. Used by the runtime
-// destination API and by service discovery.
+// atomically. The change lasts until the next reload (the runtime
+// destination API).
 func (a *Agent) SetDestinations(id string, dests []string) error {
 	a.applyMu.Lock()
 	defer a.applyMu.Unlock()
-	if !a.running.Load() {
-		return errors.New("the router is not running yet")
-	}
-	start := time.Now()
-	cfg := a.config()
-	oi := a.distributor(cfg, id)
-	if oi == nil {
-		return fmt.Errorf("%q: %w", id, ErrNoSuchOutput)
+	if !a.running {
+		return errNotRunning
 	}
 	if len(dests) == 0 {
 		return errors.New("no destinations: a distributor needs at least one")
 	}
+	if distributor(a.file, id) == nil {
+		return fmt.Errorf("%q: %w", id, ErrNoSuchOutput)
+	}
+	prev, had := a.apiDest[id]
+	a.apiDest[id] = slices.Clone(dests)
+	desired, err := a.desired()
+	if err == nil {
+		err = a.reconcile(desired, "destination api")
+	}
+	if err != nil {
+		if had {
+			a.apiDest[id] = prev
+		} else {
+			delete(a.apiDest, id)
+		}
+		return err
+	}
+	a.log.Info().Str("id", id).Strs("destinations", dests).Msg("destinations changed (until the next reload)")
+	return nil
+}
+
+// desired is the desired state: the file's configuration with the
+// destination overlays applied (the API's over the catalog's). It is plain
+// data; applyMu is held.
+func (a *Agent) desired() (*Config, error) {
+	c := *a.file
+	c.Outputs = slices.Clone(a.file.Outputs)
+	for i, oi := range c.Outputs {
+		dests, ok := a.apiDest[oi.ID]
+		if !ok {
+			dests, ok = a.found[oi.ID]
+		}
+		if !ok {
+			continue
+		}
+		ni, err := a.withDestinations(oi, dests)
+		if err != nil {
+			return nil, err
+		}
+		c.Outputs[i] = ni
+	}
+	return &c, nil
+}
+
+// withDestinations returns a copy of distributor oi whose targets are dests:
+// a destination the file also lists keeps its table, the others are built
+// as the destinations shorthand would.
+func (a *Agent) withDestinations(oi *instance, dests []string) (*instance, error) {
 	proto := ""
 	if sh, ok := oi.Plugin.(registry.Shorthand); ok {
 		proto, _ = sh.Shorthand()
@@ -76,9 +117,9 @@ func (a *Agent) SetDestinations(id string, dests []string) error {
 		proto = oi.Targets[0].Name
 	}
 	if proto == "" {
-		return fmt.Errorf("%q: no protocol to build destinations with", id)
+		return nil, fmt.Errorf("%q: no protocol to build destinations with", oi.ID)
 	}
-	l := &loader{reg: a.registry(), file: cfg.File, count: map[string]int{}, ids: map[string]string{}}
+	l := &loader{reg: a.registry(), file: a.file.File, count: map[string]int{}, ids: map[string]string{}}
 	old := map[string]*instance{}
 	for _, t := range oi.Targets {
 		old[t.Target.Spec] = t
@@ -87,38 +128,26 @@ func (a *Agent) SetDestinations(id string, dests []string) error {
 	ni.Targets = nil
 	for _, d := range dests {
 		if t, ok := old[d]; ok {
-			ni.Targets = append(ni.Targets, t) // unchanged: same runner
+			ni.Targets = append(ni.Targets, t)
 			continue
 		}
 		t, err := l.shorthandTarget(oi, proto, d)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		ni.Targets = append(ni.Targets, t)
 	}
-	targets := make([]registry.Target, len(ni.Targets))
-	for i, t := range ni.Targets {
-		targets[i] = t.Target
-	}
-	ni.Plugin = clonePlugin(oi.Plugin)
-	if ts, ok := ni.Plugin.(registry.TargetSetter); ok {
-		if err := ts.SetTargets(targets); err != nil {
-			return err
-		}
-	}
-	ni.Fingerprint = fingerprint(&ni)
-	nc := *cfg
-	nc.Outputs = slices.Clone(cfg.Outputs)
-	for i, o := range nc.Outputs {
-		if o == oi {
-			nc.Outputs[i] = &ni
-		}
-	}
-	g, err := a.build(&nc, true)
+	// a value of its own, to check the targets on (oi.Plugin is the file's)
+	v, err := oi.fresh()
 	if err != nil {
-		return err
+		return nil, err
 	}
-	a.apply(g, start)
-	a.log.Info().Str("id", id).Strs("destinations", dests).Msg("destinations changed (until the next reload)")
-	return nil
+	if ts, ok := v.(registry.TargetSetter); ok {
+		if err := ts.SetTargets(targetsOf(&ni)); err != nil {
+			return nil, err
+		}
+	}
+	ni.Plugin = v
+	ni.Fingerprint = fingerprint(&ni)
+	return &ni, nil
 }

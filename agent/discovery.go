@@ -13,7 +13,8 @@ import (
 // its destinations before the inputs start, then follows the catalog in the
 // background (until ctx ends). A distributor with no destinations of its
 // own must get some at start, else the router does not start; one with its
-// own list keeps it when the catalog cannot be reached.
+// own list keeps it when the catalog cannot be reached. The catalog's
+// destinations are a layer of the desired state: a reload keeps them.
 func (a *Agent) startDiscovery(ctx context.Context) error {
 	for _, oi := range a.config().Outputs {
 		ds, ok := oi.Plugin.(registry.DiscoverySource)
@@ -24,7 +25,7 @@ func (a *Agent) startDiscovery(ctx context.Context) error {
 		if !ok {
 			return fmt.Errorf("%s: consul_service needs the consul catalog, not in this build", oi.label())
 		}
-		env := registry.Env{ID: oi.ID, Plugin: "outputs." + oi.Name, Log: a.pluginLog(oi), Metrics: a.stats.forInstance("outputs."+oi.Name, oi.ID)}
+		env := registry.Env{ID: oi.ID, Plugin: "outputs." + oi.Name, Log: a.pluginLog(oi), Metrics: a.metrics.Scope("outputs."+oi.Name, oi.ID)}
 		d, err := f(*ds.Discovery(), env)
 		if err != nil {
 			return fmt.Errorf("%s: %w", oi.label(), err)
@@ -61,35 +62,32 @@ func (a *Agent) startDiscovery(ctx context.Context) error {
 	return nil
 }
 
-// applyDiscovered sets a distributor's destinations when they changed, and
-// remembers them so that a reload keeps them.
+// applyDiscovered sets the catalog's layer for distributor id (the latest
+// news replaces an API change of the same distributor) and, once the
+// router runs, reconciles.
 func (a *Agent) applyDiscovered(id string, dests []string) error {
-	a.mu.Lock()
-	if a.discovered == nil {
-		a.discovered = map[string][]string{}
-	}
-	a.discovered[id] = dests
-	a.mu.Unlock()
-	cur, err := a.Destinations(id)
-	if err == nil && slices.Equal(cur, dests) {
+	a.applyMu.Lock()
+	defer a.applyMu.Unlock()
+	prev, had := a.found[id]
+	_, api := a.apiDest[id]
+	if had && !api && slices.Equal(prev, dests) {
 		return nil
 	}
-	return a.SetDestinations(id, dests)
-}
-
-// reapplyDiscovered restores catalog destinations after a reload.
-func (a *Agent) reapplyDiscovered() {
-	a.mu.Lock()
-	d := make(map[string][]string, len(a.discovered))
-	for k, v := range a.discovered {
-		d[k] = v
+	a.found[id] = slices.Clone(dests)
+	delete(a.apiDest, id)
+	if !a.running {
+		return nil // begin prepares with it
 	}
-	a.mu.Unlock()
-	for id, dests := range d {
-		if cur, err := a.Destinations(id); err == nil && !slices.Equal(cur, dests) {
-			if err := a.SetDestinations(id, dests); err != nil {
-				a.log.Error().Err(err).Str("id", id).Msg("catalog destinations not restored after reload")
-			}
+	desired, err := a.desired()
+	if err == nil {
+		err = a.reconcile(desired, "catalog")
+	}
+	if err != nil {
+		if had {
+			a.found[id] = prev
+		} else {
+			delete(a.found, id)
 		}
 	}
+	return err
 }

@@ -61,8 +61,9 @@ func (a *Agent) serveManagement(c net.Conn) {
 // needs "auth TOKEN" first on the connection; *authed remembers it.
 func (a *Agent) managementCommand(cmd string, w io.Writer, authed *bool, remote string) bool {
 	f := strings.Fields(cmd)
+	outs := a.outputs()
 	a.mu.Lock()
-	runners, inputs, cfg := a.runners, a.inputs, a.cfg
+	inputs, cfg := a.st.inputs, a.cfg
 	a.mu.Unlock()
 	switch strings.ToLower(f[0]) {
 	case "ping":
@@ -108,20 +109,21 @@ func (a *Agent) managementCommand(cmd string, w io.Writer, authed *bool, remote 
 	case "status":
 		fmt.Fprintf(w, "uptime: %d\n", int(time.Since(a.started).Seconds()))
 		var up, down []string
-		for _, r := range runners {
-			if r.spec == "" {
+		for _, o := range outs {
+			if o.r.Spec == "" {
 				continue
 			}
-			if r.healthy() {
-				up = append(up, r.spec)
+			if o.r.Healthy() {
+				up = append(up, o.r.Spec)
 			} else {
-				down = append(down, r.spec)
+				down = append(down, o.r.Spec)
 			}
 		}
 		fmt.Fprintf(w, "nodes: %s\n", strings.Join(up, " "))
 		fmt.Fprintf(w, "nodes_down: %s\n", strings.Join(down, " "))
-		for _, r := range runners {
-			fmt.Fprintf(w, "output %s: sent=%d dropped=%d queued=%d up=%t\n", r.id, r.sent.Load(), r.dropped.Load(), r.queuedNow(), r.healthy())
+		for _, o := range outs {
+			c := o.r.Counters()
+			fmt.Fprintf(w, "output %s: sent=%d dropped=%d queued=%d up=%t\n", o.r.ID, c.Sent.Load(), c.Dropped.Load(), o.r.Len(), o.r.Healthy())
 		}
 	case "stats":
 		fmt.Fprintf(w, "time running in seconds: %d\n", int(time.Since(a.started).Seconds()))
@@ -130,8 +132,8 @@ func (a *Agent) managementCommand(cmd string, w io.Writer, authed *bool, remote 
 			received += ir.em.received.Load()
 		}
 		fmt.Fprintf(w, "packets_received: %f\n", float64(received))
-		for _, ir := range inputs {
-			fmt.Fprintf(w, "input %s received: %d\n", ir.inst.ID, ir.em.received.Load())
+		for _, id := range sortedKeys(inputs) {
+			fmt.Fprintf(w, "input %s received: %d\n", id, inputs[id].em.received.Load())
 		}
 	case "memstats":
 		var m runtime.MemStats

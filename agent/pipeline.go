@@ -2,8 +2,10 @@ package agent
 
 import (
 	"context"
+	"sync"
 	"sync/atomic"
 
+	"github.com/metricsrouter/router/agent/runner"
 	"github.com/metricsrouter/router/plugins/metric"
 	"github.com/metricsrouter/router/registry"
 )
@@ -11,12 +13,17 @@ import (
 // node is where the fan-out hands a batch: an output's runner or a
 // distributor that splits the batch over its targets.
 type node interface {
-	enqueue(ctx context.Context, b metric.Batch) error
-	healthy() bool
+	Enqueue(ctx context.Context, b metric.Batch) error
+	Healthy() bool
 }
+
+var _ node = (*runner.Runner)(nil)
 
 // distNode routes batches over target nodes with a registry.Distributor.
 type distNode struct {
+	id      string
+	name    string // plugin name
+	print   string // the instance's fingerprint (its targets' included)
 	d       registry.Distributor
 	fanout  bool
 	targets []node
@@ -24,37 +31,23 @@ type distNode struct {
 	unrout  *atomic.Uint64
 }
 
-// leaves returns the runners under n.
-func (n *distNode) leaves() []*runner {
-	var out []*runner
+func (n *distNode) Healthy() bool {
 	for _, t := range n.targets {
-		switch t := t.(type) {
-		case *runner:
-			out = append(out, t)
-		case *distNode:
-			out = append(out, t.leaves()...)
-		}
-	}
-	return out
-}
-
-func (n *distNode) healthy() bool {
-	for _, t := range n.targets {
-		if t.healthy() {
+		if t.Healthy() {
 			return true
 		}
 	}
 	return false
 }
 
-func (n *distNode) enqueue(ctx context.Context, b metric.Batch) error {
+func (n *distNode) Enqueue(ctx context.Context, b metric.Batch) error {
 	if len(b) == 0 {
 		return nil
 	}
 	if n.fanout {
 		var first error
 		for _, t := range n.targets {
-			if err := t.enqueue(ctx, b); err != nil && first == nil {
+			if err := t.Enqueue(ctx, b); err != nil && first == nil {
 				first = err
 			}
 		}
@@ -67,7 +60,7 @@ func (n *distNode) enqueue(ctx context.Context, b metric.Batch) error {
 	}
 	up := make([]bool, nt)
 	for i, t := range n.targets {
-		up[i] = t.healthy()
+		up[i] = t.Healthy()
 	}
 	// Pass 1: route every metric, remember its targets.
 	counts := make([]int, nt)
@@ -111,19 +104,57 @@ func (n *distNode) enqueue(ctx context.Context, b metric.Batch) error {
 		if len(s) == 0 {
 			continue
 		}
-		if err := n.targets[t].enqueue(ctx, s); err != nil && first == nil {
+		if err := n.targets[t].Enqueue(ctx, s); err != nil && first == nil {
 			first = err
 		}
 	}
 	return first
 }
 
-// pipeline is one generation of the wiring: processors in file order, then the
-// top-level outputs. Inputs run it from their own goroutines (see emitter).
+// pipeline is one generation of the wiring: processors in file order, then
+// the top-level outputs. Inputs run it from their own goroutines (see
+// emitter). A reconcile swaps it as a whole.
 type pipeline struct {
 	procs []registry.Processor
 	outs  []node
-	refs  atomic.Int64 // Emits running on this pipeline (a reload waits for 0)
+
+	refs    atomic.Int64 // Emits running on this pipeline
+	retired atomic.Bool  // replaced: idle is closed when refs reaches 0
+	once    sync.Once
+	idle    chan struct{}
+}
+
+func newPipeline() *pipeline { return &pipeline{idle: make(chan struct{})} }
+
+// acquire returns the current pipeline with a reference held. The second
+// load makes it safe against a swap between the load and the increment:
+// a pipeline whose reference count a reconcile read as 0 after the swap is
+// never used again.
+func acquire(cur *atomic.Pointer[pipeline]) *pipeline {
+	for {
+		p := cur.Load()
+		p.refs.Add(1)
+		if cur.Load() == p {
+			return p
+		}
+		p.release()
+	}
+}
+
+func (p *pipeline) release() {
+	if p.refs.Add(-1) == 0 && p.retired.Load() {
+		p.once.Do(func() { close(p.idle) })
+	}
+}
+
+// retire marks a pipeline replaced; the returned channel is closed once no
+// Emit uses it any more.
+func (p *pipeline) retire() <-chan struct{} {
+	p.retired.Store(true)
+	if p.refs.Load() == 0 {
+		p.once.Do(func() { close(p.idle) })
+	}
+	return p.idle
 }
 
 // emitter is the registry.Emitter one input instance gets. It runs the
@@ -139,9 +170,8 @@ func (e *emitter) Emit(ctx context.Context, b metric.Batch) error {
 		return nil
 	}
 	e.received.Add(uint64(len(b)))
-	p := e.p.Load()
-	p.refs.Add(1)
-	defer p.refs.Add(-1)
+	p := acquire(e.p)
+	defer p.release()
 	for _, pr := range p.procs {
 		b = pr.Process(b)
 		if len(b) == 0 {
@@ -150,7 +180,7 @@ func (e *emitter) Emit(ctx context.Context, b metric.Batch) error {
 	}
 	var first error
 	for _, o := range p.outs {
-		if err := o.enqueue(ctx, b); err != nil && first == nil {
+		if err := o.Enqueue(ctx, b); err != nil && first == nil {
 			first = err
 		}
 	}

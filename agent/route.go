@@ -7,22 +7,23 @@ import (
 	"strings"
 	"time"
 
+	"github.com/metricsrouter/router/agent/runner"
 	"github.com/metricsrouter/router/plugins/metric"
-	"github.com/metricsrouter/router/registry"
 )
 
 // routeMode prints where metrics would go, like carbon-c-relay's test mode,
 // without opening any socket. name "-" reads names from in, one per line.
-func routeMode(cfg *Config, name string, in io.Reader, out io.Writer) error {
+func routeMode(a *Agent, name string, in io.Reader, out io.Writer) error {
+	cfg, outs := a.file, a.initial.pipe.outs
 	w := bufio.NewWriter(out)
 	defer w.Flush()
 	if name != "-" {
 		m := routeMetric(name)
-		for _, o := range cfg.Outputs {
+		for i, o := range cfg.Outputs {
 			if len(cfg.Outputs) > 1 {
 				fmt.Fprintf(w, "# outputs.%s %s\n", o.Name, o.ID)
 			}
-			dests := routeSpecs(o, &m)
+			dests := routeSpecs(outs[i], &m)
 			if len(dests) == 0 {
 				fmt.Fprintf(w, "# outputs.%s %s has no network destination\n", o.Name, o.ID)
 			}
@@ -41,7 +42,7 @@ func routeMode(cfg *Config, name string, in io.Reader, out io.Writer) error {
 		}
 		m := routeMetric(n)
 		var dests []string
-		for _, o := range cfg.Outputs {
+		for _, o := range outs {
 			dests = append(dests, routeSpecs(o, &m)...)
 		}
 		fmt.Fprintf(w, "%s -> %s\n", n, strings.Join(dests, " "))
@@ -54,37 +55,37 @@ func routeMetric(name string) metric.Metric {
 	return metric.NewGraphite(name, 0, time.Unix(0, 0))
 }
 
-// routeSpecs returns the destinations of m under output o, primary first, as
-// written in the configuration. Every target is considered healthy.
-func routeSpecs(o *instance, m *metric.Metric) []string {
-	d, ok := o.Plugin.(registry.Distributor)
-	if !ok {
-		if o.Target.Spec != "" {
-			return []string{o.Target.Spec}
-		}
-		if a, ok := o.Plugin.(registry.Addresser); ok {
-			return []string{a.Destination()}
+// routeSpecs returns the destinations of m under output node n, primary
+// first, as written in the configuration. Every target is considered
+// healthy.
+func routeSpecs(n node, m *metric.Metric) []string {
+	switch n := n.(type) {
+	case *runner.Runner:
+		if n.Spec != "" {
+			return []string{n.Spec}
 		}
 		return nil
-	}
-	if len(o.Targets) == 0 {
-		return nil // destinations come from a catalog at start
-	}
-	up := make([]bool, len(o.Targets))
-	for i := range up {
-		up[i] = true
-	}
-	var idx []int
-	if f, ok := o.Plugin.(registry.Fanout); ok && f.Fanout() {
-		for i := range o.Targets {
-			idx = append(idx, i)
+	case *distNode:
+		if len(n.targets) == 0 {
+			return nil // destinations come from a catalog at start
 		}
-	} else {
-		idx = d.Route(m, up, nil)
+		up := make([]bool, len(n.targets))
+		for i := range up {
+			up[i] = true
+		}
+		var idx []int
+		if n.fanout {
+			for i := range n.targets {
+				idx = append(idx, i)
+			}
+		} else {
+			idx = n.d.Route(m, up, nil)
+		}
+		var out []string
+		for _, i := range idx {
+			out = append(out, routeSpecs(n.targets[i], m)...)
+		}
+		return out
 	}
-	var out []string
-	for _, i := range idx {
-		out = append(out, routeSpecs(o.Targets[i], m)...)
-	}
-	return out
+	return nil
 }

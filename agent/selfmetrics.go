@@ -2,6 +2,7 @@ package agent
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -14,6 +15,8 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/metricsrouter/router/agent/metrics"
+	"github.com/metricsrouter/router/plugins/codec/graphite"
 	"github.com/metricsrouter/router/plugins/metric"
 	"github.com/metricsrouter/router/registry"
 )
@@ -27,7 +30,7 @@ import (
 // carbon.relays.web1.outputs.graphite.caches_10_0_0_1_2003.sent_total, and
 // <metrics_prefix>.runtime.<gauge> for the Go runtime.
 type selfMetrics struct {
-	stats  *stats
+	reg    *metrics.Registry
 	prefix string
 	every  time.Duration
 	em     *emitter
@@ -73,43 +76,19 @@ func (s *selfMetrics) run(ctx context.Context) {
 	}
 }
 
-// collect renders every counter and gauge as Graphite metrics at time now.
+// collect renders every series of the registry as Graphite metrics at time
+// now.
 func (s *selfMetrics) collect(now time.Time) metric.Batch {
-	s.stats.mu.Lock()
-	list := append([]*series(nil), s.stats.series...)
-	s.stats.mu.Unlock()
-	b := make(metric.Batch, 0, len(list)+8)
-	for _, se := range list {
-		kind, name, _ := strings.Cut(se.plugin, ".")
-		path := s.prefix + "." + graphiteSafe(kind)
-		if name != "" {
-			path += "." + graphiteSafe(name)
+	text := s.reg.AppendGraphite(nil, s.prefix, now.Unix())
+	b := make(metric.Batch, 0, bytes.Count(text, []byte{'\n'}))
+	for len(text) > 0 {
+		line, rest, _ := bytes.Cut(text, []byte{'\n'})
+		text = rest
+		b = append(b, metric.Metric{})
+		if err := graphite.Parse(line, &b[len(b)-1]); err != nil {
+			b = b[:len(b)-1]
+			s.log.Warn().Err(err).Bytes("line", line).Msg("self-metric not emitted")
 		}
-		if se.id != kind {
-			path += "." + graphiteSafe(se.id)
-		}
-		path += "." + se.name
-		var v float64
-		if se.counter != nil {
-			v = float64(se.counter.Load())
-		} else {
-			v = se.gauge()
-		}
-		b = append(b, metric.NewGraphite(path, v, now))
-	}
-	var ms runtime.MemStats
-	runtime.ReadMemStats(&ms)
-	for _, g := range []struct {
-		n string
-		v float64
-	}{
-		{"goroutines", float64(runtime.NumGoroutine())},
-		{"heap_alloc_bytes", float64(ms.HeapAlloc)},
-		{"sys_bytes", float64(ms.Sys)},
-		{"gc_cycles_total", float64(ms.NumGC)},
-		{"uptime_seconds", time.Since(s.stats.start).Seconds()},
-	} {
-		b = append(b, metric.NewGraphite(s.prefix+".runtime."+g.n, g.v, now))
 	}
 	return b
 }

@@ -9,17 +9,18 @@ import (
 	"testing"
 	"time"
 
+	"github.com/metricsrouter/router/agent/metrics"
 	"github.com/metricsrouter/router/plugins/codec/graphite"
 	"github.com/metricsrouter/router/plugins/plugintest"
 )
 
 func TestSelfMetricsCollect(t *testing.T) {
-	s := newStats()
-	m := s.forInstance("outputs.graphite", "caches/10.0.0.1:2003")
+	s := metrics.New()
+	m := s.Scope("outputs.graphite", "caches/10.0.0.1:2003")
 	m.Counter("sent_total", "").Add(42)
 	m.Gauge("queued", "", func() float64 { return 7 })
-	s.forInstance("agent", "agent").Gauge("buffered_bytes", "", func() float64 { return 1024 })
-	sm := &selfMetrics{stats: s, prefix: "carbon.relays.web1"}
+	s.Scope("agent", "agent").Gauge("buffered_bytes", "", func() float64 { return 1024 })
+	sm := &selfMetrics{reg: s, prefix: "carbon.relays.web1"}
 	b := sm.collect(time.Unix(1700000000, 0))
 	var lines []string
 	for i := range b {

@@ -71,13 +71,34 @@ type Processor interface {
 // ErrRejected (batch dropped and counted, e.g. HTTP 400; if the error is
 // also a PartlyRejected, only that many metrics were refused and the others
 // written, e.g. metrics the destination's format cannot carry); any other
-// error (batch kept, retried with backoff). Write honours ctx. Close releases
+// error (batch kept, retried with backoff). A Write that got part of the
+// batch out before failing says so with a *PartialWriteError: the runner
+// then retries only the rest. Write honours ctx. Close releases
 // resources; the runner has written everything it could before calling it.
 type Output interface {
 	Connect(ctx context.Context) error
 	Write(ctx context.Context, b metric.Batch) error
 	Close() error
 }
+
+// PartialWriteError is the error of a Write that took only the first
+// Written metrics of its batch before Err stopped it: those were written,
+// except Refused of them that the destination's format cannot carry (left
+// out for good, see PartlyRejected). The runner counts them, then handles
+// b[Written:] by Err as it would a whole batch (retry, reconnect, reject).
+// Outputs keep no state about failed batches: the retry is a new Write of
+// the rest.
+type PartialWriteError struct {
+	Written int
+	Refused int
+	Err     error
+}
+
+func (e *PartialWriteError) Error() string {
+	return fmt.Sprintf("%d metrics written, then: %v", e.Written, e.Err)
+}
+
+func (e *PartialWriteError) Unwrap() error { return e.Err }
 
 // PartlyRejected is implemented by an ErrRejected error of an Output's Write
 // that refused only some metrics of the batch and wrote the others.

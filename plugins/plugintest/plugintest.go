@@ -176,12 +176,20 @@ func FreeAddr(t testing.TB) string {
 type LineSink struct {
 	Addr string
 
-	mu    sync.Mutex
-	lines []string
-	ln    net.Listener
-	conns map[net.Conn]struct{}
-	wg    sync.WaitGroup
-	conds chan struct{}
+	mu       sync.Mutex
+	lines    []string
+	ln       net.Listener
+	conns    map[net.Conn]struct{}
+	wg       sync.WaitGroup
+	conds    chan struct{}
+	accepted int // connections accepted since the start
+}
+
+// Accepted returns how many connections the sink accepted so far.
+func (s *LineSink) Accepted() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.accepted
 }
 
 // NewLineSink starts a sink on a free port.
@@ -231,6 +239,7 @@ func (s *LineSink) serve(ln net.Listener) {
 			s.mu.Lock()
 			stopped := s.ln != ln // Stop ran between Accept and here
 			s.conns[c] = struct{}{}
+			s.accepted++
 			s.wg.Add(1)
 			s.mu.Unlock()
 			if stopped {

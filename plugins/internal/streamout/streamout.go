@@ -6,9 +6,31 @@
 // peeked without blocking: Graphite and StatsD servers never talk back on
 // their data port, so end-of-stream means the peer closed the connection and
 // the writer reports registry.ErrNotConnected instead of writing into a dead
-// socket. A batch that fails part way is resumed, when the runner retries
-// it, after the last complete line the kernel accepted, so a reconnect does
-// not resend what already left on the old connection.
+// socket.
+//
+// A write that fails after the kernel took the lines of some metrics whole
+// returns a *registry.PartialWriteError: Written is how many metrics at the
+// head of the batch had all their lines taken (with the metrics left out
+// among them, Refused), so the runner writes b[Written:] next and a
+// reconnect does not resend what already left on the old connection. A
+// failure before any metric was taken returns the plain error. The stream
+// keeps nothing about batches.
+//
+// What it keeps is the state of the wire. A write that times out on a
+// connection the peer has not closed (a slow reader is not a dead one) can
+// leave a line cut: the kernel took only its first bytes, and the metric is
+// not counted in Written. The connection is kept, so that the peer never
+// sees a cut line, and the next Write first ends that line: with the lines
+// of its own first metric if they begin with the bytes already out (the
+// retry of b[Written:] starts with the cut metric, which is then finished
+// rather than sent twice, and counts as written by that Write), and
+// otherwise with the rest of the cut line as it was (that metric then
+// arrives twice if it is sent again: only when the runner does not retry
+// b[Written:], or when the metric's lines now render differently within the
+// bytes already out). Only the bytes on the wire are compared, never which
+// batch or metric they came from. A connection that dies with a cut line is
+// closed and the unterminated line left to the peer to drop (carbon does);
+// the retry sends the metric whole on the next connection.
 //
 // A metric the destination's format cannot carry (the line appender writes
 // nothing for it) is left out, and Write then returns a *Refused error
@@ -16,13 +38,13 @@
 package streamout
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"net"
 	"syscall"
 	"time"
-	"unsafe"
 
 	"github.com/metricsrouter/router/plugins/metric"
 	"github.com/metricsrouter/router/registry"
@@ -57,39 +79,14 @@ func (e *Refused) Unwrap() []error {
 // Rejected returns how many metrics of the batch were refused.
 func (e *Refused) Rejected() int { return e.N }
 
-// Resume remembers how far a batch got before a write failed, so that a
-// retry of the same batch starts after what was written. The zero value is
-// ready to use.
-type Resume struct {
-	key     [3]uintptr
-	done    int
-	refused int // metrics of b[:done] left out as refused
-}
-
-// Start returns the index to start writing b at (0 unless b is the batch
-// that failed last time) and how many of the metrics before it were
-// refused.
-func (r *Resume) Start(b metric.Batch) (start, refused int) {
-	if len(b) > 0 && batchKey(b) == r.key {
-		return r.done, r.refused
+// Partial returns err for a write that took none of its batch, or a
+// *registry.PartialWriteError saying that the first written metrics were
+// taken, refused of them left out, before err stopped the write.
+func Partial(written, refused int, err error) error {
+	if written == 0 {
+		return err
 	}
-	return 0, 0
-}
-
-// Failed records that b[:done] were written, refused of them left out as
-// refused, before a failure.
-func (r *Resume) Failed(b metric.Batch, done, refused int) {
-	r.key, r.done, r.refused = batchKey(b), done, refused
-}
-
-// Succeeded forgets the failed batch.
-func (r *Resume) Succeeded() { r.key = [3]uintptr{} }
-
-// batchKey identifies a batch across retries without hashing its contents:
-// the runner retries the very same slice.
-func batchKey(b metric.Batch) [3]uintptr {
-	first, last := b[0].Path(), b[len(b)-1].Path()
-	return [3]uintptr{uintptr(unsafe.Pointer(unsafe.SliceData(first))), uintptr(unsafe.Pointer(unsafe.SliceData(last))), uintptr(len(b))}
+	return &registry.PartialWriteError{Written: written, Refused: refused, Err: err}
 }
 
 // AppendFunc appends one metric as a line ending in '\n' (or as several
@@ -111,12 +108,11 @@ type Stream struct {
 	peeked  bool
 	buf     []byte
 	scratch []byte // for measuring lines after a failed write
-	resume  Resume
-	pending []byte // the rest of a chunk a timed-out write left unwritten
 
-	wrote           int // bytes of the failed chunk that went out
-	fallback        int // resume point if the connection dies with pending bytes
-	fallbackRefused int // refused metrics before fallback
+	// the lines of one metric that a timed-out write cut: the wire ends
+	// with cut[:cutSent]; empty when the wire ends with a whole line
+	cut     []byte
+	cutSent int
 }
 
 // Connect dials the server (closing any previous connection).
@@ -140,8 +136,8 @@ func (s *Stream) Connect(ctx context.Context) error {
 // Connected reports whether there is a connection.
 func (s *Stream) Connected() bool { return s.conn != nil }
 
-// Write writes b with appendLine; see the package doc for failures and
-// refused metrics.
+// Write writes b with appendLine; see the package doc for failures, cut
+// lines and refused metrics.
 func (s *Stream) Write(ctx context.Context, b metric.Batch, appendLine AppendFunc) error {
 	if s.conn == nil {
 		return registry.ErrNotConnected
@@ -149,18 +145,19 @@ func (s *Stream) Write(ctx context.Context, b metric.Batch, appendLine AppendFun
 	if len(b) == 0 {
 		return nil
 	}
-	start, refused := s.resume.Start(b)
-	if len(s.pending) > 0 {
-		// A write timed out on a live but slow connection: finish its chunk
-		// first, so that no line is ever cut on the stream.
-		if err := s.write(ctx, s.pending); err != nil {
-			return err
+	start := 0
+	if len(s.cut) > 0 {
+		own, err := s.endCut(ctx, &b[0], appendLine)
+		if err != nil {
+			return err // nothing of b was taken
 		}
-		s.pending = s.pending[:0]
+		if own {
+			start = 1
+		}
 	}
 	buf := s.buf[:0]
-	flushed := start // b[:flushed] are fully in the kernel
-	flushedRefused := refused
+	flushed, refused := start, 0 // b[:flushed] are in the kernel whole
+	flushedRefused := 0          // metrics of b[:flushed] left out
 	for i := start; i < len(b); i++ {
 		n := len(buf)
 		buf = appendLine(buf, &b[i])
@@ -174,48 +171,68 @@ func (s *Stream) Write(ctx context.Context, b metric.Batch, appendLine AppendFun
 			break // the rest were all refused
 		}
 		if s.PeerClosed() {
-			s.resume.Failed(b, flushed, flushedRefused)
 			s.buf = buf[:0]
 			s.Close()
-			return fmt.Errorf("%s: connection closed by peer: %w", s.Address, registry.ErrNotConnected)
+			return Partial(flushed, flushedRefused, fmt.Errorf("%s: connection closed by peer: %w", s.Address, registry.ErrNotConnected))
 		}
-		if err := s.write(ctx, buf); err != nil {
+		if wrote, err := s.write(ctx, buf); err != nil {
 			// the metrics of the chunk whose lines went out whole
-			whole, wholeRefused := s.measure(b[flushed:i+1], appendLine)
-			// with s.pending set, the chunk counts as written: it will be
-			// finished on this connection before anything else
-			if len(s.pending) > 0 {
-				// done once pending is out; if the connection dies first,
-				// the lines pending belongs to are resent
-				s.resume.Failed(b, i+1, refused)
-				s.fallback, s.fallbackRefused = flushed+whole, flushedRefused+wholeRefused
-			} else {
-				s.resume.Failed(b, flushed+whole, flushedRefused+wholeRefused)
+			whole, wholeRefused, end := s.measure(b[flushed:i+1], wrote, appendLine)
+			if s.conn != nil && wrote > end {
+				// the connection is kept with the next metric's lines cut:
+				// the next Write ends them first
+				s.cut = append(s.cut[:0], s.scratch...)
+				s.cutSent = wrote - end
 			}
 			s.buf = buf[:0]
-			return err
+			return Partial(flushed+whole, flushedRefused+wholeRefused, err)
 		}
 		flushed, flushedRefused = i+1, refused
 		buf = buf[:0]
 	}
 	s.buf = buf[:0]
-	s.resume.Succeeded()
 	if refused > 0 {
 		return &Refused{N: refused}
 	}
 	return nil
 }
 
+// endCut ends the line a timed-out write cut, on the connection that has
+// its first bytes: with m's lines if they begin with those bytes (own: m is
+// then written), or else with the rest of the cut lines as they were. On
+// failure nothing of m was taken, and the line is still cut unless the
+// connection was closed.
+func (s *Stream) endCut(ctx context.Context, m *metric.Metric, appendLine AppendFunc) (own bool, err error) {
+	if s.PeerClosed() {
+		s.Close()
+		return false, fmt.Errorf("%s: connection closed by peer: %w", s.Address, registry.ErrNotConnected)
+	}
+	s.scratch = appendLine(s.scratch[:0], m)
+	if len(s.scratch) > s.cutSent && bytes.Equal(s.scratch[:s.cutSent], s.cut[:s.cutSent]) {
+		s.cut, own = append(s.cut[:0], s.scratch...), true
+	}
+	wrote, err := s.write(ctx, s.cut[s.cutSent:])
+	if err != nil {
+		if s.conn != nil {
+			s.cutSent += wrote // still cut, further on
+		}
+		return false, err
+	}
+	s.cut, s.cutSent = s.cut[:0], 0
+	return own, nil
+}
+
 // measure returns how many metrics at the start of chunk had their lines go
-// out whole in the first s.wrote bytes of the chunk's write, and how many
-// of those were refused (written as nothing). It renders the lines again
-// into a scratch buffer: only a failed write pays for it.
-func (s *Stream) measure(chunk metric.Batch, appendLine AppendFunc) (whole, refused int) {
-	end := 0
+// out whole in the first wrote bytes of the chunk's write, how many of those
+// were refused (written as nothing), and where in the chunk's bytes the
+// lines of the next metric begin. When that metric's lines did not go out
+// whole, s.scratch holds them. It renders the lines again into s.scratch:
+// only a failed write pays for it.
+func (s *Stream) measure(chunk metric.Batch, wrote int, appendLine AppendFunc) (whole, refused, end int) {
 	for i := range chunk {
 		s.scratch = appendLine(s.scratch[:0], &chunk[i])
 		n := len(s.scratch)
-		if end+n > s.wrote {
+		if end+n > wrote {
 			break
 		}
 		end += n
@@ -224,14 +241,14 @@ func (s *Stream) measure(chunk metric.Batch, appendLine AppendFunc) (whole, refu
 			refused++
 		}
 	}
-	return whole, refused
+	return whole, refused, end
 }
 
-// write writes p. A timeout on a connection the peer has not closed keeps
-// the connection and the unwritten rest in s.pending (a slow reader is not
-// a dead one: reconnecting would cut a line and resend); any other error
-// closes the connection. Either way s.wrote is how much of p went out.
-func (s *Stream) write(ctx context.Context, p []byte) error {
+// write writes p and returns how much of it went out. A timeout on a
+// connection the peer has not closed keeps the connection (a slow reader is
+// not a dead one: reconnecting would cut a line); any other error closes
+// it.
+func (s *Stream) write(ctx context.Context, p []byte) (int, error) {
 	d := time.Now().Add(s.Timeout)
 	if dl, ok := ctx.Deadline(); ok && dl.Before(d) {
 		d = dl
@@ -239,16 +256,14 @@ func (s *Stream) write(ctx context.Context, p []byte) error {
 	_ = s.conn.SetWriteDeadline(d)
 	n, err := s.conn.Write(p)
 	if err == nil {
-		return nil
+		return n, nil
 	}
-	s.wrote = n
 	var ne net.Error
 	if errors.As(err, &ne) && ne.Timeout() && !s.PeerClosed() {
-		s.pending = append(s.pending[:0], p[n:]...)
-		return fmt.Errorf("write %s: destination not reading: %w", s.Address, err)
+		return n, fmt.Errorf("write %s: destination not reading: %w", s.Address, err)
 	}
 	s.Close()
-	return fmt.Errorf("write %s: %w: %w", s.Address, err, registry.ErrNotConnected)
+	return n, fmt.Errorf("write %s: %w: %w", s.Address, err, registry.ErrNotConnected)
 }
 
 // PeerClosed peeks at the socket without blocking: true when the peer has
@@ -277,25 +292,19 @@ func (s *Stream) peek(fd uintptr) {
 	}
 }
 
-// Close closes the connection.
+// Close closes the connection. A line it leaves cut is the peer's to drop:
+// the metric was not counted as written.
 func (s *Stream) Close() error {
 	if s.conn == nil {
 		return nil
 	}
 	err := s.conn.Close()
 	s.conn, s.raw = nil, nil
-	if len(s.pending) > 0 {
-		// a cut line: the lines the pending chunk holds are resent whole
-		s.resume.done, s.resume.refused = s.fallback, s.fallbackRefused
-		s.pending = s.pending[:0]
-	}
+	s.cut, s.cutSent = s.cut[:0], 0
 	return err
 }
 
 // Conn returns the connection (nil when not connected), for tuning and tests.
 func (s *Stream) Conn() net.Conn { return s.conn }
-
-// ResumeAt returns where a retry of the last failed batch would start.
-func (s *Stream) ResumeAt() int { return s.resume.done }
 
 var _ registry.PartlyRejected = (*Refused)(nil)

@@ -1,6 +1,7 @@
 // Package graphite is the Graphite plaintext output: TCP with large buffered
 // writes (plugins/internal/streamout: one write(2) per write_buffer bytes,
-// peer-close detection, resume after a partial write) or UDP datagrams.
+// peer-close detection, partial writes that say how many metrics went out)
+// or UDP datagrams.
 //
 // Unmodified metrics leave byte for byte as they arrived; others are rendered
 // by plugins/codec/graphite (StatsD metrics get the write time as timestamp,
@@ -48,12 +49,11 @@ type Graphite struct {
 	refused  *atomic.Uint64
 	log      zerolog.Logger
 
-	tcp    streamout.Stream
-	udp    net.Conn
-	buf    []byte
-	resume streamout.Resume // UDP: where a failed batch resumes
-	now    int64
-	line   streamout.AppendFunc
+	tcp  streamout.Stream
+	udp  net.Conn
+	buf  []byte
+	now  int64
+	line streamout.AppendFunc
 }
 
 // Init validates the configuration.
@@ -98,9 +98,11 @@ func (g *Graphite) Connect(ctx context.Context) error {
 	return nil
 }
 
-// Write writes the batch (see package streamout for partial failures). A
-// batch with metrics left out returns a *streamout.Refused error once the
-// others are written.
+// Write writes the batch. A write that fails after some metrics went out
+// returns a *registry.PartialWriteError whose Written counts them: over TCP
+// the metrics whose lines the kernel took whole (see package streamout),
+// over UDP those of the datagrams sent. A batch with metrics left out
+// returns a *streamout.Refused error once the others are written.
 func (g *Graphite) Write(ctx context.Context, b metric.Batch) error {
 	g.now = time.Now().Unix()
 	var err error
@@ -116,46 +118,59 @@ func (g *Graphite) Write(ctx context.Context, b metric.Batch) error {
 		if len(b) == 0 {
 			return nil
 		}
-		start, skipped := g.resume.Start(b)
-		err = g.writeUDP(b, start, skipped)
+		err = g.writeUDP(b)
 	}
-	var r *streamout.Refused
-	if errors.As(err, &r) {
-		g.explain(b, r)
+	if err != nil {
+		g.explainErr(b, err)
 	}
 	return err
+}
+
+// explainErr explains the metrics of b that a write returning err left out:
+// all those of a *streamout.Refused (which gets the reason), those taken by
+// a partial write.
+func (g *Graphite) explainErr(b metric.Batch, err error) {
+	var r *streamout.Refused
+	var p *registry.PartialWriteError
+	switch {
+	case errors.As(err, &r):
+		r.Reason = g.explain(b, r.N)
+	case errors.As(err, &p) && p.Refused > 0:
+		g.explain(b[:p.Written], p.Refused)
+	}
 }
 
 func (g *Graphite) appendLine(dst []byte, m *metric.Metric) []byte {
 	return codec.Append(dst, m, g.now)
 }
 
-// explain counts and logs (sampled) the metrics of b that r left out, and
-// gives r the reason of the first: the codec's, or oversize (UDP).
-func (g *Graphite) explain(b metric.Batch, r *streamout.Refused) {
+// explain counts and logs (sampled) the n metrics of b that a write left
+// out, and returns the reason of the first: the codec's, or oversize (UDP).
+func (g *Graphite) explain(b metric.Batch, n int) (reason error) {
 	conv := 0
 	var first *metric.Metric
 	for i := range b {
 		if err := codec.Refused(&b[i]); err != nil {
 			conv++
 			if first == nil {
-				first, r.Reason = &b[i], err
+				first, reason = &b[i], err
 			}
 		}
 	}
 	if conv > 0 {
 		g.refused.Add(uint64(conv))
-		g.log.Warn().Int("count", conv).Err(r.Reason).Bytes("name", logName(first.Name())).Str("format", first.Format().String()).
+		g.log.Warn().Int("count", conv).Err(reason).Bytes("name", logName(first.Name())).Str("format", first.Format().String()).
 			Msg("metrics a Graphite line cannot carry were not written (counted as rejected)")
 	}
-	if over := r.N - conv; over > 0 {
+	if over := n - conv; over > 0 {
 		g.oversize.Add(uint64(over))
 		g.log.Warn().Int("count", over).Int("max_packet_size", g.MaxPacketSize).
 			Msg("lines longer than max_packet_size dropped (counted as rejected)")
 		if first == nil {
-			r.Reason = errOversize
+			reason = errOversize
 		}
 	}
+	return reason
 }
 
 // logName is a metric name cut for a log line: names can be as long as a
@@ -164,13 +179,15 @@ func logName(name []byte) []byte { return name[:min(len(name), 200)] }
 
 var errOversize = errors.New("line longer than max_packet_size")
 
-// writeUDP sends b[start:] in datagrams; skipped is how many of b[:start]
-// were left out before.
-func (g *Graphite) writeUDP(b metric.Batch, start, skipped int) error {
+// writeUDP sends b in datagrams. If a send fails, the metrics of the
+// datagrams sent before it are written (a datagram goes whole or not at
+// all).
+func (g *Graphite) writeUDP(b metric.Batch) error {
 	buf := g.buf[:0]
 	var line []byte
-	total := skipped // left out of b[:i]
-	for i := start; i <= len(b); i++ {
+	start, skipped := 0, 0 // b[:start] are sent, skipped of them left out
+	total := 0             // left out of b[:i]
+	for i := 0; i <= len(b); i++ {
 		if i < len(b) {
 			line = codec.Append(line[:0], &b[i], g.now)
 			if len(line) == 0 {
@@ -184,9 +201,8 @@ func (g *Graphite) writeUDP(b metric.Batch, start, skipped int) error {
 		}
 		if len(buf) > 0 && (i == len(b) || len(buf)+len(line) > g.MaxPacketSize) {
 			if _, err := g.udp.Write(buf); err != nil {
-				g.resume.Failed(b, start, skipped)
 				g.buf = buf[:0]
-				return fmt.Errorf("write udp %s: %w", g.Address, err)
+				return streamout.Partial(start, skipped, fmt.Errorf("write udp %s: %w", g.Address, err))
 			}
 			start, skipped = i, total
 			buf = buf[:0]
@@ -196,7 +212,6 @@ func (g *Graphite) writeUDP(b metric.Batch, start, skipped int) error {
 		}
 	}
 	g.buf = buf[:0]
-	g.resume.Succeeded()
 	if total > 0 {
 		return &streamout.Refused{N: total}
 	}

@@ -210,8 +210,8 @@ func TestWriteTCP(t *testing.T) {
 	}{
 		{
 			name: "untouched lines leave byte for byte",
-			in:   []string{"a.b.c 1 1700000000", "tagged;dc=eu;host=x 2.50 1700000001", "tabs\t3e2\t1700000002", "  blanks  -4  1700000003  ", "crlf 5 1700000004\r", "nan.value NaN 1700000005"},
-			want: []string{"a.b.c 1 1700000000", "tagged;dc=eu;host=x 2.50 1700000001", "tabs\t3e2\t1700000002", "  blanks  -4  1700000003  ", "crlf 5 1700000004\r", "nan.value NaN 1700000005"},
+			in:   []string{"a.b.c 1 1700000000", "tagged;dc=eu;host=x 2.50 1700000001", "tabs\t3e2\t1700000002", "  blanks  -4  1700000003  ", "crlf 5 1700000004\r", "inf.value -Inf 1700000005"},
+			want: []string{"a.b.c 1 1700000000", "tagged;dc=eu;host=x 2.50 1700000001", "tabs\t3e2\t1700000002", "  blanks  -4  1700000003  ", "crlf 5 1700000004\r", "inf.value -Inf 1700000005"},
 		},
 		{
 			name:   "a modified metric is rendered",
@@ -271,6 +271,20 @@ func TestWriteTCP(t *testing.T) {
 	}
 }
 
+// written returns how many metrics of its batch a failed Write took: the
+// Written of a *registry.PartialWriteError, 0 for any other error.
+func written(t *testing.T, err error) int {
+	t.Helper()
+	var p *registry.PartialWriteError
+	if !errors.As(err, &p) {
+		return 0
+	}
+	if p.Written <= 0 || p.Err == nil {
+		t.Fatalf("bad partial write %+v", p)
+	}
+	return p.Written
+}
+
 // checkRefused fails unless err reports exactly n metrics left out (nil for
 // n == 0) as a rejection.
 func checkRefused(t *testing.T, err error, n int) {
@@ -288,8 +302,9 @@ func checkRefused(t *testing.T, err error, n int) {
 }
 
 // TestReconnectAfterSinkStop: a Write to a sink that went away fails with
-// ErrNotConnected instead of vanishing into the dead socket, and the same
-// batch written again after a reconnect arrives exactly once.
+// ErrNotConnected instead of vanishing into the dead socket, having taken
+// nothing, and the batch written again after a reconnect arrives exactly
+// once.
 func TestReconnectAfterSinkStop(t *testing.T) {
 	sink := plugintest.NewLineSink(t)
 	g, _ := newOutput(t, sink.Addr, func(g *Graphite) { g.WriteBuffer = 512 })
@@ -307,8 +322,8 @@ func TestReconnectAfterSinkStop(t *testing.T) {
 	sink.Stop()
 	b := parse(t, second...)
 	err := g.Write(writeCtx(t), b)
-	if !errors.Is(err, registry.ErrNotConnected) {
-		t.Fatalf("Write to a stopped sink = %v, want an error wrapping ErrNotConnected", err)
+	if !errors.Is(err, registry.ErrNotConnected) || written(t, err) != 0 {
+		t.Fatalf("Write to a stopped sink = %v, want an error wrapping ErrNotConnected, nothing taken", err)
 	}
 	if err := g.Write(writeCtx(t), b); !errors.Is(err, registry.ErrNotConnected) {
 		t.Fatalf("Write without reconnecting = %v, want ErrNotConnected", err)
@@ -413,43 +428,52 @@ func readAll(t *testing.T, c net.Conn) string {
 }
 
 // TestSlowPeerNoCutLine: a peer that stops reading, then reads again: the
-// timed-out write is finished on the same connection; every line arrives
+// timed-out write says how many metrics it got out, the connection is kept,
+// and a Write of the rest finishes a line left cut on it; every line arrives
 // once and whole.
 func TestSlowPeerNoCutLine(t *testing.T) {
-	srv := newStallServer(t)
-	g, _ := newOutput(t, srv.ln.Addr().String(), func(g *Graphite) { g.WriteBuffer = 512 })
 	lines := numbered("slow.peer", 20000)
 	b := parse(t, lines...)
-	connect(t, g)
-	if err := g.tcp.Conn().(*net.TCPConn).SetWriteBuffer(4096); err != nil {
-		t.Fatal(err)
-	}
-	c := srv.accept(t)
-	ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
-	if err := g.Write(ctx, b); err == nil || errors.Is(err, registry.ErrNotConnected) {
-		t.Fatalf("Write to a stalled peer = %v", err)
-	}
-	cancel()
-	got := make(chan string, 1)
-	go func() {
-		_ = c.SetReadDeadline(time.Now().Add(wait))
-		data, _ := io.ReadAll(c)
-		got <- string(data)
-	}()
-	if err := g.Write(writeCtx(t), b); err != nil {
-		t.Fatalf("retry once the peer reads: %v", err)
-	}
-	g.Close()
-	if want := strings.Join(lines, "\n") + "\n"; <-got != want {
-		t.Fatal("the peer did not get every line once, whole and in order")
+	for _, wbuf := range []int{512, 64 << 10} { // 64 KiB: a line is likely cut
+		t.Run(fmt.Sprint(wbuf), func(t *testing.T) {
+			srv := newStallServer(t)
+			g, _ := newOutput(t, srv.ln.Addr().String(), func(g *Graphite) { g.WriteBuffer = wbuf })
+			connect(t, g)
+			if err := g.tcp.Conn().(*net.TCPConn).SetWriteBuffer(4096); err != nil {
+				t.Fatal(err)
+			}
+			c := srv.accept(t)
+			ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
+			err := g.Write(ctx, b)
+			cancel()
+			if !errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, registry.ErrNotConnected) || !g.tcp.Connected() {
+				t.Fatalf("Write to a stalled peer = %v (connected %v), want a deadline error, connection kept", err, g.tcp.Connected())
+			}
+			n := written(t, err)
+			got := make(chan string, 1)
+			go func() {
+				_ = c.SetReadDeadline(time.Now().Add(wait))
+				data, _ := io.ReadAll(c)
+				got <- string(data)
+			}()
+			if err := g.Write(writeCtx(t), b[n:]); err != nil {
+				t.Fatalf("the rest once the peer reads: %v", err)
+			}
+			g.Close()
+			if want := strings.Join(lines, "\n") + "\n"; <-got != want {
+				t.Fatal("the peer did not get every line once, whole and in order")
+			}
+		})
 	}
 }
 
-// TestResumeMidBatch: a batch that fails part way resumes, on the next
-// connection, after the last line the old one took whole; a partial line
-// left on the old connection is sent again whole. A peer close seen before
-// a chunk keeps that resume point.
-func TestResumeMidBatch(t *testing.T) {
+// TestPartialWriteMidBatch: a batch that fails part way returns a
+// *registry.PartialWriteError whose Written is the number of lines the
+// connection took whole; a line it got only the start of is sent again
+// whole, on the next connection, by a Write of b[Written:]. A Write that
+// sees the peer closed before its first chunk takes nothing. The output
+// remembers nothing: the same batch written again goes whole.
+func TestPartialWriteMidBatch(t *testing.T) {
 	srv := newStallServer(t)
 	g, _ := newOutput(t, srv.ln.Addr().String(), func(g *Graphite) { g.WriteBuffer = 512 })
 	lines := numbered("resume.me", 20000) // ~600 KB: far more than both socket buffers
@@ -464,20 +488,19 @@ func TestResumeMidBatch(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
 	err := g.Write(ctx, b)
 	cancel()
-	// a slow peer is not a dead one: the connection stays, with the rest of
-	// the cut chunk pending, so that no line is cut on it
+	// a slow peer is not a dead one: the connection stays
 	if errors.Is(err, registry.ErrNotConnected) || !errors.Is(err, os.ErrDeadlineExceeded) || !g.tcp.Connected() {
 		t.Fatalf("Write to a stalled peer = %v (connected %v), want a deadline error, connection kept", err, g.tcp.Connected())
 	}
-	// the connection dies with bytes pending: the cut line's chunk is resent whole
+	done := written(t, err)
+	// the connection dies, perhaps with a line cut
 	g.Close()
 	got1 := readAll(t, c1) // everything the kernel took, then EOF
-	done := strings.Count(got1, "\n")
 	if done == 0 || done >= len(lines) {
 		t.Fatalf("%d lines went out before the timeout; the test needs a part of the batch", done)
 	}
-	if g.tcp.ResumeAt() != done {
-		t.Fatalf("resume point %d, but the peer got %d whole lines", g.tcp.ResumeAt(), done)
+	if whole := strings.Count(got1, "\n"); whole != done {
+		t.Fatalf("Written = %d, but the peer got %d whole lines", done, whole)
 	}
 	if whole := strings.Join(lines[:done], "\n") + "\n"; !strings.HasPrefix(got1, whole) {
 		t.Fatal("the old connection did not get the first lines of the batch, in order")
@@ -485,20 +508,18 @@ func TestResumeMidBatch(t *testing.T) {
 	if partial := got1[strings.LastIndexByte(got1, '\n')+1:]; !strings.HasPrefix(lines[done], partial) {
 		t.Fatalf("the old connection ends with %q, not a prefix of line %d", partial, done)
 	}
+	rest := b[done:]
 
 	// 2. The next peer closes at once: the output sees it before its first
-	// chunk and keeps the resume point.
+	// chunk and takes nothing.
 	connect(t, g)
 	srv.accept(t).Close()
 	deadline := time.Now().Add(wait)
 	for !g.tcp.PeerClosed() && time.Now().Before(deadline) {
 		time.Sleep(time.Millisecond) // until the FIN is in; the kernel usually has it already
 	}
-	if err := g.Write(writeCtx(t), b); !errors.Is(err, registry.ErrNotConnected) {
-		t.Fatalf("Write to a closed peer = %v, want ErrNotConnected", err)
-	}
-	if g.tcp.ResumeAt() != done {
-		t.Fatalf("resume point moved from %d to %d without writing", done, g.tcp.ResumeAt())
+	if err := g.Write(writeCtx(t), rest); !errors.Is(err, registry.ErrNotConnected) || written(t, err) != 0 {
+		t.Fatalf("Write to a closed peer = %v, want ErrNotConnected, nothing taken", err)
 	}
 
 	// 3. A peer that reads: the rest of the batch, from the cut line on.
@@ -510,7 +531,7 @@ func TestResumeMidBatch(t *testing.T) {
 		data, _ := io.ReadAll(c3)
 		got3 <- string(data)
 	}()
-	if err := g.Write(writeCtx(t), b); err != nil {
+	if err := g.Write(writeCtx(t), rest); err != nil {
 		t.Fatalf("Write after reconnect: %v", err)
 	}
 	g.Close()
@@ -518,7 +539,7 @@ func TestResumeMidBatch(t *testing.T) {
 		t.Fatal("the new connection did not get exactly the rest of the batch")
 	}
 
-	// 4. The same batch once more is a new write: from its first line.
+	// 4. The whole batch once more is a new write: from its first line.
 	connect(t, g)
 	c4 := srv.acceptFast(t)
 	got4 := make(chan string, 1)
@@ -532,7 +553,7 @@ func TestResumeMidBatch(t *testing.T) {
 	}
 	g.Close()
 	if want := strings.Join(lines, "\n") + "\n"; <-got4 != want {
-		t.Fatal("a successful batch written again was not sent whole")
+		t.Fatal("the batch written again was not sent whole")
 	}
 }
 
@@ -655,10 +676,13 @@ func (f *flakyConn) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// TestUDPResumeCountsRefused: a UDP write that fails part way resumes after
-// the datagrams that went out, and the batch then reports every metric left
-// out (refused or oversize), before and after the failure, exactly once.
-func TestUDPResumeCountsRefused(t *testing.T) {
+// TestUDPPartialWriteCountsRefused: a UDP write that fails part way
+// returns a *registry.PartialWriteError: Written ends with the last
+// datagram sent, and Refused counts the metrics left out (refused or
+// oversize) before it. A Write of b[Written:] sends the rest and reports
+// the others left out: each line goes once, each metric left out is counted
+// once.
+func TestUDPPartialWriteCountsRefused(t *testing.T) {
 	g, m := newOutput(t, plugintest.NewUDPSink(t).Addr, func(g *Graphite) { g.Protocol, g.MaxPacketSize = "udp", 64 })
 	connect(t, g)
 	fake := &flakyConn{Conn: g.udp, ok: 2}
@@ -679,13 +703,23 @@ func TestUDPResumeCountsRefused(t *testing.T) {
 		}
 	}
 	b := parse(t, in...)
-	if err := g.Write(writeCtx(t), b); err == nil || errors.Is(err, registry.ErrRejected) {
-		t.Fatalf("Write with a failing send = %v, want a retryable error", err)
+	err := g.Write(writeCtx(t), b)
+	var p *registry.PartialWriteError
+	if !errors.As(err, &p) || errors.Is(err, registry.ErrRejected) {
+		t.Fatalf("Write with a failing send = %v, want a partial write, retryable", err)
 	}
 	if len(fake.grams) != 2 {
 		t.Fatalf("%d datagrams before the failure, want 2", len(fake.grams))
 	}
-	checkRefused(t, g.Write(writeCtx(t), b), left)
+	// the 2 datagrams hold 2 lines each: metrics 0 2 | 4 5; the failed
+	// one starts at metric 7, after 3 left out (1, 3, 6)
+	if p.Written != 7 || p.Refused != 3 {
+		t.Fatalf("Written %d, Refused %d; want 7 and 3", p.Written, p.Refused)
+	}
+	if r, o := m.Get("conversion_refused_total"), m.Get("oversize_dropped_total"); r != 2 || o != 1 {
+		t.Fatalf("after the partial write: conversion_refused_total %d, oversize_dropped_total %d; want 2 and 1", r, o)
+	}
+	checkRefused(t, g.Write(writeCtx(t), b[p.Written:]), left-p.Refused)
 	var got []string
 	for _, d := range fake.grams {
 		got = append(got, strings.Split(strings.TrimSuffix(d, "\n"), "\n")...)

@@ -87,8 +87,6 @@ type StatsD struct {
 	line streamout.AppendFunc
 
 	buf []byte
-
-	resume streamout.Resume // UDP: where a failed batch resumes
 }
 
 // batchWriter is ipv4.PacketConn or ipv6.PacketConn (their Message types
@@ -214,10 +212,12 @@ func (s *StatsD) Connect(ctx context.Context) error {
 func hostOf(a string) string { h, _, _ := net.SplitHostPort(a); return h }
 func portOf(a string) string { _, p, _ := net.SplitHostPort(a); return p }
 
-// Write writes the batch. A batch that failed part way is resumed after the
-// last metric the kernel took, so a retry does not duplicate it. A batch
-// with metrics left out returns a *streamout.Refused error once the others
-// are written.
+// Write writes the batch. A write that fails after some metrics went out
+// returns a *registry.PartialWriteError whose Written counts them: over UDP
+// those of the datagrams the kernel took, over TCP the metrics whose lines
+// it took whole (see package streamout); the runner writes only the rest
+// again. A batch with metrics left out returns a *streamout.Refused error
+// once the others are written.
 func (s *StatsD) Write(ctx context.Context, b metric.Batch) error {
 	var err error
 	if s.Protocol == "tcp" {
@@ -232,43 +232,56 @@ func (s *StatsD) Write(ctx context.Context, b metric.Batch) error {
 		if len(b) == 0 {
 			return nil
 		}
-		start, skipped := s.resume.Start(b)
-		err = s.writeUDP(ctx, b, start, skipped)
+		err = s.writeUDP(ctx, b)
 	}
-	var r *streamout.Refused
-	if errors.As(err, &r) {
-		s.explain(b, r)
+	if err != nil {
+		s.explainErr(b, err)
 	}
 	return err
 }
 
+// explainErr explains the metrics of b that a write returning err left out:
+// all those of a *streamout.Refused (which gets the reason), those taken by
+// a partial write.
+func (s *StatsD) explainErr(b metric.Batch, err error) {
+	var r *streamout.Refused
+	var p *registry.PartialWriteError
+	switch {
+	case errors.As(err, &r):
+		r.Reason = s.explain(b, r.N)
+	case errors.As(err, &p) && p.Refused > 0:
+		s.explain(b[:p.Written], p.Refused)
+	}
+}
+
 func (s *StatsD) appendLine(dst []byte, m *metric.Metric) []byte { return codec.Append(dst, m, s.as) }
 
-// explain counts and logs (sampled) the metrics of b that r left out, and
-// gives r the reason of the first: the codec's, or oversize (UDP).
-func (s *StatsD) explain(b metric.Batch, r *streamout.Refused) {
+// explain counts and logs (sampled) the n metrics of b that a write left
+// out, and returns the reason of the first: the codec's, or oversize (UDP).
+func (s *StatsD) explain(b metric.Batch, n int) (reason error) {
 	conv := 0
 	var first *metric.Metric
 	for i := range b {
 		if err := codec.Refused(&b[i], s.as); err != nil {
 			conv++
 			if first == nil {
-				first, r.Reason = &b[i], err
+				first, reason = &b[i], err
 			}
 		}
 	}
 	if conv > 0 {
 		s.refused.Add(uint64(conv))
-		s.log.Warn().Int("count", conv).Err(r.Reason).Bytes("name", logName(first.Name())).Str("format", first.Format().String()).
+		s.log.Warn().Int("count", conv).Err(reason).Bytes("name", logName(first.Name())).Str("format", first.Format().String()).
 			Msg("metrics StatsD cannot carry were not written (counted as rejected)")
 	}
-	if over := r.N - conv; over > 0 {
+	if over := n - conv; over > 0 {
 		s.oversize.Add(uint64(over))
 		s.log.Warn().Int("count", over).Msg("lines longer than a UDP datagram can carry dropped (counted as rejected)")
 		if first == nil {
-			r.Reason = errOversize
+			reason = errOversize
 		}
 	}
+	return reason
 }
 
 // logName is a metric name cut for a log line: names can be as long as a
@@ -282,15 +295,15 @@ var errOversize = errors.New("line longer than a UDP datagram can carry")
 // metrics before that were left out.
 type gram struct{ end, next, left int }
 
-// pack appends the lines of b[start:] to buf and cuts them into datagrams
-// of at most size bytes (the last line of a datagram without its '\n'),
-// never splitting a line (nor the two lines of a negative gauge). Lines
-// over 65507 bytes and metrics the codec refuses are left out; skipped is
-// how many of b[:start] were. It returns buf, the datagrams, and how many
-// metrics of b are left out.
-func pack(buf []byte, b metric.Batch, start, skipped int, as metric.Type, size int, grams []gram) ([]byte, []gram, int) {
+// pack appends the lines of b to buf and cuts them into datagrams of at
+// most size bytes (the last line of a datagram without its '\n'), never
+// splitting a line (nor the two lines of a negative gauge). Lines over
+// 65507 bytes and metrics the codec refuses are left out. It returns buf,
+// the datagrams, and how many metrics of b are left out.
+func pack(buf []byte, b metric.Batch, as metric.Type, size int, grams []gram) ([]byte, []gram, int) {
 	ds := len(buf) // start of the open datagram
-	for i := start; i < len(b); i++ {
+	skipped := 0
+	for i := range b {
 		ls := len(buf)
 		buf = codec.Append(buf, &b[i], as)
 		if n := len(buf) - ls; n == 0 || n-1 > maxUDPPayload {
@@ -310,10 +323,10 @@ func pack(buf []byte, b metric.Batch, start, skipped int, as metric.Type, size i
 	return buf, grams, skipped
 }
 
-// writeUDP sends b[start:]; skipped is how many of b[:start] were left out
-// before.
-func (s *StatsD) writeUDP(ctx context.Context, b metric.Batch, start, skipped int) error {
-	buf, grams, total := pack(s.buf[:0], b, start, skipped, s.as, s.MaxPacketSize, s.grams[:0])
+// writeUDP sends b. If a send fails, the metrics of the datagrams the
+// kernel took before it are written (a datagram goes whole or not at all).
+func (s *StatsD) writeUDP(ctx context.Context, b metric.Batch) error {
+	buf, grams, total := pack(s.buf[:0], b, s.as, s.MaxPacketSize, s.grams[:0])
 	s.buf, s.grams = buf[:0], grams[:0]
 	nd := len(grams)
 	if nd > 0 {
@@ -332,16 +345,14 @@ func (s *StatsD) writeUDP(ctx context.Context, b metric.Batch, start, skipped in
 				s.datagrams.Add(uint64(n))
 			}
 			if err != nil {
-				done, doneSkipped := start, skipped
+				written, refused := 0, 0
 				if sent > 0 {
-					done, doneSkipped = grams[sent-1].next, grams[sent-1].left
+					written, refused = grams[sent-1].next, grams[sent-1].left
 				}
-				s.resume.Failed(b, done, doneSkipped)
-				return fmt.Errorf("write udp %s: %w", s.Address, err)
+				return streamout.Partial(written, refused, fmt.Errorf("write udp %s: %w", s.Address, err))
 			}
 		}
 	}
-	s.resume.Succeeded()
 	if total > 0 {
 		return &streamout.Refused{N: total}
 	}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"net"
 	"runtime"
@@ -100,7 +101,7 @@ func TestPackNeverSplitsLines(t *testing.T) {
 		t.Run(fmt.Sprint(size), func(t *testing.T) {
 			lines := randomLines(r, 3000, min(2*size, 65000))
 			b := parseLines(t, lines)
-			buf, packed, dropped := pack(nil, b, 0, 0, metric.Gauge, size, nil)
+			buf, packed, dropped := pack(nil, b, metric.Gauge, size, nil)
 			if dropped != 0 || slices.ContainsFunc(packed, func(g gram) bool { return g.left != 0 }) {
 				t.Fatalf("%d dropped", dropped)
 			}
@@ -228,7 +229,7 @@ func graphiteBatch(t testing.TB, lines ...string) metric.Batch {
 func TestConvertsGraphiteSafely(t *testing.T) {
 	in := []string{
 		"evil:666|c 1 1700000000",
-		"nan.value NaN 1700000000",
+		"nan.value 0 1700000000",             // made NaN below: the Graphite parser refuses NaN lines
 		"pad.to.fill.it.up 12345 1700000000", // the gauge's first line fits after it, not both
 		"negative.gauge -5 1700000000",
 		"inf.value -Inf 1700000000",
@@ -264,7 +265,9 @@ func TestConvertsGraphiteSafely(t *testing.T) {
 			if err := s.Connect(t.Context()); err != nil {
 				t.Fatal(err)
 			}
-			err := s.Write(t.Context(), graphiteBatch(t, in...))
+			b := graphiteBatch(t, in...)
+			b[1] = metric.NewGraphite("nan.value", math.NaN(), time.Unix(1700000000, 0))
+			err := s.Write(t.Context(), b)
 			var r *streamout.Refused
 			if !errors.As(err, &r) || r.Rejected() != 2 || !errors.Is(err, registry.ErrRejected) || !errors.Is(err, codec.ErrNotNumber) {
 				t.Fatalf("Write = %v, want 2 refused (not a number), rejected", err)
@@ -312,10 +315,12 @@ func (f *flakyPC) WriteBatch(ms []ipv4.Message, _ int) (int, error) {
 	return n, nil
 }
 
-// TestUDPResumeCountsRefused: a UDP write that fails part way resumes after
-// the datagrams that went out, and the batch then reports every metric left
-// out, before and after the failure, exactly once.
-func TestUDPResumeCountsRefused(t *testing.T) {
+// TestUDPPartialWriteCountsRefused: a UDP write that fails part way
+// returns a *registry.PartialWriteError: Written ends with the last
+// datagram the kernel took, and Refused counts the metrics left out before
+// it. A Write of b[Written:] sends the rest and reports the others left
+// out: each line goes once, each metric left out is counted once.
+func TestUDPPartialWriteCountsRefused(t *testing.T) {
 	s, m := newOutput(t, func(s *StatsD) { s.Address, s.MaxPacketSize = plugintest.NewUDPSink(t).Addr, 64 })
 	if err := s.Connect(t.Context()); err != nil {
 		t.Fatal(err)
@@ -326,7 +331,7 @@ func TestUDPResumeCountsRefused(t *testing.T) {
 	refused := 0
 	for i := range 40 {
 		if i%3 == 1 {
-			in = append(in, fmt.Sprintf("nan.%d NaN 1700000000", i))
+			in = append(in, fmt.Sprintf("inf.%d Inf 1700000000", i))
 			refused++
 			continue
 		}
@@ -334,16 +339,27 @@ func TestUDPResumeCountsRefused(t *testing.T) {
 		want = append(want, fmt.Sprintf("metric.number.%d:%d|g", i, i))
 	}
 	b := graphiteBatch(t, in...)
-	if err := s.Write(t.Context(), b); err == nil || errors.Is(err, registry.ErrRejected) {
-		t.Fatalf("Write with a failing send = %v, want a retryable error", err)
+	err := s.Write(t.Context(), b)
+	var p *registry.PartialWriteError
+	if !errors.As(err, &p) || errors.Is(err, registry.ErrRejected) {
+		t.Fatalf("Write with a failing send = %v, want a partial write, retryable", err)
 	}
 	if len(fake.grams) != 2 {
 		t.Fatalf("%d datagrams before the failure, want 2", len(fake.grams))
 	}
-	err := s.Write(t.Context(), b)
+	// Written is the first metric after the lines of the 2 datagrams, and
+	// Refused the Infs before it
+	sent := strings.Count(strings.Join(fake.grams, "\n"), "\n") + 1
+	if p.Written != sent+sent/2 || p.Refused != sent/2 {
+		t.Fatalf("%d lines sent; Written %d, Refused %d; want %d and %d", sent, p.Written, p.Refused, sent+sent/2, sent/2)
+	}
+	if n := m.Get("conversion_refused_total"); n != uint64(p.Refused) {
+		t.Fatalf("after the partial write: conversion_refused_total = %d, want %d", n, p.Refused)
+	}
+	err = s.Write(t.Context(), b[p.Written:])
 	var r *streamout.Refused
-	if !errors.As(err, &r) || r.Rejected() != refused {
-		t.Fatalf("retry = %v, want %d refused", err, refused)
+	if !errors.As(err, &r) || r.Rejected() != refused-p.Refused {
+		t.Fatalf("Write of the rest = %v, want %d refused", err, refused-p.Refused)
 	}
 	var got []string
 	for _, g := range fake.grams {
@@ -357,8 +373,7 @@ func TestUDPResumeCountsRefused(t *testing.T) {
 	}
 }
 
-// TestTCPWrite: newline-framed, byte for byte; a peer that closed is
-// noticed before writing, and the batch resumes where it stopped.
+// TestTCPWrite: newline-framed, byte for byte, over many write(2)s.
 func TestTCPWrite(t *testing.T) {
 	sink := plugintest.NewLineSink(t)
 	s, _ := newOutput(t, func(s *StatsD) { s.Address = sink.Addr; s.Protocol = "tcp"; s.WriteBuffer = 512 })
@@ -604,7 +619,7 @@ func BenchmarkPack1000(b *testing.B) {
 	var grams []gram
 	b.ReportAllocs()
 	for b.Loop() {
-		buf, grams, _ = pack(buf[:0], batch, 0, 0, metric.Gauge, 1432, grams[:0])
+		buf, grams, _ = pack(buf[:0], batch, metric.Gauge, 1432, grams[:0])
 	}
 	b.ReportMetric(float64(len(grams)), "datagrams/op")
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(batch)), "ns/metric")
@@ -637,7 +652,9 @@ func BenchmarkWriteUDP1000(b *testing.B) {
 }
 
 // TestTCPPeerClosed: a backend that closed its end is noticed before the
-// next write, which reconnects and resends nothing twice.
+// next write, which takes nothing and asks for a reconnect; the batch then
+// arrives once (writing b[Written:] after a partial write, as the runner
+// does).
 func TestTCPPeerClosed(t *testing.T) {
 	sink := plugintest.NewLineSink(t)
 	s, _ := newOutput(t, func(s *StatsD) { s.Address = sink.Addr; s.Protocol = "tcp" })
@@ -661,8 +678,11 @@ func TestTCPPeerClosed(t *testing.T) {
 		if err == nil {
 			break
 		}
-		if !strings.Contains(err.Error(), registry.ErrNotConnected.Error()) || time.Now().After(deadline) {
+		if !errors.Is(err, registry.ErrNotConnected) || time.Now().After(deadline) {
 			t.Fatalf("Write = %v, want ErrNotConnected then success", err)
+		}
+		if p := (*registry.PartialWriteError)(nil); errors.As(err, &p) {
+			b = b[p.Written:]
 		}
 		if err := s.Connect(t.Context()); err != nil {
 			t.Fatal(err)

@@ -1,4 +1,4 @@
-package agent
+package runner
 
 import (
 	"context"
@@ -73,21 +73,47 @@ func batchOf(t testing.TB, from, n int) metric.Batch {
 	return b
 }
 
-func testRunner(t *testing.T, out registry.Output, cfg runnerConfig) (*runner, *plugintest.Metrics) {
+// rc is a test's runner configuration: writers' and buffer's in one.
+type rc struct {
+	BufferLimit, BatchSize                           int
+	FlushInterval, FlushIdle, RetryInitial, RetryMax time.Duration
+	WriteTimeout                                     time.Duration
+	Block                                            bool
+}
+
+// harness drives a Runner the way the agent does.
+type harness struct {
+	*Runner
+	cfg  Config
+	outs []registry.Output
+	stop chan struct{}
+}
+
+func (h *harness) run(ctx context.Context)                           { h.Start(ctx, h.outs, h.cfg) }
+func (h *harness) enqueue(ctx context.Context, b metric.Batch) error { return h.Enqueue(ctx, b) }
+func (h *harness) close()                                            { h.Close() }
+
+func testRunner(t *testing.T, out registry.Output, c rc) (*harness, *plugintest.Metrics) {
 	t.Helper()
-	if cfg.BatchSize == 0 {
-		cfg.BatchSize = 100
+	if c.BatchSize == 0 {
+		c.BatchSize = 100
 	}
-	if cfg.RetryInitial == 0 {
-		cfg.RetryInitial = time.Millisecond
-		cfg.RetryMax = 5 * time.Millisecond
+	if c.RetryInitial == 0 {
+		c.RetryInitial = time.Millisecond
+		c.RetryMax = 5 * time.Millisecond
 	}
-	if cfg.WriteTimeout == 0 {
-		cfg.WriteTimeout = 5 * time.Second
+	if c.WriteTimeout == 0 {
+		c.WriteTimeout = 5 * time.Second
 	}
 	m := plugintest.NewMetrics()
-	r := newRunner("t", []registry.Output{out}, cfg, plugintest.Logger(t), m)
-	return r, m
+	h := &harness{cfg: Config{BatchSize: c.BatchSize, FlushInterval: c.FlushInterval, FlushIdle: c.FlushIdle,
+		RetryInitial: c.RetryInitial, RetryMax: c.RetryMax, WriteTimeout: c.WriteTimeout},
+		outs: []registry.Output{out}, stop: make(chan struct{})}
+	h.Runner = New("outputs.fake", "t", "", Options{Limit: c.BufferLimit, Block: c.Block}, Env{Log: plugintest.Logger(t), Metrics: m, Stop: h.stop})
+	if err := h.Open(); err != nil {
+		t.Fatal(err)
+	}
+	return h, m
 }
 
 func waitFor(t *testing.T, what string, cond func() bool) {
@@ -103,14 +129,14 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 
 func TestRunnerRetriesUntilWritten(t *testing.T) {
 	out := &fakeOut{failNext: []error{registry.ErrNotConnected, errors.New("boom"), registry.ErrNotConnected}}
-	r, m := testRunner(t, out, runnerConfig{BufferLimit: 1000})
-	go r.run(context.Background())
+	r, m := testRunner(t, out, rc{BufferLimit: 1000})
+	r.run(context.Background())
 	if err := r.enqueue(t.Context(), batchOf(t, 0, 10)); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, "10 lines written", func() bool { return len(out.lines()) == 10 })
 	r.close()
-	<-r.done
+	r.Wait()
 	if got := m.Get("sent_total"); got != 10 {
 		t.Errorf("sent_total = %d, want 10", got)
 	}
@@ -120,21 +146,21 @@ func TestRunnerRetriesUntilWritten(t *testing.T) {
 	if out.connects != 3 { // initial + after each ErrNotConnected
 		t.Errorf("connects = %d, want 3", out.connects)
 	}
-	if r.left.Load() != 0 {
-		t.Errorf("left = %d", r.left.Load())
+	if r.Left() != 0 {
+		t.Errorf("left = %d", r.Left())
 	}
 }
 
 func TestRunnerRejectedIsCountedNotRetried(t *testing.T) {
 	out := &fakeOut{failNext: []error{fmt.Errorf("http 400: %w", registry.ErrRejected)}}
-	r, m := testRunner(t, out, runnerConfig{BufferLimit: 1000})
-	go r.run(context.Background())
+	r, m := testRunner(t, out, rc{BufferLimit: 1000})
+	r.run(context.Background())
 	r.enqueue(t.Context(), batchOf(t, 0, 7))
 	waitFor(t, "rejection", func() bool { return m.Get("rejected_total") == 7 })
 	r.enqueue(t.Context(), batchOf(t, 7, 3))
 	waitFor(t, "second batch", func() bool { return len(out.lines()) == 3 })
 	r.close()
-	<-r.done
+	r.Wait()
 	if m.Get("rejected_total") != 7 || m.Get("sent_total") != 3 {
 		t.Fatalf("rejected %d sent %d, want 7 and 3", m.Get("rejected_total"), m.Get("sent_total"))
 	}
@@ -152,12 +178,12 @@ func (p partial) Rejected() int { return p.n }
 // received = sent + rejected stays exact.
 func TestRunnerPartlyRejected(t *testing.T) {
 	out := &fakeOut{failNext: []error{partial{2}}}
-	r, m := testRunner(t, out, runnerConfig{BufferLimit: 1000})
-	go r.run(context.Background())
+	r, m := testRunner(t, out, rc{BufferLimit: 1000})
+	r.run(context.Background())
 	r.enqueue(t.Context(), batchOf(t, 0, 7))
 	waitFor(t, "partial rejection", func() bool { return m.Get("rejected_total") == 2 })
 	r.close()
-	<-r.done
+	r.Wait()
 	if m.Get("rejected_total") != 2 || m.Get("sent_total") != 5 || m.Get("received_total") != 7 {
 		t.Fatalf("received %d rejected %d sent %d, want 7, 2 and 5", m.Get("received_total"), m.Get("rejected_total"), m.Get("sent_total"))
 	}
@@ -165,11 +191,11 @@ func TestRunnerPartlyRejected(t *testing.T) {
 
 func TestRunnerDropOldest(t *testing.T) {
 	out := &fakeOut{gate: make(chan struct{})}
-	r, m := testRunner(t, out, runnerConfig{BufferLimit: 100, BatchSize: 10})
-	go r.run(context.Background())
+	r, m := testRunner(t, out, rc{BufferLimit: 100, BatchSize: 10})
+	r.run(context.Background())
 	// first batch is taken by the writer and held at the gate (in flight)
 	r.enqueue(t.Context(), batchOf(t, 0, 10))
-	waitFor(t, "batch in flight", func() bool { r.mu.Lock(); defer r.mu.Unlock(); return r.inflight == 10 })
+	waitFor(t, "batch in flight", func() bool { return r.Len() == 10 && !r.buf.Pending() })
 	for i := 1; i < 30; i++ {
 		if err := r.enqueue(t.Context(), batchOf(t, i*10, 10)); err != nil {
 			t.Fatal(err)
@@ -181,7 +207,7 @@ func TestRunnerDropOldest(t *testing.T) {
 	}
 	close(out.gate)
 	r.close()
-	<-r.done
+	r.Wait()
 	got := out.lines()
 	if len(got) != 100 {
 		t.Fatalf("written %d, want 100", len(got))
@@ -193,14 +219,14 @@ func TestRunnerDropOldest(t *testing.T) {
 
 func TestRunnerDropOldestHugeBatch(t *testing.T) {
 	out := &fakeOut{}
-	r, m := testRunner(t, out, runnerConfig{BufferLimit: 50, BatchSize: 10})
+	r, m := testRunner(t, out, rc{BufferLimit: 50, BatchSize: 10})
 	r.enqueue(t.Context(), batchOf(t, 0, 80)) // before the writer runs: keeps the newest 50
 	if m.Get("dropped_total") != 30 {
 		t.Fatalf("dropped_total = %d, want 30", m.Get("dropped_total"))
 	}
-	go r.run(context.Background())
+	r.run(context.Background())
 	r.close()
-	<-r.done
+	r.Wait()
 	got := out.lines()
 	if len(got) != 50 || got[0] != "m.30 30 1700000000" {
 		t.Fatalf("got %d lines starting %q", len(got), got[0])
@@ -209,8 +235,8 @@ func TestRunnerDropOldestHugeBatch(t *testing.T) {
 
 func TestRunnerBlockPushesBack(t *testing.T) {
 	out := &fakeOut{gate: make(chan struct{})}
-	r, m := testRunner(t, out, runnerConfig{BufferLimit: 20, BatchSize: 10, Block: true})
-	go r.run(context.Background())
+	r, m := testRunner(t, out, rc{BufferLimit: 20, BatchSize: 10, Block: true})
+	r.run(context.Background())
 	r.enqueue(t.Context(), batchOf(t, 0, 10))
 	r.enqueue(t.Context(), batchOf(t, 10, 10))
 	// full: the next enqueue must wait, and give up when its ctx ends
@@ -235,7 +261,7 @@ func TestRunnerBlockPushesBack(t *testing.T) {
 		t.Fatal(err)
 	}
 	r.close()
-	<-r.done
+	r.Wait()
 	if n := len(out.lines()); n != 30 {
 		t.Fatalf("written %d, want 30", n)
 	}
@@ -243,13 +269,13 @@ func TestRunnerBlockPushesBack(t *testing.T) {
 
 func TestRunnerCoalescesSmallBatches(t *testing.T) {
 	out := &fakeOut{}
-	r, _ := testRunner(t, out, runnerConfig{BufferLimit: 1000, BatchSize: 100})
+	r, _ := testRunner(t, out, rc{BufferLimit: 1000, BatchSize: 100})
 	for i := 0; i < 50; i++ {
 		r.enqueue(t.Context(), batchOf(t, i*3, 3))
 	}
-	go r.run(context.Background())
+	r.run(context.Background())
 	r.close()
-	<-r.done
+	r.Wait()
 	if len(out.lines()) != 150 {
 		t.Fatalf("written %d", len(out.lines()))
 	}
@@ -260,19 +286,17 @@ func TestRunnerCoalescesSmallBatches(t *testing.T) {
 
 func TestRunnerHardStopLeavesCount(t *testing.T) {
 	out := &fakeOut{failNext: []error{errors.New("down"), errors.New("down"), errors.New("down"), errors.New("down"), errors.New("down"), errors.New("down")}}
-	r, _ := testRunner(t, out, runnerConfig{BufferLimit: 1000, BatchSize: 10, RetryInitial: 20 * time.Millisecond, RetryMax: 20 * time.Millisecond})
-	stop := make(chan struct{})
-	r.stopNow = stop
+	r, _ := testRunner(t, out, rc{BufferLimit: 1000, BatchSize: 10, RetryInitial: 20 * time.Millisecond, RetryMax: 20 * time.Millisecond})
 	ctx, cancel := context.WithCancel(context.Background())
-	go r.run(ctx)
+	r.run(ctx)
 	r.enqueue(t.Context(), batchOf(t, 0, 25))
 	r.close()
 	time.Sleep(30 * time.Millisecond)
-	close(stop)
+	close(r.stop)
 	cancel()
-	<-r.done
-	if r.left.Load() != 25 {
-		t.Fatalf("left = %d, want 25", r.left.Load())
+	r.Wait()
+	if r.Left() != 25 {
+		t.Fatalf("left = %d, want 25", r.Left())
 	}
 	if err := r.enqueue(t.Context(), batchOf(t, 0, 1)); !errors.Is(err, registry.ErrStopped) {
 		t.Fatalf("enqueue after close: %v", err)
@@ -281,8 +305,8 @@ func TestRunnerHardStopLeavesCount(t *testing.T) {
 
 func TestRunnerFlushInterval(t *testing.T) {
 	out := &fakeOut{}
-	r, _ := testRunner(t, out, runnerConfig{BufferLimit: 1000, BatchSize: 100, FlushInterval: 200 * time.Millisecond})
-	go r.run(context.Background())
+	r, _ := testRunner(t, out, rc{BufferLimit: 1000, BatchSize: 100, FlushInterval: 200 * time.Millisecond})
+	r.run(context.Background())
 	start := time.Now()
 	r.enqueue(t.Context(), batchOf(t, 0, 5))
 	waitFor(t, "flush", func() bool { return len(out.lines()) == 5 })
@@ -297,7 +321,7 @@ func TestRunnerFlushInterval(t *testing.T) {
 		t.Fatalf("full batch waited %v", el)
 	}
 	r.close()
-	<-r.done
+	r.Wait()
 }
 
 // TestRunnerFlushIdle: while a steady trickle keeps arriving, a partial
@@ -305,8 +329,8 @@ func TestRunnerFlushInterval(t *testing.T) {
 // quiet for flush_idle it is written without waiting out the interval.
 func TestRunnerFlushIdle(t *testing.T) {
 	out := &fakeOut{}
-	r, _ := testRunner(t, out, runnerConfig{BufferLimit: 10000, BatchSize: 1000, FlushInterval: 10 * time.Second, FlushIdle: 200 * time.Millisecond})
-	go r.run(context.Background())
+	r, _ := testRunner(t, out, rc{BufferLimit: 10000, BatchSize: 1000, FlushInterval: 10 * time.Second, FlushIdle: 200 * time.Millisecond})
+	r.run(context.Background())
 	// a trickle: one metric every 10 ms for a second, never a full batch
 	for i := range 100 {
 		r.enqueue(t.Context(), batchOf(t, i, 1))
@@ -325,19 +349,19 @@ func TestRunnerFlushIdle(t *testing.T) {
 		t.Fatalf("%d writes for a steady trickle: the quiet timer did not restart on new data", writes)
 	}
 	r.close()
-	<-r.done
+	r.Wait()
 }
 
 func TestRunnerWorkersShareOneQueue(t *testing.T) {
 	outs := []*fakeOut{{}, {}, {}}
-	r, m := testRunner(t, outs[0], runnerConfig{BufferLimit: 100000, BatchSize: 50})
+	r, m := testRunner(t, outs[0], rc{BufferLimit: 100000, BatchSize: 50})
 	r.outs = []registry.Output{outs[0], outs[1], outs[2]}
 	for i := 0; i < 200; i++ {
 		r.enqueue(t.Context(), batchOf(t, i*10, 10))
 	}
-	go r.run(context.Background())
+	r.run(context.Background())
 	r.close()
-	<-r.done
+	r.Wait()
 	seen := map[string]bool{}
 	for _, o := range outs {
 		for _, l := range o.lines() {
@@ -347,7 +371,7 @@ func TestRunnerWorkersShareOneQueue(t *testing.T) {
 			seen[l] = true
 		}
 	}
-	if len(seen) != 2000 || m.Get("sent_total") != 2000 || r.left.Load() != 0 {
-		t.Fatalf("written %d, sent_total %d, left %d", len(seen), m.Get("sent_total"), r.left.Load())
+	if len(seen) != 2000 || m.Get("sent_total") != 2000 || r.Left() != 0 {
+		t.Fatalf("written %d, sent_total %d, left %d", len(seen), m.Get("sent_total"), r.Left())
 	}
 }
