@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/metricsrouter/router/agent"
-	"github.com/metricsrouter/router/plugins/outputs/https_batch"
 	"github.com/metricsrouter/router/plugins/plugintest"
 	"github.com/metricsrouter/router/registry"
 )
@@ -83,7 +82,8 @@ func TestLegacyPrintConfig(t *testing.T) {
 		}
 		if args[0] == "polymur-proxy" {
 			// -workers N is kept; without it the output's own default applies
-			want := (&https_batch.HTTPSBatch{}).DefaultWorkers()
+			spec, _ := registry.Default.Lookup(registry.Outputs, "https_batch")
+			want := spec.Output.Workers
 			if slices.Contains(args, "-workers") {
 				want = 5
 			}

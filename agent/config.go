@@ -140,6 +140,8 @@ type instance struct {
 	// Fingerprint identifies the instance's configuration: a reload keeps
 	// a running instance whose fingerprint did not change.
 	Fingerprint string
+	// reg is the plugin as registered (its spec).
+	reg registry.Plugin
 	// fresh decodes the table again into a new plugin value. Plugin is the
 	// configuration as data and is never started; what runs is always a
 	// fresh value (Init, Run, Connect happen on it).
@@ -348,7 +350,7 @@ func (l *loader) decodeInstance(kind registry.Kind, name string, prim toml.Primi
 	p, _ := l.reg.Lookup(kind, name)
 	key := strings.Join(path, ".")
 	l.count[key]++
-	in := &instance{Kind: kind, Name: name, Plugin: p.New(), Line: l.headerLineN(path, l.count[key])}
+	in := &instance{Kind: kind, Name: name, Plugin: p.New(), reg: p, Line: l.headerLineN(path, l.count[key])}
 	in.Table = fmt.Sprintf("[[%s]] #%d", key, l.count[key])
 	if kind == registry.Outputs {
 		if parent != nil {
@@ -436,14 +438,12 @@ func fingerprint(in *instance) string {
 
 func (l *loader) outputDefaults(in *instance) error {
 	o := &in.Out
-	if bd, ok := in.Plugin.(registry.BatchDefaults); ok {
-		bs, fi := bd.BatchDefaults()
-		if o.BatchSize == 0 {
-			o.BatchSize = bs
-		}
-		if o.FlushInterval == 0 && !o.flushIntervalSet {
-			o.FlushInterval = fi
-		}
+	spec := in.reg.Output
+	if o.BatchSize == 0 {
+		o.BatchSize = spec.BatchSize
+	}
+	if o.FlushInterval == 0 && !o.flushIntervalSet {
+		o.FlushInterval = spec.FlushInterval
 	}
 	if o.BatchSize == 0 {
 		o.BatchSize = defBatchSize
@@ -483,10 +483,7 @@ func (l *loader) outputDefaults(in *instance) error {
 		return bad("flush_idle", "must not be negative")
 	}
 	if o.Workers == 0 {
-		o.Workers = 1
-		if wd, ok := in.Plugin.(registry.WorkerDefaults); ok {
-			o.Workers = min(max(wd.DefaultWorkers(), 1), maxWorkers)
-		}
+		o.Workers = min(max(spec.Workers, 1), maxWorkers)
 	}
 	switch o.SpoolFsync {
 	case "":
@@ -588,7 +585,7 @@ func (l *loader) decodeTargets(in *instance, path []string) error {
 		}
 	}
 	if len(in.Targets) == 0 {
-		if ds, ok := in.Plugin.(registry.DiscoverySource); ok && ds.Discovery().Enabled() {
+		if ds, ok := in.Plugin.(registry.DiscoverySource); ok && ds.Service() != "" {
 			proto := ""
 			if sh, ok := in.Plugin.(registry.Shorthand); ok {
 				proto, _ = sh.Shorthand()
@@ -625,7 +622,7 @@ func (l *loader) shorthandTarget(parent *instance, proto, dest string) (*instanc
 	}
 	p, _ := l.reg.Lookup(registry.Outputs, proto)
 	addr := joinHostPort(host, port)
-	t := &instance{Kind: registry.Outputs, Name: proto, Plugin: p.New(), Line: parent.Line, Table: parent.Table + " destination " + dest}
+	t := &instance{Kind: registry.Outputs, Name: proto, Plugin: p.New(), reg: p, Line: parent.Line, Table: parent.Table + " destination " + dest}
 	t.Out = parent.outRaw
 	t.Out.ID, t.Out.To, t.Out.Instance = parent.ID+"/"+dest, nil, inst
 	t.ID = t.Out.ID

@@ -142,13 +142,6 @@ type procP struct {
 
 func (p *procP) Process(b metric.Batch) metric.Batch { return b }
 
-// roundTripOut wants more writers than the agent's default.
-type roundTripOut struct {
-	fakeOut
-	n int
-}
-
-func (r *roundTripOut) DefaultWorkers() int { return r.n }
 
 func TestWorkerDefaults(t *testing.T) {
 	for _, c := range []struct {
@@ -163,7 +156,9 @@ func TestWorkerDefaults(t *testing.T) {
 	} {
 		reg := registry.New()
 		reg.Add(registry.Inputs, "in", func() any { return &fakeIn{} }, "# fake input\n")
-		reg.Add(registry.Outputs, "rt", func() any { return &roundTripOut{n: c.want} }, "# rt\n")
+		// an output that wants more writers than the agent's default
+		reg.AddPlugin(registry.Plugin{Kind: registry.Outputs, Name: "rt", New: func() any { return &fakeOut{} }, Sample: "# rt\n",
+			Output: registry.OutputSpec{Workers: c.want}})
 		reg.Add(registry.Outputs, "out", func() any { return &fakeOut{} }, "# out\n")
 		cfg, err := ParseConfig(reg, "t.toml", "[[inputs.in]]\n[[outputs.rt]]\n"+c.config+"\n[[outputs.out]]\n",
 			func(string) (string, bool) { return "", false })

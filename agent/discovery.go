@@ -18,19 +18,15 @@ import (
 func (a *Agent) startDiscovery(ctx context.Context) error {
 	for _, oi := range a.config().Outputs {
 		ds, ok := oi.Plugin.(registry.DiscoverySource)
-		if !ok || !ds.Discovery().Enabled() {
+		if !ok || ds.Service() == "" {
 			continue
 		}
-		f, ok := a.registry().LookupDiscoverer("consul")
-		if !ok {
-			return fmt.Errorf("%s: consul_service needs the consul catalog, not in this build", oi.label())
-		}
 		env := registry.Env{ID: oi.ID, Plugin: "outputs." + oi.Name, Log: a.pluginLog(oi), Metrics: a.metrics.Scope("outputs."+oi.Name, oi.ID)}
-		d, err := f(*ds.Discovery(), env)
+		d, err := ds.Discoverer(env)
 		if err != nil {
 			return fmt.Errorf("%s: %w", oi.label(), err)
 		}
-		id, service := oi.ID, ds.Discovery().ConsulService
+		id, service := oi.ID, ds.Service()
 		lctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		dests, err := d.Lookup(lctx)
 		cancel()

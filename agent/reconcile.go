@@ -208,10 +208,13 @@ func (a *Agent) prepareOutput(p *plan, oi *instance, bestEffort bool) (node, err
 // prepareDist prepares a distributor over its targets' nodes; it is kept
 // when neither its table nor any target changed.
 func (a *Agent) prepareDist(p *plan, oi *instance) (node, error) {
-	be, _ := oi.Plugin.(registry.BestEffort)
+	var spec registry.DistributorSpec
+	if oi.reg.Distributor != nil {
+		spec = *oi.reg.Distributor
+	}
 	targets := make([]node, len(oi.Targets))
 	for i, t := range oi.Targets {
-		n, err := a.prepareOutput(p, t, be != nil && be.BestEffort(i))
+		n, err := a.prepareOutput(p, t, spec.BestEffortFrom > 0 && i >= spec.BestEffortFrom)
 		if err != nil {
 			return nil, err
 		}
@@ -239,9 +242,7 @@ func (a *Agent) prepareDist(p *plan, oi *instance) (node, error) {
 			return nil, err
 		}
 		dn.d = v.(registry.Distributor)
-		if f, ok := v.(registry.Fanout); ok && f.Fanout() {
-			dn.fanout = true
-		}
+		dn.fanout = spec.Fanout
 	}
 	p.st.dists[oi.ID] = dn
 	return dn, nil

@@ -7,7 +7,7 @@
 //	var sample string
 //
 //	func init() {
-//		registry.AddOutput("graphite", func() registry.Output { return &Graphite{Timeout: defTimeout} }, sample)
+//		registry.AddOutput("graphite", func() registry.Output { return &Graphite{Timeout: defTimeout} }, sample, registry.OutputSpec{})
 //	}
 //
 // The name is the TOML table name ([[outputs.graphite]]) and the directory
@@ -140,13 +140,6 @@ type TargetSetter interface {
 	SetTargets(targets []Target) error
 }
 
-// Fanout is implemented by distributors that send every metric to every
-// target (broadcast, mirror): the agent then passes the batch itself to each
-// target, without calling Route per metric.
-type Fanout interface {
-	Fanout() bool
-}
-
 // Shorthand is implemented by distributors that accept
 // `destinations = ["host:port[:instance]", ...]` with `protocol = "graphite"`:
 // the agent creates one target output of plugin Protocol per destination.
@@ -154,11 +147,29 @@ type Shorthand interface {
 	Shorthand() (protocol string, destinations []string)
 }
 
-// BestEffort is implemented by distributors whose targets other than the
-// primary must never push back (mirror): for those targets the agent forces
-// overflow = "drop_oldest" and counts the drops.
-type BestEffort interface {
-	BestEffort(target int) bool
+// OutputSpec says how the agent runs an output; it is registered with the
+// plugin (AddOutput). The zero value takes the agent's defaults.
+type OutputSpec struct {
+	// BatchSize and FlushInterval are this output's defaults of the common
+	// keys batch_size and flush_interval (0: the agent's).
+	BatchSize     int
+	FlushInterval Duration
+	// Workers is the default of the common key workers: outputs whose
+	// writes wait on a round trip (a request and its answer) want more
+	// than the agent's one writer (0: one).
+	Workers int
+}
+
+// DistributorSpec says how the agent feeds a distributor's targets; it is
+// registered with the plugin (AddDistributor).
+type DistributorSpec struct {
+	// Fanout: every metric goes to every target (broadcast, mirror); the
+	// agent passes the batch itself to each target without calling Route.
+	Fanout bool
+	// BestEffortFrom: targets from this index on must never push back
+	// (mirror's copies: 1); the agent forces overflow = "drop_oldest" on
+	// them and counts their drops. 0: none.
+	BestEffortFrom int
 }
 
 // Addresser is implemented by outputs that send to one network address; a
@@ -172,19 +183,6 @@ type Addresser interface {
 // combines it with its own state.
 type HealthReporter interface {
 	Healthy() bool
-}
-
-// BatchDefaults is implemented by outputs that want other defaults for the
-// common batch_size / flush_interval keys than the agent's.
-type BatchDefaults interface {
-	BatchDefaults() (batchSize int, flushInterval Duration)
-}
-
-// WorkerDefaults is implemented by outputs whose writes wait on a round trip
-// (a request and its answer) and so want more concurrent writers than the
-// agent's default of one when `workers` is not set.
-type WorkerDefaults interface {
-	DefaultWorkers() int
 }
 
 // Sentinel errors.
@@ -234,6 +232,11 @@ type Plugin struct {
 	Name   string
 	Sample string // the plugin's documented sample.toml
 	New    func() any
+	// Output: how the agent runs an output (outputs only).
+	Output OutputSpec
+	// Distributor is set for a distributor (an output that spreads
+	// metrics over target outputs).
+	Distributor *DistributorSpec
 }
 
 // Summary returns the first comment line of the sample, without "# ".
@@ -249,9 +252,8 @@ func (p Plugin) Summary() string {
 
 // Registry holds plugins by kind and name. Its zero value is not usable; use New.
 type Registry struct {
-	plugins     map[Kind]map[string]Plugin
-	commands    map[string]Command
-	discoverers map[string]DiscovererFactory
+	plugins  map[Kind]map[string]Plugin
+	commands map[string]Command
 }
 
 // New returns an empty registry (tests build their own with fakes).
@@ -263,23 +265,29 @@ func New() *Registry {
 // from init(). It is written only by init functions.
 var Default = New()
 
-// Add registers a plugin. It panics on an empty or badly spelled name, a nil
-// factory, an unknown kind or a duplicate within a kind.
+// Add registers a plugin with no spec (tests register fakes this way). It
+// panics on an empty or badly spelled name, a nil factory, an unknown kind
+// or a duplicate within a kind.
 func (r *Registry) Add(kind Kind, name string, factory func() any, sample string) {
-	m, ok := r.plugins[kind]
+	r.AddPlugin(Plugin{Kind: kind, Name: name, New: factory, Sample: sample})
+}
+
+// AddPlugin registers p, with the checks of Add.
+func (r *Registry) AddPlugin(p Plugin) {
+	m, ok := r.plugins[p.Kind]
 	if !ok {
-		panic(fmt.Sprintf("registry: unknown plugin kind %q", kind))
+		panic(fmt.Sprintf("registry: unknown plugin kind %q", p.Kind))
 	}
-	if !validName(name) {
-		panic(fmt.Sprintf("registry: bad plugin name %q (want lower snake_case)", name))
+	if !validName(p.Name) {
+		panic(fmt.Sprintf("registry: bad plugin name %q (want lower snake_case)", p.Name))
 	}
-	if factory == nil {
-		panic(fmt.Sprintf("registry: %s.%s has a nil factory", kind, name))
+	if p.New == nil {
+		panic(fmt.Sprintf("registry: %s.%s has a nil factory", p.Kind, p.Name))
 	}
-	if _, dup := m[name]; dup {
-		panic(fmt.Sprintf("registry: %s.%s registered twice", kind, name))
+	if _, dup := m[p.Name]; dup {
+		panic(fmt.Sprintf("registry: %s.%s registered twice", p.Kind, p.Name))
 	}
-	m[name] = Plugin{Kind: kind, Name: name, Sample: sample, New: factory}
+	m[p.Name] = p
 }
 
 func validName(s string) bool {
@@ -334,9 +342,14 @@ func AddProcessor(name string, factory func() Processor, sample string) {
 	Default.Add(Processors, name, func() any { return factory() }, sample)
 }
 
-// AddOutput registers an output (or a Distributor) with Default; call it only
-// from init(). A distributor's factory returns a value that implements
-// Distributor; it need not implement Output.
-func AddOutput(name string, factory func() any, sample string) {
-	Default.Add(Outputs, name, factory, sample)
+// AddOutput registers an output with Default; call it only from init().
+func AddOutput(name string, factory func() Output, sample string, spec OutputSpec) {
+	Default.AddPlugin(Plugin{Kind: Outputs, Name: name, Sample: sample, New: func() any { return factory() }, Output: spec})
+}
+
+// AddDistributor registers a distributor with Default; call it only from
+// init(). It is configured as an output ([[outputs.<name>]]) and spreads
+// metrics over its target outputs.
+func AddDistributor(name string, factory func() Distributor, sample string, spec DistributorSpec) {
+	Default.AddPlugin(Plugin{Kind: Outputs, Name: name, Sample: sample, New: func() any { return factory() }, Distributor: &spec})
 }

@@ -235,16 +235,10 @@ type Parts struct {
 	Type    Type
 }
 
-// Assemble builds a metric from parts. It validates nothing: only codecs call it.
-func Assemble(p *Parts) Metric {
-	var m Metric
-	AssembleInto(&m, p)
-	return m
-}
-
-// AssembleInto is Assemble into *m, overwriting every field. Codecs parsing
-// into a batch's slots use it: *m = Assemble(p) copies the metric with a bulk
-// write barrier while the collector runs, this sets it field by field.
+// AssembleInto builds a metric from parts into *m, overwriting every field.
+// It validates nothing: only codecs call it. (It writes field by field:
+// assigning a whole Metric into a batch's slot would copy it with a bulk
+// write barrier while the collector runs.)
 func AssembleInto(m *Metric, p *Parts) {
 	m.num, m.format, m.typ, m.flags = p.Num, p.Format, p.Type, 0
 	if p.Tags != nil {

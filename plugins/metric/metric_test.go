@@ -89,7 +89,7 @@ func TestAssemble(t *testing.T) {
 		Rate: line[21:24], Tags: line[26:34], Time: line[36:46], Ext: line[46:],
 		Format: metric.StatsD, Type: metric.Timer,
 	}
-	m := metric.Assemble(&p)
+	m := assemble(&p)
 	checks := []struct{ what, got, want string }{
 		{"Raw", string(m.Raw()), string(line)},
 		{"Path", string(m.Path()), "api.req,host=a"},
@@ -180,7 +180,7 @@ func parsed(format metric.Format) metric.Metric {
 	if format == metric.StatsD {
 		line = []byte("a.b,k=v:1|c")
 	}
-	return metric.Assemble(&metric.Parts{Raw: line, Path: line[:7], NameLen: 3, Value: line[8:9], Num: 1, Format: format})
+	return assemble(&metric.Parts{Raw: line, Path: line[:7], NameLen: 3, Value: line[8:9], Num: 1, Format: format})
 }
 
 func TestSettersClearRaw(t *testing.T) {
@@ -348,7 +348,7 @@ func TestUnsafeString(t *testing.T) {
 
 func TestGettersNoAlloc(t *testing.T) {
 	line := []byte("a.b;k=v 1 1700000000.5")
-	m := metric.Assemble(&metric.Parts{Raw: line, Path: line[:7], NameLen: 3, Value: line[8:9], Num: 1, Time: line[10:], Format: metric.Graphite})
+	m := assemble(&metric.Parts{Raw: line, Path: line[:7], NameLen: 3, Value: line[8:9], Num: 1, Time: line[10:], Format: metric.Graphite})
 	m.SetRate([]byte("0.5"))
 	if n := testing.AllocsPerRun(100, func() { _, _, _ = m.Time(), m.Rate(), m.Name() }); n != 0 {
 		t.Errorf("getters: %v allocs/op, want 0", n)
@@ -408,7 +408,7 @@ func TestWideMetrics(t *testing.T) {
 			wantFields(t, "statsd rate", &s, "api.req,host=a:5|ms|@0.25|#"+tags+"|T1700000000|x:y", "api.req,host=a", "api.req", ",host=a", "5", "1700000000", "0.25", tags, "|x:y")
 
 			// Assemble with parts outside Raw (copied after the line)
-			a := metric.Assemble(&metric.Parts{Path: []byte(name), NameLen: len(name), Value: []byte("1"), Num: 1,
+			a := assemble(&metric.Parts{Path: []byte(name), NameLen: len(name), Value: []byte("1"), Num: 1,
 				Tags: []byte("t:1"), Format: metric.Graphite})
 			wantFields(t, "assembled", &a, "", name, name, "", "1", "", "", "t:1", "")
 		})
@@ -485,4 +485,10 @@ func TestParseOverwritesAll(t *testing.T) {
 			t.Errorf("slot %d: StatsD parse into a used metric = %x, into a zero one %x", i, a, b)
 		}
 	}
+}
+
+func assemble(p *metric.Parts) metric.Metric {
+	var m metric.Metric
+	metric.AssembleInto(&m, p)
+	return m
 }

@@ -28,19 +28,40 @@ import (
 	"github.com/metricsrouter/router/registry"
 )
 
-func init() {
-	registry.AddDiscoverer("consul", New)
+// Keys are the configuration of a distributor that takes its destinations
+// from a Consul service. Distributors embed them, so the keys sit in their
+// table, and so implement registry.DiscoverySource:
+//
+//	consul_service = "carbon-cache"   # take destinations from this Consul service (healthy instances)
+//	consul_address = "127.0.0.1:8500" # default $CONSUL_HTTP_ADDR, else 127.0.0.1:8500
+//	consul_tag = ""                   # only instances with this tag
+//	consul_instance_meta = "instance" # service meta key holding the carbon instance
+//	consul_token = ""                 # ACL token; default $CONSUL_HTTP_TOKEN
+type Keys struct {
+	ConsulService      string `toml:"consul_service"`
+	ConsulAddress      string `toml:"consul_address"`
+	ConsulTag          string `toml:"consul_tag"`
+	ConsulInstanceMeta string `toml:"consul_instance_meta"`
+	ConsulToken        string `toml:"consul_token"`
 }
+
+// Service returns consul_service ("" = no catalog).
+func (k *Keys) Service() string { return k.ConsulService }
+
+// Discoverer makes the catalog of the service; it opens nothing.
+func (k *Keys) Discoverer(env registry.Env) (registry.Discoverer, error) { return New(*k, env) }
+
+var _ registry.DiscoverySource = (*Keys)(nil)
 
 // Catalog watches one Consul service.
 type Catalog struct {
-	cfg    registry.ServiceDiscovery
+	cfg    Keys
 	client *api.Client
 	log    zerolog.Logger
 }
 
 // New makes the catalog; it opens nothing.
-func New(cfg registry.ServiceDiscovery, env registry.Env) (registry.Discoverer, error) {
+func New(cfg Keys, env registry.Env) (registry.Discoverer, error) {
 	if cfg.ConsulService == "" {
 		return nil, errors.New("consul_service: required")
 	}

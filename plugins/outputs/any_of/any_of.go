@@ -10,6 +10,7 @@ import (
 	_ "embed"
 
 	"github.com/metricsrouter/router/plugins/metric"
+	"github.com/metricsrouter/router/plugins/outputs/consistent_hash/hashring"
 	"github.com/metricsrouter/router/registry"
 )
 
@@ -17,7 +18,7 @@ import (
 var sample string
 
 func init() {
-	registry.AddOutput("any_of", func() any { return &AnyOf{} }, sample)
+	registry.AddDistributor("any_of", func() registry.Distributor { return &AnyOf{} }, sample, registry.DistributorSpec{})
 }
 
 // AnyOf is the outputs.any_of plugin.
@@ -35,7 +36,7 @@ func (a *AnyOf) Route(m *metric.Metric, up []bool, dst []int) []int {
 	if n == 0 {
 		return dst
 	}
-	h := fnv1a(m.Path())
+	h := hashring.FNV1a32(m.Path())
 	i := int(h % uint32(n))
 	if up[i] {
 		return append(dst, i)
@@ -59,15 +60,6 @@ func (a *AnyOf) Route(m *metric.Metric, up []bool, dst []int) []int {
 		}
 	}
 	return append(dst, i)
-}
-
-func fnv1a(b []byte) uint32 {
-	h := uint32(2166136261)
-	for _, c := range b {
-		h ^= uint32(c)
-		h *= 16777619
-	}
-	return h
 }
 
 var (

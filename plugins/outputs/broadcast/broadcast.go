@@ -7,6 +7,7 @@ package broadcast
 import (
 	_ "embed"
 
+	"github.com/metricsrouter/router/plugins/discovery/consul"
 	"github.com/metricsrouter/router/plugins/metric"
 	"github.com/metricsrouter/router/registry"
 )
@@ -15,7 +16,7 @@ import (
 var sample string
 
 func init() {
-	registry.AddOutput("broadcast", func() any { return &Broadcast{} }, sample)
+	registry.AddDistributor("broadcast", func() registry.Distributor { return &Broadcast{} }, sample, registry.DistributorSpec{Fanout: true})
 }
 
 // Broadcast is the outputs.broadcast plugin.
@@ -24,14 +25,11 @@ type Broadcast struct {
 	Destinations []string `toml:"destinations"`
 	// Destinations from a service catalog (consul_service = ...), instead
 	// of or on top of the list above.
-	registry.ServiceDiscovery
+	consul.Keys
 }
 
 // Shorthand returns the destinations shorthand.
 func (b *Broadcast) Shorthand() (string, []string) { return b.Protocol, b.Destinations }
-
-// Fanout: every metric goes to every target.
-func (b *Broadcast) Fanout() bool { return true }
 
 // Route picks every target (used only when the agent cannot fan out whole batches).
 func (b *Broadcast) Route(_ *metric.Metric, up []bool, dst []int) []int {
@@ -44,5 +42,4 @@ func (b *Broadcast) Route(_ *metric.Metric, up []bool, dst []int) []int {
 var (
 	_ registry.Distributor = (*Broadcast)(nil)
 	_ registry.Shorthand   = (*Broadcast)(nil)
-	_ registry.Fanout      = (*Broadcast)(nil)
 )

@@ -49,8 +49,8 @@ func TestRouteDoesNotAllocate(t *testing.T) {
 
 func TestFanoutAndShorthand(t *testing.T) {
 	b := &broadcast.Broadcast{Protocol: "graphite", Destinations: []string{"10.0.0.1:2003", "10.0.0.2:2003:a"}}
-	if !b.Fanout() {
-		t.Error("Fanout = false: broadcast sends every metric to every target")
+	if p, _ := registry.Default.Lookup(registry.Outputs, "broadcast"); p.Distributor == nil || !p.Distributor.Fanout {
+		t.Error("not registered as a fanout distributor: broadcast sends every metric to every target")
 	}
 	proto, dests := b.Shorthand()
 	if proto != "graphite" || !slices.Equal(dests, b.Destinations) {
@@ -73,7 +73,6 @@ func TestFactoryAndSample(t *testing.T) {
 		ok   bool
 	}{
 		{"Distributor", is[registry.Distributor](v)},
-		{"Fanout", is[registry.Fanout](v)},
 		{"Shorthand", is[registry.Shorthand](v)},
 	} {
 		if !check.ok {

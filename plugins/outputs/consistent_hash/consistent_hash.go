@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"sync/atomic"
 
+	"github.com/metricsrouter/router/plugins/discovery/consul"
 	"github.com/metricsrouter/router/plugins/metric"
 	"github.com/metricsrouter/router/plugins/outputs/consistent_hash/hashring"
 	"github.com/metricsrouter/router/registry"
@@ -23,9 +24,9 @@ import (
 var sample string
 
 func init() {
-	registry.AddOutput("consistent_hash", func() any {
+	registry.AddDistributor("consistent_hash", func() registry.Distributor {
 		return &ConsistentHash{Hash: "carbon_ch", Collision: "bump", Flavour: "crelay", Replication: 1, OnDown: "queue"}
-	}, sample)
+	}, sample, registry.DistributorSpec{})
 }
 
 // ConsistentHash is the outputs.consistent_hash plugin.
@@ -39,7 +40,7 @@ type ConsistentHash struct {
 	Destinations []string `toml:"destinations"`
 	// Destinations from a service catalog (consul_service = ...), instead
 	// of or on top of the list above.
-	registry.ServiceDiscovery
+	consul.Keys
 
 	targets  []registry.Target
 	ring     hashring.Ring

@@ -20,7 +20,7 @@ import (
 var sample string
 
 func init() {
-	registry.AddOutput("console", func() any { return &Console{Format: "native", w: os.Stdout} }, sample)
+	registry.AddOutput("console", func() registry.Output { return &Console{Format: "native", w: os.Stdout} }, sample, registry.OutputSpec{})
 }
 
 // Console is the outputs.console plugin.

@@ -16,7 +16,7 @@ import (
 var sample string
 
 func init() {
-	registry.AddOutput("failover", func() any { return &Failover{} }, sample)
+	registry.AddDistributor("failover", func() registry.Distributor { return &Failover{} }, sample, registry.DistributorSpec{})
 }
 
 // Failover is the outputs.failover plugin.

@@ -32,9 +32,9 @@ import (
 var sample string
 
 func init() {
-	registry.AddOutput("graphite", func() any {
+	registry.AddOutput("graphite", func() registry.Output {
 		return &Graphite{Protocol: "tcp", Timeout: registry.Duration(10 * time.Second), WriteBuffer: 64 << 10, MaxPacketSize: 1432}
-	}, sample)
+	}, sample, registry.OutputSpec{})
 }
 
 // Graphite is the outputs.graphite plugin.

@@ -39,10 +39,19 @@ import (
 var sample string
 
 func init() {
-	registry.AddOutput("https_batch", func() any {
+	// Polymur-sized batches, flushed within a second. Without `workers`,
+	// 4 writers per CPU the Go runtime uses (GOMAXPROCS), at least 4 and at
+	// most 16: a writer waits for the gateway's answer (which comes once the
+	// gateway has queued the batch) before it takes the next batch, so a
+	// few per CPU keep compressing while others wait (PERFORMANCE.md: 8
+	// writers beat the original's 3 on 2 CPUs; 16 were no better).
+	registry.AddOutput("https_batch", func() registry.Output {
 		return &HTTPSBatch{Timeout: registry.Duration(30 * time.Second), Compression: "gzip", GzipLevel: 1}
-	}, sample)
+	}, sample, registry.OutputSpec{BatchSize: 5000, FlushInterval: registry.Duration(time.Second), Workers: defaultWorkers(runtime.GOMAXPROCS(0))})
 }
+
+// defaultWorkers is the default of `workers` for procs CPUs.
+func defaultWorkers(procs int) int { return min(max(4*procs, 4), 16) }
 
 // HTTPSBatch is the outputs.https_batch plugin.
 type HTTPSBatch struct {
@@ -63,22 +72,6 @@ type HTTPSBatch struct {
 	gz   *gzip.Writer
 	body bytes.Buffer
 	raw  []byte
-}
-
-// BatchDefaults: Polymur-sized batches, flushed within a second.
-func (h *HTTPSBatch) BatchDefaults() (int, registry.Duration) {
-	return 5000, registry.Duration(time.Second)
-}
-
-// DefaultWorkers: without `workers`, 4 writers per CPU the Go runtime uses
-// (GOMAXPROCS), at least 4 and at most 16. A writer waits for the gateway's
-// answer (which comes once the gateway has queued the batch) before it takes
-// the next batch, so a few per CPU keep compressing while others wait. On 2
-// CPUs, 12M lines through proxy and gateway took 8 % less time with 8
-// writers than with 3 (the original's -workers) and 12 % less than with 2;
-// 16 were no better (PERFORMANCE.md).
-func (h *HTTPSBatch) DefaultWorkers() int {
-	return min(max(4*runtime.GOMAXPROCS(0), 4), 16)
 }
 
 // Init validates the configuration and prepares the HTTP client (no connection).
@@ -267,9 +260,7 @@ func (h *HTTPSBatch) Close() error {
 }
 
 var (
-	_ registry.Output         = (*HTTPSBatch)(nil)
-	_ registry.Initializer    = (*HTTPSBatch)(nil)
-	_ registry.Addresser      = (*HTTPSBatch)(nil)
-	_ registry.BatchDefaults  = (*HTTPSBatch)(nil)
-	_ registry.WorkerDefaults = (*HTTPSBatch)(nil)
+	_ registry.Output      = (*HTTPSBatch)(nil)
+	_ registry.Initializer = (*HTTPSBatch)(nil)
+	_ registry.Addresser   = (*HTTPSBatch)(nil)
 )

@@ -261,11 +261,13 @@ func tlsPair(cert, key string) (*tls.Config, error) {
 }
 
 func TestDefaultWorkers(t *testing.T) {
-	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(0))
 	for procs, want := range map[int]int{1: 4, 2: 8, 3: 12, 4: 16, 64: 16} {
-		runtime.GOMAXPROCS(procs)
-		if got := (&HTTPSBatch{}).DefaultWorkers(); got != want {
+		if got := defaultWorkers(procs); got != want {
 			t.Errorf("GOMAXPROCS %d: %d workers, want %d", procs, got, want)
 		}
+	}
+	p, _ := registry.Default.Lookup(registry.Outputs, "https_batch")
+	if p.Output.Workers != defaultWorkers(runtime.GOMAXPROCS(0)) || p.Output.BatchSize != 5000 {
+		t.Errorf("registered spec %+v", p.Output)
 	}
 }

@@ -17,7 +17,9 @@ import (
 var sample string
 
 func init() {
-	registry.AddOutput("mirror", func() any { return &Mirror{} }, sample)
+	// every metric to every destination; the copies (targets 1..) never push
+	// back on the primary
+	registry.AddDistributor("mirror", func() registry.Distributor { return &Mirror{} }, sample, registry.DistributorSpec{Fanout: true, BestEffortFrom: 1})
 }
 
 // Mirror is the outputs.mirror plugin.
@@ -28,12 +30,6 @@ type Mirror struct {
 
 // Shorthand returns the destinations shorthand.
 func (m *Mirror) Shorthand() (string, []string) { return m.Protocol, m.Destinations }
-
-// Fanout: every metric goes to every target.
-func (m *Mirror) Fanout() bool { return true }
-
-// BestEffort: every target but the first.
-func (m *Mirror) BestEffort(target int) bool { return target > 0 }
 
 // Route picks every target.
 func (m *Mirror) Route(_ *metric.Metric, up []bool, dst []int) []int {
@@ -46,6 +42,4 @@ func (m *Mirror) Route(_ *metric.Metric, up []bool, dst []int) []int {
 var (
 	_ registry.Distributor = (*Mirror)(nil)
 	_ registry.Shorthand   = (*Mirror)(nil)
-	_ registry.Fanout      = (*Mirror)(nil)
-	_ registry.BestEffort  = (*Mirror)(nil)
 )

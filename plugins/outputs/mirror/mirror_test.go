@@ -6,11 +6,12 @@ import (
 	"time"
 
 	"github.com/metricsrouter/router/plugins/metric"
+	"github.com/metricsrouter/router/registry"
 )
 
 func TestMirror(t *testing.T) {
 	m := &Mirror{}
-	if !m.Fanout() || m.BestEffort(0) || !m.BestEffort(1) || !m.BestEffort(5) {
+	if p, _ := registry.Default.Lookup(registry.Outputs, "mirror"); p.Distributor == nil || !p.Distributor.Fanout || p.Distributor.BestEffortFrom != 1 {
 		t.Fatal("mirror: fanout to all, primary is not best effort, the rest are")
 	}
 	x := metric.NewGraphite("a", 1, time.Unix(1, 0))

@@ -41,7 +41,16 @@ import (
 var sample string
 
 func init() {
-	registry.AddOutput("statsd", func() any {
+	// Batches: wait up to 10 ms for a batch to fill (unless the
+	// configuration sets flush_interval). At moderate rates a write then
+	// packs many metrics per datagram instead of sending one for each read,
+	// which costs the router and the backend far less; StatsD backends
+	// aggregate over seconds, so the delay does not matter. A batch is 1000
+	// metrics (~20 datagrams of 1432 bytes per sendmmsg) rather than the
+	// agent's 5000: the metrics waiting for a write, and the read chunks they
+	// keep alive, are most of a StatsD proxy's heap under load
+	// (PERFORMANCE.md, w3s/w3p).
+	registry.AddOutput("statsd", func() registry.Output {
 		return &StatsD{
 			Protocol:      "udp",
 			MaxPacketSize: 1432,
@@ -50,7 +59,7 @@ func init() {
 			WriteBuffer:   64 << 10,
 			CheckInterval: registry.Duration(10 * time.Second),
 		}
-	}, sample)
+	}, sample, registry.OutputSpec{BatchSize: 1000, FlushInterval: registry.Duration(10 * time.Millisecond)})
 }
 
 // maxUDPPayload is the largest UDP datagram payload over IPv4.
@@ -146,19 +155,6 @@ func (s *StatsD) Init(env registry.Env) error {
 		return 0
 	})
 	return nil
-}
-
-// BatchDefaults: wait up to 10 ms for a batch to fill (unless the
-// configuration sets flush_interval). At moderate rates a write then packs
-// many metrics per datagram instead of sending one for each read, which
-// costs the router and the backend far less; StatsD backends aggregate over
-// seconds, so the delay does not matter. A batch is 1000 metrics (~20
-// datagrams of 1432 bytes per sendmmsg) rather than the agent's 5000: the
-// metrics waiting for a write, and the read chunks they keep alive, are most
-// of a StatsD proxy's heap under load (w3s/w3p peak RSS 23 -> 17-19 MiB, the
-// same metrics per CPU-second).
-func (s *StatsD) BatchDefaults() (int, registry.Duration) {
-	return 1000, registry.Duration(10 * time.Millisecond)
 }
 
 // Destination returns the configured address (for hash rings and logs).
@@ -403,5 +399,4 @@ var (
 	_ registry.Initializer    = (*StatsD)(nil)
 	_ registry.Addresser      = (*StatsD)(nil)
 	_ registry.HealthReporter = (*StatsD)(nil)
-	_ registry.BatchDefaults  = (*StatsD)(nil)
 )

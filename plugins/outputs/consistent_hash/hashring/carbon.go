@@ -42,7 +42,7 @@ func (k hashKind) position(key []byte) uint32 {
 	case hashMD5:
 		return uint32(md5Pos(key))
 	case hashFNV:
-		return uint32(fold16(fnv1a32(key)))
+		return uint32(fold16(FNV1a32(key)))
 	case hashFNVSigned:
 		return uint32(fold16(fnv1a32Signed(key)))
 	default:
@@ -204,7 +204,7 @@ func newFNV1a(members []Member, flavour string, replicas int) (*pointRing, error
 			k := strconv.AppendInt(nil, int64(i), 10)
 			k = append(k, '-')
 			k = append(k, inst...)
-			return fold16(fnv1a32(k)), nil
+			return fold16(FNV1a32(k)), nil
 		})
 		if err != nil {
 			return nil, err

@@ -129,7 +129,7 @@ func TestFNVSignedChar(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := fnv1a32Signed([]byte(tt.in)) == fnv1a32([]byte(tt.in)); got != tt.same {
+			if got := fnv1a32Signed([]byte(tt.in)) == FNV1a32([]byte(tt.in)); got != tt.same {
 				t.Errorf("signed == unsigned: %v, want %v", got, tt.same)
 			}
 		})

@@ -120,8 +120,9 @@ const (
 	fnv64Prime  = 1099511628211
 )
 
-// fnv1a32 is textbook 32-bit FNV-1a over the bytes of s, as in Python carbon.
-func fnv1a32(s []byte) uint32 {
+// FNV1a32 is textbook 32-bit FNV-1a over the bytes of s, as in Python
+// carbon (the one FNV-1a of the router: any_of hashes with it too).
+func FNV1a32(s []byte) uint32 {
 	h := uint32(fnv32Offset)
 	for _, c := range s {
 		h = (h ^ uint32(c)) * fnv32Prime

@@ -430,7 +430,7 @@ func TestBalance(t *testing.T) {
 	const keys = 50000
 	members := testMembers(size)
 	for i := range members {
-		members[i].Instance = fmt.Sprintf("%08x", fnv1a32([]byte{byte(i)}))
+		members[i].Instance = fmt.Sprintf("%08x", FNV1a32([]byte{byte(i)}))
 	}
 	tests := map[string][2]float64{ // min and max share of the fair share
 		"carbon_ch/bump":  {0.6, 1.5},

@@ -35,7 +35,7 @@ import (
 var sample string
 
 func init() {
-	registry.AddOutput("jsonl", func() any { return &JSONL{Path: "-"} }, sample)
+	registry.AddOutput("jsonl", func() registry.Output { return &JSONL{Path: "-"} }, sample, registry.OutputSpec{})
 }
 
 // JSONL is the outputs.jsonl plugin.
