@@ -113,7 +113,8 @@ func injStatsDConfig(stats, input, sink string) string {
 // "evil:666|c:1|g", which Etsy statsd reads as a +666 counter "evil" (and a
 // gauge). Every StatsD separator in a name or tag now leaves as '_'; a
 // negative gauge leaves as "0" then the value in one datagram (a signed
-// gauge is a delta); NaN is rejected and counted.
+// gauge is a delta); an infinite value is rejected and counted (NaN does
+// not get that far: carbon's grammar drops it at the input).
 func TestInjectionGraphiteToStatsD(t *testing.T) {
 	sink := plugintest.NewUDPSink(t)
 	in, stats := plugintest.FreeAddr(t), plugintest.FreeAddr(t)
@@ -143,8 +144,8 @@ func TestInjectionGraphiteToStatsD(t *testing.T) {
 	}
 	injWaitCounter(t, stats, "outputs.statsd", "sd", "sent_total", 6)
 
-	// NaN, alone: no StatsD server reads it as a number
-	injSendTCP(t, in, "nan.value NaN 1700000000\n")
+	// -Inf, alone: no StatsD server reads it as a number
+	injSendTCP(t, in, "inf.value -Inf 1700000000\n")
 	injWaitCounter(t, stats, "outputs.statsd", "sd", "rejected_total", 1)
 	injSendTCP(t, in, "after 7 1700000000\n")
 	want = append(want, "after:7|g")

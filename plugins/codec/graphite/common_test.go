@@ -162,5 +162,33 @@ func FuzzParseCommon(f *testing.F) {
 	for _, s := range commonSeeds {
 		f.Add([]byte(s))
 	}
+	for _, l := range CarbonSeeds(f) {
+		f.Add(l)
+	}
 	f.Fuzz(func(t *testing.T, line []byte) { checkCommon(t, line) })
+}
+
+// TestParseCommonLongTimestamp: parseCommon takes an integer timestamp of
+// up to maxTimeDigits bytes, always finite; a longer one goes the general
+// way, which refuses it when float() makes it +Inf (carbon's int() raises).
+func TestParseCommonLongTimestamp(t *testing.T) {
+	var m metric.Metric
+	for _, tc := range []struct {
+		ts           string
+		common, good bool
+	}{
+		{strings.Repeat("9", maxTimeDigits), true, true},
+		{"-" + strings.Repeat("9", maxTimeDigits-1), true, true},
+		{"1" + strings.Repeat("0", maxTimeDigits), false, true},    // 1e308
+		{"1" + strings.Repeat("0", maxTimeDigits+1), false, false}, // 1e309: +Inf
+		{strings.Repeat("0", 500) + "1700000000", false, true},
+	} {
+		line := []byte("p 1 " + tc.ts)
+		if got := checkCommon(t, line); got != tc.common {
+			t.Errorf("parseCommon took %.20q…: %v, want %v", line, got, tc.common)
+		}
+		if err := Parse(line, &m); (err == nil) != tc.good {
+			t.Errorf("Parse(%.20q…) = %v", line, err)
+		}
+	}
 }

@@ -4,8 +4,9 @@
 // Parse keeps the exact input bytes in the metric; Append writes them back
 // unchanged when the metric was not modified, and renders it otherwise. Parse
 // and Append do not allocate (Append only grows dst), bad lines included; the
-// one exception is a number out of float64 range, for which strconv
-// allocates its range error.
+// exceptions are a number out of float64 range, for which strconv allocates
+// its range error, and a valid number of more than 64 bytes with Unicode
+// digits or '_' (see num.PyFloat).
 //
 // # From StatsD
 //
@@ -65,6 +66,7 @@ var (
 	ErrFields    = errors.New("graphite: want 3 fields: path value timestamp")
 	ErrValue     = errors.New("graphite: value is not a number")
 	ErrTimestamp = errors.New("graphite: timestamp is not a number")
+	ErrNaN       = errors.New("graphite: value is NaN (carbon drops it)")
 )
 
 func isBlank(c byte) bool { return c == ' ' || c == '\t' }
@@ -74,11 +76,20 @@ func isBlank(c byte) bool { return c == ' ' || c == '\t' }
 //
 // Accepted: three fields separated by runs of spaces or tabs, optional
 // leading blanks, and trailing blanks and '\r's in any mix, as carbon's
-// strip() allows (all kept in Raw). The value must parse as a float the way
-// strconv.ParseFloat reads it (NaN and Inf included, as carbon's float(); a
-// value out of range becomes ±Inf), the timestamp as an integer or a finite
-// float. Graphite tags (";k=v") stay part of the path. The path may hold any
-// other bytes (NUL, invalid UTF-8): they pass through.
+// strip() allows (all kept in Raw). The value and the timestamp must be
+// numbers as carbon reads them, with Python's float() (num.PyFloat: "1_000",
+// "inf", "١٢٣" and "1e400", which is +Inf, are numbers; "0x1p3" is not;
+// testdata/carbon-float/table.tsv decides). A NaN value ("nan", "-nan") is
+// refused with ErrNaN: carbon drops the datapoint (carbon/protocols.py,
+// MetricReceiver.metricReceived, which MetricLineReceiver.lineReceived
+// calls: "if datapoint[1] != datapoint[1]:  # filter out NaN values"). The
+// timestamp must be finite: carbon's int(timestamp) in metricReceived
+// raises on ±Inf and NaN, which drops the connection. The errors come in
+// carbon's order: a field float() refuses (ErrValue or ErrTimestamp), then
+// a NaN value (ErrNaN), then a timestamp that is not finite
+// (ErrTimestamp); the input counts each as a bad line. Graphite tags
+// (";k=v") stay part of the path. The path may hold any other bytes (NUL,
+// invalid UTF-8): they pass through.
 func Parse(line []byte, m *metric.Metric) error {
 	if parseCommon(line, m) {
 		return nil
@@ -136,14 +147,21 @@ func parseGeneral(line []byte, m *metric.Metric) error {
 		return ErrFields
 	}
 	// Out-of-range values become ±Inf, as carbon's float() makes them.
-	num, ok := num.ParseFloat(line[vs:ve])
+	v, ok := num.PyFloat(line[vs:ve])
 	if !ok {
 		return ErrValue
 	}
-	if !validTimestamp(line[ts:te]) {
+	finite, ok := timestamp(line[ts:te])
+	if !ok {
 		return ErrTimestamp
 	}
-	metric.SetGraphite(m, line, ps, pe, nl, vs, ve, ts, te, num)
+	if v != v {
+		return ErrNaN
+	}
+	if !finite {
+		return ErrTimestamp
+	}
+	metric.SetGraphite(m, line, ps, pe, nl, vs, ve, ts, te, v)
 	return nil
 }
 
@@ -174,7 +192,10 @@ func parseCommon(line []byte, m *metric.Metric) bool {
 	vs := pe + 1
 	f, k, ok := num.DecimalUntil(line[vs:], ' ')
 	ve := vs + k
-	if !ok || ve+1 >= n {
+	// a timestamp of 1 to maxTimeDigits bytes follows (a longer one may
+	// overflow float64: the general way decides), in one comparison: n-ve-2
+	// is its length less one, negative (huge as uint) when there is none
+	if !ok || uint(n-ve-2) >= maxTimeDigits {
 		return false
 	}
 	ts := ve + 1
@@ -210,23 +231,30 @@ func eightDigits(w uint64) bool {
 	return w&(lo*0xf0)|(w+lo*0x06)&(lo*0xf0)>>4 == lo*0x33
 }
 
-func validTimestamp(b []byte) bool {
+// maxTimeDigits is the longest integer timestamp taken without parsing it:
+// 308 digits are below 1e308, finite. A longer one is +Inf to float() from
+// about 1.8e308 on ("1" and 309 zeros), and carbon's int() raises on it.
+const maxTimeDigits = 308
+
+// timestamp reads a timestamp token as carbon does, with float(): ok is
+// false where float() refuses it, finite false for ±Inf and NaN.
+func timestamp(b []byte) (finite, ok bool) {
 	// fast path: digits only, optional sign
 	j := 0
 	if b[0] == '-' || b[0] == '+' {
 		j = 1
 	}
-	if j < len(b) {
+	if j < len(b) && len(b)-j <= maxTimeDigits {
 		k := j
 		for k < len(b) && b[k] >= '0' && b[k] <= '9' {
 			k++
 		}
 		if k == len(b) {
-			return true
+			return true, true
 		}
 	}
-	f, ok := num.ParseFloat(b)
-	return ok && !math.IsNaN(f) && !math.IsInf(f, 0)
+	f, ok := num.PyFloat(b)
+	return ok && !math.IsNaN(f) && !math.IsInf(f, 0), ok
 }
 
 // Why Append refuses a StatsD metric (see Refused). Constant values, like
@@ -356,7 +384,7 @@ func appendMapped(dst, s []byte, set *num.ByteSet) []byte {
 		switch {
 		case c >= utf8.RuneSelf:
 			r, n := utf8.DecodeRune(s[i:])
-			if r == utf8.RuneError && n == 1 || pythonSpace(r) {
+			if r == utf8.RuneError && n == 1 || num.PySpace(r) {
 				dst = append(dst, '_')
 			} else {
 				dst = append(dst, s[i:i+n]...)
@@ -375,17 +403,6 @@ func appendMapped(dst, s []byte, set *num.ByteSet) []byte {
 		}
 	}
 	return dst
-}
-
-// pythonSpace reports the characters above U+007F that Python's str.split
-// splits on.
-func pythonSpace(r rune) bool {
-	switch {
-	case r == 0x85, r == 0xa0, r == 0x1680, r >= 0x2000 && r <= 0x200a,
-		r == 0x2028, r == 0x2029, r == 0x202f, r == 0x205f, r == 0x3000:
-		return true
-	}
-	return false
 }
 
 // appendTag writes ";key=value", mapped for carbon, unless key or value is

@@ -46,12 +46,13 @@
 //     a gauge.
 //   - Value: the token when it is a plain decimal, which every StatsD server
 //     reads, without a leading '+'; otherwise the number, formatted by
-//     strconv ('f', shortest), so "0x1p3" becomes "8". A signed gauge value
-//     is a delta in StatsD, so a negative gauge is written as two lines, in
-//     one write and one datagram, "name:0|g" then "name:-5|g", as Etsy's
-//     documentation prescribes; "-0" becomes "0". Refused: NaN and Inf (no
-//     StatsD server reads them as a number; carbon itself drops NaN), a
-//     negative timer (Etsy drops it), and a metric without a name.
+//     strconv ('f', shortest), so "1_000" becomes "1000". A signed gauge
+//     value is a delta in StatsD, so a negative gauge is written as two
+//     lines, in one write and one datagram, "name:0|g" then "name:-5|g", as
+//     Etsy's documentation prescribes; "-0" becomes "0". Refused: NaN and
+//     Inf (no StatsD server reads them as a number; carbon itself drops
+//     NaN, as graphite.Parse does, but a processor may set it), a negative
+//     timer (Etsy drops it), and a metric without a name.
 //   - The timestamp is dropped: StatsD servers stamp at flush.
 //
 // A StatsD metric is never refused, and its path and tags are written as
