@@ -61,3 +61,27 @@ type PrefixConn struct {
 
 // Read reads through R.
 func (c *PrefixConn) Read(b []byte) (int, error) { return c.R.Read(b) }
+
+// HandedConn is a client connection that a stopping server handed over to
+// its successor (Listener.HandOver), which gets it from Accept. Read returns
+// first the bytes the previous server had read but not yet processed (an
+// incomplete last line), then what Conn reads. Unlike PrefixConn its prefix
+// is bytes, not a reader, so that a connection handed over again carries
+// what is left of it instead of wrapping one more layer.
+type HandedConn struct {
+	net.Conn
+	prefix []byte
+	// State is what the previous server left for the next one (nil:
+	// nothing), e.g. "inside a line already counted as too long".
+	State any
+}
+
+// Read reads what is left of the prefix, then from Conn.
+func (c *HandedConn) Read(b []byte) (int, error) {
+	if len(c.prefix) > 0 {
+		n := copy(b, c.prefix)
+		c.prefix = c.prefix[n:]
+		return n, nil
+	}
+	return c.Conn.Read(b)
+}

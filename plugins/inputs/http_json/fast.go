@@ -49,6 +49,10 @@ type fastServer struct {
 	clock    atomic.Int64 // UnixNano of the last tick plus one tick: never early
 	tickLen  time.Duration
 	closing  atomic.Bool
+	// next, set before shutdown when the listener has a successor (the
+	// next instance, at a reload): idle connections are handed to it
+	// (netx.Listener.HandOver) instead of being closed.
+	next     atomic.Pointer[netx.Listener]
 	mu       sync.Mutex
 	conns    map[*fastConn]struct{}
 	wg       sync.WaitGroup // connections
@@ -61,6 +65,7 @@ const (
 	stateIdle    int32 = iota // waiting for a request
 	stateReading              // reading a request
 	stateServing              // handling it and writing the answer
+	stateLeaving              // idle at shutdown: to be handed over (next)
 )
 
 type fastConn struct {
@@ -187,14 +192,45 @@ func (s *fastServer) serve(ln net.Listener) error {
 	}
 }
 
-// shutdown closes idle connections, lets the others finish the request they
-// are on (their answer says Connection: close), and waits for them until
-// ctx ends, then closes them. The listener must be closed first.
+// handOverTo makes shutdown hand connections over to the successor of ln
+// (the next instance of the input, at a reload) instead of closing them:
+// idle ones at once, the others after the request they are on (kept
+// alive). Call it before shutdown, once ln.CanHandOver said yes.
+func (s *fastServer) handOverTo(ln *netx.Listener) { s.next.Store(ln) }
+
+// leave hands fc, between two requests, to the listener's successor with
+// what br read of the next request; false: there is none (fc is to be
+// closed).
+func (s *fastServer) leave(fc *fastConn, br *bufio.Reader) bool {
+	ln := s.next.Load()
+	if ln == nil {
+		return false
+	}
+	pending, _ := br.Peek(br.Buffered())
+	if !ln.HandOver(fc.c, pending, nil) {
+		return false
+	}
+	s.drop(fc)
+	return true
+}
+
+// shutdown closes idle connections (or hands them over: handOverTo), lets
+// the others finish the request they are on (their answer says Connection:
+// close), and waits for them until ctx ends, then closes them. The listener
+// must be closed first.
 func (s *fastServer) shutdown(ctx context.Context) {
 	s.closing.Store(true)
+	handOver := s.next.Load() != nil
 	s.mu.Lock()
 	for fc := range s.conns {
-		if fc.state.Load() == stateIdle {
+		switch {
+		case handOver:
+			// wake its reader, which hands it over; one that has
+			// started reading a request (CAS lost) serves it first
+			if fc.state.CompareAndSwap(stateIdle, stateLeaving) {
+				_ = fc.c.SetReadDeadline(time.Unix(1, 0))
+			}
+		case fc.state.Load() == stateIdle:
 			_ = fc.c.Close()
 		}
 	}
@@ -248,17 +284,25 @@ func (s *fastServer) serveConn(fc *fastConn) {
 	}()
 	for {
 		if s.closing.Load() {
+			handedOff = s.leave(fc, br)
 			return
 		}
 		fc.set(stateIdle, s.clock.Load())
 		if s.closing.Load() { // shutdown may have missed this connection's idle state
+			handedOff = s.leave(fc, br)
 			return
 		}
 		first, err := br.Peek(1)
+		fc.since.Store(s.clock.Load()) // first: the reaper reads state, then since
+		if !fc.state.CompareAndSwap(stateIdle, stateReading) {
+			// shutdown woke it to hand it over: no byte of a request
+			// is parsed yet, what is read goes along
+			handedOff = s.leave(fc, br)
+			return
+		}
 		if err != nil {
 			return
 		}
-		fc.set(stateReading, s.clock.Load())
 		if afterPost && (first[0] == '\r' || first[0] == '\n') {
 			// as net/http: up to 4 CR or LF after a POST are dropped
 			// (RFC 7230 3.5, clients that end a body with a CRLF)
@@ -290,7 +334,8 @@ func (s *fastServer) serveConn(fc *fastConn) {
 		// what the handler left of the body (a refused request) is read
 		// and dropped if small, else the connection is closed
 		unread := body.finish()
-		closeAfter := p.close || s.closing.Load() || unread > drainBody || body.err != nil || w.closing()
+		closing := s.closing.Load() && s.next.Load() == nil // else kept alive, handed over
+		closeAfter := p.close || closing || unread > drainBody || body.err != nil || w.closing()
 		out := w.finish(p.out[:0], *s.date.Load(), closeAfter)
 		p.out = out
 		if _, err := c.Write(out); err != nil || closeAfter {

@@ -121,6 +121,7 @@ type HTTPJSON struct {
 	handoffs     *atomic.Uint64
 	acceptErrors *atomic.Uint64
 	addr         atomic.Pointer[net.Addr]
+	owner        string // netx.Config.Owner: instances of this input share the socket
 }
 
 // Init validates the configuration. It reads no file: the public key and
@@ -169,6 +170,9 @@ func (h *HTTPJSON) Init(env registry.Env) error {
 		return err
 	}
 	h.log = env.Log
+	if env.ID != "" {
+		h.owner = env.Plugin + " " + env.ID
+	}
 	h.handoffs = env.Metrics.Counter("handoffs_total", "Plain-HTTP connections the fast path handed to net/http at an unusual request.")
 	h.acceptErrors = env.Metrics.Counter("accept_errors_total", "Failed accepts (out of file descriptors, buffers...), retried with backoff.")
 	h.handler = newHandler(handlerConfig{
@@ -238,13 +242,15 @@ func (h *HTTPJSON) Run(ctx context.Context, out registry.Emitter) error {
 		}
 		tlsCfg = &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}
 	}
-	raw, err := net.Listen("tcp", h.Listen)
+	// A temporary accept error (no file descriptor left...) is retried,
+	// counted and logged, never returned: no client can stop the input. The
+	// socket is shared with the next instance of this input (netx): a
+	// reload binds nothing new, and the connections waiting to be accepted
+	// when this one stops are the next one's.
+	ln, err := netx.ListenContext(ctx, "tcp", h.Listen, netx.Config{Errors: h.acceptErrors, Log: h.log, Owner: h.owner})
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", h.Listen, err)
 	}
-	// a temporary accept error (no file descriptor left...) is retried,
-	// counted and logged, never returned: no client can stop the input
-	ln := netx.Wrap(raw, netx.Config{Errors: h.acceptErrors, Log: h.log})
 	a := ln.Addr()
 	h.addr.Store(&a)
 	hd := h.handler
@@ -271,11 +277,17 @@ func (h *HTTPJSON) Run(ctx context.Context, out registry.Emitter) error {
 	if auth == nil {
 		h.log.Warn().Str("addr", a.String()).Msg("authentication off (no jwt_secret or jwt_public_key): whoever reaches this address can send metrics")
 	}
+	var conns netx.ConnCount // net/http's: see netx.DrainHTTP
+	srv.ConnState = conns.State
 	served := make(chan error, 2)
+	srvDone := make(chan struct{}) // net/http's Serve returned
 	var serving sync.WaitGroup
 	var fast *fastServer
 	if tlsCfg != nil {
-		serving.Go(func() { served <- srv.ServeTLS(ln, "", "") })
+		serving.Go(func() {
+			defer close(srvDone)
+			served <- srv.ServeTLS(ln, "", "")
+		})
 	} else {
 		// plain HTTP: the fast path serves what it can, net/http the rest
 		fast = newFastServer(fastConfig{
@@ -290,7 +302,10 @@ func (h *HTTPJSON) Run(ctx context.Context, out registry.Emitter) error {
 			addr:     a,
 			handoffs: h.handoffs,
 		})
-		serving.Go(func() { served <- srv.Serve(fast.handoff) })
+		serving.Go(func() {
+			defer close(srvDone)
+			served <- srv.Serve(fast.handoff)
+		})
 		serving.Go(func() {
 			if err := fast.serve(ln); err != nil {
 				served <- err
@@ -304,14 +319,30 @@ func (h *HTTPJSON) Run(ctx context.Context, out registry.Emitter) error {
 	}
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownGrace)
 	defer cancel()
-	_ = ln.Close()
+	// With a successor sharing the socket (the next instance, at a reload),
+	// connections are handed over or drained without net/http's Shutdown,
+	// which drops requests it finishes reading after it began.
+	handOver := ln.CanHandOver() // asked before Close
 	var fastDone sync.WaitGroup
-	if fast != nil {
+	switch {
+	case fast == nil && handOver:
+		netx.DrainHTTP(sctx, srv, ln, srvDone, &conns) // closes ln
+	case fast != nil:
+		_ = ln.Close()
+		if handOver {
+			fast.handOverTo(ln)
+		}
 		fastDone.Add(1)
 		go func() {
 			defer fastDone.Done()
 			fast.shutdown(sctx)
 		}()
+		if handOver {
+			fastDone.Wait() // nothing more is handed to net/http
+			netx.DrainHTTP(sctx, srv, fast.handoff, srvDone, &conns)
+		}
+	default:
+		_ = ln.Close()
 	}
 	if err := srv.Shutdown(sctx); err != nil {
 		h.log.Warn().Err(err).Msg("shutdown grace over: closing connections")

@@ -832,3 +832,125 @@ func TestParseOrigins(t *testing.T) {
 		t.Errorf("list: %v %v", m, err)
 	}
 }
+
+// TestRestartSharesSocket: a new instance on the same address starts while
+// the old one runs (it shares the socket instead of failing to bind), and
+// the old one stops, five times, under clients sending requests: plain
+// HTTP, one opening a connection per request and one keeping its
+// connection alive (the old instance hands it over between two requests);
+// HTTPS, one connection per request over HTTP/1.1 and one HTTP/2
+// connection. No connection is refused or reset, every request is answered
+// 200 and emitted once.
+func TestRestartSharesSocket(t *testing.T) {
+	certPath, keyPath, pool := tlsFiles(t)
+	tlsConf := func() *tls.Config { return &tls.Config{RootCAs: pool} } // one each: h2 adds to NextProtos
+	for _, tc := range []struct {
+		name    string
+		tls     bool
+		clients []*http.Transport
+	}{
+		{"http", false, []*http.Transport{{DisableKeepAlives: true}, {MaxIdleConnsPerHost: 1}}},
+		{"https", true, []*http.Transport{
+			{DisableKeepAlives: true, TLSClientConfig: tlsConf()},
+			{ForceAttemptHTTP2: true, TLSClientConfig: tlsConf()},
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			addr := plugintest.FreeAddr(t)
+			env, m := plugintest.Env(t, "inputs.http_json")
+			out := plugintest.NewCapture()
+			set := func(h *HTTPJSON) {
+				h.Listen = addr
+				if tc.tls {
+					h.TLSCert, h.TLSKey = certPath, keyPath
+				}
+			}
+			cur := startEnv(t, set, out, env, m)
+			h2 := restartUnderLoad(t, cur.base, tc.clients, out, func() {
+				next := startEnv(t, set, out, env, m)
+				if err := cur.stop(); err != nil {
+					t.Fatal(err)
+				}
+				cur = next
+			})
+			if h2 != tc.tls {
+				t.Fatalf("HTTP/2 used: %v", h2)
+			}
+		})
+	}
+}
+
+// restartUnderLoad sends requests to base through each transport (one
+// goroutine each) and calls restart five times in between; every request
+// must be answered 200 and emitted once into out. It reports whether a
+// request went over HTTP/2.
+func restartUnderLoad(t *testing.T, base string, transports []*http.Transport, out *plugintest.Capture, restart func()) (h2 bool) {
+	var mu sync.Mutex
+	ok := 0
+	answered := make(chan struct{}, 1)
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for n, tr := range transports {
+		defer tr.CloseIdleConnections()
+		client := &http.Client{Transport: tr, Timeout: 10 * time.Second}
+		wg.Go(func() {
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				res, err := client.Post(base+"/count/restart", form, strings.NewReader("value=1"))
+				if err != nil {
+					t.Errorf("client %d, request %d: %v", n, i, err)
+					return
+				}
+				io.Copy(io.Discard, res.Body)
+				res.Body.Close()
+				if res.StatusCode != 200 {
+					t.Errorf("client %d, request %d: status %d", n, i, res.StatusCode)
+					return
+				}
+				mu.Lock()
+				ok++
+				h2 = h2 || res.ProtoMajor == 2
+				mu.Unlock()
+				select {
+				case answered <- struct{}{}:
+				default:
+				}
+			}
+		})
+	}
+	served := func(n int) { // waits until n more requests were answered
+		mu.Lock()
+		want := ok + n
+		mu.Unlock()
+		for {
+			mu.Lock()
+			got := ok
+			mu.Unlock()
+			if got >= want || t.Failed() {
+				return
+			}
+			select {
+			case <-answered:
+			case <-time.After(10 * time.Second):
+				t.Fatal("no request answered for 10s")
+			}
+		}
+	}
+	served(10)
+	for range 5 {
+		restart()
+		served(10)
+	}
+	close(stop)
+	wg.Wait()
+	mu.Lock()
+	defer mu.Unlock()
+	if !out.WaitFor(ok, 5*time.Second) || out.Len() != ok {
+		t.Fatalf("%d metrics emitted for %d requests answered", out.Len(), ok)
+	}
+	return h2
+}

@@ -85,8 +85,10 @@ type Gateway struct {
 	budget  *netx.Budget // max_inflight_bytes
 	fixed   int64        // what a request reading a body takes first
 	readers sync.Pool    // *bodyReader
-	// listen opens a listening socket (tests inject accept errors).
+	// listen, if set, opens a listening socket (tests inject accept
+	// errors); nil: netx.ListenContext, shared with the next instance.
 	listen   func(ctx context.Context, addr string) (net.Listener, error)
+	owner    string       // netx.Config.Owner
 	inflight atomic.Int64 // requests reading or emitting a batch
 
 	mu    sync.Mutex
@@ -150,11 +152,8 @@ func (g *Gateway) Init(env registry.Env) error {
 			max(1<<20, 4*g.fixed))
 	}
 	g.budget = netx.NewBudget(g.MaxInflightBytes)
-	if g.listen == nil {
-		g.listen = func(ctx context.Context, addr string) (net.Listener, error) {
-			var lc net.ListenConfig
-			return lc.Listen(ctx, "tcp", addr)
-		}
+	if env.ID != "" {
+		g.owner = env.Plugin + " " + env.ID
 	}
 	ks, err := keystore.New(g.Keystore, env)
 	if err != nil {
@@ -225,16 +224,39 @@ func (g *Gateway) Run(ctx context.Context, out registry.Emitter) error {
 	}()
 
 	h := &handler{g: g, out: out}
-	var servers []*http.Server
+	// a server, its listener (before TLS) and its connections
+	type server struct {
+		srv    *http.Server
+		ln     net.Listener
+		nl     *netx.Listener
+		cc     netx.ConnCount
+		served chan struct{} // closed when Serve returned
+	}
+	var servers []*server
+	var stopping atomic.Bool // listeners closed on purpose
 	serveErr := make(chan error, 2)
 	start := func(which, addr string, tc *tls.Config) error {
-		raw, err := g.listen(ctx, addr)
-		if err != nil {
-			return fmt.Errorf("%s %s: %w", which, addr, err)
-		}
 		// Accept never fails for good: a temporary error (EMFILE, ENOBUFS...)
-		// would otherwise end Serve, and Run with it.
-		var ln net.Listener = netx.Wrap(raw, netx.Config{Errors: g.c.acceptErrors, Log: g.log})
+		// would otherwise end Serve, and Run with it. The socket is shared
+		// with the next instance of this input (netx): a restart binds
+		// nothing new, and the connections waiting to be accepted when this
+		// one stops are the next one's.
+		nc := netx.Config{Errors: g.c.acceptErrors, Log: g.log, Owner: g.owner}
+		sv := &server{served: make(chan struct{})}
+		if g.listen != nil {
+			raw, err := g.listen(ctx, addr)
+			if err != nil {
+				return fmt.Errorf("%s %s: %w", which, addr, err)
+			}
+			sv.nl = netx.Wrap(raw, nc)
+		} else {
+			nl, err := netx.ListenContext(ctx, "tcp", addr, nc)
+			if err != nil {
+				return fmt.Errorf("%s %s: %w", which, addr, err)
+			}
+			sv.nl = nl
+		}
+		var ln net.Listener = sv.nl
 		g.mu.Lock()
 		g.addrs[which] = ln.Addr()
 		g.mu.Unlock()
@@ -247,14 +269,18 @@ func (g *Gateway) Run(ctx context.Context, out registry.Emitter) error {
 			MaxHeaderBytes:    64 << 10,
 			TLSConfig:         tc,
 			ErrorLog:          log.New(serverLog{g.warn}, "", 0),
+			ConnState:         sv.cc.State,
 		}
-		servers = append(servers, srv)
 		if tc != nil {
 			ln = tls.NewListener(ln, tc)
 		}
+		sv.srv, sv.ln = srv, ln
+		servers = append(servers, sv)
 		g.log.Info().Str("addr", ln.Addr().String()).Bool("tls", tc != nil).Msg("gateway listening")
 		go func() {
-			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			defer close(sv.served)
+			err := srv.Serve(ln)
+			if err != nil && !errors.Is(err, http.ErrServerClosed) && !(stopping.Load() && errors.Is(err, net.ErrClosed)) {
 				serveErr <- fmt.Errorf("%s: %w", which, err)
 			}
 		}()
@@ -268,7 +294,7 @@ func (g *Gateway) Run(ctx context.Context, out registry.Emitter) error {
 	if g.TLSListen != "" {
 		if err := start("tls_listen", g.TLSListen, g.tlsConf); err != nil {
 			for _, s := range servers {
-				s.Close()
+				s.srv.Close()
 			}
 			return err
 		}
@@ -280,11 +306,23 @@ func (g *Gateway) Run(ctx context.Context, out registry.Emitter) error {
 	}
 	sctx, cancelShutdown := context.WithTimeout(context.Background(), g.EnqueueTimeout.D()+5*time.Second)
 	defer cancelShutdown()
+	// A server whose socket has a successor (the next instance, at a
+	// reload) drains without net/http's Shutdown, which would drop the
+	// requests it finishes reading after it began (netx.DrainHTTP).
+	stopping.Store(true)
+	var stopped sync.WaitGroup
 	for _, s := range servers {
-		if e := s.Shutdown(sctx); e != nil {
-			s.Close()
-		}
+		handOver := s.nl.CanHandOver() // before any Close
+		stopped.Go(func() {
+			if handOver {
+				netx.DrainHTTP(sctx, s.srv, s.ln, s.served, &s.cc)
+			}
+			if e := s.srv.Shutdown(sctx); e != nil {
+				s.srv.Close()
+			}
+		})
 	}
+	stopped.Wait()
 	return err
 }
 

@@ -143,6 +143,21 @@ func (f *Framer) DropPartial() {
 	f.start, f.scan, f.discarding = f.end, f.end, false
 }
 
+// Pending returns a copy of the bytes read but not yet framed (an
+// incomplete last line), and whether the framer is skipping the rest of a
+// line too long (already counted): what a server that hands the stream over
+// passes on, for the next framer to go on with (SkipLine).
+func (f *Framer) Pending() (tail []byte, skipping bool) {
+	if f.end == f.start {
+		return nil, f.discarding
+	}
+	return bytes.Clone(f.chunk[f.start:f.end]), f.discarding
+}
+
+// SkipLine makes the framer skip what comes up to the next '\n': the stream
+// starts inside a line that was already counted as too long.
+func (f *Framer) SkipLine() { f.discarding = true }
+
 func (f *Framer) frame(final bool) metric.Batch {
 	data := f.chunk[f.start:f.end]
 	if len(data) == 0 {

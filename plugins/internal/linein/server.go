@@ -47,17 +47,22 @@ type Server struct {
 
 	connsTotal, connsRejected, idleClosed *atomic.Uint64
 	connsShed, acceptErrors, readErrors   *atomic.Uint64
+	handedOver                            *atomic.Uint64
 	active                                atomic.Int64
 	datagrams, readCalls                  *atomic.Uint64 // batched UDP only
 	rcvbuf                                atomic.Int64   // SO_RCVBUF the kernel gave (UDP)
 
 	ready chan struct{}
 	addr  atomic.Value // net.Addr
+	owner string       // netx.Config.Owner: instances of one input share sockets
 }
 
 // NewServer returns a server; call Init-time things only (no sockets).
 func NewServer(cfg Config, parse ParseFunc, env registry.Env) *Server {
 	s := &Server{cfg: cfg, parse: parse, log: env.Log, ready: make(chan struct{})}
+	if env.ID != "" {
+		s.owner = env.Plugin + " " + env.ID
+	}
 	s.bad = env.Log.Sample(&zerolog.BurstSampler{Burst: 5, Period: 10 * time.Second})
 	m := env.Metrics
 	s.c = Counters{
@@ -71,6 +76,7 @@ func NewServer(cfg Config, parse ParseFunc, env registry.Env) *Server {
 	s.idleClosed = m.Counter("connections_idle_closed_total", "TCP connections closed after idle_timeout.")
 	s.acceptErrors = m.Counter("accept_errors_total", "Failed accepts (e.g. out of file descriptors), retried with backoff.")
 	s.readErrors = m.Counter("read_errors_total", "Failed UDP reads, retried.")
+	s.handedOver = m.Counter("connections_handed_over_total", "Open TCP connections handed to the next instance of this input (a reload), with their unread bytes.")
 	m.Gauge("connections_active", "Open TCP connections.", func() float64 { return float64(s.active.Load()) })
 	if cfg.ReadBatch > 0 {
 		s.datagrams = m.Counter("datagrams_total", "UDP datagrams received.")
@@ -99,19 +105,27 @@ func (s *Server) onError(line []byte, err error) {
 // returns when every connection goroutine has ended. A failing accept (out
 // of descriptors, ...) is retried with backoff (netx), never fatal.
 //
+// The listening socket is shared through netx (see its documentation): a
+// successor (the next instance of this input, at a reload) listening on the
+// same address shares it. If one exists when ctx ends (or a netx hold is
+// active), every connection instead stops reading at once, emits the
+// complete lines it has and is handed over, open, with its incomplete last
+// line, to the successor, which reads on from there: nothing is lost, cut or
+// emitted twice, and lines keep their order. A handed-over connection counts
+// towards the successor's limits (not again in connections_total), and
+// connections_handed_over_total counts them here.
+//
 // Limits: at MaxConnections open connections, or MaxPerIP from the new
 // connection's source address, the connection (of that address) that has
 // been idle longest is closed to make room, if one has been idle at least
 // ShedMinIdle; otherwise the new connection is closed. So idle connections
 // cannot lock other senders out, and one address cannot take every slot.
 func (s *Server) ServeTCP(ctx context.Context, out registry.Emitter) error {
-	var lc net.ListenConfig
-	raw, err := lc.Listen(ctx, "tcp", s.cfg.Listen)
+	ln, err := netx.ListenContext(ctx, "tcp", s.cfg.Listen, netx.Config{Errors: s.acceptErrors, Log: s.log, Owner: s.owner})
 	if err != nil {
 		close(s.ready)
 		return fmt.Errorf("listen tcp %s: %w", s.cfg.Listen, err)
 	}
-	ln := netx.Wrap(raw, netx.Config{Errors: s.acceptErrors, Log: s.log})
 	s.addr.Store(ln.Addr())
 	close(s.ready)
 	s.log.Info().Str("addr", ln.Addr().String()).Msg("listening (tcp)")
@@ -119,6 +133,7 @@ func (s *Server) ServeTCP(ctx context.Context, out registry.Emitter) error {
 	emitCtx := context.WithoutCancel(ctx)
 	t := &tracker{conns: map[*tcpConn]struct{}{}, byIP: map[netip.Addr]map[*tcpConn]struct{}{}}
 	var wg sync.WaitGroup
+	var handed atomic.Int64 // connections handed over by this instance
 	acceptDone := make(chan struct{})
 	go func() {
 		defer close(acceptDone)
@@ -128,43 +143,57 @@ func (s *Server) ServeTCP(ctx context.Context, out registry.Emitter) error {
 				return // closed: netx retries everything else
 			}
 			tc := &tcpConn{c: c, ip: remoteIP(c)}
+			if hc, ok := c.(*netx.HandedConn); ok {
+				tc.handed = true
+				st, _ := hc.State.(handState)
+				tc.skip = st.skipping
+			}
 			tc.last.Store(time.Now().UnixNano())
 			if !s.admit(t, tc) {
 				c.Close()
 				continue
 			}
-			s.connsTotal.Add(1)
+			if !tc.handed {
+				s.connsTotal.Add(1)
+			}
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				// armIdle sets the idle deadline unless shutdown already
-				// set the drain deadline (under mu, so it cannot undo it).
-				armIdle := func() bool {
-					t.mu.Lock()
-					defer t.mu.Unlock()
-					if !t.stopping && s.cfg.IdleTimeout > 0 {
-						_ = c.SetReadDeadline(time.Now().Add(s.cfg.IdleTimeout))
-					}
-					return t.stopping
+				if s.readConn(t, tc, out, emitCtx, ln) {
+					handed.Add(1)
+				} else {
+					c.Close()
 				}
-				s.readConn(tc, out, emitCtx, armIdle)
-				c.Close()
 				s.release(t, tc)
 			}()
 		}
 	}()
 	<-ctx.Done()
+	// asked before Close: afterwards the socket may be gone with it
+	handOver := ln.CanHandOver()
 	ln.Close()
 	<-acceptDone
 	t.mu.Lock()
-	t.stopping = true
+	t.stopping, t.handOver = true, handOver
 	deadline := time.Now().Add(s.cfg.DrainGrace)
+	if handOver {
+		deadline = time.Now() // each reader stops at its next read
+	}
 	for tc := range t.conns {
 		_ = tc.c.SetReadDeadline(deadline)
 	}
 	t.mu.Unlock()
 	wg.Wait()
+	if handOver {
+		s.log.Info().Int64("count", handed.Load()).Msg("connections handed to the next instance")
+	}
 	return nil
+}
+
+// handState is what a connection handed over carries for the next server
+// (netx.HandedConn.State) besides its unread bytes.
+type handState struct {
+	skipping bool // inside a line already counted as too long
 }
 
 // defShedMinIdle is how long a connection must have sent nothing before a
@@ -181,6 +210,9 @@ type tcpConn struct {
 	ip   netip.Addr
 	last atomic.Int64 // UnixNano of the last read that brought bytes (or the accept)
 	shed atomic.Bool  // closed to make room: its partial line is dropped
+
+	handed bool // handed over by the previous instance (netx.HandedConn)
+	skip   bool // ... inside a line too long
 }
 
 // tracker is the open connections of ServeTCP, by source address.
@@ -189,6 +221,7 @@ type tracker struct {
 	conns    map[*tcpConn]struct{}
 	byIP     map[netip.Addr]map[*tcpConn]struct{}
 	stopping bool
+	handOver bool // stopping with a successor: hand connections over
 }
 
 // admit registers tc if there is room, shedding the connection idle longest
@@ -285,12 +318,28 @@ func remoteIP(c net.Conn) netip.Addr {
 	return netip.Addr{}
 }
 
-// readConn reads one connection. armIdle re-arms the idle deadline (unless
-// shutting down) and reports whether the server is stopping.
-func (s *Server) readConn(tc *tcpConn, out registry.Emitter, ctx context.Context, armIdle func() bool) {
+// readConn reads one connection until it ends, or until the server stops
+// (after DrainGrace, or at once when the connection can be handed over to
+// a successor through ln); true: it was handed over (not to be closed).
+func (s *Server) readConn(t *tracker, tc *tcpConn, out registry.Emitter, ctx context.Context, ln *netx.Listener) bool {
 	c := tc.c
 	f := NewFramer(s.parse, s.cfg.MaxLine, s.c, s.onError)
+	if tc.skip {
+		f.SkipLine()
+	}
 	remote := c.RemoteAddr().String()
+	// armIdle sets the idle deadline unless shutdown already set the drain
+	// deadline (under mu, so it cannot undo it); it reports whether the
+	// server is stopping, and if so whether to hand connections over.
+	armIdle := func() (stopping, handOver bool) {
+		t.mu.Lock()
+		defer t.mu.Unlock()
+		if !t.stopping && s.cfg.IdleTimeout > 0 {
+			_ = c.SetReadDeadline(time.Now().Add(s.cfg.IdleTimeout))
+		}
+		return t.stopping, t.handOver
+	}
+	draining := false // handing over failed: drain as without a successor
 	for {
 		buf := f.Space(2048)
 		armIdle()
@@ -300,7 +349,7 @@ func (s *Server) readConn(tc *tcpConn, out registry.Emitter, ctx context.Context
 			if b := f.Advance(n); len(b) > 0 {
 				if e := out.Emit(ctx, b); e != nil {
 					s.log.Error().Err(e).Str("remote", remote).Int("count", len(b)).Msg("emit failed, closing connection")
-					return
+					return false
 				}
 			}
 		}
@@ -313,40 +362,56 @@ func (s *Server) readConn(tc *tcpConn, out registry.Emitter, ctx context.Context
 			// closed to make room for another sender: its last line was cut
 			s.log.Debug().Str("remote", remote).Msg("idle connection shed")
 			f.DropPartial()
-			return
+			return false
 		case errors.Is(err, os.ErrDeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()):
-			if armIdle() {
+			stopping, handOver := armIdle()
+			if !stopping {
+				s.idleClosed.Add(1)
+				s.log.Debug().Str("remote", remote).Msg("idle connection closed")
 				f.DropPartial()
-				return
+				return false
 			}
-			s.idleClosed.Add(1)
-			s.log.Debug().Str("remote", remote).Msg("idle connection closed")
+			if handOver && !draining {
+				// every complete line is emitted: the rest goes on with it
+				tail, skipping := f.Pending()
+				if ln.HandOver(c, tail, handState{skipping: skipping}) {
+					s.handedOver.Add(1)
+					return true
+				}
+				// nobody took it (the hold's grace ran out): drain as a
+				// shutdown without a successor does
+				draining = true
+				_ = c.SetReadDeadline(time.Now().Add(s.cfg.DrainGrace))
+				continue
+			}
 			f.DropPartial()
-			return
+			return false
 		case errors.Is(err, syscall.ECONNRESET):
 			f.DropPartial()
-			return
+			return false
 		default: // io.EOF and the like: the last line without '\n' still counts
 			if b := f.Final(); len(b) > 0 {
 				if e := out.Emit(ctx, b); e != nil {
 					s.log.Error().Err(e).Str("remote", remote).Int("count", len(b)).Msg("emit failed")
 				}
 			}
-			return
+			return false
 		}
 	}
 }
 
 // ServeUDP reads datagrams until ctx ends. Each datagram is one or more
-// lines; its last line needs no '\n'.
+// lines; its last line needs no '\n'. At the end it reads what the kernel
+// queued for DrainGrace more, unless a successor shares the socket (netx)
+// or a netx hold is active: then it stops at once and leaves the queued
+// datagrams to the successor.
 func (s *Server) ServeUDP(ctx context.Context, out registry.Emitter) error {
-	var lc net.ListenConfig
-	pc, err := lc.ListenPacket(ctx, "udp", s.cfg.Listen)
+	pc, err := netx.ListenPacket(ctx, "udp", s.cfg.Listen, netx.Config{Owner: s.owner})
 	if err != nil {
 		close(s.ready)
 		return fmt.Errorf("listen udp %s: %w", s.cfg.Listen, err)
 	}
-	conn := pc.(*net.UDPConn)
+	conn := pc.UDPConn
 	if s.cfg.ReadBuffer > 0 {
 		if err := conn.SetReadBuffer(s.cfg.ReadBuffer); err != nil {
 			s.log.Warn().Err(err).Int("bytes", s.cfg.ReadBuffer).Msg("set receive buffer")
@@ -369,13 +434,19 @@ func (s *Server) ServeUDP(ctx context.Context, out registry.Emitter) error {
 	go func() {
 		select {
 		case <-ctx.Done():
+			if pc.CanHandOver() {
+				// a successor reads what the kernel holds: stop now
+				dl.drain(time.Now())
+				s.log.Info().Msg("stopped reading: the next instance reads on")
+				return
+			}
 			// read what the kernel already queued for a moment more
 			dl.drain(time.Now().Add(s.cfg.DrainGrace))
 		case <-done:
 		}
 	}()
 	defer close(done)
-	defer conn.Close()
+	defer pc.Close() // the handle: the socket stays if a successor shares it
 	emitCtx := context.WithoutCancel(ctx)
 	if s.cfg.ReadBatch > 0 {
 		return s.readBatches(ctx, emitCtx, conn, dl, out)
