@@ -13,6 +13,11 @@
 // discovery) update one layer of the desired state and reconcile it with
 // what runs, by id (see reconcile.go).
 //
+// Around it: agent/config loads the file, agent/runner runs each output
+// (buffer, batches, retries, spool), and agent/admin serves stats_addr,
+// api_addr, management_addr and runstats_addr, reading and changing the
+// agent through admin.Router.
+//
 // Shutdown: inputs stop reading and emit what they read; runners then drain
 // their buffers until empty or until [agent] shutdown_timeout; the summary
 // log says what each output wrote, dropped and left. Run exits non-zero if
@@ -30,6 +35,8 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/metricsrouter/router/agent/admin"
+	"github.com/metricsrouter/router/agent/config"
 	"github.com/metricsrouter/router/agent/metrics"
 	"github.com/metricsrouter/router/agent/runner"
 	"github.com/metricsrouter/router/registry"
@@ -42,28 +49,23 @@ type Agent struct {
 	pipe    atomic.Pointer[pipeline]
 	stopNow chan struct{}
 	fatal   chan error // an output that cannot go on (registry.ErrFatal)
-	started time.Time
-	// draining is set by the management command "health down": /healthz and
-	// "health" then report down, so load balancers move traffic away.
-	draining atomic.Bool
 
 	reg      *registry.Registry
 	inTimes  inputTimes
-	ctl      *control // checks control requests; set by RunWatch
 	reloadCh chan struct{}
 	budget   *runner.Budget // [agent] max_buffered_bytes, shared by all runners
 
 	// applyMu serialises changes: one reconcile at a time. It guards the
 	// layers of the desired state and the initial plan.
 	applyMu sync.Mutex
-	file    *Config             // the configuration file
+	file    *config.Config      // the configuration file
 	apiDest map[string][]string // destination API overlay, by distributor id (until the next reload)
 	found   map[string][]string // service-catalog overlay, by distributor id
-	initial *plan               // prepared by New, committed by Run
-	running bool                // Run has committed: changes apply at once
+	initial *plan               // prepared by New, committed by run
+	running bool                // run has committed: changes apply at once
 
-	mu      sync.Mutex // guards what reconcile changes, for readers
-	cfg     *Config    // the desired state that runs
+	mu      sync.Mutex     // guards what reconcile changes, for readers
+	cfg     *config.Config // the desired state that runs
 	st      state
 	retired map[string][]*runner.Runner // removed outputs still draining, by id
 
@@ -74,7 +76,7 @@ type Agent struct {
 
 // New builds an agent from a loaded configuration: it makes and
 // initialises every plugin (and opens spools), but starts nothing.
-func New(cfg *Config, log zerolog.Logger) (*Agent, error) {
+func New(cfg *config.Config, log zerolog.Logger) (*Agent, error) {
 	a := &Agent{log: log, metrics: metrics.New(), stopNow: make(chan struct{}), fatal: make(chan error, 1),
 		reloadCh: make(chan struct{}, 1), inputErr: make(chan error, 64), retired: map[string][]*runner.Runner{},
 		inTimes: inputTimes{inputStartGrace, inputRetryMin, inputRetryMax},
@@ -92,7 +94,21 @@ func New(cfg *Config, log zerolog.Logger) (*Agent, error) {
 	return a, nil
 }
 
-func (a *Agent) pluginLog(in *instance) zerolog.Logger {
+// ParseConfig is config.Parse: it loads a configuration from text with the
+// plugins of reg; lookup resolves ${VAR}. With New (which calls every
+// plugin's Init), it is how plugin tests run a configuration through the
+// real loader.
+func ParseConfig(reg *registry.Registry, file, text string, lookup func(string) (string, bool)) (*config.Config, error) {
+	return config.Parse(reg, file, text, lookup)
+}
+
+// ExpandEnv is config.ExpandEnv, for tools that read a configuration file:
+// ${VAR} and ${VAR:-default} expanded as the loader does.
+func ExpandEnv(text string, lookup func(string) (string, bool)) (string, error) {
+	return config.ExpandEnv(text, lookup)
+}
+
+func (a *Agent) pluginLog(in *config.Instance) zerolog.Logger {
 	l := a.log.With().Str("plugin", string(in.Kind)+"."+in.Name).Str("id", in.ID).Logger()
 	lvl := in.In.LogLevel
 	if in.Kind == registry.Outputs {
@@ -107,7 +123,7 @@ func (a *Agent) pluginLog(in *instance) zerolog.Logger {
 }
 
 // initPlugin calls v's Init with the Env of instance in.
-func (a *Agent) initPlugin(cfg *Config, in *instance, v any) error {
+func (a *Agent) initPlugin(cfg *config.Config, in *config.Instance, v any) error {
 	if ini, ok := v.(registry.Initializer); ok {
 		env := registry.Env{
 			ID:      in.ID,
@@ -116,32 +132,29 @@ func (a *Agent) initPlugin(cfg *Config, in *instance, v any) error {
 			Metrics: a.metrics.Scope(string(in.Kind)+"."+in.Name, in.ID),
 		}
 		if err := ini.Init(env); err != nil {
-			return &configError{file: cfg.File, line: in.Line, table: in.Table, msg: err.Error()}
+			return &config.Error{File: cfg.File, Line: in.Line, Table: in.Table, Msg: err.Error()}
 		}
 	}
 	return nil
 }
 
-// Reload asks a running agent to reload its configuration file (what SIGHUP
-// does). It returns at once; the outcome is logged.
-func (a *Agent) Reload() {
+// requestReload asks a running agent to reload its configuration file
+// (what SIGHUP does). It returns at once; the outcome is logged.
+func (a *Agent) requestReload() {
 	select {
 	case a.reloadCh <- struct{}{}:
 	default:
 	}
 }
 
-// Run starts everything and blocks until ctx is cancelled (SIGINT/SIGTERM)
+// run starts everything and blocks until ctx is cancelled (SIGINT/SIGTERM)
 // or an input fails. It then shuts down in order and returns an error if
-// an input failed or anything was left unsent.
-func (a *Agent) Run(ctx context.Context) error { return a.RunWatch(ctx, 0) }
-
-// RunWatch is Run with a configuration-file watch interval (0 = none): the
-// file is polled that often and reloaded when it changes.
-func (a *Agent) RunWatch(ctx context.Context, watch time.Duration) error {
-	a.started = time.Now()
-	cfg := a.config()
-	stopAdmin, err := a.startAdmin(cfg)
+// an input failed or anything was left unsent. With a watch interval (0 =
+// none) the configuration file is polled that often and reloaded when it
+// changes.
+func (a *Agent) run(ctx context.Context, watch time.Duration) error {
+	cfg := a.Config()
+	stopAdmin, err := admin.Start(cfg.Agent, a, a.metrics, a.log)
 	if err != nil {
 		a.initial.abort(a)
 		return err
@@ -237,7 +250,7 @@ func (a *Agent) begin() error {
 
 // shutdown stops the inputs, drains the runners until the hard deadline and
 // reports what each output did.
-func (a *Agent) shutdown(cfg *Config, cancelInputs, cancelRunners context.CancelFunc, selfDone chan struct{}, failed error) error {
+func (a *Agent) shutdown(cfg *config.Config, cancelInputs, cancelRunners context.CancelFunc, selfDone chan struct{}, failed error) error {
 	start := time.Now()
 	a.applyMu.Lock() // no change any more
 	a.running = false
@@ -324,7 +337,7 @@ func (a *Agent) reload() {
 	a.applyMu.Lock()
 	defer a.applyMu.Unlock()
 	old := a.file
-	cfg, err := LoadConfig(a.registry(), old.File)
+	cfg, err := config.Load(a.registry(), old.File)
 	if err != nil {
 		a.log.Error().Err(err).Msg("reload refused: the running configuration stays")
 		return
@@ -343,7 +356,9 @@ func (a *Agent) reload() {
 	}
 }
 
-func (a *Agent) config() *Config {
+// Config returns the configuration that runs (the desired state last
+// applied).
+func (a *Agent) Config() *config.Config {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return a.cfg
@@ -366,7 +381,7 @@ func (a *Agent) refusedTotal() uint64 {
 	return n
 }
 
-// fatalf makes Run shut down with err (the first one wins).
+// fatalf makes run shut down with err (the first one wins).
 func (a *Agent) fatalf(err error) {
 	select {
 	case a.fatal <- err:
@@ -374,13 +389,10 @@ func (a *Agent) fatalf(err error) {
 	}
 }
 
-// healthy is /healthz: not draining, every input running (none waiting
-// to be restarted after a failure), and every top-level output has a
-// healthy destination.
-func (a *Agent) healthy() bool {
-	if a.draining.Load() {
-		return false
-	}
+// Healthy is /healthz (unless the management interface drains the router):
+// every input running (none waiting to be restarted after a failure), and
+// every top-level output has a healthy destination.
+func (a *Agent) Healthy() bool {
 	a.mu.Lock()
 	inputs := a.st.inputs
 	a.mu.Unlock()
@@ -401,8 +413,34 @@ func (a *Agent) healthy() bool {
 	return true
 }
 
-// Stats returns the value of a self-metric (e.g. "sent_total") of a plugin
-// instance, for tests and tools.
-func (a *Agent) Stats(plugin, id, name string) (float64, bool) {
-	return a.metrics.Value(plugin, id, name)
+// Outputs returns the running leaf outputs in id order, for the
+// administration endpoints.
+func (a *Agent) Outputs() []admin.OutputStatus {
+	a.mu.Lock()
+	runners := make([]*runner.Runner, 0, len(a.st.outs))
+	for _, id := range sortedKeys(a.st.outs) {
+		runners = append(runners, a.st.outs[id].r)
+	}
+	a.mu.Unlock()
+	out := make([]admin.OutputStatus, len(runners))
+	for i, r := range runners {
+		c := r.Counters()
+		out[i] = admin.OutputStatus{ID: r.ID, Spec: r.Spec, Healthy: r.Healthy(), Sent: c.Sent.Load(), Dropped: c.Dropped.Load(), Queued: r.Len()}
+	}
+	return out
 }
+
+// Inputs returns the running inputs in id order, for the administration
+// endpoints.
+func (a *Agent) Inputs() []admin.InputStatus {
+	a.mu.Lock()
+	inputs := a.st.inputs
+	a.mu.Unlock()
+	out := make([]admin.InputStatus, 0, len(inputs))
+	for _, id := range sortedKeys(inputs) {
+		out = append(out, admin.InputStatus{ID: id, Received: inputs[id].em.received.Load()})
+	}
+	return out
+}
+
+var _ admin.Router = (*Agent)(nil)

@@ -16,6 +16,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/metricsrouter/router/agent/config"
 	"github.com/metricsrouter/router/registry"
 )
 
@@ -115,7 +116,7 @@ func RunWith(ctx context.Context, reg *registry.Registry, args []string, stdin i
 		fmt.Fprintln(stderr, "router: no configuration: use -config FILE.toml (or ROUTER_CONFIG); see router -h")
 		return 2
 	}
-	cfg, err := LoadConfig(reg, *configFile)
+	cfg, err := config.Load(reg, *configFile)
 	if err != nil {
 		fmt.Fprintln(stderr, "router:", err)
 		return 1
@@ -153,7 +154,7 @@ func RunWith(ctx context.Context, reg *registry.Registry, args []string, stdin i
 			select {
 			case <-hup:
 				log.Info().Msg("SIGHUP: reloading the configuration")
-				a.Reload()
+				a.requestReload()
 			case <-hupDone:
 				return
 			}
@@ -163,7 +164,7 @@ func RunWith(ctx context.Context, reg *registry.Registry, args []string, stdin i
 	if *watch {
 		every = time.Second
 	}
-	if err := a.RunWatch(ctx, every); err != nil {
+	if err := a.run(ctx, every); err != nil {
 		log.Error().Err(err).Msg("exit with error")
 		return 1
 	}
@@ -208,7 +209,7 @@ func printVersion(w io.Writer) {
 	}
 }
 
-func newLogger(c agentConfig, w io.Writer) zerolog.Logger {
+func newLogger(c config.Agent, w io.Writer) zerolog.Logger {
 	lvl := zerolog.InfoLevel
 	if c.LogLevel != "" {
 		if v, err := zerolog.ParseLevel(c.LogLevel); err == nil {

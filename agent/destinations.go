@@ -5,19 +5,17 @@ import (
 	"fmt"
 	"slices"
 
+	"github.com/metricsrouter/router/agent/admin"
+	"github.com/metricsrouter/router/agent/config"
 	"github.com/metricsrouter/router/registry"
 )
-
-// ErrNoSuchOutput is returned for an unknown output id or one that does not
-// distribute (it has no destinations to change).
-var ErrNoSuchOutput = errors.New("no distributing output with that id")
 
 // Destinations returns the destinations of the top-level distributor id, as
 // written ("host:port[:instance]"), in ring order.
 func (a *Agent) Destinations(id string) ([]string, error) {
-	oi := distributor(a.config(), id)
+	oi := distributor(a.Config(), id)
 	if oi == nil {
-		return nil, fmt.Errorf("%q: %w", id, ErrNoSuchOutput)
+		return nil, fmt.Errorf("%q: %w", id, admin.ErrNoSuchOutput)
 	}
 	out := make([]string, len(oi.Targets))
 	for i, t := range oi.Targets {
@@ -29,7 +27,7 @@ func (a *Agent) Destinations(id string) ([]string, error) {
 // DistributorIDs returns the ids of the top-level distributors.
 func (a *Agent) DistributorIDs() []string {
 	var ids []string
-	for _, o := range a.config().Outputs {
+	for _, o := range a.Config().Outputs {
 		if _, ok := o.Plugin.(registry.Distributor); ok {
 			ids = append(ids, o.ID)
 		}
@@ -37,7 +35,7 @@ func (a *Agent) DistributorIDs() []string {
 	return ids
 }
 
-func distributor(cfg *Config, id string) *instance {
+func distributor(cfg *config.Config, id string) *config.Instance {
 	for _, o := range cfg.Outputs {
 		if _, ok := o.Plugin.(registry.Distributor); ok && o.ID == id {
 			return o
@@ -62,7 +60,7 @@ func (a *Agent) SetDestinations(id string, dests []string) error {
 		return errors.New("no destinations: a distributor needs at least one")
 	}
 	if distributor(a.file, id) == nil {
-		return fmt.Errorf("%q: %w", id, ErrNoSuchOutput)
+		return fmt.Errorf("%q: %w", id, admin.ErrNoSuchOutput)
 	}
 	prev, had := a.apiDest[id]
 	a.apiDest[id] = slices.Clone(dests)
@@ -85,7 +83,7 @@ func (a *Agent) SetDestinations(id string, dests []string) error {
 // desired is the desired state: the file's configuration with the
 // destination overlays applied (the API's over the catalog's). It is plain
 // data; applyMu is held.
-func (a *Agent) desired() (*Config, error) {
+func (a *Agent) desired() (*config.Config, error) {
 	c := *a.file
 	c.Outputs = slices.Clone(a.file.Outputs)
 	for i, oi := range c.Outputs {
@@ -96,58 +94,11 @@ func (a *Agent) desired() (*Config, error) {
 		if !ok {
 			continue
 		}
-		ni, err := a.withDestinations(oi, dests)
+		ni, err := config.WithDestinations(a.registry(), a.file.File, oi, dests)
 		if err != nil {
 			return nil, err
 		}
 		c.Outputs[i] = ni
 	}
 	return &c, nil
-}
-
-// withDestinations returns a copy of distributor oi whose targets are dests:
-// a destination the file also lists keeps its table, the others are built
-// as the destinations shorthand would.
-func (a *Agent) withDestinations(oi *instance, dests []string) (*instance, error) {
-	proto := ""
-	if sh, ok := oi.Plugin.(registry.Shorthand); ok {
-		proto, _ = sh.Shorthand()
-	}
-	if proto == "" && len(oi.Targets) > 0 {
-		proto = oi.Targets[0].Name
-	}
-	if proto == "" {
-		return nil, fmt.Errorf("%q: no protocol to build destinations with", oi.ID)
-	}
-	l := &loader{reg: a.registry(), file: a.file.File, count: map[string]int{}, ids: map[string]string{}}
-	old := map[string]*instance{}
-	for _, t := range oi.Targets {
-		old[t.Target.Spec] = t
-	}
-	ni := *oi
-	ni.Targets = nil
-	for _, d := range dests {
-		if t, ok := old[d]; ok {
-			ni.Targets = append(ni.Targets, t)
-			continue
-		}
-		t, err := l.shorthandTarget(oi, proto, d)
-		if err != nil {
-			return nil, err
-		}
-		ni.Targets = append(ni.Targets, t)
-	}
-	// a value of its own, to check the targets on (oi.Plugin is the file's)
-	v, err := oi.fresh()
-	if err != nil {
-		return nil, err
-	}
-	if ts, ok := v.(registry.TargetSetter); ok {
-		if err := ts.SetTargets(targetsOf(&ni)); err != nil {
-			return nil, err
-		}
-	}
-	ni.Plugin = v
-	ni.Fingerprint = fingerprint(&ni)
-	return &ni, nil
 }

@@ -16,7 +16,7 @@ import (
 // own list keeps it when the catalog cannot be reached. The catalog's
 // destinations are a layer of the desired state: a reload keeps them.
 func (a *Agent) startDiscovery(ctx context.Context) error {
-	for _, oi := range a.config().Outputs {
+	for _, oi := range a.Config().Outputs {
 		ds, ok := oi.Plugin.(registry.DiscoverySource)
 		if !ok || ds.Service() == "" {
 			continue
@@ -24,7 +24,7 @@ func (a *Agent) startDiscovery(ctx context.Context) error {
 		env := registry.Env{ID: oi.ID, Plugin: "outputs." + oi.Name, Log: a.pluginLog(oi), Metrics: a.metrics.Scope("outputs."+oi.Name, oi.ID)}
 		d, err := ds.Discoverer(env)
 		if err != nil {
-			return fmt.Errorf("%s: %w", oi.label(), err)
+			return fmt.Errorf("%s: %w", oi.Label(), err)
 		}
 		id, service := oi.ID, ds.Service()
 		lctx, cancel := context.WithTimeout(ctx, 30*time.Second)
@@ -33,13 +33,13 @@ func (a *Agent) startDiscovery(ctx context.Context) error {
 		switch {
 		case err == nil && len(dests) > 0:
 			if err := a.applyDiscovered(id, dests); err != nil {
-				return fmt.Errorf("%s: service %s: %w", oi.label(), service, err)
+				return fmt.Errorf("%s: service %s: %w", oi.Label(), service, err)
 			}
 		case len(oi.Targets) == 0:
 			if err == nil {
 				err = fmt.Errorf("no healthy instance")
 			}
-			return fmt.Errorf("%s: service %s: %w (and no destinations of its own)", oi.label(), service, err)
+			return fmt.Errorf("%s: service %s: %w (and no destinations of its own)", oi.Label(), service, err)
 		default:
 			env.Log.Warn().Err(err).Str("service", service).Msg("catalog: keeping the configured destinations for now")
 		}

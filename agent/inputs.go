@@ -11,12 +11,13 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/metricsrouter/router/agent/config"
 	"github.com/metricsrouter/router/registry"
 )
 
 // inputRun is one running input instance.
 type inputRun struct {
-	inst     *instance
+	inst     *config.Instance
 	in       registry.Input
 	em       *emitter
 	log      zerolog.Logger
@@ -41,7 +42,7 @@ const (
 type inputTimes struct{ grace, retryMin, retryMax time.Duration }
 
 // newInputRun makes and initialises a fresh instance of input ii.
-func (a *Agent) newInputRun(cfg *Config, ii *instance) (*inputRun, error) {
+func (a *Agent) newInputRun(cfg *config.Config, ii *config.Instance) (*inputRun, error) {
 	v, err := a.initFresh(cfg, ii)
 	if err != nil {
 		return nil, err
@@ -91,7 +92,7 @@ func (a *Agent) startInput(ir *inputRun, atStart bool) {
 			if atStart && attempt == 0 && time.Since(began) < times.grace {
 				ir.log.Error().Err(err).Msg("input failed at start")
 				select {
-				case a.inputErr <- fmt.Errorf("%s: %w", ir.inst.label(), err):
+				case a.inputErr <- fmt.Errorf("%s: %w", ir.inst.Label(), err):
 				default:
 				}
 				return
@@ -110,7 +111,7 @@ func (a *Agent) startInput(ir *inputRun, atStart bool) {
 				case <-t.C:
 				}
 				delay = min(2*delay, times.retryMax)
-				v, err := a.initFresh(a.config(), ir.inst)
+				v, err := a.initFresh(a.Config(), ir.inst)
 				if err == nil {
 					ir.in = v.(registry.Input)
 					break

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/metricsrouter/router/agent/config"
 	"github.com/metricsrouter/router/plugins/plugintest"
 	"github.com/metricsrouter/router/registry"
 )
@@ -57,7 +58,7 @@ func inputTestAgent(t *testing.T, st *flakyState, steadyStopped *atomic.Bool, ti
 	reg.Add(registry.Inputs, "flaky", func() any { return &flakyIn{st: st} }, "# flaky\n")
 	reg.Add(registry.Inputs, "steady", func() any { return &steadyIn{stopped: steadyStopped} }, "# steady\n")
 	reg.Add(registry.Outputs, "out", func() any { return &fakeOut{} }, "# out\n")
-	cfg, err := ParseConfig(reg, "t.toml", `
+	cfg, err := config.Parse(reg, "t.toml", `
 [[inputs.flaky]]
   name = "x"
 [[inputs.steady]]
@@ -85,7 +86,7 @@ func TestFailedInputIsRestarted(t *testing.T) {
 	a := inputTestAgent(t, st, &steadyStopped, inputTimes{grace: time.Millisecond, retryMin: 300 * time.Millisecond, retryMax: time.Second})
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx) }()
+	go func() { done <- a.run(ctx, 0) }()
 	if n := <-st.running; n != 1 {
 		t.Fatalf("run %d", n)
 	}
@@ -93,13 +94,13 @@ func TestFailedInputIsRestarted(t *testing.T) {
 	st.fail <- errors.New("listen tcp: address lost")
 	// down until the restart
 	deadline := time.Now().Add(5 * time.Second)
-	for a.healthy() {
+	for a.Healthy() {
 		if time.Now().After(deadline) {
 			t.Fatal("/healthz stayed up with a failed input")
 		}
 		time.Sleep(time.Millisecond)
 	}
-	if v, _ := a.Stats("inputs.flaky", "flaky-1", "input_up"); v != 0 {
+	if v, _ := a.metrics.Value("inputs.flaky", "flaky-1", "input_up"); v != 0 {
 		t.Fatalf("input_up = %v while down", v)
 	}
 	select {
@@ -112,13 +113,13 @@ func TestFailedInputIsRestarted(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("the input was not restarted")
 	}
-	for deadline := time.Now().Add(5 * time.Second); !a.healthy(); {
+	for deadline := time.Now().Add(5 * time.Second); !a.Healthy(); {
 		if time.Now().After(deadline) {
 			t.Fatal("/healthz down after the restart")
 		}
 		time.Sleep(time.Millisecond)
 	}
-	if v, _ := a.Stats("inputs.flaky", "flaky-1", "input_failures_total"); v != 1 {
+	if v, _ := a.metrics.Value("inputs.flaky", "flaky-1", "input_failures_total"); v != 1 {
 		t.Fatalf("input_failures_total = %v", v)
 	}
 	if steadyStopped.Load() {
@@ -126,7 +127,7 @@ func TestFailedInputIsRestarted(t *testing.T) {
 	}
 	cancel()
 	if err := <-done; err != nil {
-		t.Fatalf("Run: %v", err)
+		t.Fatalf("run: %v", err)
 	}
 	if !steadyStopped.Load() {
 		t.Fatal("the other input did not stop at shutdown")
@@ -141,11 +142,11 @@ func TestInputFailingAtStartStopsRouter(t *testing.T) {
 	var steadyStopped atomic.Bool
 	a := inputTestAgent(t, st, &steadyStopped, inputTimes{grace: time.Minute, retryMin: time.Millisecond, retryMax: time.Millisecond})
 	done := make(chan error, 1)
-	go func() { done <- a.Run(t.Context()) }()
+	go func() { done <- a.run(t.Context(), 0) }()
 	select {
 	case err := <-done:
 		if err == nil || !strings.Contains(err.Error(), "address already in use") {
-			t.Fatalf("Run = %v", err)
+			t.Fatalf("run = %v", err)
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("the router did not stop")

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/metricsrouter/router/agent/config"
 	"github.com/metricsrouter/router/agent/runner"
 	"github.com/metricsrouter/router/plugins/netx"
 	"github.com/metricsrouter/router/registry"
@@ -43,7 +44,7 @@ type state struct {
 
 // outRun is a running leaf output.
 type outRun struct {
-	inst  *instance
+	inst  *config.Instance
 	print string // fingerprint, with the overflow a distributor forces
 	r     *runner.Runner
 }
@@ -51,7 +52,7 @@ type outRun struct {
 // plan is a prepared reconcile: everything new is initialised (and spools
 // are open) but nothing is started or swapped yet.
 type plan struct {
-	cfg    *Config
+	cfg    *config.Config
 	pipe   *pipeline
 	st     state
 	starts []*start  // runners to start (new) or reconfigure (kept buffer)
@@ -73,7 +74,7 @@ type start struct {
 
 // reconcile makes desired run; on an error nothing changes. a.applyMu is
 // held.
-func (a *Agent) reconcile(desired *Config, why string) error {
+func (a *Agent) reconcile(desired *config.Config, why string) error {
 	began := time.Now()
 	p, err := a.prepare(desired)
 	if err != nil {
@@ -84,7 +85,7 @@ func (a *Agent) reconcile(desired *Config, why string) error {
 }
 
 // prepare initialises what desired needs beyond what runs.
-func (a *Agent) prepare(desired *Config) (p *plan, err error) {
+func (a *Agent) prepare(desired *config.Config) (p *plan, err error) {
 	p = &plan{cfg: desired, pipe: newPipeline(), st: state{outs: map[string]*outRun{}, dists: map[string]*distNode{}, inputs: map[string]*inputRun{}}}
 	defer func() {
 		if err != nil {
@@ -138,7 +139,7 @@ func (p *plan) abort(a *Agent) {
 // prepareOutput prepares the node of output oi (a runner or a distributor
 // over its targets). bestEffort: a mirror's secondary target, which never
 // pushes back.
-func (a *Agent) prepareOutput(p *plan, oi *instance, bestEffort bool) (node, error) {
+func (a *Agent) prepareOutput(p *plan, oi *config.Instance, bestEffort bool) (node, error) {
 	if _, ok := oi.Plugin.(registry.Distributor); ok {
 		return a.prepareDist(p, oi)
 	}
@@ -184,16 +185,12 @@ func (a *Agent) prepareOutput(p *plan, oi *instance, bestEffort bool) (node, err
 			}
 		}
 		if or.r == nil {
-			spec := oi.Target.Spec
-			if spec == "" {
-				spec, _ = addressOf(oi.Plugin)
-			}
-			r := runner.New("outputs."+oi.Name, oi.ID, spec, opts, a.runnerEnv(oi))
+			r := runner.New("outputs."+oi.Name, oi.ID, oi.Spec(), opts, a.runnerEnv(oi))
 			if a.running {
 				// a change of a running router: a spool that cannot be
 				// opened refuses the change (at start, commit opens it)
 				if err := r.Open(); err != nil {
-					return nil, fmt.Errorf("%s: spool %s: %w", oi.label(), opts.Dir, err)
+					return nil, fmt.Errorf("%s: spool %s: %w", oi.Label(), opts.Dir, err)
 				}
 			}
 			or.r = r
@@ -207,10 +204,10 @@ func (a *Agent) prepareOutput(p *plan, oi *instance, bestEffort bool) (node, err
 
 // prepareDist prepares a distributor over its targets' nodes; it is kept
 // when neither its table nor any target changed.
-func (a *Agent) prepareDist(p *plan, oi *instance) (node, error) {
+func (a *Agent) prepareDist(p *plan, oi *config.Instance) (node, error) {
 	var spec registry.DistributorSpec
-	if oi.reg.Distributor != nil {
-		spec = *oi.reg.Distributor
+	if oi.Registered.Distributor != nil {
+		spec = *oi.Registered.Distributor
 	}
 	targets := make([]node, len(oi.Targets))
 	for i, t := range oi.Targets {
@@ -229,13 +226,13 @@ func (a *Agent) prepareDist(p *plan, oi *instance) (node, error) {
 		routed: m.Counter("routed_total", "Metrics routed to at least one target."),
 		unrout: m.Counter("unroutable_total", "Metrics no target was found for (counted, not queued).")}
 	if len(oi.Targets) > 0 {
-		v, err := oi.fresh()
+		v, err := oi.Fresh()
 		if err != nil {
 			return nil, err
 		}
 		if ts, ok := v.(registry.TargetSetter); ok {
-			if err := ts.SetTargets(targetsOf(oi)); err != nil {
-				return nil, &configError{file: p.cfg.File, line: oi.Line, table: oi.Table, msg: err.Error()}
+			if err := ts.SetTargets(oi.TargetList()); err != nil {
+				return nil, &config.Error{File: p.cfg.File, Line: oi.Line, Table: oi.Table, Msg: err.Error()}
 			}
 		}
 		if err := a.initPlugin(p.cfg, oi, v); err != nil {
@@ -260,16 +257,8 @@ func sameNodes(a, b []node) bool {
 	return true
 }
 
-func targetsOf(oi *instance) []registry.Target {
-	t := make([]registry.Target, len(oi.Targets))
-	for i, ti := range oi.Targets {
-		t[i] = ti.Target
-	}
-	return t
-}
-
 // initOutputs makes one fresh, initialised plugin value per worker.
-func (a *Agent) initOutputs(cfg *Config, oi *instance) ([]registry.Output, error) {
+func (a *Agent) initOutputs(cfg *config.Config, oi *config.Instance) ([]registry.Output, error) {
 	outs := make([]registry.Output, 0, oi.Out.Workers)
 	for range max(oi.Out.Workers, 1) {
 		v, err := a.initFresh(cfg, oi)
@@ -282,15 +271,15 @@ func (a *Agent) initOutputs(cfg *Config, oi *instance) ([]registry.Output, error
 }
 
 // initFresh decodes a new plugin value of in and initialises it.
-func (a *Agent) initFresh(cfg *Config, in *instance) (any, error) {
-	v, err := in.fresh()
+func (a *Agent) initFresh(cfg *config.Config, in *config.Instance) (any, error) {
+	v, err := in.Fresh()
 	if err != nil {
-		return nil, &configError{file: cfg.File, line: in.Line, table: in.Table, msg: err.Error()}
+		return nil, &config.Error{File: cfg.File, Line: in.Line, Table: in.Table, Msg: err.Error()}
 	}
 	return v, a.initPlugin(cfg, in, v)
 }
 
-func (a *Agent) runnerEnv(oi *instance) runner.Env {
+func (a *Agent) runnerEnv(oi *config.Instance) runner.Env {
 	return runner.Env{Log: a.pluginLog(oi), Metrics: a.metrics.Scope("outputs."+oi.Name, oi.ID), Budget: a.budget, Stop: a.stopNow, OnFatal: a.fatalf}
 }
 
@@ -307,7 +296,7 @@ func (a *Agent) commit(p *plan, why string, began time.Time) {
 		} else {
 			if !s.o.r.Opened() {
 				if err := s.o.r.Open(); err != nil {
-					a.fatalf(fmt.Errorf("%s: spool %s: %w", s.o.inst.label(), s.opts.Dir, err))
+					a.fatalf(fmt.Errorf("%s: spool %s: %w", s.o.inst.Label(), s.opts.Dir, err))
 					continue
 				}
 			}
@@ -326,21 +315,26 @@ func (a *Agent) commit(p *plan, why string, began time.Time) {
 		}
 	}
 	a.mu.Unlock()
-	// Inputs: a replaced instance hands its sockets and connections over.
-	hold := netx.Hold()
+	// Inputs: removed ones stop first (their sockets close, an input with
+	// another id may take the address); then a replaced instance hands its
+	// sockets and client connections over to its successor, under a hold.
 	stopped := 0
-	for _, ir := range p.ins {
-		cur := prev.inputs[ir.inst.ID]
-		a.startInput(ir, p.atStart)
-		if cur != nil {
-			a.stopInput(cur)
-		}
-	}
 	for id, ir := range prev.inputs {
 		if p.st.inputs[id] == nil {
 			a.stopInput(ir)
 			a.metrics.Remove("inputs."+ir.inst.Name, id)
 			stopped++
+		}
+	}
+	hold := netx.Hold()
+	for _, ir := range p.ins {
+		cur := prev.inputs[ir.inst.ID]
+		a.startInput(ir, p.atStart)
+		if cur != nil {
+			a.stopInput(cur)
+			if cur.inst.Name != ir.inst.Name {
+				a.metrics.Remove("inputs."+cur.inst.Name, cur.inst.ID)
+			}
 		}
 	}
 	hold.Release()

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/metricsrouter/router/agent/config"
 	"github.com/metricsrouter/router/plugins/codec/graphite"
 	"github.com/metricsrouter/router/plugins/metric"
 	"github.com/metricsrouter/router/plugins/plugintest"
@@ -63,7 +64,7 @@ func newReconcileFixture(t *testing.T, text string) *reconcileFixture {
 	if err := os.WriteFile(f.file, []byte(text), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := LoadConfig(reg, f.file)
+	cfg, err := config.Load(reg, f.file)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,7 +76,7 @@ func newReconcileFixture(t *testing.T, text string) *reconcileFixture {
 	f.a = a
 	ctx, cancel := context.WithCancel(t.Context())
 	f.cancel = cancel
-	go func() { f.done <- a.Run(ctx) }()
+	go func() { f.done <- a.run(ctx, 0) }()
 	waitUntil(t, "running", func() bool { return f.runs.Load() == 1 && f.connects.Load() >= 1 })
 	t.Cleanup(func() {
 		cancel()
@@ -166,17 +167,17 @@ func TestReconcileByID(t *testing.T) {
 	waitUntil(t, "input replaced", func() bool { return f.runs.Load() == 2 })
 
 	// remove y: drained, closed, its series gone
-	if _, ok := a.Stats("outputs.count", "y", "sent_total"); !ok {
+	if _, ok := a.metrics.Value("outputs.count", "y", "sent_total"); !ok {
 		t.Fatal("no series for y before the removal")
 	}
 	f.reload(t, replaceOnce(t, replaceOnce(t, changed, `tag = "a"`, `tag = "b"`), "[[outputs.count]]\n  id = \"y\"\n  address = \"127.0.0.1:2\"\n", ""))
-	waitUntil(t, "y's series removed", func() bool { _, ok := a.Stats("outputs.count", "y", "sent_total"); return !ok })
+	waitUntil(t, "y's series removed", func() bool { _, ok := a.metrics.Value("outputs.count", "y", "sent_total"); return !ok })
 	select {
 	case <-y.Done():
 	default:
 		t.Fatal("y's series are gone but y was not released")
 	}
-	if _, ok := a.Stats("outputs.count", "x", "sent_total"); !ok {
+	if _, ok := a.metrics.Value("outputs.count", "x", "sent_total"); !ok {
 		t.Fatal("x's series went too")
 	}
 }

@@ -1,15 +1,10 @@
 package agent
 
 import (
-	"bufio"
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
-	"fmt"
-	"net"
 	"os"
-	"runtime"
 	"strings"
 	"time"
 
@@ -18,7 +13,6 @@ import (
 	"github.com/metricsrouter/router/agent/metrics"
 	"github.com/metricsrouter/router/plugins/codec/graphite"
 	"github.com/metricsrouter/router/plugins/metric"
-	"github.com/metricsrouter/router/registry"
 )
 
 // selfMetrics emits the router's own counters as Graphite metrics into the
@@ -92,27 +86,3 @@ func (s *selfMetrics) collect(now time.Time) metric.Batch {
 	}
 	return b
 }
-
-// runstats is Polymur's statistics port ([agent] runstats_addr): the command
-// "stats" answers the Go runtime's memory statistics as indented JSON; any
-// other line answers "Not a command: <line>". One command per connection.
-func startRunstats(addr string, log zerolog.Logger) (*tcpService, error) {
-	return startTCPService(addr, "runstats_addr", 64, func(c net.Conn) {
-		_ = c.SetDeadline(time.Now().Add(10 * time.Second))
-		line, err := bufio.NewReaderSize(c, 512).ReadString('\n')
-		if err != nil && line == "" {
-			return
-		}
-		cmd := strings.TrimSpace(line)
-		if cmd != "stats" {
-			fmt.Fprintf(c, "Not a command: %s\n", cmd)
-			return
-		}
-		var ms runtime.MemStats
-		runtime.ReadMemStats(&ms)
-		out, _ := json.MarshalIndent(ms, "", "  ")
-		c.Write(append(out, '\n'))
-	}, log)
-}
-
-var _ registry.Emitter = (*emitter)(nil)

@@ -176,24 +176,31 @@ func (r *Runner) startLocked(ctx context.Context, outs []registry.Output, cfg Co
 }
 
 // Reconfigure replaces the writers (the output's table changed): the
-// current ones stop (a write in progress is cut short and counted exactly:
-// what it wrote is sent, the rest goes back to the buffer), their plugin
-// instances are closed, the buffer takes the new options, and new writers
-// start with outs. Nothing queued is lost or written twice.
+// current ones stop taking batches (a write in progress completes, or fails
+// and gives the rest back to the buffer: nothing is cut or written twice),
+// the buffer takes the new options, and new writers start with outs on the
+// same buffer. The old plugin instances close once their writers are done.
+// Only new spool options (size, fsync) wait for the old writers first: the
+// spool is reopened.
 func (r *Runner) Reconfigure(ctx context.Context, outs []registry.Output, cfg Config, o Options) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	old := r.crew
 	close(old.halt)
-	old.cancel()
-	old.wg.Wait()
-	r.closeOuts(old.outs)
+	if o.Dir != "" && (o.MaxBytes != r.opt.MaxBytes || o.Fsync != r.opt.Fsync) {
+		old.wg.Wait() // bounded by write_timeout
+	}
 	err := r.buf.Configure(o)
 	if err == nil {
 		r.opt = o
 		r.limit.Store(int64(o.Limit))
 	}
 	r.startLocked(ctx, outs, cfg)
+	go func() {
+		old.wg.Wait()
+		old.cancel()
+		r.closeOuts(old.outs)
+	}()
 	return err
 }
 
@@ -260,6 +267,7 @@ func (r *Runner) Wait() int {
 	default:
 	}
 	if r.crew != nil {
+		r.crew.cancel()
 		r.closeOuts(r.crew.outs)
 	}
 	left := 0

@@ -164,7 +164,7 @@ func (s *Spool) nextSeg(cur *segment, from uint64) (*segment, int64) {
 func (s *Spool) segState(sg *segment) (int64, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return sg.size, s.closed || sg != s.active()
+	return sg.size, s.closed || sg.removed.Load() || sg != s.active()
 }
 
 // countCorrupt counts a corrupt region found by a reader, once.

@@ -109,6 +109,7 @@ type Stats struct {
 	DroppedRecords  uint64 // unacked records deleted by DropOldest
 	DroppedCount    uint64 // the sum of their Count
 	TruncatedBytes  uint64 // bytes cut from the tail of the newest segment at Open (torn writes)
+	Reclaimed       uint64 // delivered segments reclaimed after a failed write (disk full)
 }
 
 // segment is one segment file.
@@ -452,7 +453,40 @@ func (s *Spool) deleteAcked() error {
 	return nil
 }
 
-func (s *Spool) active() *segment { return s.segs[len(s.segs)-1] }
+// active returns the segment Append writes to; nil only after reclaim
+// could not create one (the next Append tries again).
+func (s *Spool) active() *segment {
+	if len(s.segs) == 0 {
+		return nil
+	}
+	return s.segs[len(s.segs)-1]
+}
+
+// reclaim gives the disk back when a write failed (the disk is full) and
+// the only segment holds nothing but delivered records: Ack deletes only
+// sealed segments, so without this a segment larger than the free space
+// would fill the disk for good. The file is emptied first (a reader may
+// hold it open, which would keep its blocks), then removed and replaced by
+// a new segment.
+func (s *Spool) reclaim() error {
+	a := s.active()
+	if err := s.af.Truncate(0); err != nil {
+		return fmt.Errorf("reclaim segment: %w", err)
+	}
+	s.af.Close()
+	s.af = nil
+	a.removed.Store(true)
+	if err := os.Remove(a.path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		s.syncErr = err
+	}
+	s.bytes -= a.size
+	s.segs = s.segs[:0]
+	s.st.Reclaimed++
+	if s.pol == syncInterval {
+		s.dirDirty = true
+	}
+	return s.createSegment(s.lastSeq+1, s.lastSeq)
+}
 
 // Append stores one record of count metrics and returns its seq. It returns
 // only after the record has been written to the file (and fsynced with
@@ -475,6 +509,18 @@ func (s *Spool) Append(count int, data []byte) (uint64, error) {
 	if s.o.MaxBytes > 0 && segHdrSize+need > s.o.MaxBytes {
 		return 0, fmt.Errorf("append %d bytes (max bytes %d): %w", len(data), s.o.MaxBytes, ErrTooLarge)
 	}
+	if len(s.segs) == 0 {
+		// a reclaim could not create the next segment: try again
+		if err := s.createSegment(s.lastSeq+1, s.lastSeq); err != nil {
+			return 0, err
+		}
+	}
+	return s.appendLocked(count, data, need, true)
+}
+
+// appendLocked is Append with s.mu held and a segment to write to; reclaim
+// allows one reclaim and retry after a failed write.
+func (s *Spool) appendLocked(count int, data []byte, need int64, reclaim bool) (uint64, error) {
 	a := s.active()
 	rot := a.records > 0 && a.size+need > s.o.SegmentBytes
 	if s.o.MaxBytes > 0 {
@@ -514,6 +560,12 @@ func (s *Spool) Append(count int, data []byte) (uint64, error) {
 	if err != nil {
 		// a partial record must not stay in front of the next one
 		s.af.Truncate(a.size)
+		if reclaim && len(s.segs) == 1 && a.records > 0 && a.last <= s.acked {
+			if rerr := s.reclaim(); rerr != nil {
+				return 0, fmt.Errorf("append to spool: %w (reclaiming the delivered segment: %v)", err, rerr)
+			}
+			return s.appendLocked(count, data, need, false)
+		}
 		return 0, fmt.Errorf("append to spool: %w", err)
 	}
 	if s.pol == syncInterval {
@@ -623,6 +675,9 @@ func (s *Spool) DropOldest() (records int, count int, err error) {
 	defer s.mu.Unlock()
 	if s.closed {
 		return 0, 0, ErrClosed
+	}
+	if len(s.segs) == 0 {
+		return 0, 0, errors.New("drop oldest: spool holds no records")
 	}
 	if len(s.segs) == 1 {
 		if s.active().records == 0 {

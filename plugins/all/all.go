@@ -1,5 +1,6 @@
-// Package all imports every built-in plugin. A custom binary imports it next
-// to its own plugins:
+// Package all imports every built-in plugin, and the built-in commands of
+// compat/ (router polymur-proxy, router polymur-gateway). A custom binary
+// imports it next to its own plugins:
 //
 //	import (
 //		"github.com/metricsrouter/router/agent"
@@ -11,6 +12,7 @@
 package all
 
 import (
+	_ "github.com/metricsrouter/router/compat/polymur"
 	_ "github.com/metricsrouter/router/plugins/discovery/consul"
 	_ "github.com/metricsrouter/router/plugins/inputs/graphite"
 	_ "github.com/metricsrouter/router/plugins/inputs/http_json"

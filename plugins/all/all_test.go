@@ -10,6 +10,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/metricsrouter/router/agent"
+	"github.com/metricsrouter/router/agent/config"
 	"github.com/metricsrouter/router/registry"
 
 	_ "github.com/metricsrouter/router/plugins/all"
@@ -74,7 +75,7 @@ func TestPluginsKeepToTheContract(t *testing.T) {
 				t.Fatal("factory returns the same value twice")
 			}
 			for _, k := range tomlKeys(v) {
-				if slices.Contains(agent.CommonKeys(p.Kind), k) {
+				if slices.Contains(config.CommonKeys(p.Kind), k) {
 					t.Errorf("plugin declares the agent's common key %q", k)
 				}
 				if k != strings.ToLower(k) || strings.Contains(k, "-") {

@@ -11,6 +11,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/metricsrouter/router/agent"
+	"github.com/metricsrouter/router/agent/config"
 	"github.com/metricsrouter/router/registry"
 
 	_ "github.com/metricsrouter/router/plugins/inputs/statsd"
@@ -19,7 +20,7 @@ import (
 )
 
 // loads checks that text is a configuration the router accepts (-check).
-func loads(t *testing.T, text string) *agent.Config {
+func loads(t *testing.T, text string) *config.Config {
 	t.Helper()
 	cfg, err := agent.ParseConfig(registry.Default, "converted.toml", text, func(string) (string, bool) { return "", false })
 	if err != nil {

@@ -1,4 +1,4 @@
-package agent
+package admin
 
 import (
 	"fmt"
@@ -10,10 +10,10 @@ import (
 	"github.com/metricsrouter/router/plugins/netx"
 )
 
-// tcpService is a small line-protocol server of the agent (management,
-// runstats, destination API): an accept loop that never gives up on a
-// passing error (netx), a goroutine per connection (at most maxConns; more
-// are closed at once), and a close that ends them all.
+// tcpService is a small line-protocol server (management_addr,
+// runstats_addr): an accept loop that never gives up on a passing error
+// (netx), a goroutine per connection (at most maxConns; more are closed at
+// once), and a close that ends them all.
 type tcpService struct {
 	ln     net.Listener
 	wg     sync.WaitGroup

@@ -1,4 +1,4 @@
-package agent
+package admin
 
 import (
 	"encoding/json"
@@ -9,6 +9,10 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/metricsrouter/router/agent/config"
 )
 
 // The runtime destination API of Polymur's gateway ([agent] api_addr): one
@@ -27,16 +31,17 @@ import (
 // only. Every change is logged with the client's address.
 
 type destAPI struct {
-	a          *Agent
+	r          Router
+	log        zerolog.Logger
 	mu         sync.Mutex
 	registered map[string]map[string]time.Time // output id -> dest -> since
 }
 
-func newDestAPI(a *Agent) *destAPI {
-	d := &destAPI{a: a, registered: map[string]map[string]time.Time{}}
+func newDestAPI(r Router, log zerolog.Logger) *destAPI {
+	d := &destAPI{r: r, log: log, registered: map[string]map[string]time.Time{}}
 	now := time.Now()
-	for _, id := range a.DistributorIDs() {
-		dests, _ := a.Destinations(id)
+	for _, id := range r.DistributorIDs() {
+		dests, _ := r.Destinations(id)
 		m := map[string]time.Time{}
 		for _, x := range dests {
 			m[x] = now
@@ -47,7 +52,7 @@ func newDestAPI(a *Agent) *destAPI {
 }
 
 func (d *destAPI) resolve(id string) (string, error) {
-	ids := d.a.DistributorIDs()
+	ids := d.r.DistributorIDs()
 	if id == "" {
 		if len(ids) == 1 {
 			return ids[0], nil
@@ -70,14 +75,14 @@ func (d *destAPI) get(id string) (destState, error) {
 	if err != nil {
 		return destState{}, err
 	}
-	dests, err := d.a.Destinations(id)
+	dests, err := d.r.Destinations(id)
 	if err != nil {
 		return destState{}, err
 	}
 	st := destState{Active: []string{}, Registered: map[string]time.Time{}}
 	up := map[string]bool{}
-	for _, o := range d.a.outputs() {
-		up[o.r.Spec] = o.r.Healthy()
+	for _, o := range d.r.Outputs() {
+		up[o.Spec] = o.Healthy
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -95,14 +100,14 @@ func (d *destAPI) get(id string) (destState, error) {
 }
 
 func (d *destAPI) change(id, dest string, add bool, remote string) error {
-	if _, _, _, err := ParseDestination(dest); err != nil {
+	if _, _, _, err := config.ParseDestination(dest); err != nil {
 		return err
 	}
 	id, err := d.resolve(id)
 	if err != nil {
 		return err
 	}
-	dests, err := d.a.Destinations(id)
+	dests, err := d.r.Destinations(id)
 	if err != nil {
 		return err
 	}
@@ -117,14 +122,14 @@ func (d *destAPI) change(id, dest string, add bool, remote string) error {
 	default:
 		dests = slices.DeleteFunc(dests, func(x string) bool { return x == dest })
 	}
-	if err := d.a.SetDestinations(id, dests); err != nil {
+	if err := d.r.SetDestinations(id, dests); err != nil {
 		return err
 	}
 	verb := "destination removed"
 	if add {
 		verb = "destination added"
 	}
-	d.a.log.Info().Str("id", id).Str("addr", dest).Str("remote", remote).Msg(verb)
+	d.log.Info().Str("id", id).Str("addr", dest).Str("remote", remote).Msg(verb)
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.registered[id] == nil {

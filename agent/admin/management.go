@@ -1,4 +1,4 @@
-package agent
+package admin
 
 import (
 	"bufio"
@@ -8,7 +8,12 @@ import (
 	"net"
 	"runtime"
 	"strings"
+	"sync/atomic"
 	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/metricsrouter/router/agent/config"
 )
 
 // The management interface ([agent] management_addr) speaks both dialects
@@ -22,11 +27,20 @@ const (
 	mgmtMaxConns = 64
 )
 
-func startManagement(addr string, a *Agent) (*tcpService, error) {
-	return startTCPService(addr, "management_addr", mgmtMaxConns, a.serveManagement, a.log)
+// management serves management_addr for a router.
+type management struct {
+	r        Router
+	ctl      *control
+	draining *atomic.Bool // "health down"
+	started  time.Time
+	log      zerolog.Logger
 }
 
-func (a *Agent) serveManagement(c net.Conn) {
+func startManagement(addr string, m *management) (*tcpService, error) {
+	return startTCPService(addr, "management_addr", mgmtMaxConns, m.serve, m.log)
+}
+
+func (m *management) serve(c net.Conn) {
 	r := bufio.NewReaderSize(c, mgmtMaxLine)
 	w := bufio.NewWriter(c)
 	authed := false
@@ -45,7 +59,7 @@ func (a *Agent) serveManagement(c net.Conn) {
 			}
 			continue
 		}
-		if !a.managementCommand(cmd, w, &authed, c.RemoteAddr().String()) {
+		if !m.command(cmd, w, &authed, c.RemoteAddr().String()) {
 			w.Flush()
 			return
 		}
@@ -56,15 +70,11 @@ func (a *Agent) serveManagement(c net.Conn) {
 	}
 }
 
-// managementCommand answers one command; false means close the connection.
-// With an api_token, "health up|down" (which moves load balancers' traffic)
-// needs "auth TOKEN" first on the connection; *authed remembers it.
-func (a *Agent) managementCommand(cmd string, w io.Writer, authed *bool, remote string) bool {
+// command answers one command; false means close the connection. With an
+// api_token, "health up|down" (which moves load balancers' traffic) needs
+// "auth TOKEN" first on the connection; *authed remembers it.
+func (m *management) command(cmd string, w io.Writer, authed *bool, remote string) bool {
 	f := strings.Fields(cmd)
-	outs := a.outputs()
-	a.mu.Lock()
-	inputs, cfg := a.st.inputs, a.cfg
-	a.mu.Unlock()
 	switch strings.ToLower(f[0]) {
 	case "ping":
 		fmt.Fprintln(w, "pong")
@@ -73,10 +83,8 @@ func (a *Agent) managementCommand(cmd string, w io.Writer, authed *bool, remote 
 	case "quit":
 		return false
 	case "auth":
-		if len(f) != 2 || a.ctl == nil || !a.ctl.tokenOK(f[1]) {
-			if a.ctl != nil {
-				a.ctl.refuse(remote, "bad token")
-			}
+		if len(f) != 2 || !m.ctl.tokenOK(f[1]) {
+			m.ctl.refuse(remote, "bad token")
 			fmt.Fprintln(w, "ERROR bad token")
 			return false
 		}
@@ -84,72 +92,74 @@ func (a *Agent) managementCommand(cmd string, w io.Writer, authed *bool, remote 
 		fmt.Fprintln(w, "OK")
 	case "health":
 		if len(f) > 1 {
-			if a.ctl != nil && a.ctl.hasToken && !*authed {
-				a.ctl.refuse(remote, "no token")
+			if m.ctl.hasToken && !*authed {
+				m.ctl.refuse(remote, "no token")
 				fmt.Fprintln(w, "ERROR a token is required: send \"auth TOKEN\" first")
 				return true
 			}
 			switch strings.ToLower(f[1]) {
 			case "up":
-				a.draining.Store(false)
-				a.log.Info().Msg("management: health up")
+				m.draining.Store(false)
+				m.log.Info().Msg("management: health up")
 			case "down":
-				a.draining.Store(true)
-				a.log.Warn().Msg("management: health down (draining)")
+				m.draining.Store(true)
+				m.log.Warn().Msg("management: health down (draining)")
 			default:
 				fmt.Fprintln(w, "ERROR")
 				return true
 			}
 		}
-		if a.draining.Load() {
+		if m.draining.Load() {
 			fmt.Fprintln(w, "health: down")
 		} else {
 			fmt.Fprintln(w, "health: up")
 		}
 	case "status":
-		fmt.Fprintf(w, "uptime: %d\n", int(time.Since(a.started).Seconds()))
+		fmt.Fprintf(w, "uptime: %d\n", int(time.Since(m.started).Seconds()))
+		outs := m.r.Outputs()
 		var up, down []string
 		for _, o := range outs {
-			if o.r.Spec == "" {
+			if o.Spec == "" {
 				continue
 			}
-			if o.r.Healthy() {
-				up = append(up, o.r.Spec)
+			if o.Healthy {
+				up = append(up, o.Spec)
 			} else {
-				down = append(down, o.r.Spec)
+				down = append(down, o.Spec)
 			}
 		}
 		fmt.Fprintf(w, "nodes: %s\n", strings.Join(up, " "))
 		fmt.Fprintf(w, "nodes_down: %s\n", strings.Join(down, " "))
 		for _, o := range outs {
-			c := o.r.Counters()
-			fmt.Fprintf(w, "output %s: sent=%d dropped=%d queued=%d up=%t\n", o.r.ID, c.Sent.Load(), c.Dropped.Load(), o.r.Len(), o.r.Healthy())
+			fmt.Fprintf(w, "output %s: sent=%d dropped=%d queued=%d up=%t\n", o.ID, o.Sent, o.Dropped, o.Queued, o.Healthy)
 		}
 	case "stats":
-		fmt.Fprintf(w, "time running in seconds: %d\n", int(time.Since(a.started).Seconds()))
+		fmt.Fprintf(w, "time running in seconds: %d\n", int(time.Since(m.started).Seconds()))
+		inputs := m.r.Inputs()
 		var received uint64
-		for _, ir := range inputs {
-			received += ir.em.received.Load()
+		for _, in := range inputs {
+			received += in.Received
 		}
 		fmt.Fprintf(w, "packets_received: %f\n", float64(received))
-		for _, id := range sortedKeys(inputs) {
-			fmt.Fprintf(w, "input %s received: %d\n", id, inputs[id].em.received.Load())
+		for _, in := range inputs {
+			fmt.Fprintf(w, "input %s received: %d\n", in.ID, in.Received)
 		}
 	case "memstats":
-		var m runtime.MemStats
-		runtime.ReadMemStats(&m)
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
 		for _, kv := range []struct {
 			k string
 			v uint64
 		}{
-			{"alloc", m.Alloc}, {"total alloc", m.TotalAlloc}, {"sys", m.Sys}, {"lookups", m.Lookups},
-			{"mallocs", m.Mallocs}, {"frees", m.Frees}, {"heap alloc", m.HeapAlloc}, {"heap sys", m.HeapSys},
-			{"heap idle", m.HeapIdle}, {"heap in use", m.HeapInuse}, {"heap released", m.HeapReleased},
-			{"heap objects", m.HeapObjects},
+			{"alloc", ms.Alloc}, {"total alloc", ms.TotalAlloc}, {"sys", ms.Sys}, {"lookups", ms.Lookups},
+			{"mallocs", ms.Mallocs}, {"frees", ms.Frees}, {"heap alloc", ms.HeapAlloc}, {"heap sys", ms.HeapSys},
+			{"heap idle", ms.HeapIdle}, {"heap in use", ms.HeapInuse}, {"heap released", ms.HeapReleased},
+			{"heap objects", ms.HeapObjects},
 		} {
 			fmt.Fprintf(w, "%s: %d\n", kv.k, kv.v)
 		}
 	case "config":
+		cfg := m.r.Config()
 		fmt.Fprintf(w, "config: %s\n", cfg.File)
 		for _, in := range cfg.Inputs {
 			fmt.Fprintf(w, "inputs.%s: %s\n", in.Name, in.ID)
@@ -157,13 +167,9 @@ func (a *Agent) managementCommand(cmd string, w io.Writer, authed *bool, remote 
 		for _, p := range cfg.Processors {
 			fmt.Fprintf(w, "processors.%s: %s\n", p.Name, p.ID)
 		}
-		var walk func(in *instance, depth int)
-		walk = func(in *instance, depth int) {
-			spec := in.Target.Spec
-			if spec == "" {
-				spec, _ = addressOf(in.Plugin)
-			}
-			fmt.Fprintf(w, "%soutputs.%s: %s %s\n", strings.Repeat("  ", depth), in.Name, in.ID, spec)
+		var walk func(in *config.Instance, depth int)
+		walk = func(in *config.Instance, depth int) {
+			fmt.Fprintf(w, "%soutputs.%s: %s %s\n", strings.Repeat("  ", depth), in.Name, in.ID, in.Spec())
 			for _, t := range in.Targets {
 				walk(t, depth+1)
 			}

@@ -1,9 +1,9 @@
-package agent_test
+package config_test
 
 import (
 	"testing"
 
-	"github.com/metricsrouter/router/agent"
+	"github.com/metricsrouter/router/agent/config"
 	"github.com/metricsrouter/router/registry"
 
 	_ "github.com/metricsrouter/router/plugins/all"
@@ -30,7 +30,7 @@ func FuzzParseConfig(f *testing.F) {
 		return "", false
 	}
 	f.Fuzz(func(t *testing.T, text string) {
-		cfg, err := agent.ParseConfig(registry.Default, "fuzz.toml", text, lookup)
+		cfg, err := config.Parse(registry.Default, "fuzz.toml", text, lookup)
 		if err == nil && cfg == nil {
 			t.Fatal("no configuration and no error")
 		}

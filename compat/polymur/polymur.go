@@ -1,4 +1,17 @@
-package agent
+// Package polymur emulates the command lines of Polymur's daemons, so that
+// an existing systemd unit or container keeps working with only the binary
+// swapped:
+//
+//	router polymur-proxy -gateway https://gw:443 -api-key KEY [-workers 3 ...]
+//	router polymur-gateway -destinations 10.0.0.1:2003,10.0.0.2:2003 [-key-prefix ...]
+//
+// Flags can also come from the environment, as with the originals (envy):
+// POLYMUR_PROXY_<FLAG> and POLYMUR_GW_<FLAG>, the flag upper-cased with '-'
+// as '_'. The equivalent configuration is built in memory and run as
+// `router -config` would; -print-config prints it instead, to move to a
+// file. The commands register with registry.AddCommand; plugins/all
+// imports this package.
+package polymur
 
 import (
 	"context"
@@ -9,19 +22,9 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/metricsrouter/router/agent"
 	"github.com/metricsrouter/router/registry"
 )
-
-// The original daemons' command lines, so that an existing systemd unit or
-// container keeps working with only the binary swapped:
-//
-//	router polymur-proxy -gateway https://gw:443 -api-key KEY [-workers 3 ...]
-//	router polymur-gateway -destinations 10.0.0.1:2003,10.0.0.2:2003 [-key-prefix ...]
-//
-// Flags can also come from the environment, as with the originals (envy):
-// POLYMUR_PROXY_<FLAG> and POLYMUR_GW_<FLAG>, the flag upper-cased with '-'
-// as '_'. The equivalent configuration is built in memory;
-// -print-config prints it instead of running, to move to a file.
 
 func init() {
 	registry.AddCommand(registry.Command{Name: "polymur-proxy", Summary: "run with polymur-proxy's flags (-print-config shows the TOML)", Run: legacyProxy})
@@ -203,5 +206,5 @@ func runGenerated(ctx context.Context, name, text string, print bool, stdin io.R
 	}
 	f.Close()
 	_ = os.Chmod(f.Name(), 0o600)
-	return RunWith(ctx, registry.Default, []string{"-config", f.Name()}, stdin, stdout, stderr)
+	return agent.RunWith(ctx, registry.Default, []string{"-config", f.Name()}, stdin, stdout, stderr)
 }

@@ -1,4 +1,10 @@
-package agent
+// Package config loads a configuration file: it expands ${VAR}, decodes
+// [agent] and every plugin table strictly (the agent's common keys and the
+// plugin's own, so that a key neither takes is an error), applies the
+// defaults of the common output keys, builds distributors' targets and
+// fingerprints every instance. It makes plugin values from the registry but
+// starts nothing: Init and everything after it are the agent's.
+package config
 
 import (
 	"errors"
@@ -14,8 +20,8 @@ import (
 	"github.com/metricsrouter/router/registry"
 )
 
-// agentConfig is the [agent] table.
-type agentConfig struct {
+// Agent is the [agent] table.
+type Agent struct {
 	// log_level: trace, debug, info (default), warn, error.
 	LogLevel string `toml:"log_level"`
 	// log_format: "json" (default; suits journald) or "console" for humans.
@@ -54,15 +60,15 @@ type agentConfig struct {
 	Pprof bool `toml:"pprof"`
 }
 
-// inputCommon holds the keys every [[inputs.X]] and [[processors.X]] table may have.
-type inputCommon struct {
+// InputCommon holds the keys every [[inputs.X]] and [[processors.X]] table may have.
+type InputCommon struct {
 	ID       string `toml:"id"`
 	LogLevel string `toml:"log_level"`
 }
 
-// outputCommon holds the keys every [[outputs.X]] table may have. They belong
+// OutputCommon holds the keys every [[outputs.X]] table may have. They belong
 // to the agent (the runner), not to the plugin.
-type outputCommon struct {
+type OutputCommon struct {
 	ID            string            `toml:"id"`
 	LogLevel      string            `toml:"log_level"`
 	BatchSize     int               `toml:"batch_size"`
@@ -118,71 +124,97 @@ var commonKeys = map[registry.Kind][]string{
 // Config is a loaded and validated configuration file.
 type Config struct {
 	File       string
-	Agent      agentConfig
-	Inputs     []*instance
-	Processors []*instance
-	Outputs    []*instance
+	Agent      Agent
+	Inputs     []*Instance
+	Processors []*Instance
+	Outputs    []*Instance
 }
 
-// instance is one plugin table, decoded.
-type instance struct {
+// Instance is one plugin table, decoded.
+type Instance struct {
 	Kind    registry.Kind
 	Name    string
 	ID      string
 	Table   string // "[[outputs.graphite]] #2" for messages
 	Line    int
 	Plugin  any
-	In      inputCommon
-	Out     outputCommon
-	Targets []*instance // distributor targets
+	In      InputCommon
+	Out     OutputCommon
+	Targets []*Instance // distributor targets
 	Target  registry.Target
-	outRaw  outputCommon // output keys as written, before defaults (targets inherit them)
+	outRaw  OutputCommon // output keys as written, before defaults (targets inherit them)
 	// Fingerprint identifies the instance's configuration: a reload keeps
 	// a running instance whose fingerprint did not change.
 	Fingerprint string
-	// reg is the plugin as registered (its spec).
-	reg registry.Plugin
-	// fresh decodes the table again into a new plugin value. Plugin is the
-	// configuration as data and is never started; what runs is always a
-	// fresh value (Init, Run, Connect happen on it).
+	// Registered is the plugin as registered (its spec).
+	Registered registry.Plugin
+	// fresh decodes the table again into a new plugin value (see Fresh).
 	fresh func() (any, error)
 }
 
-func (in *instance) label() string {
+// Label names the instance in messages: outputs.graphite "carbon-a".
+func (in *Instance) Label() string {
 	return fmt.Sprintf("%s.%s %q", in.Kind, in.Name, in.ID)
 }
 
+// Fresh decodes the table again into a new plugin value. Plugin is the
+// configuration as data and is never started; what runs is always a fresh
+// value (Init, Run, Connect happen on it).
+func (in *Instance) Fresh() (any, error) { return in.fresh() }
+
+// Spec is where an output writes, as written in the configuration: its
+// destination as a distributor's target ("host:port[:instance]"), else its
+// plugin's address (registry.Addresser), else "".
+func (in *Instance) Spec() string {
+	if in.Target.Spec != "" {
+		return in.Target.Spec
+	}
+	spec, _ := addressOf(in.Plugin)
+	return spec
+}
+
+// TargetList returns what a distributor's TargetSetter gets: its targets'
+// Target, in ring order.
+func (in *Instance) TargetList() []registry.Target {
+	t := make([]registry.Target, len(in.Targets))
+	for i, ti := range in.Targets {
+		t[i] = ti.Target
+	}
+	return t
+}
+
 type fileConfig struct {
-	Agent      agentConfig               `toml:"agent"`
+	Agent      Agent                     `toml:"agent"`
 	Inputs     map[string]toml.Primitive `toml:"inputs"`
 	Processors map[string]toml.Primitive `toml:"processors"`
 	Outputs    map[string]toml.Primitive `toml:"outputs"`
 }
 
-// configError names the file, line (where known), table and key.
-type configError struct {
-	file  string
-	line  int
-	table string
-	msg   string
+// Error is a configuration error: it names the file, line (where known),
+// table and key.
+type Error struct {
+	File  string
+	Line  int    // 0: unknown
+	Table string // "[[outputs.graphite]] #2", or ""
+	Msg   string
 }
 
-func (e *configError) Error() string {
+func (e *Error) Error() string {
 	var b strings.Builder
-	b.WriteString(e.file)
-	if e.line > 0 {
-		fmt.Fprintf(&b, ":%d", e.line)
+	b.WriteString(e.File)
+	if e.Line > 0 {
+		fmt.Fprintf(&b, ":%d", e.Line)
 	}
 	b.WriteString(": ")
-	if e.table != "" {
-		b.WriteString(e.table)
+	if e.Table != "" {
+		b.WriteString(e.Table)
 		b.WriteString(": ")
 	}
-	b.WriteString(e.msg)
+	b.WriteString(e.Msg)
 	return b.String()
 }
 
-// loader carries the state of one LoadConfig call.
+// loader carries the state of one Parse call (or WithDestinations).
 type loader struct {
 	reg   *registry.Registry
 	file  string
@@ -192,19 +224,20 @@ type loader struct {
 	ids   map[string]string
 }
 
-// LoadConfig reads, expands, decodes and validates a configuration file with
-// the plugins of reg. It calls every plugin's Init and opens nothing.
-func LoadConfig(reg *registry.Registry, file string) (*Config, error) {
+// Load reads, expands, decodes and validates a configuration file with the
+// plugins of reg. It makes a value of every plugin but neither initialises
+// (Init) nor opens anything.
+func Load(reg *registry.Registry, file string) (*Config, error) {
 	raw, err := os.ReadFile(file)
 	if err != nil {
 		return nil, fmt.Errorf("config: %w", err)
 	}
-	return ParseConfig(reg, file, string(raw), os.LookupEnv)
+	return Parse(reg, file, string(raw), os.LookupEnv)
 }
 
-// ParseConfig is LoadConfig on text already read; lookup resolves ${VAR}.
-func ParseConfig(reg *registry.Registry, file, text string, lookup func(string) (string, bool)) (*Config, error) {
-	expanded, err := expandEnv(text, lookup)
+// Parse is Load on text already read; lookup resolves ${VAR}.
+func Parse(reg *registry.Registry, file, text string, lookup func(string) (string, bool)) (*Config, error) {
+	expanded, err := ExpandEnv(text, lookup)
 	if err != nil {
 		return nil, fmt.Errorf("%s:%w", file, err)
 	}
@@ -283,74 +316,74 @@ func ParseConfig(reg *registry.Registry, file, text string, lookup func(string) 
 		return nil, err
 	}
 	if len(cfg.Inputs) == 0 {
-		return nil, &configError{file: file, msg: "no [[inputs.*]] table: nothing would be read"}
+		return nil, &Error{File: file, Msg: "no [[inputs.*]] table: nothing would be read"}
 	}
 	if len(cfg.Outputs) == 0 {
-		return nil, &configError{file: file, msg: "no [[outputs.*]] table: everything read would be lost"}
+		return nil, &Error{File: file, Msg: "no [[outputs.*]] table: everything read would be lost"}
 	}
 	return cfg, nil
 }
 
-func (l *loader) checkAgent(a *agentConfig) error {
+func (l *loader) checkAgent(a *Agent) error {
 	switch a.LogLevel {
 	case "", "trace", "debug", "info", "warn", "error":
 	default:
-		return &configError{file: l.file, line: l.keyLine([]string{"agent"}, "log_level"), table: "[agent]",
-			msg: fmt.Sprintf("log_level %q: want trace, debug, info, warn or error", a.LogLevel)}
+		return &Error{File: l.file, Line: l.keyLine([]string{"agent"}, "log_level"), Table: "[agent]",
+			Msg: fmt.Sprintf("log_level %q: want trace, debug, info, warn or error", a.LogLevel)}
 	}
 	switch a.LogFormat {
 	case "", "json", "console":
 	default:
-		return &configError{file: l.file, line: l.keyLine([]string{"agent"}, "log_format"), table: "[agent]",
-			msg: fmt.Sprintf("log_format %q: want json or console", a.LogFormat)}
+		return &Error{File: l.file, Line: l.keyLine([]string{"agent"}, "log_format"), Table: "[agent]",
+			Msg: fmt.Sprintf("log_format %q: want json or console", a.LogFormat)}
 	}
 	if a.MetricsPrefix == "" {
 		a.MetricsPrefix = "carbon.relays.{host}"
 	}
 	if a.MetricsFlush != 0 && a.MetricsFlush.D() < time.Second {
-		return &configError{file: l.file, line: l.keyLine([]string{"agent"}, "metrics_flush"), table: "[agent]",
-			msg: "metrics_flush: at least 1s (or 0s for never)"}
+		return &Error{File: l.file, Line: l.keyLine([]string{"agent"}, "metrics_flush"), Table: "[agent]",
+			Msg: "metrics_flush: at least 1s (or 0s for never)"}
 	}
 	if a.MaxBufferedBytes == 0 {
 		a.MaxBufferedBytes = 1 << 30
 	}
 	if a.MaxBufferedBytes < -1 || (a.MaxBufferedBytes > 0 && a.MaxBufferedBytes < 1<<20) {
-		return &configError{file: l.file, line: l.keyLine([]string{"agent"}, "max_buffered_bytes"), table: "[agent]",
-			msg: "max_buffered_bytes: at least 1048576, or -1 for no bound"}
+		return &Error{File: l.file, Line: l.keyLine([]string{"agent"}, "max_buffered_bytes"), Table: "[agent]",
+			Msg: "max_buffered_bytes: at least 1048576, or -1 for no bound"}
 	}
 	if a.ShutdownTimeout == 0 {
 		a.ShutdownTimeout = registry.Duration(defShutdownTimeout)
 	}
 	if a.APIToken != "" && a.APITokenFile != "" {
-		return &configError{file: l.file, line: l.keyLine([]string{"agent"}, "api_token_file"), table: "[agent]",
-			msg: "api_token and api_token_file: set one, not both"}
+		return &Error{File: l.file, Line: l.keyLine([]string{"agent"}, "api_token_file"), Table: "[agent]",
+			Msg: "api_token and api_token_file: set one, not both"}
 	}
 	if (a.APIToken != "" || a.APITokenFile != "") && a.APIAddr == "" && a.ManagementAddr == "" {
-		return &configError{file: l.file, line: l.keyLine([]string{"agent"}, "api_token"), table: "[agent]",
-			msg: "api_token protects api_addr and management_addr: set one of them, or remove the token"}
+		return &Error{File: l.file, Line: l.keyLine([]string{"agent"}, "api_token"), Table: "[agent]",
+			Msg: "api_token protects api_addr and management_addr: set one of them, or remove the token"}
 	}
 	return nil
 }
 
 func (l *loader) checkPlugin(kind registry.Kind, name string, path []string) error {
 	if _, ok := l.reg.Lookup(kind, name); !ok {
-		return &configError{file: l.file, line: l.headerLine(path), table: fmt.Sprintf("[[%s]]", strings.Join(path, ".")),
-			msg: fmt.Sprintf("unknown %s plugin %q; this binary has: %s", strings.TrimSuffix(string(kind), "s"), name,
+		return &Error{File: l.file, Line: l.headerLine(path), Table: fmt.Sprintf("[[%s]]", strings.Join(path, ".")),
+			Msg: fmt.Sprintf("unknown %s plugin %q; this binary has: %s", strings.TrimSuffix(string(kind), "s"), name,
 				strings.Join(l.reg.Names(kind), ", "))}
 	}
 	if t := l.md.Type(path...); t != "ArrayHash" {
-		return &configError{file: l.file, line: l.headerLine(path), table: strings.Join(path, "."),
-			msg: fmt.Sprintf("write [[%s]] (an array of tables), not a %s", strings.Join(path, "."), strings.ToLower(t))}
+		return &Error{File: l.file, Line: l.headerLine(path), Table: strings.Join(path, "."),
+			Msg: fmt.Sprintf("write [[%s]] (an array of tables), not a %s", strings.Join(path, "."), strings.ToLower(t))}
 	}
 	return nil
 }
 
 // decodeInstance decodes one plugin table (and, for a distributor, its targets).
-func (l *loader) decodeInstance(kind registry.Kind, name string, prim toml.Primitive, path []string, parent *instance) (*instance, error) {
+func (l *loader) decodeInstance(kind registry.Kind, name string, prim toml.Primitive, path []string, parent *Instance) (*Instance, error) {
 	p, _ := l.reg.Lookup(kind, name)
 	key := strings.Join(path, ".")
 	l.count[key]++
-	in := &instance{Kind: kind, Name: name, Plugin: p.New(), reg: p, Line: l.headerLineN(path, l.count[key])}
+	in := &Instance{Kind: kind, Name: name, Plugin: p.New(), Registered: p, Line: l.headerLineN(path, l.count[key])}
 	in.Table = fmt.Sprintf("[[%s]] #%d", key, l.count[key])
 	if kind == registry.Outputs {
 		if parent != nil {
@@ -392,7 +425,7 @@ func (l *loader) decodeInstance(kind registry.Kind, name string, prim toml.Primi
 	}
 	idKey := string(kind) + "/" + in.ID
 	if prev, dup := l.ids[idKey]; dup {
-		return nil, &configError{file: l.file, line: in.Line, table: in.Table, msg: fmt.Sprintf("id %q already used by %s", in.ID, prev)}
+		return nil, &Error{File: l.file, Line: in.Line, Table: in.Table, Msg: fmt.Sprintf("id %q already used by %s", in.ID, prev)}
 	}
 	l.ids[idKey] = in.Table
 	if kind == registry.Outputs {
@@ -413,7 +446,7 @@ func (l *loader) decodeInstance(kind registry.Kind, name string, prim toml.Primi
 
 // fingerprint renders an instance's decoded configuration (before Init:
 // exported fields only) and, for a distributor, its targets' fingerprints.
-func fingerprint(in *instance) string {
+func fingerprint(in *Instance) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s.%s|%s|", in.Kind, in.Name, in.ID)
 	enc := toml.NewEncoder(&b)
@@ -436,9 +469,9 @@ func fingerprint(in *instance) string {
 	return b.String()
 }
 
-func (l *loader) outputDefaults(in *instance) error {
+func (l *loader) outputDefaults(in *Instance) error {
 	o := &in.Out
-	spec := in.reg.Output
+	spec := in.Registered.Output
 	if o.BatchSize == 0 {
 		o.BatchSize = spec.BatchSize
 	}
@@ -464,7 +497,7 @@ func (l *loader) outputDefaults(in *instance) error {
 		o.WriteTimeout = registry.Duration(defWriteTimeout)
 	}
 	bad := func(key, msg string) error {
-		return &configError{file: l.file, line: in.Line, table: in.Table, msg: key + ": " + msg}
+		return &Error{File: l.file, Line: in.Line, Table: in.Table, Msg: key + ": " + msg}
 	}
 	switch o.Overflow {
 	case "":
@@ -513,20 +546,20 @@ func (l *loader) outputDefaults(in *instance) error {
 	return nil
 }
 
-func (l *loader) pathOf(in *instance) []string { return []string{string(in.Kind), in.Name} }
+func (l *loader) pathOf(in *Instance) []string { return []string{string(in.Kind), in.Name} }
 
 // decodeTargets builds a distributor's targets from its `to` tables and its
 // destinations shorthand.
-func (l *loader) decodeTargets(in *instance, path []string) error {
+func (l *loader) decodeTargets(in *Instance, path []string) error {
 	_, isDist := in.Plugin.(registry.Distributor)
 	if !isDist {
 		if len(in.Out.To) > 0 {
-			return &configError{file: l.file, line: in.Line, table: in.Table,
-				msg: fmt.Sprintf("outputs.%s does not distribute: remove its [[...to.*]] tables", in.Name)}
+			return &Error{File: l.file, Line: in.Line, Table: in.Table,
+				Msg: fmt.Sprintf("outputs.%s does not distribute: remove its [[...to.*]] tables", in.Name)}
 		}
 		if in.Out.Instance != "" && len(path) == 2 {
-			return &configError{file: l.file, line: l.keyLine(path, "instance"), table: in.Table,
-				msg: "instance: only a distributor's targets ([[outputs.<dist>.to.<output>]]) have an instance"}
+			return &Error{File: l.file, Line: l.keyLine(path, "instance"), Table: in.Table,
+				Msg: "instance: only a distributor's targets ([[outputs.<dist>.to.<output>]]) have an instance"}
 		}
 		return nil
 	}
@@ -568,12 +601,12 @@ func (l *loader) decodeTargets(in *instance, path []string) error {
 		proto, dests := sh.Shorthand()
 		if len(dests) > 0 {
 			if proto == "" {
-				return &configError{file: l.file, line: l.keyLine(path, "destinations"), table: in.Table,
-					msg: "protocol: required with destinations (e.g. \"graphite\")"}
+				return &Error{File: l.file, Line: l.keyLine(path, "destinations"), Table: in.Table,
+					Msg: "protocol: required with destinations (e.g. \"graphite\")"}
 			}
 			if _, ok := l.reg.Lookup(registry.Outputs, proto); !ok {
-				return &configError{file: l.file, line: l.keyLine(path, "protocol"), table: in.Table,
-					msg: fmt.Sprintf("protocol %q: no such output plugin; this binary has: %s", proto, strings.Join(l.reg.Names(registry.Outputs), ", "))}
+				return &Error{File: l.file, Line: l.keyLine(path, "protocol"), Table: in.Table,
+					Msg: fmt.Sprintf("protocol %q: no such output plugin; this binary has: %s", proto, strings.Join(l.reg.Names(registry.Outputs), ", "))}
 			}
 		}
 		for _, d := range dests {
@@ -591,23 +624,19 @@ func (l *loader) decodeTargets(in *instance, path []string) error {
 				proto, _ = sh.Shorthand()
 			}
 			if proto == "" {
-				return &configError{file: l.file, line: in.Line, table: in.Table, msg: "protocol: required with consul_service"}
+				return &Error{File: l.file, Line: in.Line, Table: in.Table, Msg: "protocol: required with consul_service"}
 			}
 			return nil // the catalog gives the targets at start
 		}
-		return &configError{file: l.file, line: in.Line, table: in.Table,
-			msg: "no targets: set destinations (with protocol), consul_service, or add [[" + strings.Join(path, ".") + ".to.<output>]] tables"}
+		return &Error{File: l.file, Line: in.Line, Table: in.Table,
+			Msg: "no targets: set destinations (with protocol), consul_service, or add [[" + strings.Join(path, ".") + ".to.<output>]] tables"}
 	}
 	if len(in.Targets) > 65535 {
-		return &configError{file: l.file, line: in.Line, table: in.Table, msg: "too many targets"}
-	}
-	targets := make([]registry.Target, len(in.Targets))
-	for i, t := range in.Targets {
-		targets[i] = t.Target
+		return &Error{File: l.file, Line: in.Line, Table: in.Table, Msg: "too many targets"}
 	}
 	if ts, ok := in.Plugin.(registry.TargetSetter); ok {
-		if err := ts.SetTargets(targets); err != nil {
-			return &configError{file: l.file, line: in.Line, table: in.Table, msg: err.Error()}
+		if err := ts.SetTargets(in.TargetList()); err != nil {
+			return &Error{File: l.file, Line: in.Line, Table: in.Table, Msg: err.Error()}
 		}
 	}
 	return nil
@@ -615,14 +644,14 @@ func (l *loader) decodeTargets(in *instance, path []string) error {
 
 // shorthandTarget builds the output for one `destinations` entry
 // "host:port[:instance]" by decoding `address = "host:port"` into it.
-func (l *loader) shorthandTarget(parent *instance, proto, dest string) (*instance, error) {
+func (l *loader) shorthandTarget(parent *Instance, proto, dest string) (*Instance, error) {
 	host, port, inst, err := ParseDestination(dest)
 	if err != nil {
-		return nil, &configError{file: l.file, line: l.keyLine(l.pathOf(parent), "destinations"), table: parent.Table, msg: "destinations: " + err.Error()}
+		return nil, &Error{File: l.file, Line: l.keyLine(l.pathOf(parent), "destinations"), Table: parent.Table, Msg: "destinations: " + err.Error()}
 	}
 	p, _ := l.reg.Lookup(registry.Outputs, proto)
 	addr := joinHostPort(host, port)
-	t := &instance{Kind: registry.Outputs, Name: proto, Plugin: p.New(), reg: p, Line: parent.Line, Table: parent.Table + " destination " + dest}
+	t := &Instance{Kind: registry.Outputs, Name: proto, Plugin: p.New(), Registered: p, Line: parent.Line, Table: parent.Table + " destination " + dest}
 	t.Out = parent.outRaw
 	t.Out.ID, t.Out.To, t.Out.Instance = parent.ID+"/"+dest, nil, inst
 	t.ID = t.Out.ID
@@ -634,11 +663,11 @@ func (l *loader) shorthandTarget(parent *instance, proto, dest string) (*instanc
 	}
 	md, err := toml.Decode(text, t.Plugin)
 	if err != nil {
-		return nil, &configError{file: l.file, line: parent.Line, table: parent.Table, msg: fmt.Sprintf("protocol %q: %v", proto, err)}
+		return nil, &Error{File: l.file, Line: parent.Line, Table: parent.Table, Msg: fmt.Sprintf("protocol %q: %v", proto, err)}
 	}
 	if u := md.Undecoded(); len(u) > 0 {
-		return nil, &configError{file: l.file, line: parent.Line, table: parent.Table,
-			msg: fmt.Sprintf("protocol %q: output has no address key; declare it as [[...to.%s]] tables", proto, proto)}
+		return nil, &Error{File: l.file, Line: parent.Line, Table: parent.Table,
+			Msg: fmt.Sprintf("protocol %q: output has no address key; declare it as [[...to.%s]] tables", proto, proto)}
 	}
 	if err := l.checkKind(t); err != nil {
 		return nil, err
@@ -650,6 +679,56 @@ func (l *loader) shorthandTarget(parent *instance, proto, dest string) (*instanc
 	t.Target = registry.Target{ID: t.ID, Plugin: proto, Address: addr, Host: host, Port: port, Instance: inst, Spec: dest}
 	t.Fingerprint = fingerprint(t)
 	return t, nil
+}
+
+// WithDestinations returns a copy of distributor in whose targets are
+// dests ("host:port[:instance]", in ring order): a destination in already
+// has keeps its target, the others are built as the destinations shorthand
+// would, with the common output keys in's table sets. The copy's Plugin is
+// a fresh value that has taken the new targets; file names the
+// configuration in errors.
+func WithDestinations(reg *registry.Registry, file string, in *Instance, dests []string) (*Instance, error) {
+	proto := ""
+	if sh, ok := in.Plugin.(registry.Shorthand); ok {
+		proto, _ = sh.Shorthand()
+	}
+	if proto == "" && len(in.Targets) > 0 {
+		proto = in.Targets[0].Name
+	}
+	if proto == "" {
+		return nil, fmt.Errorf("%q: no protocol to build destinations with", in.ID)
+	}
+	l := &loader{reg: reg, file: file, count: map[string]int{}, ids: map[string]string{}}
+	old := map[string]*Instance{}
+	for _, t := range in.Targets {
+		old[t.Target.Spec] = t
+	}
+	ni := *in
+	ni.Targets = nil
+	for _, d := range dests {
+		if t, ok := old[d]; ok {
+			ni.Targets = append(ni.Targets, t)
+			continue
+		}
+		t, err := l.shorthandTarget(in, proto, d)
+		if err != nil {
+			return nil, err
+		}
+		ni.Targets = append(ni.Targets, t)
+	}
+	// a value of its own, to check the targets on (in.Plugin is the file's)
+	v, err := in.Fresh()
+	if err != nil {
+		return nil, err
+	}
+	if ts, ok := v.(registry.TargetSetter); ok {
+		if err := ts.SetTargets(ni.TargetList()); err != nil {
+			return nil, err
+		}
+	}
+	ni.Plugin = v
+	ni.Fingerprint = fingerprint(&ni)
+	return &ni, nil
 }
 
 // ParseDestination splits "host:port[:instance]" (IPv6 hosts in brackets).
@@ -711,7 +790,7 @@ func addressOf(p any) (string, bool) {
 }
 
 // checkKind verifies the decoded plugin value implements its kind's interface.
-func (l *loader) checkKind(in *instance) error {
+func (l *loader) checkKind(in *Instance) error {
 	var ok bool
 	switch in.Kind {
 	case registry.Inputs:
@@ -724,7 +803,7 @@ func (l *loader) checkKind(in *instance) error {
 		ok = o || d
 	}
 	if !ok {
-		return &configError{file: l.file, line: in.Line, table: in.Table, msg: fmt.Sprintf("plugin %s.%s does not implement its interface (a bug in the plugin)", in.Kind, in.Name)}
+		return &Error{File: l.file, Line: in.Line, Table: in.Table, Msg: fmt.Sprintf("plugin %s.%s does not implement its interface (a bug in the plugin)", in.Kind, in.Name)}
 	}
 	return nil
 }
@@ -738,7 +817,7 @@ func (l *loader) wrapDecode(table string, err error) error {
 	} else if m := reLastKey.FindStringSubmatch(msg); m != nil {
 		msg = "key " + m[1] + ": " + msg[len(m[0]):]
 	}
-	return &configError{file: l.file, line: line, table: table, msg: msg}
+	return &Error{File: l.file, Line: line, Table: table, Msg: msg}
 }
 
 var (
@@ -767,7 +846,7 @@ func (l *loader) checkUndecoded() error {
 		if len(k) == 1 {
 			msg = fmt.Sprintf("unknown top-level key or table %q; want [agent], [[inputs.*]], [[processors.*]], [[outputs.*]]", k.String())
 		}
-		return &configError{file: l.file, line: l.keyLine(k[:len(k)-1], k[len(k)-1]), table: table, msg: msg}
+		return &Error{File: l.file, Line: l.keyLine(k[:len(k)-1], k[len(k)-1]), Table: table, Msg: msg}
 	}
 	return nil
 }
@@ -838,10 +917,6 @@ func tableHeader(line string) (string, bool) {
 // An unset variable without a default is an error naming it and its line. A
 // bare $VAR is left alone.
 func ExpandEnv(text string, lookup func(string) (string, bool)) (string, error) {
-	return expandEnv(text, lookup)
-}
-
-func expandEnv(text string, lookup func(string) (string, bool)) (string, error) {
 	if !strings.Contains(text, "${") {
 		return text, nil
 	}

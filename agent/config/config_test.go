@@ -1,7 +1,6 @@
-package agent
+package config
 
 import (
-	"bytes"
 	"context"
 	"strings"
 	"testing"
@@ -25,7 +24,7 @@ func TestExpandEnv(t *testing.T) {
 		{"x = \"${1BAD}\"\n", "", "bad variable name"},
 	}
 	for _, c := range cases {
-		got, err := expandEnv(c.in, lookup)
+		got, err := ExpandEnv(c.in, lookup)
 		if c.err != "" {
 			if err == nil || !strings.Contains(err.Error(), c.err) {
 				t.Errorf("%q: err %v, want %q", c.in, err, c.err)
@@ -72,7 +71,7 @@ func TestProcessorOrderAndIDs(t *testing.T) {
 	reg.Add(registry.Processors, "p", func() any { return &procP{} }, "# p\n")
 	reg.Add(registry.Processors, "q", func() any { return &procP{} }, "# q\n")
 	reg.Add(registry.Outputs, "out", func() any { return &fakeOut{} }, "# out\n")
-	cfg, err := ParseConfig(reg, "t.toml", `
+	cfg, err := Parse(reg, "t.toml", `
 [[inputs.in]]
 [[processors.q]]
   tag = "1"
@@ -107,41 +106,11 @@ func TestProcessorOrderAndIDs(t *testing.T) {
 	}
 }
 
-func TestCLIFlags(t *testing.T) {
-	reg := registry.New()
-	reg.Add(registry.Inputs, "in", func() any { return &fakeIn{} }, "# A fake input\n[[inputs.in]]\n  listen = \":1\"\n")
-	reg.Add(registry.Outputs, "in", func() any { return &fakeOut{} }, "# same name, other kind\n")
-	run := func(args ...string) (int, string) {
-		var out bytes.Buffer
-		code := RunWith(context.Background(), reg, args, strings.NewReader(""), &out, &out)
-		return code, out.String()
-	}
-	if code, out := run("-list-plugins"); code != 0 || !strings.Contains(out, "inputs.in") || !strings.Contains(out, "A fake input") {
-		t.Errorf("-list-plugins: %d %q", code, out)
-	}
-	if code, out := run("-sample", "inputs.in"); code != 0 || !strings.Contains(out, "[[inputs.in]]") {
-		t.Errorf("-sample: %d %q", code, out)
-	}
-	if code, out := run("-sample", "in"); code == 0 || !strings.Contains(out, "ambiguous") {
-		t.Errorf("-sample ambiguous: %d %q", code, out)
-	}
-	if code, out := run("-version"); code != 0 || !strings.Contains(out, "router ") {
-		t.Errorf("-version: %d %q", code, out)
-	}
-	if code, out := run(); code != 2 || !strings.Contains(out, "-config") {
-		t.Errorf("no config: %d %q", code, out)
-	}
-	if code, _ := run("-h"); code != 0 {
-		t.Errorf("-h: %d", code)
-	}
-}
-
 type procP struct {
 	Tag string `toml:"tag"`
 }
 
 func (p *procP) Process(b metric.Batch) metric.Batch { return b }
-
 
 func TestWorkerDefaults(t *testing.T) {
 	for _, c := range []struct {
@@ -160,7 +129,7 @@ func TestWorkerDefaults(t *testing.T) {
 		reg.AddPlugin(registry.Plugin{Kind: registry.Outputs, Name: "rt", New: func() any { return &fakeOut{} }, Sample: "# rt\n",
 			Output: registry.OutputSpec{Workers: c.want}})
 		reg.Add(registry.Outputs, "out", func() any { return &fakeOut{} }, "# out\n")
-		cfg, err := ParseConfig(reg, "t.toml", "[[inputs.in]]\n[[outputs.rt]]\n"+c.config+"\n[[outputs.out]]\n",
+		cfg, err := Parse(reg, "t.toml", "[[inputs.in]]\n[[outputs.rt]]\n"+c.config+"\n[[outputs.out]]\n",
 			func(string) (string, bool) { return "", false })
 		if err != nil {
 			t.Fatal(err)
@@ -173,3 +142,13 @@ func TestWorkerDefaults(t *testing.T) {
 		}
 	}
 }
+
+// fakeOut accepts everything.
+type fakeOut struct {
+	Address string `toml:"address"`
+}
+
+func (f *fakeOut) Connect(context.Context) error             { return nil }
+func (f *fakeOut) Write(context.Context, metric.Batch) error { return nil }
+func (f *fakeOut) Close() error                              { return nil }
+func (f *fakeOut) Destination() string                       { return f.Address }

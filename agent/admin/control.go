@@ -1,4 +1,4 @@
-package agent
+package admin
 
 import (
 	"bufio"
@@ -21,6 +21,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/metricsrouter/router/agent/config"
 	"github.com/metricsrouter/router/plugins/netx"
 	"github.com/metricsrouter/router/registry"
 )
@@ -47,7 +48,7 @@ type control struct {
 
 // newControl reads the token (api_token, or the first line of
 // api_token_file) and warns when api_addr accepts changes without one.
-func newControl(cfg agentConfig, refused *atomic.Uint64, log zerolog.Logger) (*control, error) {
+func newControl(cfg config.Agent, refused *atomic.Uint64, log zerolog.Logger) (*control, error) {
 	c := &control{hosts: map[string]bool{}, refused: refused,
 		log: log.Sample(&zerolog.BurstSampler{Burst: 5, Period: 10 * time.Second})}
 	for _, h := range cfg.APIAllowedHosts {
