@@ -254,7 +254,23 @@ func (s *Stream) write(ctx context.Context, p []byte) (int, error) {
 		d = dl
 	}
 	_ = s.conn.SetWriteDeadline(d)
-	n, err := s.conn.Write(p)
+	var n int
+	var err error
+	if ctx.Done() == nil {
+		n, err = s.conn.Write(p)
+	} else {
+		// a cancelled ctx (the router's hard deadline) cuts the write
+		// short like a timeout: what went out is counted, nothing twice
+		conn, cut := s.conn, make(chan struct{})
+		stop := context.AfterFunc(ctx, func() {
+			_ = conn.SetWriteDeadline(time.Now())
+			close(cut)
+		})
+		n, err = conn.Write(p)
+		if !stop() {
+			<-cut // it ran: the next write's deadline must come after it
+		}
+	}
 	if err == nil {
 		return n, nil
 	}
