@@ -83,44 +83,6 @@ func chLines(names, copies int) []string {
 	return lines
 }
 
-// TestCarbonCHPlacement: 200k metrics (50k names x 4) through carbon_ch to 3
-// sinks: each arrives exactly once, at the node Graphite carbon names.
-func TestCarbonCHPlacement(t *testing.T) {
-	expected := loadCarbonExpected(t)
-	sinks := map[string]*plugintest.LineSink{"a": plugintest.NewLineSink(t), "b": plugintest.NewLineSink(t), "c": plugintest.NewLineSink(t)}
-	in, stats := plugintest.FreeAddr(t), plugintest.FreeAddr(t)
-	p := startRouter(t, chConfig(in, stats, "queue", sinks))
-	waitListen(t, in)
-	lines := chLines(len(expected), 4)
-	sendLines(t, in, lines, 4)
-	want := map[string]int{}
-	for _, inst := range expected {
-		want[inst] += 4
-	}
-	for inst, s := range sinks {
-		if !s.WaitLen(want[inst], 30*time.Second) {
-			t.Fatalf("sink %s got %d, want %d", inst, s.Len(), want[inst])
-		}
-	}
-	if code := p.stop(t); code != 0 {
-		t.Fatalf("exit %d", code)
-	}
-	total := checkPlacement(t, sinks, expected, nil)
-	if total != len(lines) {
-		t.Fatalf("%d lines arrived, %d sent (duplicates?)", total, len(lines))
-	}
-	for inst, s := range sinks {
-		seen := map[string]bool{}
-		for _, l := range s.Lines() {
-			if seen[l] {
-				t.Fatalf("sink %s: %q twice", inst, l)
-			}
-			seen[l] = true
-		}
-		t.Logf("sink %s: %d lines (%.1f %%)", inst, s.Len(), 100*float64(s.Len())/float64(len(lines)))
-	}
-}
-
 // TestCarbonCHDownQueue: with on_down = "queue" a dead node's metrics wait
 // for it: nothing moves, nothing is lost once it returns.
 func TestCarbonCHDownQueue(t *testing.T) {

@@ -422,41 +422,6 @@ func TestStatsdHealthDownAndUp(t *testing.T) {
 	}
 }
 
-// TestStatsdMirror: etc/statsd-mirror.toml's shape (broadcast, protocol
-// statsd) delivers every metric to every backend.
-func TestStatsdMirror(t *testing.T) {
-	const n = 50_000
-	sinks := []*udpStatsdSink{newStatsdSink(t, n), newStatsdSink(t, n), newStatsdSink(t, n)}
-	in, stats := plugintest.FreeAddr(t), plugintest.FreeAddr(t)
-	startRouter(t, fmt.Sprintf(`
-[agent]
-  stats_addr = %q
-[[inputs.statsd]]
-  listen = %q
-  read_buffer = 8388608
-[[outputs.broadcast]]
-  id = "mirror"
-  protocol = "statsd"
-  destinations = [%q, %q, %q]
-`, stats, in, sinks[0].Addr, sinks[1].Addr, sinks[2].Addr))
-	waitUDPInput(t, stats)
-	grams := statsdDatagrams(0, n, 1400)
-	sendStatsd(t, in, grams, 3*float64(n)/float64(len(grams)), sinks, 0, 150_000)
-	if got := waitTotal(sinks, 3*n); got != 3*n {
-		t.Fatalf("%d of %d arrived", got, 3*n)
-	}
-	for k, s := range sinks {
-		for i := range n {
-			if c := s.count(i); c != 1 {
-				t.Fatalf("sink %d: %s arrived %d times", k, statsdKey(i), c)
-			}
-		}
-		if b := s.bad.Load(); b > 0 {
-			t.Fatalf("sink %d: %d lines not byte-identical", k, b)
-		}
-	}
-}
-
 // TestStatsdManagement: the management interface of a StatsD proxy config:
 // ping, status listing the backends, and health down/up driving /healthz.
 func TestStatsdManagement(t *testing.T) {
