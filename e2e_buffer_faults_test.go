@@ -8,149 +8,21 @@ package main
 // the code before the fix (the comments say how) and logs what it measured.
 
 import (
-	"bufio"
 	"bytes"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/metricsrouter/router/plugins/plugintest"
 )
-
-// appendSeqLine appends the Graphite line number i of prefix:
-// "<prefix>.<i> <i> 1700000000\n".
-func appendSeqLine(dst []byte, prefix string, i int) []byte {
-	dst = append(dst, prefix...)
-	dst = append(dst, '.')
-	dst = strconv.AppendInt(dst, int64(i), 10)
-	dst = append(dst, ' ')
-	dst = strconv.AppendInt(dst, int64(i), 10)
-	return append(dst, " 1700000000\n"...)
-}
-
-// floodSeq sends lines from..from+n-1 of prefix over conns TCP connections
-// (line i on connection i%conns) as fast as the peer takes them, and closes
-// them. It generates the lines as it goes (millions of them would cost the
-// test process hundreds of MiB otherwise).
-func floodSeq(addr, prefix string, from, n, conns int) error {
-	var wg sync.WaitGroup
-	errs := make(chan error, conns)
-	for c := 0; c < conns; c++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			conn, err := net.Dial("tcp", addr)
-			if err != nil {
-				errs <- err
-				return
-			}
-			defer conn.Close()
-			w := bufio.NewWriterSize(conn, 256<<10)
-			var line []byte
-			for i := from + c; i < from+n; i += conns {
-				line = appendSeqLine(line[:0], prefix, i)
-				if _, err := w.Write(line); err != nil {
-					errs <- fmt.Errorf("connection %d: %w", c, err)
-					return
-				}
-			}
-			if err := w.Flush(); err != nil {
-				errs <- fmt.Errorf("connection %d: %w", c, err)
-			}
-		}()
-	}
-	wg.Wait()
-	close(errs)
-	return <-errs // nil when closed empty
-}
-
-// seqCheck checks lines "<prefix>.<i> ..." for i in [0, n): each exactly
-// once, nothing else.
-type seqCheck struct {
-	prefix  string
-	seen    []uint8
-	got     int // lines of this prefix, duplicates included
-	dups    int
-	foreign int // lines not of the prefix or out of range
-}
-
-func newSeqCheck(prefix string, n int) *seqCheck {
-	return &seqCheck{prefix: prefix + ".", seen: make([]uint8, n)}
-}
-
-// add checks one line (without its newline); false if it is not of the
-// prefix, which is then counted as foreign only if count is set.
-func (s *seqCheck) add(line string, count bool) bool {
-	name, _, _ := strings.Cut(line, " ")
-	rest, ok := strings.CutPrefix(name, s.prefix)
-	i, err := strconv.Atoi(rest)
-	if !ok || err != nil || i < 0 || i >= len(s.seen) {
-		if count {
-			s.foreign++
-		}
-		return false
-	}
-	s.got++
-	if s.seen[i] > 0 {
-		s.dups++
-	}
-	if s.seen[i] < 255 {
-		s.seen[i]++
-	}
-	return true
-}
-
-// missing counts the lines in [0, n) never seen.
-func (s *seqCheck) missing() int {
-	m := 0
-	for _, v := range s.seen {
-		if v == 0 {
-			m++
-		}
-	}
-	return m
-}
-
-// logEntries returns the router's log lines (JSON) whose message is msg.
-func (p *proc) logEntries(msg string) []map[string]any {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	var out []map[string]any
-	for _, l := range p.logs {
-		if !strings.Contains(l, msg) {
-			continue
-		}
-		var e map[string]any
-		if json.Unmarshal([]byte(l), &e) == nil && e["message"] == msg {
-			out = append(out, e)
-		}
-	}
-	return out
-}
-
-// waitFor polls cond every 20 ms until it holds or within passes; false on
-// timeout.
-func waitFor(within time.Duration, cond func() bool) bool {
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			return cond()
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	return true
-}
 
 // TestSpoolDiskFull: the spool directory is a 20 MiB tmpfs and the
 // destination is down; 2.4M lines arrive as fast as the router takes them.
@@ -191,8 +63,7 @@ func TestSpoolDiskFull(t *testing.T) {
 	sink := plugintest.NewLineSink(t)
 	sink.Stop() // the destination is down: everything accumulates
 	in, stats := plugintest.FreeAddr(t), plugintest.FreeAddr(t)
-	cfg := filepath.Join(base, "r.toml")
-	os.WriteFile(cfg, []byte(fmt.Sprintf(`
+	cfg := writeConfig(t, fmt.Sprintf(`
 [agent]
   stats_addr = %q
   shutdown_timeout = "10s"
@@ -207,7 +78,7 @@ func TestSpoolDiskFull(t *testing.T) {
   spool_dir = %q
   retry_initial = "50ms"
   retry_max = "200ms"
-`, stats, in, sink.Addr, limit, batch, spoolDir)), 0o600)
+`, stats, in, sink.Addr, limit, batch, spoolDir))
 	p := startBinary(t, cfg)
 	waitListen(t, in)
 	key := func(name string) string { return series(name, "outputs.graphite", "cache") }
@@ -411,25 +282,8 @@ func TestSpoolAckPersistedAfterIdle(t *testing.T) {
 		n      = 1_500_000
 		prefix = "e2e.ackidle"
 	)
-	sink := plugintest.NewLineSink(t)
-	sink.Stop()
-	in, stats := plugintest.FreeAddr(t), plugintest.FreeAddr(t)
-	dir := t.TempDir()
-	cfg := filepath.Join(dir, "r.toml")
-	os.WriteFile(cfg, []byte(fmt.Sprintf(`
-[agent]
-  stats_addr = %q
-[[inputs.graphite]]
-  listen = %q
-[[outputs.graphite]]
-  id = "cache"
-  address = %q
-  spool_dir = %q
-  retry_initial = "50ms"
-  retry_max = "200ms"
-`, stats, in, sink.Addr, filepath.Join(dir, "spool"))), 0o600)
-	p := startBinary(t, cfg)
-	waitListen(t, in)
+	r := startSpooled(t, "")
+	sink, in, stats := r.sink, r.in, r.stats
 	key := func(name string) string { return series(name, "outputs.graphite", "cache") }
 
 	if err := floodSeq(in, prefix, 0, n, 4); err != nil {
@@ -457,13 +311,9 @@ func TestSpoolAckPersistedAfterIdle(t *testing.T) {
 
 	// idleness is the point here: no traffic after the last acknowledgement
 	time.Sleep(2 * time.Second)
-	if err := p.cmd.Process.Kill(); err != nil {
-		t.Fatal(err)
-	}
-	p.cmd.Wait()
-	<-p.done
+	r.p.kill9(t)
 
-	p2 := startBinary(t, cfg)
+	p2 := startBinary(t, r.cfg)
 	waitListen(t, in)
 	p2.waitLog(t, "router started", 1)
 	// whatever the restart would re-send, it sends at once (no replay rate)
@@ -505,21 +355,8 @@ type slowServer struct {
 func newSlowServer(t *testing.T, prefix string, n, chunk int, period time.Duration) *slowServer {
 	t.Helper()
 	// a small receive buffer, so that the kernel does not take in megabytes
-	// on the slow reader's behalf (it is inherited by accepted sockets)
-	lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
-		var serr error
-		err := c.Control(func(fd uintptr) {
-			serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 64<<10)
-		})
-		if err != nil {
-			return err
-		}
-		return serr
-	}}
-	ln, err := lc.Listen(t.Context(), "tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	// on the slow reader's behalf
+	ln := plugintest.ListenRcvBuf(t, 64<<10)
 	s := &slowServer{ln: ln, check: newSeqCheck(prefix, n)}
 	s.wg.Add(1)
 	go func() {
@@ -596,8 +433,7 @@ func TestSigtermDeadlineCountsExact(t *testing.T) {
 	)
 	srv := newSlowServer(t, prefix, n, 64<<10, 50*time.Millisecond)
 	in, stats := plugintest.FreeAddr(t), plugintest.FreeAddr(t)
-	cfg := filepath.Join(t.TempDir(), "r.toml")
-	os.WriteFile(cfg, []byte(fmt.Sprintf(`
+	cfg := writeConfig(t, fmt.Sprintf(`
 [agent]
   stats_addr = %q
   shutdown_timeout = "2s"
@@ -608,7 +444,7 @@ func TestSigtermDeadlineCountsExact(t *testing.T) {
   address = %q
   buffer_limit = 10000000
   batch_size = 5000
-`, stats, in, srv.ln.Addr().String())), 0o600)
+`, stats, in, srv.ln.Addr().String()))
 	p := startBinary(t, cfg)
 	waitListen(t, in)
 	if err := floodSeq(in, prefix, 0, n, 2); err != nil {
@@ -705,51 +541,8 @@ func TestReloadInputNoLoss(t *testing.T) {
 	p := startBinary(t, cfgFile)
 	waitListen(t, in)
 
-	const clients, perTick = 4, 125 // 125 lines per 10 ms per client: 12.5k/s each, 50k/s in all
-	var sent [clients]atomic.Int64
-	var writeErrs atomic.Int64
-	var errMu sync.Mutex
-	var firstErr error
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	for c := 0; c < clients; c++ {
-		conn, err := net.Dial("tcp", in)
-		if err != nil {
-			t.Fatal(err)
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer conn.Close()
-			prefix := fmt.Sprintf("e2e.handover.c%d", c)
-			tick := time.NewTicker(10 * time.Millisecond)
-			defer tick.Stop()
-			var buf []byte
-			for i := 0; ; {
-				select {
-				case <-stop:
-					return
-				case <-tick.C:
-				}
-				buf = buf[:0]
-				for j := 0; j < perTick; j++ {
-					buf = appendSeqLine(buf, prefix, i+j)
-				}
-				conn.SetWriteDeadline(time.Now().Add(10 * time.Second))
-				if _, err := conn.Write(buf); err != nil {
-					writeErrs.Add(1)
-					errMu.Lock()
-					if firstErr == nil {
-						firstErr = fmt.Errorf("client %d after %d lines: %w", c, i, err)
-					}
-					errMu.Unlock()
-					return
-				}
-				i += perTick
-				sent[c].Store(int64(i))
-			}
-		}()
-	}
+	const clients = 4
+	l := startLoad(t, in, "e2e.handover", clients, 125) // 125 lines per 10 ms per client: 12.5k/s each, 50k/s in all
 	began := time.Now()
 	for i := 0; i < 30; i++ {
 		time.Sleep(150 * time.Millisecond) // pacing: let traffic flow between reloads
@@ -761,13 +554,8 @@ func TestReloadInputNoLoss(t *testing.T) {
 		p.cmd.Process.Signal(syscall.SIGHUP)
 		p.waitLog(t, `"cause":"reload"`, i+1)
 	}
-	close(stop)
-	wg.Wait()
+	total := l.end()
 	elapsed := time.Since(began)
-	total := 0
-	for c := range sent {
-		total += int(sent[c].Load())
-	}
 	key := func(name string) string { return series(name, "outputs.graphite", "sink") }
 	sink.WaitLen(total, 30*time.Second)
 	// quiescent: the output holds nothing and the sink has all it sent
@@ -779,13 +567,13 @@ func TestReloadInputNoLoss(t *testing.T) {
 
 	checks := make([]*seqCheck, clients)
 	for c := range checks {
-		checks[c] = newSeqCheck(fmt.Sprintf("e2e.handover.c%d", c), int(sent[c].Load()))
+		checks[c] = newSeqCheck(fmt.Sprintf("e2e.handover.c%d", c), int(l.sent[c].Load()))
 	}
 	foreign := 0
-	for _, l := range sink.Lines() {
+	for _, line := range sink.Lines() {
 		ok := false
 		for _, ch := range checks {
-			if ch.add(l, false) {
+			if ch.add(line, false) {
 				ok = true
 				break
 			}
@@ -809,12 +597,12 @@ func TestReloadInputNoLoss(t *testing.T) {
 	t.Logf("30 input replacements in %s under 4 persistent connections: sent %d lines (%.0f/s), sink got %d; lost %d, duplicates %d, foreign %d; "+
 		"client write errors %d; output received %v, sent %v, dropped %v; reloads that replaced the input %d",
 		elapsed.Round(time.Millisecond), total, float64(total)/elapsed.Seconds(), sink.Len(), lost, dups, foreign,
-		writeErrs.Load(), m[key("received_total")], m[key("sent_total")], m[key("dropped_total")], replaced)
+		l.errs.Load(), m[key("received_total")], m[key("sent_total")], m[key("dropped_total")], replaced)
 	if replaced != 30 {
 		t.Errorf("%d of 30 reloads replaced the input (log \"configuration applied\" with inputs_started 1, inputs_kept 0)", replaced)
 	}
-	if firstErr != nil {
-		t.Errorf("%d client write errors; first: %v", writeErrs.Load(), firstErr)
+	if err := l.err(); err != nil {
+		t.Errorf("%d client write errors; first: %v", l.errs.Load(), err)
 	}
 	if lost != 0 || dups != 0 || foreign != 0 {
 		t.Fatalf("over 30 input replacements: %d of %d lines lost, %d duplicates, %d foreign "+

@@ -1,11 +1,8 @@
 package main
 
 import (
-	"bufio"
 	"encoding/json"
 	"fmt"
-	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -16,18 +13,6 @@ import (
 
 	"github.com/metricsrouter/router/plugins/plugintest"
 )
-
-func apiCommand(t *testing.T, addr, cmd string) string {
-	t.Helper()
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	io.WriteString(c, cmd+"\n")
-	b, _ := io.ReadAll(bufio.NewReader(c))
-	return string(b)
-}
 
 // routeOf asks -route where each name goes under a configuration with the
 // given destinations (the check an operator runs before a change).
@@ -61,6 +46,22 @@ func routeOf(t *testing.T, dests []string, names []string) map[string]string {
 	return m
 }
 
+// routedLines returns n lines "<prefix>.<i> 1 1700000000" and records in
+// where the destination -route gives each under dests.
+func routedLines(t *testing.T, dests []string, prefix string, n int, where map[string]string) []string {
+	t.Helper()
+	names, lines := make([]string, n), make([]string, n)
+	for i := range n {
+		names[i] = fmt.Sprintf("%s.%d", prefix, i)
+		lines[i] = names[i] + " 1 1700000000"
+	}
+	r := routeOf(t, dests, names)
+	for i, l := range lines {
+		where[l] = r[names[i]]
+	}
+	return lines
+}
+
 // TestDestinationAPI: putdest and deldest change a consistent_hash's members
 // at run time; lines sent before and after each change land where -route
 // says for the members of that moment, and nothing is lost.
@@ -83,37 +84,24 @@ func TestDestinationAPI(t *testing.T) {
 	waitListen(t, in)
 	where := map[string]string{} // line -> expected destination
 	wave := func(tag string, dests []string) {
-		var names, lines []string
-		for i := 0; i < 20000; i++ {
-			names = append(names, fmt.Sprintf("e2e.api.%s.%d", tag, i))
-			lines = append(lines, names[i]+" 1 1700000000")
-		}
-		r := routeOf(t, dests, names)
-		for i, l := range lines {
-			where[l] = r[names[i]]
-		}
-		sendLines(t, in, lines, 2)
+		sendLines(t, in, routedLines(t, dests, "e2e.api."+tag, 20000, where), 2)
 	}
 	total := func() int { return sinks["a"].Len() + sinks["b"].Len() + sinks["c"].Len() }
 	waitTotal := func(n int) {
-		deadline := time.Now().Add(20 * time.Second)
-		for total() < n && time.Now().Before(deadline) {
-			time.Sleep(10 * time.Millisecond)
-		}
-		if total() != n {
+		if !waitSinks(total, n) {
 			t.Fatalf("sinks got %d of %d", total(), n)
 		}
 	}
 	wave("one", []string{spec("a"), spec("b")})
 	waitTotal(20000)
-	if got := apiCommand(t, api, "putdest "+spec("c")); !strings.HasPrefix(got, "Registered destination") {
+	if got := lineCommand(t, api, "putdest "+spec("c")); !strings.HasPrefix(got, "Registered destination") {
 		t.Fatalf("putdest: %q", got)
 	}
 	var st struct {
 		Active     []string
 		Registered map[string]time.Time
 	}
-	if err := json.Unmarshal([]byte(apiCommand(t, api, "getdest")), &st); err != nil || len(st.Registered) != 3 {
+	if err := json.Unmarshal([]byte(lineCommand(t, api, "getdest")), &st); err != nil || len(st.Registered) != 3 {
 		t.Fatalf("getdest: %v %+v", err, st)
 	}
 	wave("two", []string{spec("a"), spec("b"), spec("c")})
@@ -134,7 +122,7 @@ func TestDestinationAPI(t *testing.T) {
 	resp.Body.Close()
 	wave("three", []string{spec("b"), spec("c")})
 	waitTotal(60000)
-	if got := apiCommand(t, api, "frobnicate"); got != "Not a command: frobnicate\n" {
+	if got := lineCommand(t, api, "frobnicate"); got != "Not a command: frobnicate\n" {
 		t.Fatalf("unknown command: %q", got)
 	}
 	moved := 0

@@ -62,38 +62,23 @@ func TestConsulDiscovery(t *testing.T) {
 		dests := current()
 		// the router's order is the catalog's (sorted by instance)
 		sortByInstance(dests)
-		var names, lines []string
-		for i := 0; i < 30000; i++ {
-			names = append(names, fmt.Sprintf("e2e.consul.%s.%d", tag, i))
-			lines = append(lines, names[i]+" 1 1700000000")
-		}
-		r := routeOf(t, dests, names)
-		for i, l := range lines {
-			where[l] = r[names[i]]
-		}
+		lines := routedLines(t, dests, "e2e.consul."+tag, 30000, where)
 		sendLines(t, in, lines, 2)
 		total += len(lines)
-		deadline := time.Now().Add(20 * time.Second)
-		for time.Now().Before(deadline) {
+		if !waitSinks(func() int {
 			n := 0
 			for _, s := range sinks {
 				n += s.Len()
 			}
-			if n == total {
-				return
-			}
-			time.Sleep(20 * time.Millisecond)
+			return n
+		}, total) {
+			t.Fatalf("wave %s: not all lines arrived", tag)
 		}
-		t.Fatalf("wave %s: not all lines arrived", tag)
 	}
 	wave("one")
 	consul.DeregisterService(t, "cache-bravo")
-	deadline := time.Now().Add(10 * time.Second)
-	for len(current()) != 2 {
-		if time.Now().After(deadline) {
-			t.Fatalf("deregistration not seen: %v", current())
-		}
-		time.Sleep(20 * time.Millisecond)
+	if !waitFor(10*time.Second, func() bool { return len(current()) == 2 }) {
+		t.Fatalf("deregistration not seen: %v", current())
 	}
 	before := sinks["bravo"].Len()
 	wave("two")

@@ -36,15 +36,12 @@ func TestMirrorNeverSlowsPrimary(t *testing.T) {
 	}
 	var m map[string]float64
 	var dropped, queued float64
-	for deadline := time.Now().Add(10 * time.Second); ; {
+	waitFor(10*time.Second, func() bool {
 		m = scrape(t, stats)
 		dropped = m[series("dropped_total", "outputs.graphite", "m/"+copySink.Addr)]
 		queued = m[series("queued", "outputs.graphite", "m/"+copySink.Addr)]
-		if dropped+queued == n || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return dropped+queued == n
+	})
 	if dropped+queued != n || queued > 1000 {
 		t.Fatalf("mirror: dropped %v + queued %v != %d (buffer_limit 1000)", dropped, queued, n)
 	}
@@ -78,12 +75,8 @@ func TestFailover(t *testing.T) {
 	a.Stop()
 	sendLines(t, in, []string{"e2e.fo.probe 1 1"}, 1) // a's output notices it is down
 	upKey := series("up", "outputs.graphite", "f/"+a.Addr)
-	deadline := time.Now().Add(10 * time.Second)
-	for scrape(t, stats)[upKey] != 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("a never reported down")
-		}
-		time.Sleep(10 * time.Millisecond)
+	if !waitFor(10*time.Second, func() bool { return scrape(t, stats)[upKey] == 0 }) {
+		t.Fatal("a never reported down")
 	}
 	sendLines(t, in, graphiteLines("e2e.fo.during", 0, 5000), 1)
 	if !b.WaitLen(5000, 10*time.Second) {

@@ -8,8 +8,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -102,10 +100,7 @@ func TestDestinationNeverReads(t *testing.T) {
 	t.Logf("after 6 s of stall: healthy sink %d lines, stalled output queued %v, write errors %v",
 		good.Len(), queued, m[series("write_errors_total", "outputs.graphite", stalledID)])
 	close(stall.release)
-	deadline := time.Now().Add(30 * time.Second)
-	for stall.Len() < len(lines) && time.Now().Before(deadline) {
-		time.Sleep(50 * time.Millisecond)
-	}
+	waitFor(30*time.Second, func() bool { return stall.Len() >= len(lines) })
 	stall.mu.Lock()
 	got := append([]string(nil), stall.lines...)
 	stall.mu.Unlock()
@@ -151,16 +146,11 @@ func TestGatewayReturns500(t *testing.T) {
 	sendLines(t, in, lines, 2)
 	time.Sleep(3 * time.Second)
 	failing.Store(false)
-	deadline := time.Now().Add(20 * time.Second)
-	for {
+	waitFor(20*time.Second, func() bool {
 		mu.Lock()
-		n := len(got)
-		mu.Unlock()
-		if n >= len(lines) || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		defer mu.Unlock()
+		return len(got) >= len(lines)
+	})
 	mu.Lock()
 	defer mu.Unlock()
 	dups := checkExactlyOnce(t, lines, got)
@@ -172,8 +162,7 @@ func TestGatewayReturns500(t *testing.T) {
 func TestHostileTCP(t *testing.T) {
 	sink := plugintest.NewLineSink(t)
 	in, stats := plugintest.FreeAddr(t), plugintest.FreeAddr(t)
-	cfg := filepath.Join(t.TempDir(), "r.toml")
-	os.WriteFile(cfg, []byte(fmt.Sprintf(`
+	cfg := writeConfig(t, fmt.Sprintf(`
 [agent]
   stats_addr = %q
 [[inputs.graphite]]
@@ -184,22 +173,10 @@ func TestHostileTCP(t *testing.T) {
 [[outputs.graphite]]
   id = "sink"
   address = %q
-`, stats, in, sink.Addr)), 0o600)
+`, stats, in, sink.Addr))
 	p := startBinary(t, cfg)
 	waitListen(t, in)
-	var idle []net.Conn
-	defer func() {
-		for _, c := range idle {
-			c.Close()
-		}
-	}()
-	for i := 0; i < 10_000; i++ {
-		c, err := net.Dial("tcp", in)
-		if err != nil {
-			t.Fatalf("idle connection %d: %v", i, err)
-		}
-		idle = append(idle, c)
-	}
+	plugintest.OpenConns(t, func() (net.Conn, error) { return net.Dial("tcp", in) }, 10_000, "") // idle
 	waitCounter(t, stats, series("connections_active", "inputs.graphite", "graphite-1"), 10_000, 30*time.Second)
 	// a 10 MB line, then good lines, on one connection
 	c, err := net.Dial("tcp", in)

@@ -6,7 +6,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -141,23 +140,14 @@ func TestCarbonCHDownRehash(t *testing.T) {
 	}
 	sendLines(t, in, []string{probe}, 1)
 	upKey := series("up", "outputs.graphite", "caches/"+sinks["b"].Addr+":b")
-	deadline := time.Now().Add(10 * time.Second)
-	for scrape(t, stats)[upKey] != 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("b never reported down")
-		}
-		time.Sleep(20 * time.Millisecond)
+	if !waitFor(10*time.Second, func() bool { return scrape(t, stats)[upKey] == 0 }) {
+		t.Fatal("b never reported down")
 	}
 	lines := chLines(len(expected), 1)
 	sendLines(t, in, lines, 2)
-	total := 0
-	deadline = time.Now().Add(20 * time.Second)
-	for total < len(lines) && time.Now().Before(deadline) {
-		total = sinks["a"].Len() + sinks["c"].Len()
-		time.Sleep(20 * time.Millisecond)
-	}
-	if total != len(lines) {
-		t.Fatalf("a+c got %d of %d while b was down", total, len(lines))
+	total := func() int { return sinks["a"].Len() + sinks["c"].Len() }
+	if !waitSinks(total, len(lines)) {
+		t.Fatalf("a+c got %d of %d while b was down", total(), len(lines))
 	}
 	// a and c got their own lines plus b's
 	checkPlacement(t, map[string]*plugintest.LineSink{"a": sinks["a"], "c": sinks["c"]}, expected, map[string]bool{"a": true, "c": true})
@@ -182,8 +172,7 @@ func TestCarbonCHDownRehash(t *testing.T) {
 
 // TestRouteMode: -route prints the destinations as written, primary first.
 func TestRouteMode(t *testing.T) {
-	cfg := filepath.Join(t.TempDir(), "r.toml")
-	os.WriteFile(cfg, []byte(`
+	cluster := `
 [[inputs.graphite]]
 [[outputs.consistent_hash]]
   id = "cluster"
@@ -192,7 +181,8 @@ func TestRouteMode(t *testing.T) {
   replication = 2
   protocol = "graphite"
   destinations = ["127.0.0.1:2003", "127.0.0.2:2004", "127.0.0.3:2005", "127.0.0.4:2006", "127.0.0.5:2007", "127.0.0.6:2008", "127.0.0.7:2009"]
-`), 0o600)
+`
+	cfg := writeConfig(t, cluster)
 	run := func(stdin string, args ...string) string {
 		t.Helper()
 		var out, errb bytes.Buffer
@@ -207,16 +197,7 @@ func TestRouteMode(t *testing.T) {
 		t.Fatalf("-route: %q", got)
 	}
 	// several outputs: a header per output; stdin mode: one line per name
-	os.WriteFile(cfg, []byte(`
-[[inputs.graphite]]
-[[outputs.consistent_hash]]
-  id = "cluster"
-  hash = "carbon_ch"
-  collision = "first"
-  replication = 2
-  protocol = "graphite"
-  destinations = ["127.0.0.1:2003", "127.0.0.2:2004", "127.0.0.3:2005", "127.0.0.4:2006", "127.0.0.5:2007", "127.0.0.6:2008", "127.0.0.7:2009"]
-[[outputs.broadcast]]
+	os.WriteFile(cfg, []byte(cluster+`[[outputs.broadcast]]
   id = "archive"
   [[outputs.broadcast.to.graphite]]
     address = "10.1.1.1:2003"

@@ -2,17 +2,14 @@ package main
 
 import (
 	"bytes"
-	"compress/flate"
 	"compress/gzip"
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
-	"hash/crc32"
 	"io"
 	"net"
 	"net/http"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -22,37 +19,12 @@ import (
 	"github.com/metricsrouter/router/plugins/plugintest"
 )
 
-// gwHostileConfig is a gateway with every limit at its default, its
-// runtime statistics on runstats_addr.
-func gwHostileConfig(listen, stats, runstats, sink string) string {
-	return fmt.Sprintf(`
-[agent]
-  stats_addr = %q
-  runstats_addr = %q
-[[inputs.https_batch]]
-  listen = %q
-  [inputs.https_batch.keystore]
-    type = "static"
-    keys = { team-a = %q }
-[[outputs.graphite]]
-  id = "sink"
-  address = %q
-`, stats, runstats, listen, testKey, sink)
-}
-
 // gwRuntimeMem asks the router's runstats port for the Go runtime's bytes
 // allocated so far and heap obtained from the OS.
 func gwRuntimeMem(t *testing.T, addr string) (totalAlloc, heapSys uint64) {
 	t.Helper()
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(10 * time.Second))
-	io.WriteString(c, "stats\n")
 	var ms struct{ TotalAlloc, HeapSys uint64 }
-	if err := json.NewDecoder(c).Decode(&ms); err != nil {
+	if err := json.Unmarshal([]byte(lineCommand(t, addr, "stats")), &ms); err != nil {
 		t.Fatal(err)
 	}
 	return ms.TotalAlloc, ms.HeapSys
@@ -68,32 +40,8 @@ func gwGzip(level int, parts ...[]byte) []byte {
 	return b.Bytes()
 }
 
-// gwBomb is one gzip member of 1 GiB of zeros in about 1 MB, built from
-// the deflate encoding of 1 MiB of zeros following zeros, repeated
-// (compressing the whole takes a minute under the race detector).
-var gwBomb = sync.OnceValue(func() []byte {
-	zero := make([]byte, 1<<20)
-	var z bytes.Buffer
-	fw, _ := flate.NewWriter(&z, flate.BestCompression)
-	fw.Write(zero)
-	fw.Flush() // ends the blocks on a byte boundary
-	first := z.Len()
-	fw.Write(zero)
-	fw.Flush()
-	again := z.Bytes()[first:]
-	out := []byte{0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff}
-	out = append(out, z.Bytes()[:first]...)
-	for range 1023 {
-		out = append(out, again...)
-	}
-	out = append(out, 1, 0, 0, 0xff, 0xff) // final empty stored block
-	crc := uint32(0)
-	for range 1024 {
-		crc = crc32.Update(crc, crc32.IEEETable, zero)
-	}
-	out = binary.LittleEndian.AppendUint32(out, crc)
-	return binary.LittleEndian.AppendUint32(out, 1<<30)
-})
+// gwBomb is one gzip member of 1 GiB of zeros in about 1 MB.
+var gwBomb = sync.OnceValue(func() []byte { return plugintest.GzipBomb(1024) })
 
 // gwLineBomb is 64 MiB of short valid Graphite lines: 64 gzip members of the
 // same 1 MiB of lines (one member of it all takes long to compress under
@@ -185,11 +133,8 @@ func TestGatewayHostileMemory(t *testing.T) {
 				conns = append(conns, c)
 			}
 			inflight := series("inflight_requests", "inputs.https_batch", "https_batch-1")
-			for deadline := time.Now().Add(20 * time.Second); scrape(t, stats)[inflight] != 100; {
-				if time.Now().After(deadline) {
-					t.Fatalf("inflight_requests = %v, want 100", scrape(t, stats)[inflight])
-				}
-				time.Sleep(20 * time.Millisecond)
+			if !waitFor(20*time.Second, func() bool { return scrape(t, stats)[inflight] == 100 }) {
+				t.Fatalf("inflight_requests = %v, want 100", scrape(t, stats)[inflight])
 			}
 			for _, c := range conns {
 				c.Close()
@@ -209,9 +154,8 @@ func TestGatewayHostileMemory(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			sink := plugintest.NewLineSink(t)
 			addr, stats, runstats := plugintest.FreeAddr(t), plugintest.FreeAddr(t), plugintest.FreeAddr(t)
-			cfg := filepath.Join(t.TempDir(), "gw.toml")
-			os.WriteFile(cfg, []byte(gwHostileConfig(addr, stats, runstats, sink.Addr)), 0o600)
-			p := startBinary(t, cfg)
+			// a gateway with every limit at its default
+			p := startBinary(t, writeConfig(t, gatewayConfig(addr, "", stats, runstats, sink.Addr)))
 			waitListen(t, addr)
 			waitListen(t, runstats)
 			alloc0, _ := gwRuntimeMem(t, runstats)

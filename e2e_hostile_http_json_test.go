@@ -3,39 +3,14 @@ package main
 import (
 	"bufio"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/metricsrouter/router/plugins/plugintest"
 )
-
-// hjOpen opens n connections to addr and writes head on each.
-func hjOpen(t *testing.T, addr string, n int, head string) []net.Conn {
-	t.Helper()
-	conns := make([]net.Conn, 0, n)
-	t.Cleanup(func() {
-		for _, c := range conns {
-			c.Close()
-		}
-	})
-	for range n {
-		c, err := net.Dial("tcp", addr)
-		if err != nil {
-			t.Fatalf("connection %d: %v", len(conns), err)
-		}
-		conns = append(conns, c)
-		if _, err := io.WriteString(c, head); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return conns
-}
 
 // TestHTTPJSONBodiesMemoryBound: issue #16's memory attacks on
 // inputs.http_json against the built binary. 3,000 connections announcing
@@ -62,8 +37,7 @@ func TestHTTPJSONBodiesMemoryBound(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			sink := plugintest.NewUDPSink(t)
 			in, stats := plugintest.FreeAddr(t), plugintest.FreeAddr(t)
-			cfg := filepath.Join(t.TempDir(), "r.toml")
-			os.WriteFile(cfg, []byte(fmt.Sprintf(`[agent]
+			cfg := writeConfig(t, fmt.Sprintf(`[agent]
   stats_addr = %q
 [[inputs.http_json]]
   listen = %q
@@ -71,10 +45,10 @@ func TestHTTPJSONBodiesMemoryBound(t *testing.T) {
   read_timeout = "120s"
 [[outputs.statsd]]
   address = %q
-`, stats, in, c.secret, sink.Addr)), 0o600)
+`, stats, in, c.secret, sink.Addr))
 			p := startBinary(t, cfg)
 			waitListen(t, in)
-			conns := hjOpen(t, in, c.conns, c.send)
+			conns := plugintest.OpenConns(t, func() (net.Conn, error) { return net.Dial("tcp", in) }, c.conns, c.send)
 			metric := func(name string) float64 {
 				return scrape(t, stats)[series(name, "inputs.http_json", "http_json-1")]
 			}

@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -22,31 +20,15 @@ import (
 // format cannot carry, alone, and checks that it is rejected and counted,
 // with received = sent + rejected.
 
-// injStart writes cfg to a file and starts the router binary on it.
-func injStart(t *testing.T, cfg string) *proc {
-	t.Helper()
-	file := filepath.Join(t.TempDir(), "router.toml")
-	if err := os.WriteFile(file, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return startBinary(t, file)
-}
-
 // injWaitCounter waits until the runner counter name of output id reaches
 // want (a deadline, polling /metrics) and returns the output's counters.
 func injWaitCounter(t *testing.T, stats, plugin, id, name string, want float64) map[string]float64 {
 	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		m := scrape(t, stats)
-		if m[series(name, plugin, id)] == want {
-			return m
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s of %s is %v, want %v", name, id, m[series(name, plugin, id)], want)
-		}
-		time.Sleep(10 * time.Millisecond)
+	var m map[string]float64
+	if !waitFor(15*time.Second, func() bool { m = scrape(t, stats); return m[series(name, plugin, id)] == want }) {
+		t.Fatalf("%s of %s is %v, want %v", name, id, m[series(name, plugin, id)], want)
 	}
+	return m
 }
 
 // injCheckCounters checks an output's counters once everything is out:
@@ -118,7 +100,7 @@ func injStatsDConfig(stats, input, sink string) string {
 func TestInjectionGraphiteToStatsD(t *testing.T) {
 	sink := plugintest.NewUDPSink(t)
 	in, stats := plugintest.FreeAddr(t), plugintest.FreeAddr(t)
-	injStart(t, injStatsDConfig(stats, fmt.Sprintf("[[inputs.graphite]]\n  listen = %q", in), sink.Addr))
+	startBinary(t, writeConfig(t, injStatsDConfig(stats, fmt.Sprintf("[[inputs.graphite]]\n  listen = %q", in), sink.Addr)))
 	waitListen(t, in)
 	waitListen(t, stats)
 
@@ -184,12 +166,12 @@ func injIngest(t *testing.T, gw, lines string) {
 func TestInjectionGatewayToStatsD(t *testing.T) {
 	sink := plugintest.NewUDPSink(t)
 	gw, stats := plugintest.FreeAddr(t), plugintest.FreeAddr(t)
-	injStart(t, injStatsDConfig(stats, fmt.Sprintf(`[[inputs.https_batch]]
+	startBinary(t, writeConfig(t, injStatsDConfig(stats, fmt.Sprintf(`[[inputs.https_batch]]
   listen = %q
   key_prefix = true
   [inputs.https_batch.keystore]
     type = "static"
-    keys = { team-a = %q }`, gw, testKey), sink.Addr))
+    keys = { team-a = %q }`, gw, testKey), sink.Addr)))
 	waitListen(t, gw)
 	waitListen(t, stats)
 
@@ -220,7 +202,7 @@ func TestInjectionGatewayToStatsD(t *testing.T) {
 func TestInjectionStatsDToGraphite(t *testing.T) {
 	sink := plugintest.NewLineSink(t)
 	in, stats := plugintest.FreeAddr(t), plugintest.FreeAddr(t)
-	injStart(t, fmt.Sprintf(`
+	startBinary(t, writeConfig(t, fmt.Sprintf(`
 [agent]
   stats_addr = %q
 [[inputs.statsd]]
@@ -228,7 +210,7 @@ func TestInjectionStatsDToGraphite(t *testing.T) {
 [[outputs.graphite]]
   id = "carbon"
   address = %q
-`, stats, in, sink.Addr))
+`, stats, in, sink.Addr)))
 	waitUDPInput(t, stats)
 
 	injSendUDP(t, in, "my metric:1|c|T1700000000\n"+

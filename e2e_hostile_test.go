@@ -12,41 +12,13 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/metricsrouter/router/plugins/plugintest"
 )
-
-// alive reports whether the process has not exited.
-func (p *proc) alive() bool {
-	select {
-	case <-p.done:
-		return false
-	default:
-		return p.cmd.Process.Signal(syscall.Signal(0)) == nil
-	}
-}
-
-// currentRSS reads VmRSS of a process (0 once it is gone).
-func currentRSS(pid int) int64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0
-	}
-	for _, l := range strings.Split(string(b), "\n") {
-		if strings.HasPrefix(l, "VmRSS:") {
-			kb, _ := strconv.ParseInt(strings.Fields(l)[1], 10, 64)
-			return kb << 10
-		}
-	}
-	return 0
-}
 
 // TestJunkFloodMemoryBound (item 2): the destination is down and clients
 // send as fast as they can, every 8 valid lines followed by a junk line
@@ -70,24 +42,7 @@ func TestJunkFloodMemoryBound(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			const maxBuffered = 16 << 20
 			const bound = maxBuffered*3/2 + 64<<20 + 64<<20
-			sink := plugintest.NewLineSink(t)
-			sink.Stop()
-			in, stats := plugintest.FreeAddr(t), plugintest.FreeAddr(t)
-			cfg := filepath.Join(t.TempDir(), "r.toml")
-			os.WriteFile(cfg, []byte(fmt.Sprintf(`
-[agent]
-  stats_addr = %q
-  max_buffered_bytes = %d
-  shutdown_timeout = "1s"
-[[inputs.graphite]]
-  listen = %q
-[[outputs.graphite]]
-  id = "cache"
-  address = %q
-  buffer_limit = 100000000
-`, stats, maxBuffered, in, sink.Addr)), 0o600)
-			p := startBinary(t, cfg)
-			waitListen(t, in)
+			p, in, stats := startFlooded(t, maxBuffered)
 			var chunk []byte
 			for i := 0; i < 64; i++ {
 				chunk = fmt.Appendf(chunk, "flood.metric.path.number.%d %d 1700000000\n", i, i)
@@ -98,28 +53,22 @@ func TestJunkFloodMemoryBound(t *testing.T) {
 			var sent atomic.Int64
 			var over atomic.Bool
 			stop := time.Now().Add(8 * time.Second)
-			var wg sync.WaitGroup
-			for c := 0; c < 4; c++ {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					conn, err := net.Dial("tcp", in)
-					if err != nil {
-						t.Error(err)
-						return
-					}
-					defer conn.Close()
+			done := make(chan struct{})
+			go func() {
+				defer close(done)
+				if err := eachConn(in, 4, func(_ int, conn net.Conn) error {
 					for time.Now().Before(stop) && !over.Load() {
 						if _, err := conn.Write(chunk); err != nil {
-							return
+							return nil
 						}
 						sent.Add(64)
 					}
-				}()
-			}
+					return nil
+				}); err != nil {
+					t.Error(err)
+				}
+			}()
 			var peakSeen int64
-			done := make(chan struct{})
-			go func() { wg.Wait(); close(done) }()
 			tick := time.NewTicker(50 * time.Millisecond)
 			for running := true; running; {
 				select {
@@ -136,18 +85,8 @@ func TestJunkFloodMemoryBound(t *testing.T) {
 			if over.Load() {
 				t.Fatalf("RSS reached %d MiB (bound %d MiB) after %d valid lines", peakSeen>>20, bound>>20, sent.Load())
 			}
-			var received, dropped, queued, junk float64
-			for deadline := time.Now().Add(10 * time.Second); ; {
-				m := scrape(t, stats)
-				received = m[series("received_total", "inputs.graphite", "graphite-1")]
-				dropped = m[series("dropped_total", "outputs.graphite", "cache")]
-				queued = m[series("queued", "outputs.graphite", "cache")]
-				junk = m[series(tc.junkKind, "inputs.graphite", "graphite-1")]
-				if received == dropped+queued || time.Now().After(deadline) {
-					break
-				}
-				time.Sleep(50 * time.Millisecond)
-			}
+			m, received, dropped, queued := waitAccounted(t, stats)
+			junk := m[series(tc.junkKind, "inputs.graphite", "graphite-1")]
 			peak := peakRSS(t, p.cmd.Process.Pid)
 			t.Logf("destination down, %d valid lines sent (every 8 + %d junk bytes): %.0f received, %.0f dropped (counted), %.0f queued, %.0f junk lines counted, peak RSS %d MiB",
 				sent.Load(), len(tc.junk), received, dropped, queued, junk, peak>>20)
@@ -186,8 +125,7 @@ func TestIdleConnectionsCannotLockOut(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			sink := plugintest.NewLineSink(t)
 			in, stats := plugintest.FreeAddr(t), plugintest.FreeAddr(t)
-			cfg := filepath.Join(t.TempDir(), "r.toml")
-			os.WriteFile(cfg, []byte(fmt.Sprintf(`
+			cfg := writeConfig(t, fmt.Sprintf(`
 [agent]
   stats_addr = %q
 [[inputs.graphite]]
@@ -196,34 +134,19 @@ func TestIdleConnectionsCannotLockOut(t *testing.T) {
 [[outputs.graphite]]
   id = "sink"
   address = %q
-`, stats, in, tc.perIP, sink.Addr)), 0o600)
+`, stats, in, tc.perIP, sink.Addr))
 			startBinary(t, cfg)
 			waitListen(t, in)
-			var idle []net.Conn
-			defer func() {
-				for _, c := range idle {
-					c.Close()
-				}
-			}()
-			for i := 0; i < 10_000; i++ {
-				c, err := net.Dial("tcp", in)
-				if err != nil {
-					t.Fatalf("idle connection %d: %v", i, err)
-				}
-				idle = append(idle, c)
-			}
+			plugintest.OpenConns(t, func() (net.Conn, error) { return net.Dial("tcp", in) }, 10_000, "") // idle
 			// every connection was accepted (and maybe shed later) or refused;
 			// waitListen's probe was one more
-			for deadline := time.Now().Add(30 * time.Second); ; {
+			var got float64
+			if !waitFor(30*time.Second, func() bool {
 				m := scrape(t, stats)
-				got := m[series("connections_total", "inputs.graphite", "graphite-1")] + m[series("connections_rejected_total", "inputs.graphite", "graphite-1")]
-				if got == 10_001 {
-					break
-				}
-				if time.Now().After(deadline) {
-					t.Fatalf("accepted + refused = %v, want 10001", got)
-				}
-				time.Sleep(50 * time.Millisecond)
+				got = m[series("connections_total", "inputs.graphite", "graphite-1")] + m[series("connections_rejected_total", "inputs.graphite", "graphite-1")]
+				return got == 10_001
+			}) {
+				t.Fatalf("accepted + refused = %v, want 10001", got)
 			}
 			if a := scrape(t, stats)[series("connections_active", "inputs.graphite", "graphite-1")]; a > float64(tc.opened) {
 				t.Fatalf("connections_active = %v, over %d", a, tc.opened)
@@ -264,8 +187,7 @@ func TestDescriptorExhaustion(t *testing.T) {
 		t.Run("idle connections to "+via, func(t *testing.T) {
 			sink := plugintest.NewLineSink(t)
 			gIn, sIn, hIn, bIn, stats := plugintest.FreeAddr(t), plugintest.FreeAddr(t), plugintest.FreeAddr(t), plugintest.FreeAddr(t), plugintest.FreeAddr(t)
-			cfg := filepath.Join(t.TempDir(), "r.toml")
-			os.WriteFile(cfg, []byte(fmt.Sprintf(`
+			cfg := writeConfig(t, fmt.Sprintf(`
 [agent]
   stats_addr = %q
 [[inputs.graphite]]
@@ -283,7 +205,7 @@ func TestDescriptorExhaustion(t *testing.T) {
 [[outputs.graphite]]
   id = "sink"
   address = %q
-`, stats, gIn, sIn, hIn, bIn, sink.Addr)), 0o600)
+`, stats, gIn, sIn, hIn, bIn, sink.Addr))
 			p := startUnder(t, []string{"prlimit", "--nofile=256:256", "--"}, cfg)
 			waitListen(t, gIn)
 			waitListen(t, hIn)
@@ -406,23 +328,6 @@ func httpDo(t *testing.T, method, url string, hdr map[string]string) int {
 	return resp.StatusCode
 }
 
-// lineCommand sends lines on one connection and returns the whole answer.
-func lineCommand(t *testing.T, addr string, lines ...string) string {
-	t.Helper()
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(10 * time.Second))
-	io.WriteString(c, strings.Join(lines, "\n")+"\n")
-	if tc, ok := c.(*net.TCPConn); ok {
-		tc.CloseWrite()
-	}
-	b, _ := io.ReadAll(c)
-	return string(b)
-}
-
 // TestStatsAddrCannotReroute (item 3): with the packaged router.toml
 // (stats_addr on, api_addr off), an attacker who can reach stats_addr used
 // to add a destination of theirs and delete both caches (204 each), after
@@ -455,10 +360,7 @@ func TestStatsAddrCannotReroute(t *testing.T) {
 	}
 	lines := graphiteLines("reroute.attempt", 0, 100_000)
 	sendLines(t, in, lines, 4)
-	deadline := time.Now().Add(30 * time.Second)
-	for cacheA.Len()+cacheB.Len() < len(lines) && time.Now().Before(deadline) {
-		time.Sleep(20 * time.Millisecond)
-	}
+	waitFor(30*time.Second, func() bool { return cacheA.Len()+cacheB.Len() >= len(lines) })
 	if got := cacheA.Len() + cacheB.Len(); got != len(lines) || evil.Len() != 0 {
 		t.Fatalf("caches got %d of %d, the attacker %d", got, len(lines), evil.Len())
 	}
@@ -569,12 +471,4 @@ func TestAPIAddrWithoutTokenStillChecksHost(t *testing.T) {
 	if code := httpDo(t, "PUT", url, nil); code != 204 {
 		t.Fatalf("same host: %d, want 204", code)
 	}
-}
-
-func waitSinks(total func() int, n int) bool {
-	deadline := time.Now().Add(20 * time.Second)
-	for total() < n && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
-	return total() == n
 }

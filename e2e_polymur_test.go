@@ -17,10 +17,14 @@ import (
 
 const testKey = "0123456789abcdef0123456789abcdef"
 
-func gatewayConfig(listen, tlsPart, stats string, sink string) string {
+// gatewayConfig is a gateway on listen (tlsPart: its TLS keys, or "")
+// taking testKey for team-a and forwarding to sink, its statistics on stats
+// and runstats ("": none).
+func gatewayConfig(listen, tlsPart, stats, runstats, sink string) string {
 	return fmt.Sprintf(`
 [agent]
   stats_addr = %q
+  runstats_addr = %q
 [[inputs.https_batch]]
   listen = %q
   %s
@@ -30,7 +34,7 @@ func gatewayConfig(listen, tlsPart, stats string, sink string) string {
 [[outputs.graphite]]
   id = "sink"
   address = %q
-`, stats, listen, tlsPart, testKey, sink)
+`, stats, runstats, listen, tlsPart, testKey, sink)
 }
 
 func proxyConfig(in, url, extra string) string {
@@ -86,7 +90,7 @@ func checkExactlyOnce(t *testing.T, sent []string, got []string) int {
 func TestPolymurProxyToGateway(t *testing.T) {
 	sink := plugintest.NewLineSink(t)
 	gwAddr, gwStats, in := plugintest.FreeAddr(t), plugintest.FreeAddr(t), plugintest.FreeAddr(t)
-	startRouter(t, gatewayConfig(gwAddr, "", gwStats, sink.Addr))
+	startRouter(t, gatewayConfig(gwAddr, "", gwStats, "", sink.Addr))
 	waitListen(t, gwAddr)
 	proxy := startRouter(t, proxyConfig(in, "http://"+gwAddr, ""))
 	waitListen(t, in)
@@ -115,7 +119,7 @@ func TestPolymurGatewayDown(t *testing.T) {
 	}
 	sink := plugintest.NewLineSink(t)
 	gwAddr, gwStats, in := plugintest.FreeAddr(t), plugintest.FreeAddr(t), plugintest.FreeAddr(t)
-	gw := startRouter(t, gatewayConfig(gwAddr, "", gwStats, sink.Addr))
+	gw := startRouter(t, gatewayConfig(gwAddr, "", gwStats, "", sink.Addr))
 	waitListen(t, gwAddr)
 	proxy := startRouter(t, proxyConfig(in, "http://"+gwAddr, ""))
 	waitListen(t, in)
@@ -134,7 +138,7 @@ func TestPolymurGatewayDown(t *testing.T) {
 	if sink.Len() != len(before) {
 		t.Fatalf("lines arrived while the gateway was down")
 	}
-	startRouter(t, gatewayConfig(gwAddr, "", gwStats, sink.Addr))
+	startRouter(t, gatewayConfig(gwAddr, "", gwStats, "", sink.Addr))
 	all := append(append([]string{}, before...), during...)
 	if !sink.WaitLen(len(all), 30*time.Second) {
 		t.Fatalf("after the gateway came back: sink got %d of %d", sink.Len(), len(all))
@@ -153,7 +157,7 @@ func TestPolymurHTTPS(t *testing.T) {
 	sink := plugintest.NewLineSink(t)
 	gwAddr, gwStats, in := plugintest.FreeAddr(t), plugintest.FreeAddr(t), plugintest.FreeAddr(t)
 	tlsPart := fmt.Sprintf("tls_listen = %q\n  tls_cert = %q\n  tls_key = %q", gwAddr, pki.Cert, pki.Key)
-	startRouter(t, gatewayConfig("", tlsPart, gwStats, sink.Addr))
+	startRouter(t, gatewayConfig("", tlsPart, gwStats, "", sink.Addr))
 	waitListen(t, gwAddr)
 	startRouter(t, proxyConfig(in, "https://"+gwAddr, fmt.Sprintf("ca_cert = %q", pki.CA)))
 	waitListen(t, in)
@@ -167,7 +171,7 @@ func TestPolymurHTTPS(t *testing.T) {
 	// the wrong CA: the router exits non-zero, saying why
 	cfg := filepath.Join(t.TempDir(), "p.toml")
 	os.WriteFile(cfg, []byte(proxyConfig(plugintest.FreeAddr(t), "https://"+gwAddr, fmt.Sprintf("ca_cert = %q", other.CA))), 0o600)
-	var out syncBuf
+	var out plugintest.SyncBuffer
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	if code := agent.Run(ctx, []string{"-config", cfg}, &out, &out); code == 0 {
@@ -263,12 +267,8 @@ func TestPolymurConsul(t *testing.T) {
 		t.Fatal("a valid key stopped working while Consul was down")
 	}
 	upKey := series("keystore_consul_up", "inputs.https_batch", "https_batch-1")
-	deadline := time.Now().Add(10 * time.Second)
-	for scrape(t, gwStats)[upKey] != 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("/metrics never showed Consul down")
-		}
-		time.Sleep(50 * time.Millisecond)
+	if !waitFor(10*time.Second, func() bool { return scrape(t, gwStats)[upKey] == 0 }) {
+		t.Fatal("/metrics never showed Consul down")
 	}
 	// Consul back (dev mode forgets its KV: put the keys again): sync resumes
 	consul.Restart(t)

@@ -11,8 +11,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -51,61 +49,6 @@ var ringKeys = [][2]string{
 	{`flush_interval = "0s"`, `flush_interval = "10ms"`},
 }
 
-// load sends lines with unique names over persistent connections until
-// stopped, about rate lines per second in all.
-type load struct {
-	sent    atomic.Int64
-	errs    atomic.Int64
-	stop    chan struct{}
-	wg      sync.WaitGroup
-	clients int
-}
-
-func startLoad(t *testing.T, addr string, clients, rate int) *load {
-	t.Helper()
-	l := &load{stop: make(chan struct{}), clients: clients}
-	per := rate / clients / 100 // lines per 10 ms per client
-	for c := range clients {
-		l.wg.Add(1)
-		go func() {
-			defer l.wg.Done()
-			conn, err := net.Dial("tcp", addr)
-			if err != nil {
-				l.errs.Add(1)
-				return
-			}
-			defer conn.Close()
-			w := bufio.NewWriter(conn)
-			tick := time.NewTicker(10 * time.Millisecond)
-			defer tick.Stop()
-			for i := 0; ; {
-				select {
-				case <-l.stop:
-					w.Flush()
-					return
-				case <-tick.C:
-				}
-				for range per {
-					fmt.Fprintf(w, "e2e.reconcile.c%d.%d %d 1700000000\n", c, i, i)
-					i++
-				}
-				if w.Flush() != nil {
-					l.errs.Add(1)
-					return
-				}
-				l.sent.Add(int64(per))
-			}
-		}()
-	}
-	return l
-}
-
-func (l *load) end() int {
-	close(l.stop)
-	l.wg.Wait()
-	return int(l.sent.Load())
-}
-
 // delivered counts lines and duplicates over sinks.
 func delivered(sinks ...*plugintest.LineSink) (lines, dups int) {
 	seen := map[string]bool{}
@@ -122,14 +65,9 @@ func delivered(sinks ...*plugintest.LineSink) (lines, dups int) {
 
 func waitDelivered(t *testing.T, want int, sinks ...*plugintest.LineSink) (int, int) {
 	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		n, d := delivered(sinks...)
-		if n >= want || time.Now().After(deadline) {
-			return n, d
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	var n, d int
+	waitFor(60*time.Second, func() bool { n, d = delivered(sinks...); return n >= want })
+	return n, d
 }
 
 func apiCall(t *testing.T, method, url string) {
@@ -191,7 +129,7 @@ func TestReloadThirtyChangesUnderLoad(t *testing.T) {
 	os.WriteFile(cfgFile, []byte(render()), 0o600)
 	p := startBinary(t, cfgFile)
 	waitListen(t, in)
-	l := startLoad(t, in, 4, 50000)
+	l := startLoad(t, in, "e2e.reconcile", 4, 125) // 125 lines per 10 ms per client: 50k/s in all
 	for i := range 30 {
 		time.Sleep(200 * time.Millisecond)
 		kv := spooledKeys[i%len(spooledKeys)]
@@ -218,8 +156,8 @@ func TestReloadThirtyChangesUnderLoad(t *testing.T) {
 		}
 	}
 	n := l.end()
-	if l.errs.Load() != 0 {
-		t.Fatalf("%d client errors", l.errs.Load())
+	if err := l.err(); err != nil {
+		t.Fatalf("%d client errors; first: %v", l.errs.Load(), err)
 	}
 	for _, c := range []struct {
 		name  string
@@ -261,8 +199,7 @@ func TestReloadWithoutChangesKeepsEverything(t *testing.T) {
 		consul.RegisterService(t, fmt.Sprintf("cache-%d", i), "carbon-cache", "127.0.0.1", p, map[string]string{"instance": fmt.Sprint("c", i)})
 	}
 	in := plugintest.FreeAddr(t)
-	cfgFile := filepath.Join(t.TempDir(), "r.toml")
-	os.WriteFile(cfgFile, []byte(fmt.Sprintf(`
+	cfgFile := writeConfig(t, fmt.Sprintf(`
 [[inputs.graphite]]
   listen = %q
 [[outputs.graphite]]
@@ -274,7 +211,7 @@ func TestReloadWithoutChangesKeepsEverything(t *testing.T) {
   protocol = "graphite"
   consul_service = "carbon-cache"
   consul_address = %q
-`, in, plain.Addr, filepath.Join(filepath.Dir(cfgFile), "spool"), consul.Addr)), 0o600)
+`, in, plain.Addr, filepath.Join(t.TempDir(), "spool"), consul.Addr))
 	p := startBinary(t, cfgFile)
 	waitListen(t, in)
 	sendLines(t, in, graphiteLines("e2e.keep", 0, 1000), 1)
@@ -361,33 +298,15 @@ func TestReloadRemovesSeries(t *testing.T) {
 		reloads++
 		p.waitLog(t, `"cause":"reload"`, reloads)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		text := scrapeText(t, stats)
-		if !strings.Contains(text, `id="x`) {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("series of removed outputs still exported:\n%s", grepLines(text, `id="x`))
-		}
-		time.Sleep(50 * time.Millisecond)
+	var text string
+	if !waitFor(10*time.Second, func() bool { text = scrapeText(t, stats); return !strings.Contains(text, `id="x`) }) {
+		t.Fatalf("series of removed outputs still exported:\n%s", grepLines(text, `id="x`))
 	}
 	after := heap()
 	t.Logf("heap after GC: %d bytes before adding 50 outputs, %d after 5 rounds of adding and removing them", before, after)
 	if after > before+2<<20 {
 		t.Fatalf("heap grew from %d to %d bytes: removed outputs are retained", before, after)
 	}
-}
-
-func scrapeText(t *testing.T, addr string) string {
-	t.Helper()
-	resp, err := http.Get("http://" + addr + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return string(b)
 }
 
 func grepLines(text, sub string) string {

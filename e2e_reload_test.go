@@ -5,9 +5,7 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -16,82 +14,6 @@ import (
 
 	"github.com/metricsrouter/router/plugins/plugintest"
 )
-
-// proc is the real router binary running a config file.
-type proc struct {
-	cmd  *exec.Cmd
-	mu   sync.Mutex
-	logs []string
-	done chan struct{}
-}
-
-func startBinary(t *testing.T, cfgFile string, args ...string) *proc {
-	t.Helper()
-	return startUnder(t, nil, cfgFile, args...)
-}
-
-// startUnder runs the router binary on cfgFile, behind a wrapper command
-// that execs it (e.g. prlimit) unless wrapper is empty.
-func startUnder(t *testing.T, wrapper []string, cfgFile string, args ...string) *proc {
-	t.Helper()
-	bin, err := buildRouter()
-	if err != nil {
-		t.Fatal(err)
-	}
-	argv := append(append(append([]string(nil), wrapper...), bin, "-config", cfgFile), args...)
-	p := &proc{cmd: exec.Command(argv[0], argv[1:]...), done: make(chan struct{})}
-	stderr, _ := p.cmd.StderrPipe()
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		defer close(p.done)
-		sc := bufio.NewScanner(stderr)
-		sc.Buffer(make([]byte, 64<<10), 1<<20)
-		for sc.Scan() {
-			p.mu.Lock()
-			p.logs = append(p.logs, sc.Text())
-			p.mu.Unlock()
-		}
-	}()
-	t.Cleanup(func() {
-		p.cmd.Process.Signal(syscall.SIGTERM)
-		<-p.done
-		p.cmd.Wait()
-		if t.Failed() {
-			p.mu.Lock()
-			t.Logf("router log tail:\n%s", strings.Join(p.logs[max(0, len(p.logs)-30):], "\n"))
-			if f := os.Getenv("ROUTER_LOG_DUMP"); f != "" {
-				os.WriteFile(f, []byte(strings.Join(p.logs, "\n")), 0o644)
-			}
-			p.mu.Unlock()
-		}
-	})
-	return p
-}
-
-func (p *proc) count(substr string) int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	n := 0
-	for _, l := range p.logs {
-		if strings.Contains(l, substr) {
-			n++
-		}
-	}
-	return n
-}
-
-func (p *proc) waitLog(t *testing.T, substr string, n int) {
-	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for p.count(substr) < n {
-		if time.Now().After(deadline) {
-			t.Fatalf("log never showed %q %d times (saw %d)", substr, n, p.count(substr))
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
 
 // TestReloadUnderLoad: 30 SIGHUPs while clients send ~100k lines/s and
 // reconnect often; half of the reloads add or remove an output. Nothing is

@@ -3,42 +3,29 @@ package main
 import (
 	"fmt"
 	"net"
-	"os"
 	"path/filepath"
-	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/metricsrouter/router/plugins/plugintest"
 )
 
-func waitCounter(t *testing.T, stats, key string, want float64, within time.Duration) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for {
-		got := scrape(t, stats)[key]
-		if got >= want {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s = %v, want %v", key, got, want)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+// spoolRouter is the router binary with a Graphite input and a Graphite
+// output, "cache", that spools to disk and retries every 50 to 200 ms; its
+// destination, sink, is down at the start.
+type spoolRouter struct {
+	p         *proc
+	cfg       string // the config file, to start the router again on
+	in, stats string
+	sink      *plugintest.LineSink
 }
 
-// TestSpoolSurvivesKill9: the destination is down, the router accepts
-// 200k lines into its spool and is killed with SIGKILL; restarted with the
-// destination up, it delivers every line (duplicates counted, none lost).
-func TestSpoolSurvivesKill9(t *testing.T) {
-	sink := plugintest.NewLineSink(t)
-	sink.Stop()
-	in, stats := plugintest.FreeAddr(t), plugintest.FreeAddr(t)
-	dir := t.TempDir()
-	cfg := filepath.Join(dir, "r.toml")
-	os.WriteFile(cfg, []byte(fmt.Sprintf(`
+// startSpooled starts a spoolRouter; more is more keys of the output.
+func startSpooled(t *testing.T, more string) *spoolRouter {
+	t.Helper()
+	r := &spoolRouter{in: plugintest.FreeAddr(t), stats: plugintest.FreeAddr(t), sink: plugintest.NewLineSink(t)}
+	r.sink.Stop()
+	r.cfg = writeConfig(t, fmt.Sprintf(`
 [agent]
   stats_addr = %q
 [[inputs.graphite]]
@@ -46,26 +33,30 @@ func TestSpoolSurvivesKill9(t *testing.T) {
 [[outputs.graphite]]
   id = "cache"
   address = %q
-  buffer_limit = 20000
   spool_dir = %q
   retry_initial = "50ms"
   retry_max = "200ms"
-`, stats, in, sink.Addr, filepath.Join(dir, "spool"))), 0o600)
-	p := startBinary(t, cfg)
-	waitListen(t, in)
+%s`, r.stats, r.in, r.sink.Addr, filepath.Join(t.TempDir(), "spool"), more))
+	r.p = startBinary(t, r.cfg)
+	waitListen(t, r.in)
+	return r
+}
+
+// TestSpoolSurvivesKill9: the destination is down, the router accepts
+// 200k lines into its spool and is killed with SIGKILL; restarted with the
+// destination up, it delivers every line (duplicates counted, none lost).
+func TestSpoolSurvivesKill9(t *testing.T) {
+	r := startSpooled(t, "  buffer_limit = 20000\n")
+	sink := r.sink
 	lines := graphiteLines("e2e.spool", 0, 200_000)
-	sendLines(t, in, lines, 4)
+	sendLines(t, r.in, lines, 4)
 	// everything accepted by the input is on disk once received_total says so
-	waitCounter(t, stats, series("received_total", "inputs.graphite", "graphite-1"), float64(len(lines)), 20*time.Second)
-	if err := p.cmd.Process.Kill(); err != nil {
-		t.Fatal(err)
-	}
-	p.cmd.Wait()
-	<-p.done
+	waitCounter(t, r.stats, series("received_total", "inputs.graphite", "graphite-1"), float64(len(lines)), 20*time.Second)
+	r.p.kill9(t)
 	if err := sink.Start(); err != nil {
 		t.Fatal(err)
 	}
-	startBinary(t, cfg)
+	startBinary(t, r.cfg)
 	if !sink.WaitLen(len(lines), 60*time.Second) {
 		t.Fatalf("after kill -9 and restart: sink got %d of %d", sink.Len(), len(lines))
 	}
@@ -135,18 +126,19 @@ func TestDestinationDown30s(t *testing.T) {
 	t.Logf("destination down 30 s: sent %d, delivered %d, duplicates %d, dropped 0", len(sent), sink.Len(), dups)
 }
 
-// TestMemoryBoundWhileDown: the destination is down and clients send as fast
-// as they can; with max_buffered_bytes = 100 MiB the router's peak RSS stays
-// under 256 MiB, and drops are counted.
-func TestMemoryBoundWhileDown(t *testing.T) {
+// startFlooded starts the router binary with a Graphite input and a
+// Graphite output "cache" whose destination is down, the memory of its
+// queue bounded by maxBuffered (max_buffered_bytes) only, shut down within
+// 1 s. It returns once the input listens.
+func startFlooded(t *testing.T, maxBuffered int) (p *proc, in, stats string) {
+	t.Helper()
 	sink := plugintest.NewLineSink(t)
 	sink.Stop()
-	in, stats := plugintest.FreeAddr(t), plugintest.FreeAddr(t)
-	cfg := filepath.Join(t.TempDir(), "r.toml")
-	os.WriteFile(cfg, []byte(fmt.Sprintf(`
+	in, stats = plugintest.FreeAddr(t), plugintest.FreeAddr(t)
+	p = startBinary(t, writeConfig(t, fmt.Sprintf(`
 [agent]
   stats_addr = %q
-  max_buffered_bytes = 104857600
+  max_buffered_bytes = %d
   shutdown_timeout = "1s"
 [[inputs.graphite]]
   listen = %q
@@ -154,48 +146,47 @@ func TestMemoryBoundWhileDown(t *testing.T) {
   id = "cache"
   address = %q
   buffer_limit = 100000000
-`, stats, in, sink.Addr)), 0o600)
-	p := startBinary(t, cfg)
+`, stats, maxBuffered, in, sink.Addr)))
 	waitListen(t, in)
+	return p, in, stats
+}
+
+// waitAccounted waits (10 s at most) until every metric the Graphite input
+// of stats received is dropped or queued by output "cache" (the last reads
+// may still be on their way into the queue), and returns the series then.
+func waitAccounted(t *testing.T, stats string) (m map[string]float64, received, dropped, queued float64) {
+	t.Helper()
+	waitFor(10*time.Second, func() bool {
+		m = scrape(t, stats)
+		received = m[series("received_total", "inputs.graphite", "graphite-1")]
+		dropped = m[series("dropped_total", "outputs.graphite", "cache")]
+		queued = m[series("queued", "outputs.graphite", "cache")]
+		return received == dropped+queued
+	})
+	return m, received, dropped, queued
+}
+
+// TestMemoryBoundWhileDown: the destination is down and clients send as fast
+// as they can; with max_buffered_bytes = 100 MiB the router's peak RSS stays
+// under 256 MiB, and drops are counted.
+func TestMemoryBoundWhileDown(t *testing.T) {
+	p, in, stats := startFlooded(t, 100<<20)
 	var chunk []byte
 	for i := 0; i < 20000; i++ {
 		chunk = fmt.Appendf(chunk, "flood.metric.path.number.%d %d 1700000000\n", i, i)
 	}
-	var sent atomic.Int64
 	stop := time.Now().Add(8 * time.Second)
-	var wg sync.WaitGroup
-	for c := 0; c < 4; c++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			conn, err := net.Dial("tcp", in)
-			if err != nil {
-				t.Error(err)
-				return
+	if err := eachConn(in, 4, func(_ int, conn net.Conn) error {
+		for time.Now().Before(stop) {
+			if _, err := conn.Write(chunk); err != nil {
+				return nil
 			}
-			defer conn.Close()
-			for time.Now().Before(stop) {
-				if _, err := conn.Write(chunk); err != nil {
-					return
-				}
-				sent.Add(20000)
-			}
-		}()
-	}
-	wg.Wait()
-	// the last reads may still be on their way into the queue: wait until
-	// every metric received is accounted for
-	var received, dropped, queued float64
-	for deadline := time.Now().Add(10 * time.Second); ; {
-		m := scrape(t, stats)
-		received = m[series("received_total", "inputs.graphite", "graphite-1")]
-		dropped = m[series("dropped_total", "outputs.graphite", "cache")]
-		queued = m[series("queued", "outputs.graphite", "cache")]
-		if received == dropped+queued || time.Now().After(deadline) {
-			break
 		}
-		time.Sleep(50 * time.Millisecond)
+		return nil
+	}); err != nil {
+		t.Error(err)
 	}
+	_, received, dropped, queued := waitAccounted(t, stats)
 	peak := peakRSS(t, p.cmd.Process.Pid)
 	secs := 8.0
 	t.Logf("destination down, flood: %.0f lines received (%.0f/s), %v dropped (counted), %v queued, peak RSS %d MiB",
@@ -206,21 +197,4 @@ func TestMemoryBoundWhileDown(t *testing.T) {
 	if peak > 256<<20 {
 		t.Fatalf("peak RSS %d MiB over 256 MiB", peak>>20)
 	}
-}
-
-// peakRSS reads VmHWM of a process.
-func peakRSS(t *testing.T, pid int) int64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, l := range strings.Split(string(b), "\n") {
-		if strings.HasPrefix(l, "VmHWM:") {
-			var kb int64
-			fmt.Sscanf(strings.TrimSpace(strings.TrimPrefix(l, "VmHWM:")), "%d", &kb)
-			return kb << 10
-		}
-	}
-	t.Fatal("no VmHWM")
-	return 0
 }

@@ -270,12 +270,8 @@ func statsdProxyConfig(stats, in, interval string, sinks []*udpStatsdSink) strin
 func waitUDPInput(t *testing.T, stats string) {
 	t.Helper()
 	waitListen(t, stats)
-	deadline := time.Now().Add(10 * time.Second)
-	for scrape(t, stats)[series("receive_buffer_bytes", "inputs.statsd", "statsd-1")] <= 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("inputs.statsd did not listen")
-		}
-		time.Sleep(10 * time.Millisecond)
+	if !waitFor(10*time.Second, func() bool { return scrape(t, stats)[series("receive_buffer_bytes", "inputs.statsd", "statsd-1")] > 0 }) {
+		t.Fatal("inputs.statsd did not listen")
 	}
 }
 
@@ -374,12 +370,8 @@ func TestStatsdHealthDownAndUp(t *testing.T) {
 	}
 	waitHealthy := func(k int, want float64) {
 		t.Helper()
-		deadline := time.Now().Add(10 * time.Second)
-		for healthy(k) != want {
-			if time.Now().After(deadline) {
-				t.Fatalf("sink %d: healthy stayed %v", k, healthy(k))
-			}
-			time.Sleep(20 * time.Millisecond)
+		if !waitFor(10*time.Second, func() bool { return healthy(k) == want }) {
+			t.Fatalf("sink %d: healthy stayed %v", k, healthy(k))
 		}
 	}
 	run := func(from int, ring []*udpStatsdSink, idx []int) {
@@ -431,12 +423,8 @@ func TestStatsdManagement(t *testing.T) {
 	cfg = strings.Replace(cfg, "[agent]\n", fmt.Sprintf("[agent]\n  management_addr = %q\n", mgmt), 1)
 	startRouter(t, cfg)
 	waitUDPInput(t, stats)
-	c, err := net.Dial("tcp", mgmt)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := plugintest.Dial(t, mgmt, 10*time.Second)
 	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
 	r := bufio.NewReader(c)
 	ask := func(cmd string, lines int) []string {
 		t.Helper()

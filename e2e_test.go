@@ -1,187 +1,19 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"fmt"
-	"io"
-	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/metricsrouter/router/agent"
 	"github.com/metricsrouter/router/plugins/plugintest"
 )
-
-// routerProc is a router running in-process on a config file.
-type routerProc struct {
-	cancel context.CancelFunc
-	done   chan int
-	out    *syncBuf
-	stats  string
-}
-
-type syncBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuf) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-func startRouter(t *testing.T, cfg string) *routerProc {
-	t.Helper()
-	file := filepath.Join(t.TempDir(), "router.toml")
-	if err := os.WriteFile(file, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	p := &routerProc{cancel: cancel, done: make(chan int, 1), out: &syncBuf{}}
-	go func() { p.done <- agent.Run(ctx, []string{"-config", file}, p.out, p.out) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case <-p.done:
-		case <-time.After(30 * time.Second):
-			t.Error("router did not stop")
-		}
-		if t.Failed() {
-			t.Logf("router log:\n%s", tail(p.out.String(), 4000))
-		}
-	})
-	return p
-}
-
-// stop cancels the router (as SIGTERM does) and returns its exit status.
-func (p *routerProc) stop(t *testing.T) int {
-	t.Helper()
-	p.cancel()
-	select {
-	case code := <-p.done:
-		p.done <- code
-		return code
-	case <-time.After(60 * time.Second):
-		t.Fatal("router did not stop within 60s")
-	}
-	return -1
-}
-
-func tail(s string, n int) string {
-	if len(s) > n {
-		return s[len(s)-n:]
-	}
-	return s
-}
-
-func waitListen(t *testing.T, addr string) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
-		c, err := net.Dial("tcp", addr)
-		if err == nil {
-			c.Close()
-			return
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	t.Fatalf("nothing listens on %s", addr)
-}
-
-// graphiteLines returns n distinct Graphite lines starting at index from.
-func graphiteLines(prefix string, from, n int) []string {
-	lines := make([]string, n)
-	for i := range lines {
-		lines[i] = fmt.Sprintf("%s.%d %d.5 %d", prefix, from+i, from+i, 1700000000+from+i)
-	}
-	return lines
-}
-
-// sendLines writes lines over conns TCP connections (round robin, one big
-// write per connection) and closes them.
-func sendLines(t *testing.T, addr string, lines []string, conns int) {
-	t.Helper()
-	var wg sync.WaitGroup
-	errs := make(chan error, conns)
-	for c := 0; c < conns; c++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			conn, err := net.Dial("tcp", addr)
-			if err != nil {
-				errs <- err
-				return
-			}
-			defer conn.Close()
-			w := bufio.NewWriterSize(conn, 64<<10)
-			for i := c; i < len(lines); i += conns {
-				w.WriteString(lines[i])
-				w.WriteByte('\n')
-			}
-			if err := w.Flush(); err != nil {
-				errs <- err
-			}
-		}()
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Fatal(err)
-	}
-}
-
-// scrape reads /metrics into "name{plugin,id}" -> value.
-func scrape(t *testing.T, addr string) map[string]float64 {
-	t.Helper()
-	resp, err := http.Get("http://" + addr + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	out := map[string]float64{}
-	for _, l := range strings.Split(string(body), "\n") {
-		if l == "" || l[0] == '#' {
-			continue
-		}
-		k, v, ok := strings.Cut(l, " ")
-		if !ok {
-			continue
-		}
-		f, err := strconv.ParseFloat(v, 64)
-		if err != nil {
-			continue
-		}
-		out[k] = f
-	}
-	return out
-}
-
-func series(name, plugin, id string) string {
-	return fmt.Sprintf(`router_%s{plugin="%s",id="%s"}`, name, plugin, id)
-}
-
-func sortedCopy(s []string) []string {
-	c := slices.Clone(s)
-	slices.Sort(c)
-	return c
-}
 
 // TestSinkDownAndBack: a sink down for 5 s receives, once back, everything
 // sent meanwhile (within buffer_limit); the other sink is not held up.

@@ -62,22 +62,31 @@ func (a *Agent) SetDestinations(id string, dests []string) error {
 	if distributor(a.file, id) == nil {
 		return fmt.Errorf("%q: %w", id, admin.ErrNoSuchOutput)
 	}
-	prev, had := a.apiDest[id]
-	a.apiDest[id] = slices.Clone(dests)
-	desired, err := a.desired()
-	if err == nil {
-		err = a.reconcile(desired, "destination api")
-	}
-	if err != nil {
-		if had {
-			a.apiDest[id] = prev
-		} else {
-			delete(a.apiDest, id)
-		}
+	if err := a.setLayer(a.apiDest, id, dests, "destination api"); err != nil {
 		return err
 	}
 	a.log.Info().Str("id", id).Strs("destinations", dests).Msg("destinations changed (until the next reload)")
 	return nil
+}
+
+// setLayer sets the destinations of distributor id in layer (a.apiDest or
+// a.found) and reconciles the running router, for cause; if that fails, it
+// puts the layer back as it was. applyMu is held.
+func (a *Agent) setLayer(layer map[string][]string, id string, dests []string, cause string) error {
+	prev, had := layer[id]
+	layer[id] = slices.Clone(dests)
+	desired, err := a.desired()
+	if err == nil {
+		err = a.reconcile(desired, cause)
+	}
+	if err != nil {
+		if had {
+			layer[id] = prev
+		} else {
+			delete(layer, id)
+		}
+	}
+	return err
 }
 
 // desired is the desired state: the file's configuration with the

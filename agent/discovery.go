@@ -69,21 +69,10 @@ func (a *Agent) applyDiscovered(id string, dests []string) error {
 	if had && !api && slices.Equal(prev, dests) {
 		return nil
 	}
-	a.found[id] = slices.Clone(dests)
 	delete(a.apiDest, id)
 	if !a.running {
+		a.found[id] = slices.Clone(dests)
 		return nil // begin prepares with it
 	}
-	desired, err := a.desired()
-	if err == nil {
-		err = a.reconcile(desired, "catalog")
-	}
-	if err != nil {
-		if had {
-			a.found[id] = prev
-		} else {
-			delete(a.found, id)
-		}
-	}
-	return err
+	return a.setLayer(a.found, id, dests, "catalog")
 }

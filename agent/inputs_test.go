@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/metricsrouter/router/agent/config"
-	"github.com/metricsrouter/router/plugins/plugintest"
 	"github.com/metricsrouter/router/registry"
 )
 
@@ -67,11 +66,7 @@ func inputTestAgent(t *testing.T, st *flakyState, steadyStopped *atomic.Bool, ti
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, err := New(cfg, plugintest.Logger(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	a.reg = reg
+	a := newTestAgent(t, reg, cfg)
 	a.inTimes = times
 	return a
 }

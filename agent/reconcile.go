@@ -217,7 +217,7 @@ func (a *Agent) prepareDist(p *plan, oi *config.Instance) (node, error) {
 		}
 		targets[i] = n
 	}
-	if cur := a.st.dists[oi.ID]; cur != nil && cur.print == oi.Fingerprint && sameNodes(cur.targets, targets) {
+	if cur := a.st.dists[oi.ID]; cur != nil && cur.print == oi.Fingerprint && slices.Equal(cur.targets, targets) {
 		p.st.dists[oi.ID] = cur
 		return cur, nil
 	}
@@ -243,18 +243,6 @@ func (a *Agent) prepareDist(p *plan, oi *config.Instance) (node, error) {
 	}
 	p.st.dists[oi.ID] = dn
 	return dn, nil
-}
-
-func sameNodes(a, b []node) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // initOutputs makes one fresh, initialised plugin value per worker.

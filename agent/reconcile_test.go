@@ -55,6 +55,17 @@ type reconcileFixture struct {
 	cancel   context.CancelFunc
 }
 
+// newTestAgent is an agent of cfg whose plugins come from reg.
+func newTestAgent(t *testing.T, reg *registry.Registry, cfg *config.Config) *Agent {
+	t.Helper()
+	a, err := New(cfg, plugintest.Logger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.reg = reg
+	return a
+}
+
 func newReconcileFixture(t *testing.T, text string) *reconcileFixture {
 	t.Helper()
 	f := &reconcileFixture{file: filepath.Join(t.TempDir(), "r.toml"), done: make(chan error, 1)}
@@ -68,11 +79,7 @@ func newReconcileFixture(t *testing.T, text string) *reconcileFixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, err := New(cfg, plugintest.Logger(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	a.reg = reg
+	a := newTestAgent(t, reg, cfg)
 	f.a = a
 	ctx, cancel := context.WithCancel(t.Context())
 	f.cancel = cancel

@@ -40,18 +40,7 @@ func expandPrefix(p string) string {
 	if h == "" {
 		h = "unknown"
 	}
-	return strings.ReplaceAll(p, "{host}", graphiteSafe(h))
-}
-
-// graphiteSafe keeps [A-Za-z0-9_-] and makes everything else '_'.
-func graphiteSafe(s string) string {
-	return strings.Map(func(c rune) rune {
-		switch {
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '-', c == '_':
-			return c
-		}
-		return '_'
-	}, s)
+	return strings.ReplaceAll(p, "{host}", metrics.GraphiteSafe(h))
 }
 
 func (s *selfMetrics) run(ctx context.Context) {

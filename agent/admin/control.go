@@ -134,14 +134,12 @@ func (c *control) checkHTTP(r *http.Request) (int, string) {
 // port, HTTP /api/destinations; a connection is one or the other by its
 // first word.
 type apiServer struct {
-	ln     *netx.Listener
-	srv    *http.Server
-	hl     *netx.Handoff
-	sem    chan struct{}
-	wg     sync.WaitGroup
-	mu     sync.Mutex
-	conns  map[net.Conn]struct{}
-	closed bool
+	ln    *netx.Listener
+	srv   *http.Server
+	hl    *netx.Handoff
+	sem   chan struct{}
+	wg    sync.WaitGroup
+	conns connSet
 }
 
 // apiMaxConns bounds the connections api_addr serves at once.
@@ -152,7 +150,7 @@ func startAPI(addr string, d *destAPI, c *control, log zerolog.Logger) (*apiServ
 	if err != nil {
 		return nil, fmt.Errorf("api_addr %s: %w", addr, err)
 	}
-	s := &apiServer{ln: ln, hl: netx.NewHandoff(ln.Addr()), sem: make(chan struct{}, apiMaxConns), conns: map[net.Conn]struct{}{}}
+	s := &apiServer{ln: ln, hl: netx.NewHandoff(ln.Addr()), sem: make(chan struct{}, apiMaxConns)}
 	mux := http.NewServeMux()
 	h := func(w http.ResponseWriter, r *http.Request) {
 		if code, why := c.checkHTTP(r); code != 0 {
@@ -195,7 +193,7 @@ func startAPI(addr string, d *destAPI, c *control, log zerolog.Logger) (*apiServ
 				conn.Close() // too many at once
 				continue
 			}
-			if !s.track(conn) {
+			if !s.conns.add(conn, 0) {
 				<-s.sem
 				conn.Close()
 				continue
@@ -210,23 +208,9 @@ func startAPI(addr string, d *destAPI, c *control, log zerolog.Logger) (*apiServ
 	return s, nil
 }
 
-func (s *apiServer) track(c net.Conn) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return false
-	}
-	s.conns[c] = struct{}{}
-	return true
-}
-
 // release ends the connection's slot (once).
 func (s *apiServer) release(c net.Conn) {
-	s.mu.Lock()
-	_, ok := s.conns[c]
-	delete(s.conns, c)
-	s.mu.Unlock()
-	if ok {
+	if s.conns.remove(c) {
 		<-s.sem
 	}
 }
@@ -296,12 +280,7 @@ func isHTTPMethod(w string) bool {
 func (s *apiServer) close() {
 	s.ln.Close()
 	s.hl.Close()
-	s.mu.Lock()
-	s.closed = true
-	for c := range s.conns {
-		c.Close()
-	}
-	s.mu.Unlock()
+	s.conns.closeAll()
 	_ = s.srv.Close()
 	s.wg.Wait()
 }

@@ -15,11 +15,52 @@ import (
 // (netx), a goroutine per connection (at most maxConns; more are closed at
 // once), and a close that ends them all.
 type tcpService struct {
-	ln     net.Listener
-	wg     sync.WaitGroup
+	ln    net.Listener
+	wg    sync.WaitGroup
+	conns connSet
+}
+
+// connSet is the connections a server is serving, all closed at once when
+// the server closes.
+type connSet struct {
 	mu     sync.Mutex
 	conns  map[net.Conn]struct{}
-	closed bool // close ran: connections accepted from now on are closed at once
+	closed bool // closeAll ran: add refuses every connection from now on
+}
+
+// add adds c, unless closeAll ran or the set holds limit connections
+// already (limit 0: no bound); it reports whether it did.
+func (s *connSet) add(c net.Conn, limit int) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed || limit > 0 && len(s.conns) >= limit {
+		return false
+	}
+	if s.conns == nil {
+		s.conns = map[net.Conn]struct{}{}
+	}
+	s.conns[c] = struct{}{}
+	return true
+}
+
+// remove removes c and reports whether it was in the set.
+func (s *connSet) remove(c net.Conn) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, ok := s.conns[c]
+	delete(s.conns, c)
+	return ok
+}
+
+// closeAll closes every connection of the set, and each one add is given
+// from now on is refused.
+func (s *connSet) closeAll() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.closed = true
+	for c := range s.conns {
+		c.Close()
+	}
 }
 
 // startTCPService listens on addr; handle serves one connection, which is
@@ -29,7 +70,7 @@ func startTCPService(addr, what string, maxConns int, handle func(net.Conn), log
 	if err != nil {
 		return nil, fmt.Errorf("%s %s: %w", what, addr, err)
 	}
-	s := &tcpService{ln: ln, conns: map[net.Conn]struct{}{}}
+	s := &tcpService{ln: ln}
 	log.Info().Str("addr", ln.Addr().String()).Str("service", what).Msg("listening")
 	s.wg.Add(1)
 	go func() {
@@ -39,22 +80,16 @@ func startTCPService(addr, what string, maxConns int, handle func(net.Conn), log
 			if err != nil {
 				return // closed: netx retries everything else
 			}
-			s.mu.Lock()
-			if s.closed || len(s.conns) >= maxConns {
-				s.mu.Unlock()
+			if !s.conns.add(c, maxConns) {
 				c.Close()
 				continue
 			}
-			s.conns[c] = struct{}{}
-			s.wg.Add(1)
-			s.mu.Unlock()
+			s.wg.Add(1) // the accept loop holds a count: never an Add at zero while close waits
 			go func() {
 				defer s.wg.Done()
 				handle(c)
 				c.Close()
-				s.mu.Lock()
-				delete(s.conns, c)
-				s.mu.Unlock()
+				s.conns.remove(c)
 			}()
 		}
 	}()
@@ -63,11 +98,6 @@ func startTCPService(addr, what string, maxConns int, handle func(net.Conn), log
 
 func (s *tcpService) close() {
 	s.ln.Close()
-	s.mu.Lock()
-	s.closed = true
-	for c := range s.conns {
-		c.Close()
-	}
-	s.mu.Unlock()
+	s.conns.closeAll()
 	s.wg.Wait()
 }

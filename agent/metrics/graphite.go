@@ -94,22 +94,22 @@ func graphitePath(prefix, plugin, id, name string) string {
 	b.Grow(len(prefix) + len(plugin) + len(id) + len(name) + 4)
 	b.WriteString(prefix)
 	b.WriteByte('.')
-	b.WriteString(graphiteSafe(kind))
+	b.WriteString(GraphiteSafe(kind))
 	if pname != "" {
 		b.WriteByte('.')
-		b.WriteString(graphiteSafe(pname))
+		b.WriteString(GraphiteSafe(pname))
 	}
 	if id != kind {
 		b.WriteByte('.')
-		b.WriteString(graphiteSafe(id))
+		b.WriteString(GraphiteSafe(id))
 	}
 	b.WriteByte('.')
 	b.WriteString(name)
 	return b.String()
 }
 
-// graphiteSafe keeps [A-Za-z0-9_-] and makes everything else '_'.
-func graphiteSafe(s string) string {
+// GraphiteSafe keeps [A-Za-z0-9_-] and makes everything else '_'.
+func GraphiteSafe(s string) string {
 	return strings.Map(func(c rune) rune {
 		switch {
 		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '-', c == '_':

@@ -384,12 +384,12 @@ func TestRegistriesIndependent(t *testing.T) {
 // metric.NewGraphite(path, v, now) appended by the Graphite codec.
 func todaysGraphite(prefix, plugin, id, name string, v float64, ts int64) string {
 	kind, pname, _ := strings.Cut(plugin, ".")
-	path := prefix + "." + graphiteSafe(kind)
+	path := prefix + "." + GraphiteSafe(kind)
 	if pname != "" {
-		path += "." + graphiteSafe(pname)
+		path += "." + GraphiteSafe(pname)
 	}
 	if id != kind {
-		path += "." + graphiteSafe(id)
+		path += "." + GraphiteSafe(id)
 	}
 	path += "." + name
 	m := metric.NewGraphite(path, v, time.Unix(ts, 0))

@@ -319,7 +319,7 @@ func TestCorruption(t *testing.T) {
 				}
 			}
 			got := readAll(t, s, 1)
-			if !equalSeqs(got, want) {
+			if !slices.Equal(got, want) {
 				t.Fatalf("read %d records, want %d; missing %v, extra %v", len(got), len(want), diff(want, got), diff(got, want))
 			}
 			st := s.Stats()
@@ -339,7 +339,7 @@ func TestCorruption(t *testing.T) {
 				t.Errorf("stats bytes %d, files hold %d", st.Bytes, dirBytes(t, dir))
 			}
 			// a second pass counts nothing twice
-			if again := readAll(t, s, 1); !equalSeqs(again, got) || s.Stats().CorruptRecords != st.CorruptRecords {
+			if again := readAll(t, s, 1); !slices.Equal(again, got) || s.Stats().CorruptRecords != st.CorruptRecords {
 				t.Errorf("second read: %d records, corrupt %d; first: %d, %d", len(again), s.Stats().CorruptRecords, len(got), st.CorruptRecords)
 			}
 			// the spool goes on: new seqs come after everything readable
@@ -352,7 +352,7 @@ func TestCorruption(t *testing.T) {
 			}
 			appendN(t, s, 30)
 			after := readAll(t, s, 1)
-			if !equalSeqs(after[:len(got)], got) || !equalSeqs(after[len(got):], seqRange(last+1, last+30)) {
+			if !slices.Equal(after[:len(got)], got) || !slices.Equal(after[len(got):], seqRange(last+1, last+30)) {
 				t.Fatalf("after appending %d..%d: read %v", last+1, last+30, tailOf(after))
 			}
 			if err := s.Close(); err != nil {
@@ -360,7 +360,7 @@ func TestCorruption(t *testing.T) {
 			}
 			// and survives another restart
 			s = mustOpen(t, dir, o)
-			if again := readAll(t, s, 1); !equalSeqs(again, after) {
+			if again := readAll(t, s, 1); !slices.Equal(again, after) {
 				t.Fatalf("after reopening: %d records, want %d", len(again), len(after))
 			}
 		})

@@ -7,7 +7,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -169,23 +168,9 @@ func TestCrashKill(t *testing.T) {
 // readCrash reads all records and checks each one's bytes and the order.
 func readCrash(t *testing.T, s *Spool) []uint64 {
 	t.Helper()
-	r := s.NewReader(1)
-	defer r.Close()
-	var seqs []uint64
-	for {
-		rec, err := r.Next()
-		if err == io.EOF {
-			return seqs
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
+	return readChecked(t, s, 1, func(rec Record) {
 		if !bytes.Equal(rec.Data, crashPayload(rec.Seq)) || rec.Count != countOf(rec.Seq) {
 			t.Fatalf("record %d: %d bytes, count %d: not what was appended", rec.Seq, len(rec.Data), rec.Count)
 		}
-		if len(seqs) > 0 && rec.Seq <= seqs[len(seqs)-1] {
-			t.Fatalf("record %d after %d", rec.Seq, seqs[len(seqs)-1])
-		}
-		seqs = append(seqs, rec.Seq)
-	}
+	})
 }

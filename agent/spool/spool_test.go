@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -55,6 +56,13 @@ func appendN(t testing.TB, s *Spool, n int) {
 // payload and the order, and returns the seqs.
 func readAll(t testing.TB, s *Spool, from uint64) []uint64 {
 	t.Helper()
+	return readChecked(t, s, from, func(rec Record) { checkRecord(t, rec) })
+}
+
+// readChecked reads from seq from until io.EOF, checks every record with
+// check and the order, and returns the seqs.
+func readChecked(t testing.TB, s *Spool, from uint64, check func(rec Record)) []uint64 {
+	t.Helper()
 	r := s.NewReader(from)
 	defer r.Close()
 	var seqs []uint64
@@ -66,7 +74,7 @@ func readAll(t testing.TB, s *Spool, from uint64) []uint64 {
 		if err != nil {
 			t.Fatalf("next: %v", err)
 		}
-		checkRecord(t, rec)
+		check(rec)
 		if rec.Seq < from || (len(seqs) > 0 && rec.Seq <= seqs[len(seqs)-1]) {
 			t.Fatalf("record %d out of order after %v (from %d)", rec.Seq, tailOf(seqs), from)
 		}
@@ -89,18 +97,6 @@ func seqRange(from, to uint64) []uint64 {
 		s = append(s, i)
 	}
 	return s
-}
-
-func equalSeqs(a, b []uint64) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // segFiles lists the segment files of dir, oldest first.
@@ -130,16 +126,16 @@ func TestRoundTrip(t *testing.T) {
 		t.Run("fsync="+fsync, func(t *testing.T) {
 			s := mustOpen(t, t.TempDir(), Options{Fsync: fsync, FsyncInterval: time.Millisecond, SegmentBytes: 4096})
 			appendN(t, s, 100)
-			if got := readAll(t, s, 1); !equalSeqs(got, seqRange(1, 100)) {
+			if got := readAll(t, s, 1); !slices.Equal(got, seqRange(1, 100)) {
 				t.Fatalf("read %v..., want 1..100", got[:min(5, len(got))])
 			}
-			if got := readAll(t, s, 42); !equalSeqs(got, seqRange(42, 100)) {
+			if got := readAll(t, s, 42); !slices.Equal(got, seqRange(42, 100)) {
 				t.Fatalf("read from 42: %d records, want 59", len(got))
 			}
 			if err := s.Ack(50); err != nil {
 				t.Fatal(err)
 			}
-			if got := readAll(t, s, s.Acked()+1); !equalSeqs(got, seqRange(51, 100)) {
+			if got := readAll(t, s, s.Acked()+1); !slices.Equal(got, seqRange(51, 100)) {
 				t.Fatalf("read after ack: %d records, want 50", len(got))
 			}
 			st := s.Stats()
@@ -174,7 +170,7 @@ func TestReopenContinuesSeq(t *testing.T) {
 			t.Fatalf("round %d: reopened with last %d acked %d, want %d and 12", round, s.LastSeq(), s.Acked(), last)
 		}
 		appendN(t, s, 10)
-		if got := readAll(t, s, s.Acked()+1); !equalSeqs(got, seqRange(13, last+10)) {
+		if got := readAll(t, s, s.Acked()+1); !slices.Equal(got, seqRange(13, last+10)) {
 			t.Fatalf("round %d: read %d records, want 13..%d", round, len(got), last+10)
 		}
 		if err := s.Close(); err != nil {
@@ -246,7 +242,7 @@ func TestAckDeletesSegments(t *testing.T) {
 			t.Fatalf("ack %d: stats %d segments %d bytes, files %d and %d", tt.ack, st.Segments, st.Bytes, len(files), dirBytes(t, dir))
 		}
 		// every record above the position is still there
-		if got := readAll(t, s, s.Acked()+1); !equalSeqs(got, seqRange(s.Acked()+1, 100)) {
+		if got := readAll(t, s, s.Acked()+1); !slices.Equal(got, seqRange(s.Acked()+1, 100)) {
 			t.Fatalf("ack %d: %d records readable, want %d", tt.ack, len(got), 100-s.Acked())
 		}
 	}
@@ -282,7 +278,7 @@ func TestMaxBytes(t *testing.T) {
 		t.Fatalf("%d appends before full, stats bytes %d, files %d", n, st.Bytes, dirBytes(t, dir))
 	}
 	// a full spool loses nothing and wrote nothing for the refused record
-	if got := readAll(t, s, 1); !equalSeqs(got, seqRange(1, uint64(n))) {
+	if got := readAll(t, s, 1); !slices.Equal(got, seqRange(1, uint64(n))) {
 		t.Fatalf("read %d records, want %d", len(got), n)
 	}
 	if _, err := s.Append(1, make([]byte, maxBytes)); !errors.Is(err, ErrTooLarge) {
@@ -362,7 +358,7 @@ func TestDropOldest(t *testing.T) {
 		t.Fatalf("records left after dropping all: %v", got)
 	}
 	appendN(t, s, 1)
-	if got := readAll(t, s, 1); !equalSeqs(got, []uint64{61}) {
+	if got := readAll(t, s, 1); !slices.Equal(got, []uint64{61}) {
 		t.Fatalf("after drop and append: %v, want [61]", got)
 	}
 }

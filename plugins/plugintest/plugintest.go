@@ -1,23 +1,29 @@
 // Package plugintest has helpers for testing router plugins, ours and third
 // parties': an Env with a test logger and real counters, a capturing Emitter,
-// strict decoding of sample.toml, and line sinks on 127.0.0.1.
+// strict decoding of sample.toml, batches parsed from lines, line sinks and
+// stalling servers on 127.0.0.1, and the checks and loads the plugins'
+// tests share.
 package plugintest
 
 import (
 	"bufio"
 	"context"
 	"errors"
+	"io"
 	"net"
 	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/BurntSushi/toml"
 	"github.com/rs/zerolog"
 
+	"github.com/metricsrouter/router/plugins/codec/graphite"
+	"github.com/metricsrouter/router/plugins/codec/statsd"
 	"github.com/metricsrouter/router/plugins/metric"
 	"github.com/metricsrouter/router/registry"
 )
@@ -356,4 +362,96 @@ func (s *LineSink) Sorted() []string {
 	l := s.Lines()
 	sort.Strings(l)
 	return l
+}
+
+// WantErr checks the error of what (a call, for the messages): none if want
+// is "", else one whose text contains want. It reports whether err is nil,
+// that is whether the test goes on to check what the call did.
+func WantErr(t testing.TB, what string, err error, want string) bool {
+	t.Helper()
+	switch {
+	case want == "" && err != nil:
+		t.Fatalf("%s: %v", what, err)
+	case want != "" && err == nil:
+		t.Fatalf("%s: no error, want one containing %q", what, want)
+	case want != "" && !strings.Contains(err.Error(), want):
+		t.Fatalf("%s: %v, want an error containing %q", what, err, want)
+	}
+	return err == nil
+}
+
+// Batch parses lines as an input would: those prefixed "statsd:" with the
+// StatsD codec, the others, prefixed "graphite:" or not, with the Graphite
+// codec.
+func Batch(t testing.TB, lines ...string) metric.Batch {
+	t.Helper()
+	b := make(metric.Batch, len(lines))
+	for i, l := range lines {
+		var err error
+		if s, ok := strings.CutPrefix(l, "statsd:"); ok {
+			err = statsd.Parse([]byte(s), &b[i])
+		} else {
+			err = graphite.Parse([]byte(strings.TrimPrefix(l, "graphite:")), &b[i])
+		}
+		if err != nil {
+			t.Fatalf("parse %q: %v", l, err)
+		}
+	}
+	return b
+}
+
+// Dial connects to addr over TCP, with a deadline within from now for all
+// that follows on the connection.
+func Dial(t testing.TB, addr string, within time.Duration) net.Conn {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.SetDeadline(time.Now().Add(within))
+	return c
+}
+
+// ListenRcvBuf listens on a free port of 127.0.0.1 with a receive buffer of
+// rcvbuf bytes, set before listening so that the sockets it accepts inherit
+// it and their window is small from the start: a peer that is not read
+// soon has to wait. The listener is closed when the test ends.
+func ListenRcvBuf(t testing.TB, rcvbuf int) net.Listener {
+	t.Helper()
+	lc := net.ListenConfig{Control: func(_, _ string, rc syscall.RawConn) error {
+		var serr error
+		err := rc.Control(func(fd uintptr) {
+			serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, rcvbuf)
+		})
+		return errors.Join(err, serr)
+	}}
+	ln, err := lc.Listen(context.Background(), "tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	return ln
+}
+
+// OpenConns opens n connections with dial and writes head on each; they are
+// closed when the test ends.
+func OpenConns(t testing.TB, dial func() (net.Conn, error), n int, head string) []net.Conn {
+	t.Helper()
+	conns := make([]net.Conn, 0, n)
+	t.Cleanup(func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+	for range n {
+		c, err := dial()
+		if err != nil {
+			t.Fatalf("connection %d: %v", len(conns), err)
+		}
+		conns = append(conns, c)
+		if _, err := io.WriteString(c, head); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return conns
 }

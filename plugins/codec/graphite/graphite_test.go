@@ -4,48 +4,27 @@ import (
 	"bytes"
 	"errors"
 	"math"
-	"os"
-	"path/filepath"
-	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/metricsrouter/router/plugins/codec/graphite"
+	"github.com/metricsrouter/router/plugins/codec/internal/codectest"
 	"github.com/metricsrouter/router/plugins/codec/statsd"
 	"github.com/metricsrouter/router/plugins/metric"
 )
 
-// fields is everything a getter shows, in comparable form (numbers as
-// strconv 'g' text, so NaN equals NaN).
-type fields struct {
-	Name, Path, PathTags string
-	Value, Num           string
-	Type                 metric.Type
-	RateToken, Rate      string
-	Tags                 string
-	HasTags              bool
-	Ext                  string
-	TimeToken            string
-	Time                 int64
-	Format               metric.Format
-}
+// gr is the Graphite codec under test: Append gives a metric without a
+// timestamp 1, Convert writes StatsD.
+var gr = codectest.Codec{Parse: graphite.Parse, Append: appendAt1, Convert: appendStatsD}
 
-func num(f float64) string { return strconv.FormatFloat(f, 'g', -1, 64) }
+func appendAt1(dst []byte, m *metric.Metric) []byte { return graphite.Append(dst, m, 1) }
 
-func fieldsOf(m *metric.Metric) fields {
-	return fields{
-		Name: string(m.Name()), Path: string(m.Path()), PathTags: string(m.PathTags()),
-		Value: string(m.ValueToken()), Num: num(m.Value()),
-		Type:      m.Type(),
-		RateToken: string(m.RateToken()), Rate: num(m.Rate()),
-		Tags: string(m.Tags()), HasTags: m.Tags() != nil,
-		Ext:       string(m.Ext()),
-		TimeToken: string(m.TimeToken()), Time: m.Time(),
-		Format: m.Format(),
-	}
-}
+func appendStatsD(dst []byte, m *metric.Metric) []byte { return statsd.Append(dst, m, metric.Untyped) }
+
+type fields = codectest.Fields
+
+var num = codectest.Num
 
 // gfields builds the expected fields of a Graphite line.
 func gfields(name, pathTags, value string, n float64, ts string, t int64) fields {
@@ -117,31 +96,11 @@ var validCases = []validCase{
 func TestParseValid(t *testing.T) {
 	for _, tc := range validCases {
 		t.Run(tc.name, func(t *testing.T) {
-			line := []byte(tc.line)
-			var m metric.Metric
-			if err := graphite.Parse(line, &m); err != nil {
-				t.Fatalf("Parse(%q): %v", tc.line, err)
-			}
-			if got := fieldsOf(&m); got != tc.want {
-				t.Errorf("Parse(%q)\n got %+v\nwant %+v", tc.line, got, tc.want)
-			}
-			if string(m.Raw()) != tc.line || m.Modified() {
-				t.Errorf("Raw = %q, Modified = %v; want the input, false", m.Raw(), m.Modified())
-			}
-			if rt := m.RateToken(); rt != nil || m.Tags() != nil || m.Ext() != nil || m.Type() != metric.Untyped {
-				t.Errorf("Graphite metric has StatsD parts: rate %q tags %q ext %q type %v", rt, m.Tags(), m.Ext(), m.Type())
-			}
-			out := graphite.Append([]byte("prev\n"), &m, 1)
-			if want := "prev\n" + tc.line + "\n"; string(out) != want {
-				t.Errorf("Append = %q, want %q", out, want)
-			}
-			var again metric.Metric
-			if err := graphite.Parse(out[5:len(out)-1], &again); err != nil {
-				t.Fatalf("reparse %q: %v", out, err)
-			}
-			if got := fieldsOf(&again); got != tc.want {
-				t.Errorf("reparse fields\n got %+v\nwant %+v", got, tc.want)
-			}
+			codectest.ParseValid(t, gr, tc.line, tc.want, func(t *testing.T, m *metric.Metric) {
+				if rt := m.RateToken(); rt != nil || m.Tags() != nil || m.Ext() != nil || m.Type() != metric.Untyped {
+					t.Errorf("Graphite metric has StatsD parts: rate %q tags %q ext %q type %v", rt, m.Tags(), m.Ext(), m.Type())
+				}
+			})
 		})
 	}
 }
@@ -198,12 +157,7 @@ var invalidCases = []struct {
 
 func TestParseInvalid(t *testing.T) {
 	for _, tc := range invalidCases {
-		t.Run(tc.name, func(t *testing.T) {
-			var m metric.Metric
-			if err := graphite.Parse([]byte(tc.line), &m); !errors.Is(err, tc.err) {
-				t.Errorf("Parse(%q) = %v, want %v", tc.line, err, tc.err)
-			}
-		})
+		t.Run(tc.name, func(t *testing.T) { codectest.ParseInvalid(t, gr, tc.line, tc.err) })
 	}
 }
 
@@ -241,15 +195,12 @@ func TestNoAlloc(t *testing.T) {
 }
 
 func mustParse(t *testing.T, line string) metric.Metric {
-	t.Helper()
-	var m metric.Metric
-	if err := graphite.Parse([]byte(line), &m); err != nil {
-		t.Fatalf("Parse(%q): %v", line, err)
-	}
-	return m
+	return codectest.MustParse(t, graphite.Parse, line)
 }
 
 func TestAppendModified(t *testing.T) {
+	at1234 := gr
+	at1234.Append = func(dst []byte, m *metric.Metric) []byte { return graphite.Append(dst, m, 1234) }
 	tests := []struct {
 		name   string
 		line   string
@@ -281,24 +232,13 @@ func TestAppendModified(t *testing.T) {
 			m.SetType(metric.Counter)
 		}, "foo 1 1700000000\n"},
 	}
+	// the rendered line is valid Graphite (carbon, and Parse, drop a NaN
+	// value)
+	nan := func(err error, m *metric.Metric) bool {
+		return errors.Is(err, graphite.ErrNaN) && math.IsNaN(m.Value())
+	}
 	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			m := mustParse(t, tc.line)
-			tc.modify(&m)
-			if !m.Modified() || m.Raw() != nil {
-				t.Fatalf("metric not marked modified")
-			}
-			got := string(graphite.Append(nil, &m, 1234))
-			if got != tc.want {
-				t.Errorf("Append = %q, want %q", got, tc.want)
-			}
-			// the rendered line is valid Graphite (carbon, and Parse, drop
-			// a NaN value)
-			var again metric.Metric
-			if err := graphite.Parse([]byte(got[:len(got)-1]), &again); err != nil && !(errors.Is(err, graphite.ErrNaN) && math.IsNaN(m.Value())) {
-				t.Errorf("rendered line %q does not parse: %v", got, err)
-			}
-		})
+		t.Run(tc.name, func(t *testing.T) { codectest.AppendModified(t, at1234, tc.line, tc.modify, tc.want, nan) })
 	}
 }
 
@@ -439,40 +379,18 @@ func TestNewGraphite(t *testing.T) {
 // TestConcurrentAppend: after the last processor, metrics are shared
 // read-only by all outputs; appending them concurrently must be race-free.
 func TestConcurrentAppend(t *testing.T) {
-	lines := []string{"foo.bar 12.5 1700000000", "a.b;k=v 1 1700000000.5"}
-	b := make(metric.Batch, len(lines))
-	for i, l := range lines {
-		if err := graphite.Parse([]byte(l), &b[i]); err != nil {
-			t.Fatal(err)
-		}
-	}
-	b[1].SetPath([]byte("p.a.b;k=v"))
-	want := "foo.bar 12.5 1700000000\np.a.b;k=v 1 1700000000.5\n"
-	var wg sync.WaitGroup
-	for range 8 {
-		wg.Go(func() {
-			for range 100 {
-				var buf []byte
-				for i := range b {
-					buf = graphite.Append(buf, &b[i], 1)
-					_ = statsd.Append(nil, &b[i], metric.Counter)
-					_, _ = b[i].Time(), b[i].Name()
-				}
-				if string(buf) != want {
-					t.Errorf("Append = %q, want %q", buf, want)
-					return
-				}
-			}
-		})
-	}
-	wg.Wait()
+	toCounter := gr
+	toCounter.Convert = func(dst []byte, m *metric.Metric) []byte { return statsd.Append(dst, m, metric.Counter) }
+	codectest.ConcurrentAppend(t, toCounter, []string{"foo.bar 12.5 1700000000", "a.b;k=v 1 1700000000.5"},
+		"p.a.b;k=v", "foo.bar 12.5 1700000000\np.a.b;k=v 1 1700000000.5\n")
 }
 
 // FuzzGraphiteRoundTrip checks that Parse never panics, that an unmodified
 // metric appends to exactly its input, that the output parses to the same
 // fields, and that a rendered (modified) metric parses back to them too;
-// and that a metric Parse keeps has no value carbon drops (NaN) nor one
-// Python's float() never reads, whatever strconv says (hexadecimal).
+// that a metric Parse keeps has no value carbon drops (NaN) nor one
+// Python's float() never reads, whatever strconv says (hexadecimal); and
+// that its conversion to StatsD does not panic.
 func FuzzGraphiteRoundTrip(f *testing.F) {
 	for _, tc := range validCases {
 		f.Add([]byte(tc.line))
@@ -480,83 +398,14 @@ func FuzzGraphiteRoundTrip(f *testing.F) {
 	for _, tc := range invalidCases {
 		f.Add([]byte(tc.line))
 	}
-	for _, l := range testdataLines(f) {
-		f.Add(l)
-	}
 	for _, l := range graphite.CarbonSeeds(f) {
 		f.Add(l)
 	}
-	f.Fuzz(func(t *testing.T, line []byte) {
-		orig := bytes.Clone(line)
-		var m metric.Metric
-		err := graphite.Parse(line, &m)
-		if !bytes.Equal(line, orig) {
-			t.Fatalf("Parse changed its input")
-		}
-		if err != nil {
-			return
-		}
+	codectest.FuzzRoundTrip(f, gr, func(t *testing.T, orig []byte, m *metric.Metric) {
 		if math.IsNaN(m.Value()) || bytes.ContainsAny(m.ValueToken(), "xXpP(\x00") || bytes.ContainsAny(m.TimeToken(), "xXpP(\x00") {
 			t.Fatalf("Parse(%q) kept value %q (%v) timestamp %q: carbon drops it", orig, m.ValueToken(), m.Value(), m.TimeToken())
 		}
-		want := fieldsOf(&m)
-		out := graphite.Append(nil, &m, 1)
-		if !bytes.Equal(out, append(orig, '\n')) {
-			t.Fatalf("Append(Parse(%q)) = %q", orig, out)
-		}
-		var again metric.Metric
-		if err := graphite.Parse(out[:len(out)-1], &again); err != nil {
-			t.Fatalf("reparse %q: %v", out, err)
-		}
-		if got := fieldsOf(&again); got != want {
-			t.Fatalf("reparse %q\n got %+v\nwant %+v", out, got, want)
-		}
-		r := m
-		r.SetPath(m.Path())
-		rendered := graphite.Append(nil, &r, 1)
-		var rm metric.Metric
-		if err := graphite.Parse(rendered[:len(rendered)-1], &rm); err != nil {
-			t.Fatalf("rendered %q (from %q) does not parse: %v", rendered, orig, err)
-		}
-		if got := fieldsOf(&rm); got != want {
-			t.Fatalf("rendered %q (from %q)\n got %+v\nwant %+v", rendered, orig, got, want)
-		}
-		// conversion to StatsD must not panic
-		_ = statsd.Append(nil, &m, metric.Untyped)
 	})
 }
 
-// testdataLines returns every line of the files directly under testdata/.
-func testdataLines(tb testing.TB) [][]byte {
-	tb.Helper()
-	files, err := filepath.Glob(filepath.Join("testdata", "*.txt"))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	if len(files) == 0 {
-		tb.Fatal("no testdata/*.txt seed files")
-	}
-	var lines [][]byte
-	for _, name := range files {
-		data, err := os.ReadFile(name)
-		if err != nil {
-			tb.Fatal(err)
-		}
-		for l := range bytes.SplitSeq(data, []byte("\n")) {
-			lines = append(lines, l)
-		}
-	}
-	return lines
-}
-
-func TestTestdataRoundTrip(t *testing.T) {
-	for _, l := range testdataLines(t) {
-		var m metric.Metric
-		if err := graphite.Parse(l, &m); err != nil {
-			continue // bad lines are seeds too
-		}
-		if out := graphite.Append(nil, &m, 1); !bytes.Equal(out, append(bytes.Clone(l), '\n')) {
-			t.Errorf("Append(Parse(%q)) = %q", l, out)
-		}
-	}
-}
+func TestTestdataRoundTrip(t *testing.T) { codectest.TestdataRoundTrip(t, gr) }

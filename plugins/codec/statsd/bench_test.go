@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/metricsrouter/router/plugins/codec/graphite"
+	"github.com/metricsrouter/router/plugins/codec/internal/codectest"
 	"github.com/metricsrouter/router/plugins/codec/statsd"
 	"github.com/metricsrouter/router/plugins/metric"
 )
@@ -18,93 +19,35 @@ var benchLines = []struct{ name, line string }{
 	{"invalid", "bench.statsd.123:one|c"},
 }
 
-// reportPerLine adds ns/line for benchmarks that handle n lines per op.
-func reportPerLine(b *testing.B, n int) {
-	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/line")
-}
-
 func BenchmarkParse(b *testing.B) {
 	for _, bl := range benchLines {
-		b.Run(bl.name, func(b *testing.B) {
-			line := []byte(bl.line)
-			var m metric.Metric
-			b.SetBytes(int64(len(line) + 1))
-			b.ReportAllocs()
-			for b.Loop() {
-				_ = statsd.Parse(line, &m)
-			}
-			reportPerLine(b, 1)
-		})
+		b.Run(bl.name, func(b *testing.B) { codectest.BenchParse(b, statsd.Parse, bl.line) })
 	}
 }
 
 func BenchmarkAppend(b *testing.B) {
-	parse := func(b *testing.B, line string) metric.Metric {
-		var m metric.Metric
-		if err := statsd.Parse([]byte(line), &m); err != nil {
-			b.Fatal(err)
-		}
-		return m
-	}
 	for _, bl := range benchLines[:2] {
 		b.Run("unmodified-"+bl.name, func(b *testing.B) {
-			m := parse(b, bl.line)
-			dst := make([]byte, 0, 256)
-			b.ReportAllocs()
-			for b.Loop() {
-				dst = statsd.Append(dst[:0], &m, metric.Untyped)
-			}
-			reportPerLine(b, 1)
+			codectest.BenchAppend(b, statsd.Parse, bl.line, nil, appendUntyped)
 		})
 	}
 	b.Run("modified-dogstatsd", func(b *testing.B) {
-		m := parse(b, benchLines[1].line)
-		m.SetPath(append([]byte("tenant."), m.Path()...)) // as processors.prefix does
-		dst := make([]byte, 0, 256)
-		b.ReportAllocs()
-		for b.Loop() {
-			dst = statsd.Append(dst[:0], &m, metric.Untyped)
-		}
-		reportPerLine(b, 1)
+		codectest.BenchAppend(b, statsd.Parse, benchLines[1].line, func(m *metric.Metric) {
+			m.SetPath(append([]byte("tenant."), m.Path()...)) // as processors.prefix does
+		}, appendUntyped)
 	})
 	b.Run("from-graphite", func(b *testing.B) {
-		var m metric.Metric
-		if err := graphite.Parse([]byte("bench.metric.path.12345;dc=eu-west;host=web-12 12.5 1700000000"), &m); err != nil {
-			b.Fatal(err)
-		}
-		dst := make([]byte, 0, 256)
-		b.ReportAllocs()
-		for b.Loop() {
-			dst = statsd.Append(dst[:0], &m, metric.Counter)
-		}
-		reportPerLine(b, 1)
+		codectest.BenchAppend(b, graphite.Parse, "bench.metric.path.12345;dc=eu-west;host=web-12 12.5 1700000000", nil,
+			func(dst []byte, m *metric.Metric) []byte { return statsd.Append(dst, m, metric.Counter) })
 	})
 }
 
 // BenchmarkBatch parses 1000 lines into a batch and appends them all, as an
 // input followed by a pass-through output does.
 func BenchmarkBatch(b *testing.B) {
-	const n = 1000
 	var buf bytes.Buffer
-	for i := range n {
+	for i := range 1000 {
 		fmt.Fprintf(&buf, "bench.statsd.%d:%d|c|@0.5|#env:prod\n", i, i)
 	}
-	lines := bytes.Split(bytes.TrimSuffix(buf.Bytes(), []byte("\n")), []byte("\n"))
-	batch := make(metric.Batch, n)
-	dst := make([]byte, 0, buf.Len())
-	b.SetBytes(int64(buf.Len()))
-	b.ReportAllocs()
-	for b.Loop() {
-		for i, l := range lines {
-			_ = statsd.Parse(l, &batch[i])
-		}
-		dst = dst[:0]
-		for i := range batch {
-			dst = statsd.Append(dst, &batch[i], metric.Untyped)
-		}
-	}
-	if !bytes.Equal(dst, buf.Bytes()) {
-		b.Fatal("batch did not round-trip")
-	}
-	reportPerLine(b, n)
+	codectest.BenchBatch(b, sd, buf.Bytes())
 }

@@ -1,50 +1,27 @@
 package statsd_test
 
 import (
-	"bytes"
-	"errors"
 	"math"
-	"os"
-	"path/filepath"
-	"strconv"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/metricsrouter/router/plugins/codec/graphite"
+	"github.com/metricsrouter/router/plugins/codec/internal/codectest"
 	"github.com/metricsrouter/router/plugins/codec/statsd"
 	"github.com/metricsrouter/router/plugins/metric"
 )
 
-// fields is everything a getter shows, in comparable form (numbers as
-// strconv 'g' text, so NaN equals NaN).
-type fields struct {
-	Name, Path, PathTags string
-	Value, Num           string
-	Type                 metric.Type
-	RateToken, Rate      string
-	Tags                 string
-	HasTags              bool
-	Ext                  string
-	TimeToken            string
-	Time                 int64
-	Format               metric.Format
-}
+// sd is the StatsD codec under test: Append leaves the type of an untyped
+// metric to the metric (metric.Untyped), Convert writes Graphite.
+var sd = codectest.Codec{Parse: statsd.Parse, Append: appendUntyped, Convert: appendGraphite}
 
-func num(f float64) string { return strconv.FormatFloat(f, 'g', -1, 64) }
+func appendUntyped(dst []byte, m *metric.Metric) []byte { return statsd.Append(dst, m, metric.Untyped) }
 
-func fieldsOf(m *metric.Metric) fields {
-	return fields{
-		Name: string(m.Name()), Path: string(m.Path()), PathTags: string(m.PathTags()),
-		Value: string(m.ValueToken()), Num: num(m.Value()),
-		Type:      m.Type(),
-		RateToken: string(m.RateToken()), Rate: num(m.Rate()),
-		Tags: string(m.Tags()), HasTags: m.Tags() != nil,
-		Ext:       string(m.Ext()),
-		TimeToken: string(m.TimeToken()), Time: m.Time(),
-		Format: m.Format(),
-	}
-}
+func appendGraphite(dst []byte, m *metric.Metric) []byte { return graphite.Append(dst, m, 1) }
+
+type fields = codectest.Fields
+
+var num = codectest.Num
 
 // f is a compact constructor for expected StatsD fields; the options fill
 // the optional parts.
@@ -139,31 +116,11 @@ var validCases = []validCase{
 }
 
 func TestParseValid(t *testing.T) {
+	// a parsed metric has its type: the default for untyped ones changes nothing
+	asGauge := sd
+	asGauge.Append = func(dst []byte, m *metric.Metric) []byte { return statsd.Append(dst, m, metric.Gauge) }
 	for _, tc := range validCases {
-		t.Run(tc.name, func(t *testing.T) {
-			line := []byte(tc.line)
-			var m metric.Metric
-			if err := statsd.Parse(line, &m); err != nil {
-				t.Fatalf("Parse(%q): %v", tc.line, err)
-			}
-			if got := fieldsOf(&m); got != tc.want {
-				t.Errorf("Parse(%q)\n got %+v\nwant %+v", tc.line, got, tc.want)
-			}
-			if string(m.Raw()) != tc.line || m.Modified() {
-				t.Errorf("Raw = %q, Modified = %v; want the input, false", m.Raw(), m.Modified())
-			}
-			out := statsd.Append([]byte("prev\n"), &m, metric.Gauge)
-			if want := "prev\n" + tc.line + "\n"; string(out) != want {
-				t.Errorf("Append = %q, want %q", out, want)
-			}
-			var again metric.Metric
-			if err := statsd.Parse(out[5:len(out)-1], &again); err != nil {
-				t.Fatalf("reparse %q: %v", out, err)
-			}
-			if got := fieldsOf(&again); got != tc.want {
-				t.Errorf("reparse fields\n got %+v\nwant %+v", got, tc.want)
-			}
-		})
+		t.Run(tc.name, func(t *testing.T) { codectest.ParseValid(t, asGauge, tc.line, tc.want, nil) })
 	}
 }
 
@@ -206,12 +163,7 @@ var invalidCases = []struct {
 
 func TestParseInvalid(t *testing.T) {
 	for _, tc := range invalidCases {
-		t.Run(tc.name, func(t *testing.T) {
-			var m metric.Metric
-			if err := statsd.Parse([]byte(tc.line), &m); !errors.Is(err, tc.err) {
-				t.Errorf("Parse(%q) = %v, want %v", tc.line, err, tc.err)
-			}
-		})
+		t.Run(tc.name, func(t *testing.T) { codectest.ParseInvalid(t, sd, tc.line, tc.err) })
 	}
 }
 
@@ -250,16 +202,9 @@ func TestNoAlloc(t *testing.T) {
 	}
 }
 
-func mustParse(t *testing.T, line string) metric.Metric {
-	t.Helper()
-	var m metric.Metric
-	if err := statsd.Parse([]byte(line), &m); err != nil {
-		t.Fatalf("Parse(%q): %v", line, err)
-	}
-	return m
-}
-
 func TestAppendModified(t *testing.T) {
+	timer := sd
+	timer.Append = func(dst []byte, m *metric.Metric) []byte { return statsd.Append(dst, m, metric.Timer) }
 	tests := []struct {
 		name   string
 		line   string
@@ -295,21 +240,7 @@ func TestAppendModified(t *testing.T) {
 		{"SetTimeToken", "foo:1|g", func(m *metric.Metric) { m.SetTimeToken([]byte("1800000000")) }, "foo:1|g|T1800000000\n"},
 	}
 	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			m := mustParse(t, tc.line)
-			tc.modify(&m)
-			if !m.Modified() || m.Raw() != nil {
-				t.Fatalf("metric not marked modified")
-			}
-			got := string(statsd.Append(nil, &m, metric.Timer))
-			if got != tc.want {
-				t.Errorf("Append = %q, want %q", got, tc.want)
-			}
-			var again metric.Metric
-			if err := statsd.Parse([]byte(got[:len(got)-1]), &again); err != nil {
-				t.Errorf("rendered line %q does not parse: %v", got, err)
-			}
-		})
+		t.Run(tc.name, func(t *testing.T) { codectest.AppendModified(t, timer, tc.line, tc.modify, tc.want, nil) })
 	}
 }
 
@@ -367,38 +298,14 @@ func TestNewStatsD(t *testing.T) {
 // TestConcurrentAppend: after the last processor, metrics are shared
 // read-only by all outputs; appending them concurrently must be race-free.
 func TestConcurrentAppend(t *testing.T) {
-	lines := []string{"foo:1|c|@0.5|#a:b", "api.req,host=a:5|ms|T1700000000"}
-	b := make(metric.Batch, len(lines))
-	for i, l := range lines {
-		if err := statsd.Parse([]byte(l), &b[i]); err != nil {
-			t.Fatal(err)
-		}
-	}
-	b[1].SetPath([]byte("p.api.req,host=a"))
-	want := "foo:1|c|@0.5|#a:b\np.api.req,host=a:5|ms|T1700000000\n"
-	var wg sync.WaitGroup
-	for range 8 {
-		wg.Go(func() {
-			for range 100 {
-				var buf []byte
-				for i := range b {
-					buf = statsd.Append(buf, &b[i], metric.Untyped)
-					_ = graphite.Append(nil, &b[i], 1)
-					_, _, _ = b[i].Rate(), b[i].Time(), b[i].Name()
-				}
-				if string(buf) != want {
-					t.Errorf("Append = %q, want %q", buf, want)
-					return
-				}
-			}
-		})
-	}
-	wg.Wait()
+	codectest.ConcurrentAppend(t, sd, []string{"foo:1|c|@0.5|#a:b", "api.req,host=a:5|ms|T1700000000"},
+		"p.api.req,host=a", "foo:1|c|@0.5|#a:b\np.api.req,host=a:5|ms|T1700000000\n")
 }
 
 // FuzzStatsDRoundTrip checks that Parse never panics, that an unmodified
 // metric appends to exactly its input, that the output parses to the same
-// fields, and that a rendered (modified) metric parses back to them too.
+// fields, and that a rendered (modified) metric parses back to them too; and
+// that its conversion to Graphite does not panic.
 func FuzzStatsDRoundTrip(f *testing.F) {
 	for _, tc := range validCases {
 		f.Add([]byte(tc.line))
@@ -406,77 +313,7 @@ func FuzzStatsDRoundTrip(f *testing.F) {
 	for _, tc := range invalidCases {
 		f.Add([]byte(tc.line))
 	}
-	for _, l := range testdataLines(f) {
-		f.Add(l)
-	}
-	f.Fuzz(func(t *testing.T, line []byte) {
-		orig := bytes.Clone(line)
-		var m metric.Metric
-		err := statsd.Parse(line, &m)
-		if !bytes.Equal(line, orig) {
-			t.Fatalf("Parse changed its input")
-		}
-		if err != nil {
-			return
-		}
-		want := fieldsOf(&m)
-		out := statsd.Append(nil, &m, metric.Untyped)
-		if !bytes.Equal(out, append(orig, '\n')) {
-			t.Fatalf("Append(Parse(%q)) = %q", orig, out)
-		}
-		var again metric.Metric
-		if err := statsd.Parse(out[:len(out)-1], &again); err != nil {
-			t.Fatalf("reparse %q: %v", out, err)
-		}
-		if got := fieldsOf(&again); got != want {
-			t.Fatalf("reparse %q\n got %+v\nwant %+v", out, got, want)
-		}
-		r := m
-		r.SetPath(m.Path())
-		rendered := statsd.Append(nil, &r, metric.Untyped)
-		var rm metric.Metric
-		if err := statsd.Parse(rendered[:len(rendered)-1], &rm); err != nil {
-			t.Fatalf("rendered %q (from %q) does not parse: %v", rendered, orig, err)
-		}
-		if got := fieldsOf(&rm); got != want {
-			t.Fatalf("rendered %q (from %q)\n got %+v\nwant %+v", rendered, orig, got, want)
-		}
-		// conversion to Graphite must not panic
-		_ = graphite.Append(nil, &m, 1)
-	})
+	codectest.FuzzRoundTrip(f, sd, nil)
 }
 
-// testdataLines returns every line of the files directly under testdata/.
-func testdataLines(tb testing.TB) [][]byte {
-	tb.Helper()
-	files, err := filepath.Glob(filepath.Join("testdata", "*.txt"))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	if len(files) == 0 {
-		tb.Fatal("no testdata/*.txt seed files")
-	}
-	var lines [][]byte
-	for _, name := range files {
-		data, err := os.ReadFile(name)
-		if err != nil {
-			tb.Fatal(err)
-		}
-		for l := range bytes.SplitSeq(data, []byte("\n")) {
-			lines = append(lines, l)
-		}
-	}
-	return lines
-}
-
-func TestTestdataRoundTrip(t *testing.T) {
-	for _, l := range testdataLines(t) {
-		var m metric.Metric
-		if err := statsd.Parse(l, &m); err != nil {
-			continue // bad lines are seeds too
-		}
-		if out := statsd.Append(nil, &m, metric.Untyped); !bytes.Equal(out, append(bytes.Clone(l), '\n')) {
-			t.Errorf("Append(Parse(%q)) = %q", l, out)
-		}
-	}
-}
+func TestTestdataRoundTrip(t *testing.T) { codectest.TestdataRoundTrip(t, sd) }

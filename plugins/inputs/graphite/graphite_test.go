@@ -169,15 +169,7 @@ func TestInit(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			g := newGraphite(t, tc.mod)
 			env, _ := plugintest.Env(t, "inputs.graphite")
-			err := g.Init(env)
-			switch {
-			case tc.wantErr == "" && err != nil:
-				t.Fatalf("Init: %v", err)
-			case tc.wantErr != "" && err == nil:
-				t.Fatalf("Init accepted the config, want an error containing %q", tc.wantErr)
-			case tc.wantErr != "" && !strings.Contains(err.Error(), tc.wantErr):
-				t.Fatalf("Init: %v, want an error containing %q", err, tc.wantErr)
-			}
+			plugintest.WantErr(t, "Init", g.Init(env), tc.wantErr)
 		})
 	}
 }

@@ -46,12 +46,17 @@ func benchHandler(b *testing.B, configure func(h *HTTPJSON), path, ctype, body s
 	rd := strings.NewReader(body)
 	b.ReportAllocs()
 	for b.Loop() {
-		rd.Reset(body)
-		r.Body = readCloser2{rd}
-		r.ContentLength = int64(len(body))
+		rewind(r, rd, body)
 		clear(w.h)
 		hd.ServeHTTP(w, r)
 	}
+}
+
+// rewind gives r the body body again, read from rd (without allocating).
+func rewind(r *http.Request, rd *strings.Reader, body string) {
+	rd.Reset(body)
+	r.Body = readCloser2{rd}
+	r.ContentLength = int64(len(body))
 }
 
 type readCloser2 struct{ *strings.Reader }
@@ -121,9 +126,7 @@ func BenchmarkReadBody(b *testing.B) {
 	rd := strings.NewReader(body)
 	b.ReportAllocs()
 	for b.Loop() {
-		rd.Reset(body)
-		r.Body = readCloser2{rd}
-		r.ContentLength = int64(len(body))
+		rewind(r, rd, body)
 		got, held, status := readBody(r, 1<<20, budget)
 		if status != 0 || len(got) != len(body) {
 			b.Fatal(status, len(got))

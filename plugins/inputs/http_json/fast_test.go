@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/metricsrouter/router/plugins/plugintest"
 	"github.com/metricsrouter/router/registry"
 )
 
@@ -21,12 +22,8 @@ import (
 // reads every answer until the server closes.
 func rawExchange(t *testing.T, addr, send string) []*http.Response {
 	t.Helper()
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := plugintest.Dial(t, addr, 5*time.Second)
 	defer c.Close()
-	c.SetDeadline(time.Now().Add(5 * time.Second))
 	if _, err := io.WriteString(c, send); err != nil {
 		t.Fatal(err)
 	}
@@ -121,12 +118,8 @@ func TestFastPath(t *testing.T) {
 			t.Errorf("preflight: %d %v close=%v", rs[1].StatusCode, rs[1].Header, rs[1].Close)
 		}
 		// HEAD: the length of what GET would send, no body
-		c, err := net.Dial("tcp", addr)
-		if err != nil {
-			t.Fatal(err)
-		}
+		c := plugintest.Dial(t, addr, 5*time.Second)
 		defer c.Close()
-		c.SetDeadline(time.Now().Add(5 * time.Second))
 		io.WriteString(c, "HEAD /heartbeat HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
 		raw, _ := io.ReadAll(c)
 		if !strings.HasPrefix(string(raw), "HTTP/1.1 200 OK\r\n") || !strings.Contains(string(raw), "Content-Length: 2\r\n") || !strings.HasSuffix(string(raw), "\r\n\r\n") {

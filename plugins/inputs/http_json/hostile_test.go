@@ -2,7 +2,6 @@ package http_json
 
 import (
 	"bufio"
-	"bytes"
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
@@ -13,7 +12,6 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -32,6 +30,13 @@ var paths = []string{"plain", "tls"}
 // connections to it.
 func startPath(t *testing.T, path string, configure func(h *HTTPJSON)) (*server, func() net.Conn) {
 	t.Helper()
+	env, m := plugintest.Env(t, "inputs.http_json")
+	return startEnvPath(t, path, env, m, configure)
+}
+
+// startEnvPath is startPath with an Env of the test's own (m: its Metrics).
+func startEnvPath(t *testing.T, path string, env registry.Env, m *plugintest.Metrics, configure func(h *HTTPJSON)) (*server, func() net.Conn) {
+	t.Helper()
 	var pool *x509.CertPool
 	cfg := configure
 	if path == "tls" {
@@ -44,18 +49,17 @@ func startPath(t *testing.T, path string, configure func(h *HTTPJSON)) (*server,
 			}
 		}
 	}
-	s := start(t, cfg)
+	s := startEnv(t, cfg, nil, env, m)
 	addr := s.h.Addr().String()
 	dial := func() net.Conn {
 		t.Helper()
+		var c net.Conn
+		var err error
 		if pool == nil {
-			c, err := net.Dial("tcp", addr)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return c
+			c, err = net.Dial("tcp", addr)
+		} else {
+			c, err = tls.Dial("tcp", addr, &tls.Config{RootCAs: pool, NextProtos: []string{"http/1.1"}})
 		}
-		c, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: pool, NextProtos: []string{"http/1.1"}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -182,19 +186,7 @@ func TestUnauthenticatedBodies(t *testing.T) {
 			})
 			head := "POST /count/k HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 1048576\r\n\r\nvalue=1&pad="
 			before := heapInUse()
-			conns := make([]net.Conn, 0, n)
-			defer func() {
-				for _, c := range conns {
-					c.Close()
-				}
-			}()
-			for range n {
-				c := dial()
-				conns = append(conns, c)
-				if _, err := io.WriteString(c, head); err != nil {
-					t.Fatal(err)
-				}
-			}
+			conns := plugintest.OpenConns(t, func() (net.Conn, error) { return dial(), nil }, n, head)
 			for i, c := range conns {
 				c.SetReadDeadline(time.Now().Add(10 * time.Second))
 				res, err := http.ReadResponse(bufio.NewReader(c), nil)
@@ -229,19 +221,7 @@ func TestSlowBodies(t *testing.T) {
 			s, dial := startPath(t, path, func(h *HTTPJSON) { h.ReadTimeout = registry.Duration(30 * time.Second) })
 			head := "POST /count/k HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 1048576\r\n\r\nvalue=1&pad=" + strings.Repeat("x", 9000)
 			before := heapInUse()
-			conns := make([]net.Conn, 0, n)
-			defer func() {
-				for _, c := range conns {
-					c.Close()
-				}
-			}()
-			for range n {
-				c := dial()
-				conns = append(conns, c)
-				if _, err := io.WriteString(c, head); err != nil {
-					t.Fatal(err)
-				}
-			}
+			conns := plugintest.OpenConns(t, func() (net.Conn, error) { return dial(), nil }, n, head)
 			// each holds a 16 KiB buffer (4, 8, then 16 KiB for 9,012 bytes)
 			want := float64(n * 16 << 10)
 			if got := s.m.WaitGauge("inflight_bytes", want, 10*time.Second); got != want {
@@ -255,7 +235,6 @@ func TestSlowBodies(t *testing.T) {
 			for _, c := range conns {
 				c.Close()
 			}
-			conns = conns[:0]
 			if got := s.m.WaitGauge("inflight_bytes", 0, 10*time.Second); got != 0 {
 				t.Errorf("inflight_bytes = %v after the clients left, want 0", got)
 			}
@@ -274,14 +253,13 @@ func TestInflightBudget(t *testing.T) {
 	const body = 60 << 10
 	for _, path := range paths {
 		t.Run(path, func(t *testing.T) {
-			var logs syncBuffer
+			var logs plugintest.SyncBuffer
 			env, m := plugintest.Env(t, "inputs.http_json")
 			env.Log = zerolog.New(io.MultiWriter(&logs, zerolog.NewTestWriter(t)))
-			var dial func() net.Conn
-			s := startEnvPath(t, path, env, m, func(h *HTTPJSON) {
+			s, dial := startEnvPath(t, path, env, m, func(h *HTTPJSON) {
 				h.MaxBodyBytes = 64 << 10
 				h.MaxInflightBytes = 160 << 10
-			}, &dial)
+			})
 			head := "POST /count/k HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: " + strconv.Itoa(body) + "\r\n\r\n"
 			payload := "value=2&pad=" + strings.Repeat("x", body-len("value=2&pad="))
 			// two requests hold 60 KiB each, one byte short of their body
@@ -322,56 +300,6 @@ func TestInflightBudget(t *testing.T) {
 	}
 }
 
-// startEnvPath is startPath with an Env of the test's own.
-func startEnvPath(t *testing.T, path string, env registry.Env, m *plugintest.Metrics, configure func(h *HTTPJSON), dial *func() net.Conn) *server {
-	t.Helper()
-	var pool *x509.CertPool
-	cfg := configure
-	if path == "tls" {
-		certPath, keyPath, p := tlsFiles(t)
-		pool = p
-		cfg = func(h *HTTPJSON) {
-			h.TLSCert, h.TLSKey = certPath, keyPath
-			configure(h)
-		}
-	}
-	s := startEnv(t, cfg, nil, env, m)
-	addr := s.h.Addr().String()
-	*dial = func() net.Conn {
-		t.Helper()
-		var c net.Conn
-		var err error
-		if pool == nil {
-			c, err = net.Dial("tcp", addr)
-		} else {
-			c, err = tls.Dial("tcp", addr, &tls.Config{RootCAs: pool, NextProtos: []string{"http/1.1"}})
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		return c
-	}
-	return s
-}
-
-// syncBuffer is a bytes.Buffer safe for the logger's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
-
 // TestAuthOffWarning: an input without jwt_secret or jwt_public_key warns
 // at start that it takes metrics from anyone; with a secret it does not.
 func TestAuthOffWarning(t *testing.T) {
@@ -381,7 +309,7 @@ func TestAuthOffWarning(t *testing.T) {
 		warn   bool
 	}{{"no secret", "", true}, {"secret", secret, false}} {
 		t.Run(c.name, func(t *testing.T) {
-			var logs syncBuffer
+			var logs plugintest.SyncBuffer
 			env, m := plugintest.Env(t, "inputs.http_json")
 			env.Log = zerolog.New(io.MultiWriter(&logs, zerolog.NewTestWriter(t)))
 			s := startEnv(t, func(h *HTTPJSON) { h.JWTSecret = c.secret }, nil, env, m)

@@ -866,7 +866,17 @@ func TestRestartSharesSocket(t *testing.T) {
 				}
 			}
 			cur := startEnv(t, set, out, env, m)
-			h2 := restartUnderLoad(t, cur.base, tc.clients, out, func() {
+			var clients []*http.Client
+			for _, tr := range tc.clients {
+				clients = append(clients, &http.Client{Transport: tr, Timeout: 10 * time.Second})
+			}
+			base := cur.base // the same address after each restart
+			newReq := func() *http.Request {
+				req, _ := http.NewRequest("POST", base+"/count/restart", strings.NewReader("value=1"))
+				req.Header.Set("Content-Type", form)
+				return req
+			}
+			h2 := plugintest.RestartUnderLoad(t, clients, newReq, out, func() {
 				next := startEnv(t, set, out, env, m)
 				if err := cur.stop(); err != nil {
 					t.Fatal(err)
@@ -878,79 +888,4 @@ func TestRestartSharesSocket(t *testing.T) {
 			}
 		})
 	}
-}
-
-// restartUnderLoad sends requests to base through each transport (one
-// goroutine each) and calls restart five times in between; every request
-// must be answered 200 and emitted once into out. It reports whether a
-// request went over HTTP/2.
-func restartUnderLoad(t *testing.T, base string, transports []*http.Transport, out *plugintest.Capture, restart func()) (h2 bool) {
-	var mu sync.Mutex
-	ok := 0
-	answered := make(chan struct{}, 1)
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	for n, tr := range transports {
-		defer tr.CloseIdleConnections()
-		client := &http.Client{Transport: tr, Timeout: 10 * time.Second}
-		wg.Go(func() {
-			for i := 0; ; i++ {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				res, err := client.Post(base+"/count/restart", form, strings.NewReader("value=1"))
-				if err != nil {
-					t.Errorf("client %d, request %d: %v", n, i, err)
-					return
-				}
-				io.Copy(io.Discard, res.Body)
-				res.Body.Close()
-				if res.StatusCode != 200 {
-					t.Errorf("client %d, request %d: status %d", n, i, res.StatusCode)
-					return
-				}
-				mu.Lock()
-				ok++
-				h2 = h2 || res.ProtoMajor == 2
-				mu.Unlock()
-				select {
-				case answered <- struct{}{}:
-				default:
-				}
-			}
-		})
-	}
-	served := func(n int) { // waits until n more requests were answered
-		mu.Lock()
-		want := ok + n
-		mu.Unlock()
-		for {
-			mu.Lock()
-			got := ok
-			mu.Unlock()
-			if got >= want || t.Failed() {
-				return
-			}
-			select {
-			case <-answered:
-			case <-time.After(10 * time.Second):
-				t.Fatal("no request answered for 10s")
-			}
-		}
-	}
-	served(10)
-	for range 5 {
-		restart()
-		served(10)
-	}
-	close(stop)
-	wg.Wait()
-	mu.Lock()
-	defer mu.Unlock()
-	if !out.WaitFor(ok, 5*time.Second) || out.Len() != ok {
-		t.Fatalf("%d metrics emitted for %d requests answered", out.Len(), ok)
-	}
-	return h2
 }

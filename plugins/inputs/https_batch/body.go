@@ -256,13 +256,9 @@ func (bb *builder) add(data []byte) error {
 	g := bb.g
 	size, kept, all := 0, 0, len(data) > 0 && data[len(data)-1] == '\n'
 	for p := data; len(p) > 0; {
-		line := p
-		if i := bytes.IndexByte(p, '\n'); i >= 0 {
-			line, p = p[:i], p[i+1:]
-		} else {
-			p = nil
-		}
-		if len(line) == 0 || (len(line) == 1 && line[0] == '\r') {
+		var line []byte
+		line, p = cutLine(p)
+		if blank(line) {
 			all = false
 			continue
 		}
@@ -286,13 +282,9 @@ func (bb *builder) add(data []byte) error {
 		block = append(block, data...) // every line kept: the common case
 	} else {
 		for p := data; len(p) > 0; {
-			line := p
-			if i := bytes.IndexByte(p, '\n'); i >= 0 {
-				line, p = p[:i], p[i+1:]
-			} else {
-				p = nil
-			}
-			if len(line) == 0 || (len(line) == 1 && line[0] == '\r') || len(line) > g.MaxLineLength {
+			var line []byte
+			line, p = cutLine(p)
+			if blank(line) || len(line) > g.MaxLineLength {
 				continue
 			}
 			block = append(append(block, line...), '\n')
@@ -302,6 +294,18 @@ func (bb *builder) add(data []byte) error {
 	bb.kept += kept
 	return nil
 }
+
+// cutLine returns the first line of p without its '\n', and what follows
+// that (nil after a last line without '\n').
+func cutLine(p []byte) (line, rest []byte) {
+	if i := bytes.IndexByte(p, '\n'); i >= 0 {
+		return p[:i], p[i+1:]
+	}
+	return p, nil
+}
+
+// blank reports whether a line is empty or only a '\r'.
+func blank(line []byte) bool { return len(line) == 0 || (len(line) == 1 && line[0] == '\r') }
 
 // parse parses the kept lines into a batch allocated for all of them. A
 // block whose malformed lines make up most of it is compacted (its metrics

@@ -3,7 +3,6 @@ package https_batch
 import (
 	"bufio"
 	"bytes"
-	"compress/flate"
 	"compress/gzip"
 	"context"
 	"crypto/tls"
@@ -11,7 +10,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"hash/crc32"
 	"io"
 	"net"
 	"net/http"
@@ -281,33 +279,6 @@ func allocated(f func()) uint64 {
 	return after.TotalAlloc - before.TotalAlloc
 }
 
-// bomb is a one-member gzip body of n MiB of zeros (1 GiB: about 1 MB),
-// built from the deflate encoding of 1 MiB of zeros following zeros,
-// repeated: compressing the whole takes a minute under the race detector.
-func bomb(t testing.TB, n int) []byte {
-	zero := make([]byte, 1<<20)
-	var z bytes.Buffer
-	fw, _ := flate.NewWriter(&z, flate.BestCompression)
-	fw.Write(zero)
-	fw.Flush() // ends the blocks on a byte boundary
-	first := z.Len()
-	fw.Write(zero)
-	fw.Flush()
-	again := z.Bytes()[first:] // 1 MiB of zeros after zeros
-	out := []byte{0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff}
-	out = append(out, z.Bytes()[:first]...)
-	for range n - 1 {
-		out = append(out, again...)
-	}
-	out = append(out, 1, 0, 0, 0xff, 0xff) // final empty stored block
-	crc := uint32(0)
-	for range n {
-		crc = crc32.Update(crc, crc32.IEEETable, zero)
-	}
-	out = binary.LittleEndian.AppendUint32(out, crc)
-	return binary.LittleEndian.AppendUint32(out, uint32(n<<20))
-}
-
 // lyingTrailer is a valid tiny gzip body whose trailer claims size bytes.
 func lyingTrailer(t testing.TB, size uint32) []byte {
 	b := gz(t, "a.b 1 1700000000\n")
@@ -323,7 +294,7 @@ func lyingTrailer(t testing.TB, size uint32) []byte {
 func TestBodyMemory(t *testing.T) {
 	g := startGateway(t, nil, nil)
 	url := "http://" + g.addr + "/ingest"
-	gbomb := bomb(t, 1024)
+	gbomb := plugintest.GzipBomb(1024)
 	lying := lyingTrailer(t, 256<<20)
 	var zb bytes.Buffer
 	zw, _ := gzip.NewWriterLevel(&zb, gzip.BestSpeed)
@@ -551,18 +522,11 @@ func TestStreamingFraming(t *testing.T) {
 		{"only junk", bytes.Repeat([]byte("junk\n"), 100000)},
 		{"empty lines only", []byte("\n\r\n\n")},
 	}
-	g := registryNew()
-	g.Listen = "127.0.0.1:0"
-	g.MaxLineLength = maxLine
-	g.MaxDecompressedBytes = 64 << 20
-	g.Keystore.Type = "static"
-	g.Keystore.DevMode = true
-	env, m := plugintest.Env(t, "inputs.https_batch")
-	env.Log = zerolog.Nop()
-	if err := g.Init(env); err != nil {
-		t.Fatal(err)
-	}
-	h := &handler{g: g}
+	h, m := quietHandler(t, func(g *Gateway) {
+		g.MaxLineLength = maxLine
+		g.MaxDecompressedBytes = 64 << 20
+	})
+	g := h.g
 	for _, b := range bodies {
 		wantRaw, wantLines, wantLong, wantBad := reference(b.data, maxLine)
 		mid := len(b.data) / 2
@@ -617,15 +581,8 @@ func TestRetainedIsLines(t *testing.T) {
 		}
 		fmt.Fprintf(&junk, "junk line %d that is not a metric\n", i)
 	}
-	g := registryNew()
-	g.Listen = "127.0.0.1:0"
-	g.Keystore.Type = "static"
-	g.Keystore.DevMode = true
-	env := registry.Env{ID: "t", Plugin: "inputs.https_batch", Log: zerolog.Nop(), Metrics: plugintest.NewMetrics()}
-	if err := g.Init(env); err != nil {
-		t.Fatal(err)
-	}
-	h := &handler{g: g}
+	h, _ := quietHandler(t, nil)
+	g := h.g
 	for _, enc := range []string{"plain", "gzip"} {
 		t.Run(enc, func(t *testing.T) {
 			body := junk.Bytes()
@@ -664,24 +621,6 @@ func TestRetainedIsLines(t *testing.T) {
 	}
 }
 
-// syncBuf is a log sink safe for the server's goroutines.
-type syncBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuf) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // TestStartWarnings: a TLS private key that group or others may read, and
 // the dev_mode key, each get one warning when the gateway starts (the key
 // by its name only); a 0600 TLS key gets none.
@@ -692,7 +631,7 @@ func TestStartWarnings(t *testing.T) {
 			if err := os.Chmod(pki.Key, mode); err != nil {
 				t.Fatal(err)
 			}
-			var logs syncBuf
+			var logs plugintest.SyncBuffer
 			g := registryNew()
 			g.TLSListen = "127.0.0.1:0"
 			g.TLSCert, g.TLSKey = pki.Cert, pki.Key

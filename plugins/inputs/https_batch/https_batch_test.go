@@ -77,6 +77,26 @@ func startGateway(t *testing.T, mod func(*Gateway), out registry.Emitter) *gw {
 }
 
 // registryNew returns the plugin with its registered defaults.
+// quietHandler is the handler of a gateway on 127.0.0.1:0 taking the dev
+// key, changed by mod if not nil, initialised with a logger that drops
+// everything (a fuzz target or benchmark must not log through the test);
+// it returns the gateway's counters too.
+func quietHandler(tb testing.TB, mod func(g *Gateway)) (*handler, *plugintest.Metrics) {
+	tb.Helper()
+	g := registryNew()
+	g.Listen = "127.0.0.1:0"
+	g.Keystore.Type = "static"
+	g.Keystore.DevMode = true
+	if mod != nil {
+		mod(g)
+	}
+	m := plugintest.NewMetrics()
+	if err := g.Init(registry.Env{ID: "test", Plugin: "inputs.https_batch", Log: zerolog.Nop(), Metrics: m}); err != nil {
+		tb.Fatal(err)
+	}
+	return &handler{g: g}, m
+}
+
 func registryNew() *Gateway {
 	p, _ := registry.Default.Lookup(registry.Inputs, "https_batch")
 	return p.New().(*Gateway)
@@ -93,12 +113,8 @@ func gz(t testing.TB, s string) []byte {
 // rawRequest sends bytes exactly as given and returns status, headers, body.
 func rawRequest(t *testing.T, addr, req string) (int, bool, string) {
 	t.Helper()
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := plugintest.Dial(t, addr, 10*time.Second)
 	defer c.Close()
-	c.SetDeadline(time.Now().Add(10 * time.Second))
 	if _, err := io.WriteString(c, req); err != nil {
 		t.Fatal(err)
 	}
@@ -414,19 +430,12 @@ func FuzzIngest(f *testing.F) {
 	f.Add([]byte{0x1f, 0x8b})
 	f.Add(append(gz(f, "one 1 1\ntw"), gz(f, "o 2 2\n"+strings.Repeat("z", 70)+" 3 3\n")...))
 	const maxLine = 64
-	g := registryNew()
-	g.Listen = "127.0.0.1:0"
-	g.MaxBodyBytes = 1 << 20
-	g.MaxDecompressedBytes = 4 << 20
-	g.MaxLineLength = maxLine
-	g.Keystore.Type = "static"
-	g.Keystore.DevMode = true
-	// the test logger must not be used from the fuzz target
-	env := registry.Env{ID: "fuzz", Plugin: "inputs.https_batch", Log: zerolog.Nop(), Metrics: plugintest.NewMetrics()}
-	if err := g.Init(env); err != nil {
-		f.Fatal(err)
-	}
-	h := &handler{g: g}
+	h, _ := quietHandler(f, func(g *Gateway) {
+		g.MaxBodyBytes = 1 << 20
+		g.MaxDecompressedBytes = 4 << 20
+		g.MaxLineLength = maxLine
+	})
+	g := h.g
 	f.Fuzz(func(t *testing.T, body []byte) {
 		r, _ := http.NewRequest("POST", "/ingest", bytes.NewReader(body))
 		res := reservation{b: g.budget}
@@ -485,15 +494,8 @@ func BenchmarkIngestBodyPlain(b *testing.B) {
 }
 
 func benchIngest(b *testing.B, gzipped bool) {
-	g := registryNew()
-	g.Listen = "127.0.0.1:0"
-	g.Keystore.Type = "static"
-	g.Keystore.DevMode = true
-	env := registry.Env{ID: "bench", Plugin: "inputs.https_batch", Log: zerolog.Nop(), Metrics: plugintest.NewMetrics()}
-	if err := g.Init(env); err != nil {
-		b.Fatal(err)
-	}
-	h := &handler{g: g}
+	h, _ := quietHandler(b, nil)
+	g := h.g
 	var plain bytes.Buffer
 	const lines = 5000
 	for i := range lines {

@@ -3,7 +3,6 @@ package https_batch
 import (
 	"bytes"
 	"context"
-	"io"
 	"net/http"
 	"sync"
 	"testing"
@@ -55,70 +54,14 @@ func TestRestartSharesSocket(t *testing.T) {
 	stopCur := start()
 	body := gz(t, "restart.metric 1 1700000000\n")
 	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 10 * time.Second}
-	var mu sync.Mutex
-	ok := 0
-	answered := make(chan struct{}, 1)
-	quit := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		for {
-			select {
-			case <-quit:
-				return
-			default:
-			}
-			req, _ := http.NewRequest("POST", "http://"+addr+"/ingest", bytes.NewReader(body))
-			req.Header.Set("X-Polymur-Key", "123")
-			res, err := client.Do(req)
-			if err != nil {
-				t.Errorf("batch %d: %v", ok, err)
-				return
-			}
-			io.Copy(io.Discard, res.Body)
-			res.Body.Close()
-			if res.StatusCode != 200 {
-				t.Errorf("batch %d: status %d", ok, res.StatusCode)
-				return
-			}
-			mu.Lock()
-			ok++
-			mu.Unlock()
-			select {
-			case answered <- struct{}{}:
-			default:
-			}
-		}
-	})
-	served := func(n int) {
-		mu.Lock()
-		want := ok + n
-		mu.Unlock()
-		for {
-			mu.Lock()
-			got := ok
-			mu.Unlock()
-			if got >= want || t.Failed() {
-				return
-			}
-			select {
-			case <-answered:
-			case <-time.After(10 * time.Second):
-				t.Fatal("no batch answered for 10s")
-			}
-		}
+	newReq := func() *http.Request {
+		req, _ := http.NewRequest("POST", "http://"+addr+"/ingest", bytes.NewReader(body))
+		req.Header.Set("X-Polymur-Key", "123")
+		return req
 	}
-	served(10)
-	for range 5 {
+	plugintest.RestartUnderLoad(t, []*http.Client{client}, newReq, out, func() {
 		stopNext := start()
 		stopCur()
 		stopCur = stopNext
-		served(10)
-	}
-	close(quit)
-	wg.Wait()
-	mu.Lock()
-	defer mu.Unlock()
-	if !out.WaitFor(ok, 5*time.Second) || out.Len() != ok {
-		t.Fatalf("%d metrics emitted for %d batches answered", out.Len(), ok)
-	}
+	})
 }

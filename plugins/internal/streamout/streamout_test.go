@@ -16,6 +16,7 @@ import (
 
 	"github.com/metricsrouter/router/plugins/codec/graphite"
 	"github.com/metricsrouter/router/plugins/metric"
+	"github.com/metricsrouter/router/plugins/plugintest"
 	"github.com/metricsrouter/router/registry"
 )
 
@@ -50,52 +51,6 @@ func batch(t *testing.T, n int) metric.Batch {
 	return b
 }
 
-// listen accepts connections on 127.0.0.1 with a tiny receive buffer, so a
-// writer can be blocked mid-batch.
-func listen(t *testing.T) (net.Listener, chan net.Conn) {
-	t.Helper()
-	lc := net.ListenConfig{Control: func(_, _ string, rc syscall.RawConn) error {
-		var serr error
-		err := rc.Control(func(fd uintptr) {
-			serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096)
-		})
-		return errors.Join(err, serr)
-	}}
-	ln, err := lc.Listen(t.Context(), "tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	conns := make(chan net.Conn, 4)
-	go func() {
-		defer close(conns)
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			conns <- c
-		}
-	}()
-	t.Cleanup(func() {
-		ln.Close()
-		for c := range conns {
-			c.Close()
-		}
-	})
-	return ln, conns
-}
-
-func accept(t *testing.T, conns chan net.Conn) net.Conn {
-	t.Helper()
-	select {
-	case c := <-conns:
-		return c
-	case <-time.After(wait):
-		t.Fatal("no connection")
-		return nil
-	}
-}
-
 func readAll(t *testing.T, c net.Conn) chan string {
 	got := make(chan string, 1)
 	go func() {
@@ -105,6 +60,39 @@ func readAll(t *testing.T, c net.Conn) chan string {
 		got <- string(data)
 	}()
 	return got
+}
+
+// stallWrite connects s to srv with a small send buffer and writes b while
+// the peer reads nothing, so that the write times out part way. It returns
+// the peer's end of the connection and how many metrics the write took,
+// refused ones among them.
+func stallWrite(t *testing.T, s *Stream, srv *plugintest.StallServer, b metric.Batch) (peer net.Conn, written, refused int) {
+	t.Helper()
+	if err := s.Connect(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Conn().(*net.TCPConn).SetWriteBuffer(4096); err != nil {
+		t.Fatal(err)
+	}
+	peer = srv.Accept(t)
+	ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
+	err := s.Write(ctx, b, appendUnit)
+	cancel()
+	if !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("Write to a stalled peer = %v, want a deadline error", err)
+	}
+	written, refused = taken(t, err)
+	return peer, written, refused
+}
+
+// reconnect connects s to srv again; what the peer then reads, at full
+// speed, until s closes the connection comes on the channel.
+func reconnect(t *testing.T, s *Stream, srv *plugintest.StallServer) chan string {
+	t.Helper()
+	if err := s.Connect(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	return readAll(t, srv.AcceptFast(t))
 }
 
 // cum returns where the lines of metric i start in the rendering of a
@@ -433,26 +421,13 @@ func wholeAt(starts []int, k int) int {
 // written as nothing in it as refused, wrapping registry.ErrRejected.
 func TestPartialWriteRealPeer(t *testing.T) {
 	const n = 20000
-	ln, conns := listen(t)
-	s := &Stream{Address: ln.Addr().String(), Timeout: wait, WriteBuffer: 512}
+	srv := plugintest.NewStallServer(t)
+	s := &Stream{Address: srv.Addr, Timeout: wait, WriteBuffer: 512}
 	b := batch(t, n)
 
 	// 1. The peer reads nothing: the write times out part way; the
 	// connection then dies, with a line cut or not.
-	if err := s.Connect(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Conn().(*net.TCPConn).SetWriteBuffer(4096); err != nil {
-		t.Fatal(err)
-	}
-	c1 := accept(t, conns)
-	ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
-	err := s.Write(ctx, b, appendUnit)
-	cancel()
-	if !errors.Is(err, os.ErrDeadlineExceeded) {
-		t.Fatalf("Write to a stalled peer = %v, want a deadline error", err)
-	}
-	written, refusedBefore := taken(t, err)
+	c1, written, refusedBefore := stallWrite(t, s, srv, b)
 	s.Close()
 	got1 := <-readAll(t, c1)
 
@@ -470,15 +445,8 @@ func TestPartialWriteRealPeer(t *testing.T) {
 
 	// 2. A peer that reads: the rest from the cut metric on, then the
 	// refused count of the rest.
-	if err := s.Connect(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	c2 := accept(t, conns)
-	if err := c2.(*net.TCPConn).SetReadBuffer(1 << 20); err != nil {
-		t.Fatal(err)
-	}
-	got2 := readAll(t, c2)
-	err = s.Write(t.Context(), b[written:], appendUnit)
+	got2 := reconnect(t, s, srv)
+	err := s.Write(t.Context(), b[written:], appendUnit)
 	var r *Refused
 	if want := refusedIn(written, n); !errors.As(err, &r) || r.Rejected() != want || !errors.Is(err, registry.ErrRejected) {
 		t.Fatalf("Write = %v, want %d refused, rejected", err, want)
@@ -489,11 +457,7 @@ func TestPartialWriteRealPeer(t *testing.T) {
 	}
 
 	// 3. A batch of only refused metrics writes nothing and reports them all.
-	if err := s.Connect(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	c3 := accept(t, conns)
-	got3 := readAll(t, c3)
+	got3 := reconnect(t, s, srv)
 	only := metric.Batch{b[3], b[10], b[17]}
 	if err := s.Write(t.Context(), only, appendUnit); !errors.As(err, &r) || r.Rejected() != 3 {
 		t.Fatalf("Write of refused metrics only = %v, want 3 refused", err)
@@ -513,25 +477,15 @@ func TestSlowPeerFinishesCutLine(t *testing.T) {
 	b := batch(t, n)
 	for _, wbuf := range []int{512, 1 << 16} {
 		t.Run(fmt.Sprint(wbuf), func(t *testing.T) {
-			ln, conns := listen(t)
-			s := &Stream{Address: ln.Addr().String(), Timeout: wait, WriteBuffer: wbuf}
-			if err := s.Connect(t.Context()); err != nil {
-				t.Fatal(err)
+			srv := plugintest.NewStallServer(t)
+			s := &Stream{Address: srv.Addr, Timeout: wait, WriteBuffer: wbuf}
+			c, written, refused := stallWrite(t, s, srv, b)
+			if !s.Connected() {
+				t.Fatal("Write to a stalled peer closed the connection, want it kept")
 			}
-			if err := s.Conn().(*net.TCPConn).SetWriteBuffer(4096); err != nil {
-				t.Fatal(err)
-			}
-			c := accept(t, conns)
-			ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
-			err := s.Write(ctx, b, appendUnit)
-			cancel()
-			if !errors.Is(err, os.ErrDeadlineExceeded) || !s.Connected() {
-				t.Fatalf("Write to a stalled peer = %v (connected %v), want a deadline error, connection kept", err, s.Connected())
-			}
-			written, refused := taken(t, err)
 			t.Logf("%d metrics taken, line cut: %v", written, len(s.cut) > 0)
 			got := readAll(t, c)
-			err = s.Write(t.Context(), b[written:], appendUnit)
+			err := s.Write(t.Context(), b[written:], appendUnit)
 			var r *Refused
 			if want := refusedIn(0, n) - refused; !errors.As(err, &r) || r.N != want {
 				t.Fatalf("Write of the rest = %v, want %d refused", err, want)
@@ -551,42 +505,22 @@ func TestSlowPeerFinishesCutLine(t *testing.T) {
 // everything from metric Written on.
 func TestPeerClosesAfterPartialWrite(t *testing.T) {
 	const n = 20000
-	ln, conns := listen(t)
-	s := &Stream{Address: ln.Addr().String(), Timeout: wait, WriteBuffer: 1 << 16}
+	srv := plugintest.NewStallServer(t)
+	s := &Stream{Address: srv.Addr, Timeout: wait, WriteBuffer: 1 << 16}
 	b := batch(t, n)
-	if err := s.Connect(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Conn().(*net.TCPConn).SetWriteBuffer(4096); err != nil {
-		t.Fatal(err)
-	}
-	c1 := accept(t, conns)
-	ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
-	err := s.Write(ctx, b, appendUnit)
-	cancel()
-	if !errors.Is(err, os.ErrDeadlineExceeded) {
-		t.Fatalf("Write to a stalled peer = %v, want a deadline error", err)
-	}
-	written, _ := taken(t, err)
+	c1, written, _ := stallWrite(t, s, srv, b)
 	t.Logf("%d metrics taken, line cut: %v", written, len(s.cut) > 0)
 	c1.Close() // unread data: the peer resets the connection
 	deadline := time.Now().Add(wait)
 	for !s.PeerClosed() && time.Now().Before(deadline) {
 		time.Sleep(time.Millisecond) // until the reset is in
 	}
-	err = s.Write(t.Context(), b[written:], appendUnit)
+	err := s.Write(t.Context(), b[written:], appendUnit)
 	if w, _ := taken(t, err); w != 0 || !errors.Is(err, registry.ErrNotConnected) || s.Connected() {
 		t.Fatalf("Write after the peer closed = %v (connected %v), want ErrNotConnected, nothing taken", err, s.Connected())
 	}
 
-	if err := s.Connect(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	c2 := accept(t, conns)
-	if err := c2.(*net.TCPConn).SetReadBuffer(1 << 20); err != nil {
-		t.Fatal(err)
-	}
-	got := readAll(t, c2)
+	got := reconnect(t, s, srv)
 	var r *Refused
 	if err := s.Write(t.Context(), b[written:], appendUnit); !errors.As(err, &r) || r.N != refusedIn(written, n) {
 		t.Fatalf("Write on the new connection = %v, want %d refused", err, refusedIn(written, n))

@@ -9,8 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/metricsrouter/router/plugins/codec/graphite"
-	"github.com/metricsrouter/router/plugins/codec/statsd"
 	"github.com/metricsrouter/router/plugins/metric"
 	"github.com/metricsrouter/router/plugins/plugintest"
 	"github.com/metricsrouter/router/registry"
@@ -28,24 +26,6 @@ func (r *recorder) Write(p []byte) (int, error) {
 		return 0, r.err
 	}
 	return len(p), nil
-}
-
-// parse builds a batch from "graphite:…" and "statsd:…" lines.
-func parse(t testing.TB, lines ...string) metric.Batch {
-	t.Helper()
-	b := make(metric.Batch, len(lines))
-	for i, l := range lines {
-		var err error
-		if s, ok := strings.CutPrefix(l, "statsd:"); ok {
-			err = statsd.Parse([]byte(s), &b[i])
-		} else {
-			err = graphite.Parse([]byte(strings.TrimPrefix(l, "graphite:")), &b[i])
-		}
-		if err != nil {
-			t.Fatalf("parse %q: %v", l, err)
-		}
-	}
-	return b
 }
 
 func TestFactoryAndSample(t *testing.T) {
@@ -132,7 +112,7 @@ func TestWrite(t *testing.T) {
 			if err := c.Init(registry.Env{}); err != nil {
 				t.Fatal(err)
 			}
-			b := parse(t, in...)
+			b := plugintest.Batch(t, in...)
 			modify(b)
 			from := time.Now().Unix()
 			err := c.Write(t.Context(), b)
@@ -172,7 +152,7 @@ func TestWriteReusesBuffer(t *testing.T) {
 	var rec recorder
 	c := &Console{Format: "native", w: &rec}
 	for _, l := range []string{"graphite:first.long.metric.name 1 1", "graphite:b 2 2", "statsd:c:1|c"} {
-		if err := c.Write(t.Context(), parse(t, l)); err != nil {
+		if err := c.Write(t.Context(), plugintest.Batch(t, l)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -184,7 +164,7 @@ func TestWriteReusesBuffer(t *testing.T) {
 func TestWriteError(t *testing.T) {
 	broken := errors.New("broken pipe")
 	c := &Console{Format: "native", w: &recorder{err: broken}}
-	if err := c.Write(t.Context(), parse(t, "a 1 1")); !errors.Is(err, broken) {
+	if err := c.Write(t.Context(), plugintest.Batch(t, "a 1 1")); !errors.Is(err, broken) {
 		t.Fatalf("Write = %v, want the writer's error", err)
 	}
 	if err := c.Connect(t.Context()); err != nil {
@@ -200,7 +180,7 @@ func BenchmarkWrite(b *testing.B) {
 	for i := range lines {
 		lines[i] = "bench.console.path." + strconv.Itoa(i) + " 1 1700000000"
 	}
-	batch := parse(b, lines...)
+	batch := plugintest.Batch(b, lines...)
 	var out bytes.Buffer
 	c := &Console{Format: "native", w: &out}
 	b.ReportAllocs()

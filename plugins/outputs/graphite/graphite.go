@@ -121,23 +121,9 @@ func (g *Graphite) Write(ctx context.Context, b metric.Batch) error {
 		err = g.writeUDP(b)
 	}
 	if err != nil {
-		g.explainErr(b, err)
+		streamout.Explain(b, err, g.explain)
 	}
 	return err
-}
-
-// explainErr explains the metrics of b that a write returning err left out:
-// all those of a *streamout.Refused (which gets the reason), those taken by
-// a partial write.
-func (g *Graphite) explainErr(b metric.Batch, err error) {
-	var r *streamout.Refused
-	var p *registry.PartialWriteError
-	switch {
-	case errors.As(err, &r):
-		r.Reason = g.explain(b, r.N)
-	case errors.As(err, &p) && p.Refused > 0:
-		g.explain(b[:p.Written], p.Refused)
-	}
 }
 
 func (g *Graphite) appendLine(dst []byte, m *metric.Metric) []byte {
@@ -146,20 +132,11 @@ func (g *Graphite) appendLine(dst []byte, m *metric.Metric) []byte {
 
 // explain counts and logs (sampled) the n metrics of b that a write left
 // out, and returns the reason of the first: the codec's, or oversize (UDP).
-func (g *Graphite) explain(b metric.Batch, n int) (reason error) {
-	conv := 0
-	var first *metric.Metric
-	for i := range b {
-		if err := codec.Refused(&b[i]); err != nil {
-			conv++
-			if first == nil {
-				first, reason = &b[i], err
-			}
-		}
-	}
+func (g *Graphite) explain(b metric.Batch, n int) error {
+	conv, first, reason := streamout.CountRefused(b, codec.Refused)
 	if conv > 0 {
 		g.refused.Add(uint64(conv))
-		g.log.Warn().Int("count", conv).Err(reason).Bytes("name", logName(first.Name())).Str("format", first.Format().String()).
+		g.log.Warn().Int("count", conv).Err(reason).Bytes("name", streamout.LogName(first.Name())).Str("format", first.Format().String()).
 			Msg("metrics a Graphite line cannot carry were not written (counted as rejected)")
 	}
 	if over := n - conv; over > 0 {
@@ -172,10 +149,6 @@ func (g *Graphite) explain(b metric.Batch, n int) (reason error) {
 	}
 	return reason
 }
-
-// logName is a metric name cut for a log line: names can be as long as a
-// line.
-func logName(name []byte) []byte { return name[:min(len(name), 200)] }
 
 var errOversize = errors.New("line longer than max_packet_size")
 

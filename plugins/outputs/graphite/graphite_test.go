@@ -11,14 +11,11 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/rs/zerolog"
 
-	codec "github.com/metricsrouter/router/plugins/codec/graphite"
-	"github.com/metricsrouter/router/plugins/codec/statsd"
 	"github.com/metricsrouter/router/plugins/internal/streamout"
 	"github.com/metricsrouter/router/plugins/metric"
 	"github.com/metricsrouter/router/plugins/plugintest"
@@ -63,25 +60,6 @@ func writeCtx(t testing.TB) context.Context {
 	ctx, cancel := context.WithTimeout(t.Context(), wait)
 	t.Cleanup(cancel)
 	return ctx
-}
-
-// parse builds a batch from lines, each "graphite:…" or "statsd:…" (or a bare
-// Graphite line). Each line gets its own buffer, as lines from a socket would.
-func parse(t testing.TB, lines ...string) metric.Batch {
-	t.Helper()
-	b := make(metric.Batch, len(lines))
-	for i, l := range lines {
-		var err error
-		if s, ok := strings.CutPrefix(l, "statsd:"); ok {
-			err = statsd.Parse([]byte(s), &b[i])
-		} else {
-			err = codec.Parse([]byte(strings.TrimPrefix(l, "graphite:")), &b[i])
-		}
-		if err != nil {
-			t.Fatalf("parse %q: %v", l, err)
-		}
-	}
-	return b
 }
 
 // numbered returns n distinct Graphite lines.
@@ -162,15 +140,7 @@ func TestInit(t *testing.T) {
 				tc.mod(g)
 			}
 			env, _ := plugintest.Env(t, "outputs.graphite")
-			err := g.Init(env)
-			switch {
-			case tc.wantErr == "" && err != nil:
-				t.Fatalf("Init: %v", err)
-			case tc.wantErr != "" && err == nil:
-				t.Fatalf("Init accepted the config, want an error containing %q", tc.wantErr)
-			case tc.wantErr != "" && !strings.Contains(err.Error(), tc.wantErr):
-				t.Fatalf("Init: %v, want an error containing %q", err, tc.wantErr)
-			}
+			plugintest.WantErr(t, "Init", g.Init(env), tc.wantErr)
 		})
 	}
 }
@@ -179,7 +149,7 @@ func TestWriteBeforeConnect(t *testing.T) {
 	for _, proto := range []string{"tcp", "udp"} {
 		t.Run(proto, func(t *testing.T) {
 			g, _ := newOutput(t, "127.0.0.1:1", func(g *Graphite) { g.Protocol = proto })
-			if err := g.Write(t.Context(), parse(t, "a 1 1")); !errors.Is(err, registry.ErrNotConnected) {
+			if err := g.Write(t.Context(), plugintest.Batch(t, "a 1 1")); !errors.Is(err, registry.ErrNotConnected) {
 				t.Fatalf("Write = %v, want ErrNotConnected", err)
 			}
 		})
@@ -192,7 +162,7 @@ func TestConnectRefused(t *testing.T) {
 	if err := g.Connect(t.Context()); err == nil {
 		t.Fatal("Connect to a closed port succeeded")
 	}
-	if err := g.Write(t.Context(), parse(t, "a 1 1")); !errors.Is(err, registry.ErrNotConnected) {
+	if err := g.Write(t.Context(), plugintest.Batch(t, "a 1 1")); !errors.Is(err, registry.ErrNotConnected) {
 		t.Fatalf("Write after a failed Connect = %v, want ErrNotConnected", err)
 	}
 }
@@ -253,7 +223,7 @@ func TestWriteTCP(t *testing.T) {
 				}
 			})
 			connect(t, g)
-			b := parse(t, tc.in...)
+			b := plugintest.Batch(t, tc.in...)
 			if tc.modify != nil {
 				tc.modify(b)
 			}
@@ -310,7 +280,7 @@ func TestReconnectAfterSinkStop(t *testing.T) {
 	g, _ := newOutput(t, sink.Addr, func(g *Graphite) { g.WriteBuffer = 512 })
 	connect(t, g)
 	first, second := numbered("first", 1000), numbered("second", 1000)
-	if err := g.Write(writeCtx(t), parse(t, first...)); err != nil {
+	if err := g.Write(writeCtx(t), plugintest.Batch(t, first...)); err != nil {
 		t.Fatalf("Write: %v", err)
 	}
 	if !sink.WaitLen(len(first), wait) {
@@ -320,7 +290,7 @@ func TestReconnectAfterSinkStop(t *testing.T) {
 	// Stop drains what was sent and closes the connection; the output sees
 	// the close when it peeks before its first chunk.
 	sink.Stop()
-	b := parse(t, second...)
+	b := plugintest.Batch(t, second...)
 	err := g.Write(writeCtx(t), b)
 	if !errors.Is(err, registry.ErrNotConnected) || written(t, err) != 0 {
 		t.Fatalf("Write to a stopped sink = %v, want an error wrapping ErrNotConnected, nothing taken", err)
@@ -338,7 +308,7 @@ func TestReconnectAfterSinkStop(t *testing.T) {
 	}
 	// a new batch afterwards starts from its first line
 	third := numbered("third", 10)
-	if err := g.Write(writeCtx(t), parse(t, third...)); err != nil {
+	if err := g.Write(writeCtx(t), plugintest.Batch(t, third...)); err != nil {
 		t.Fatalf("Write: %v", err)
 	}
 	want := slices.Concat(first, second, third)
@@ -350,69 +320,6 @@ func TestReconnectAfterSinkStop(t *testing.T) {
 	if got := sink.Lines(); !slices.Equal(got, want) {
 		t.Fatalf("sink got %d lines, want %d, each once and in order", len(got), len(want))
 	}
-}
-
-// stallServer accepts connections on 127.0.0.1 with a tiny receive buffer
-// and reads from them only when asked, so a writer can be blocked mid-batch.
-type stallServer struct {
-	ln    net.Listener
-	conns chan net.Conn
-}
-
-func newStallServer(t *testing.T) *stallServer {
-	t.Helper()
-	lc := net.ListenConfig{Control: func(_, _ string, rc syscall.RawConn) error {
-		var serr error
-		err := rc.Control(func(fd uintptr) {
-			// inherited by accepted sockets; set before listen so the window is small from the start
-			serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096)
-		})
-		return errors.Join(err, serr)
-	}}
-	ln, err := lc.Listen(t.Context(), "tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := &stallServer{ln: ln, conns: make(chan net.Conn, 8)}
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				close(s.conns)
-				return
-			}
-			s.conns <- c
-		}
-	}()
-	t.Cleanup(func() {
-		ln.Close()
-		for c := range s.conns {
-			c.Close()
-		}
-	})
-	return s
-}
-
-func (s *stallServer) accept(t *testing.T) net.Conn {
-	t.Helper()
-	select {
-	case c := <-s.conns:
-		return c
-	case <-time.After(wait):
-		t.Fatal("no connection")
-		return nil
-	}
-}
-
-// acceptFast accepts a connection that is to be read at full speed: with the
-// tiny inherited buffer the peer would wait on zero-window probes.
-func (s *stallServer) acceptFast(t *testing.T) net.Conn {
-	t.Helper()
-	c := s.accept(t)
-	if err := c.(*net.TCPConn).SetReadBuffer(1 << 20); err != nil {
-		t.Fatal(err)
-	}
-	return c
 }
 
 // readAll reads c until the writer closes it.
@@ -433,16 +340,16 @@ func readAll(t *testing.T, c net.Conn) string {
 // once and whole.
 func TestSlowPeerNoCutLine(t *testing.T) {
 	lines := numbered("slow.peer", 20000)
-	b := parse(t, lines...)
+	b := plugintest.Batch(t, lines...)
 	for _, wbuf := range []int{512, 64 << 10} { // 64 KiB: a line is likely cut
 		t.Run(fmt.Sprint(wbuf), func(t *testing.T) {
-			srv := newStallServer(t)
-			g, _ := newOutput(t, srv.ln.Addr().String(), func(g *Graphite) { g.WriteBuffer = wbuf })
+			srv := plugintest.NewStallServer(t)
+			g, _ := newOutput(t, srv.Addr, func(g *Graphite) { g.WriteBuffer = wbuf })
 			connect(t, g)
 			if err := g.tcp.Conn().(*net.TCPConn).SetWriteBuffer(4096); err != nil {
 				t.Fatal(err)
 			}
-			c := srv.accept(t)
+			c := srv.Accept(t)
 			ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
 			err := g.Write(ctx, b)
 			cancel()
@@ -474,17 +381,17 @@ func TestSlowPeerNoCutLine(t *testing.T) {
 // sees the peer closed before its first chunk takes nothing. The output
 // remembers nothing: the same batch written again goes whole.
 func TestPartialWriteMidBatch(t *testing.T) {
-	srv := newStallServer(t)
-	g, _ := newOutput(t, srv.ln.Addr().String(), func(g *Graphite) { g.WriteBuffer = 512 })
+	srv := plugintest.NewStallServer(t)
+	g, _ := newOutput(t, srv.Addr, func(g *Graphite) { g.WriteBuffer = 512 })
 	lines := numbered("resume.me", 20000) // ~600 KB: far more than both socket buffers
-	b := parse(t, lines...)
+	b := plugintest.Batch(t, lines...)
 
 	// 1. The peer reads nothing: the write blocks and times out part way.
 	connect(t, g)
 	if err := g.tcp.Conn().(*net.TCPConn).SetWriteBuffer(4096); err != nil {
 		t.Fatal(err)
 	}
-	c1 := srv.accept(t)
+	c1 := srv.Accept(t)
 	ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
 	err := g.Write(ctx, b)
 	cancel()
@@ -513,7 +420,7 @@ func TestPartialWriteMidBatch(t *testing.T) {
 	// 2. The next peer closes at once: the output sees it before its first
 	// chunk and takes nothing.
 	connect(t, g)
-	srv.accept(t).Close()
+	srv.Accept(t).Close()
 	deadline := time.Now().Add(wait)
 	for !g.tcp.PeerClosed() && time.Now().Before(deadline) {
 		time.Sleep(time.Millisecond) // until the FIN is in; the kernel usually has it already
@@ -524,7 +431,7 @@ func TestPartialWriteMidBatch(t *testing.T) {
 
 	// 3. A peer that reads: the rest of the batch, from the cut line on.
 	connect(t, g)
-	c3 := srv.acceptFast(t)
+	c3 := srv.AcceptFast(t)
 	got3 := make(chan string, 1)
 	go func() {
 		_ = c3.SetReadDeadline(time.Now().Add(wait))
@@ -541,7 +448,7 @@ func TestPartialWriteMidBatch(t *testing.T) {
 
 	// 4. The whole batch once more is a new write: from its first line.
 	connect(t, g)
-	c4 := srv.acceptFast(t)
+	c4 := srv.AcceptFast(t)
 	got4 := make(chan string, 1)
 	go func() {
 		_ = c4.SetReadDeadline(time.Now().Add(wait))
@@ -616,9 +523,9 @@ func TestWriteUDP(t *testing.T) {
 			sink := plugintest.NewUDPSink(t)
 			g, m := newOutput(t, sink.Addr, func(g *Graphite) { g.Protocol, g.MaxPacketSize = "udp", maxPacket })
 			connect(t, g)
-			checkRefused(t, g.Write(writeCtx(t), parse(t, tc.in...)), int(tc.oversize+tc.refused))
+			checkRefused(t, g.Write(writeCtx(t), plugintest.Batch(t, tc.in...)), int(tc.oversize+tc.refused))
 			// a sentinel batch: once it is in, every datagram before it is too
-			if err := g.Write(writeCtx(t), parse(t, "sentinel 0 0")); err != nil {
+			if err := g.Write(writeCtx(t), plugintest.Batch(t, "sentinel 0 0")); err != nil {
 				t.Fatalf("Write: %v", err)
 			}
 			if !sink.WaitLines(len(tc.want)+1, wait) {
@@ -702,7 +609,7 @@ func TestUDPPartialWriteCountsRefused(t *testing.T) {
 			want = append(want, fmt.Sprintf("metric.number.%d %d 1700000000", i, i))
 		}
 	}
-	b := parse(t, in...)
+	b := plugintest.Batch(t, in...)
 	err := g.Write(writeCtx(t), b)
 	var p *registry.PartialWriteError
 	if !errors.As(err, &p) || errors.Is(err, registry.ErrRejected) {
@@ -766,7 +673,7 @@ func BenchmarkWriteTCP(b *testing.B) {
 		fmt.Fprintf(&buf, "bench.output.path.%d %d.5 1700000000\n", i, i)
 	}
 	lines := strings.Split(strings.TrimSuffix(buf.String(), "\n"), "\n")
-	batch := parse(b, lines...)
+	batch := plugintest.Batch(b, lines...)
 	p, _ := registry.Default.Lookup(registry.Outputs, "graphite")
 	g := p.New().(*Graphite)
 	g.Address = discardServer(b)

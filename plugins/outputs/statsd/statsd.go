@@ -231,43 +231,20 @@ func (s *StatsD) Write(ctx context.Context, b metric.Batch) error {
 		err = s.writeUDP(ctx, b)
 	}
 	if err != nil {
-		s.explainErr(b, err)
+		streamout.Explain(b, err, s.explain)
 	}
 	return err
-}
-
-// explainErr explains the metrics of b that a write returning err left out:
-// all those of a *streamout.Refused (which gets the reason), those taken by
-// a partial write.
-func (s *StatsD) explainErr(b metric.Batch, err error) {
-	var r *streamout.Refused
-	var p *registry.PartialWriteError
-	switch {
-	case errors.As(err, &r):
-		r.Reason = s.explain(b, r.N)
-	case errors.As(err, &p) && p.Refused > 0:
-		s.explain(b[:p.Written], p.Refused)
-	}
 }
 
 func (s *StatsD) appendLine(dst []byte, m *metric.Metric) []byte { return codec.Append(dst, m, s.as) }
 
 // explain counts and logs (sampled) the n metrics of b that a write left
 // out, and returns the reason of the first: the codec's, or oversize (UDP).
-func (s *StatsD) explain(b metric.Batch, n int) (reason error) {
-	conv := 0
-	var first *metric.Metric
-	for i := range b {
-		if err := codec.Refused(&b[i], s.as); err != nil {
-			conv++
-			if first == nil {
-				first, reason = &b[i], err
-			}
-		}
-	}
+func (s *StatsD) explain(b metric.Batch, n int) error {
+	conv, first, reason := streamout.CountRefused(b, func(m *metric.Metric) error { return codec.Refused(m, s.as) })
 	if conv > 0 {
 		s.refused.Add(uint64(conv))
-		s.log.Warn().Int("count", conv).Err(reason).Bytes("name", logName(first.Name())).Str("format", first.Format().String()).
+		s.log.Warn().Int("count", conv).Err(reason).Bytes("name", streamout.LogName(first.Name())).Str("format", first.Format().String()).
 			Msg("metrics StatsD cannot carry were not written (counted as rejected)")
 	}
 	if over := n - conv; over > 0 {
@@ -279,10 +256,6 @@ func (s *StatsD) explain(b metric.Batch, n int) (reason error) {
 	}
 	return reason
 }
-
-// logName is a metric name cut for a log line: names can be as long as a
-// line.
-func logName(name []byte) []byte { return name[:min(len(name), 200)] }
 
 var errOversize = errors.New("line longer than a UDP datagram can carry")
 

@@ -187,19 +187,16 @@ func runAdmin(ctx context.Context, a admin, cmd string, args []string, stdout io
 		}
 		_, err = io.WriteString(stdout, b.String())
 		return err
-	case "create":
+	case "create", "regen": // a new key, for a new name or an existing one
+		store, done := a.create, "Successfully registered %[1]s with key %[2]s\n"
+		if cmd == "regen" {
+			store, done = a.update, "Successfully regenerated key for %[1]s: %[2]s\n"
+		}
 		key := NewKey()
-		if err := a.create(ctx, args[0], key); err != nil {
+		if err := store(ctx, args[0], key); err != nil {
 			return fmt.Errorf("%s: %w", args[0], err)
 		}
-		_, err := fmt.Fprintf(stdout, "Successfully registered %s with key %s\n", args[0], key)
-		return err
-	case "regen":
-		key := NewKey()
-		if err := a.update(ctx, args[0], key); err != nil {
-			return fmt.Errorf("%s: %w", args[0], err)
-		}
-		_, err := fmt.Fprintf(stdout, "Successfully regenerated key for %s: %s\n", args[0], key)
+		_, err := fmt.Fprintf(stdout, done, args[0], key)
 		return err
 	default: // delete
 		if err := a.remove(ctx, args[0]); err != nil {
@@ -465,19 +462,16 @@ func (f *fileAdmin) create(_ context.Context, name, key string) error {
 }
 
 func (f *fileAdmin) update(_ context.Context, name, key string) error {
-	kf, mode, err := f.read(false)
-	if err != nil {
-		return err
-	}
-	i := slices.IndexFunc(kf.pairs, func(p pair) bool { return p.name == name })
-	if i < 0 {
-		return fmt.Errorf("%w in %s", errNotFound, f.path)
-	}
-	kf.pairs[i].key = key
-	return f.write(kf, mode)
+	return f.edit(name, func(kf *keysFile, i int) { kf.pairs[i].key = key })
 }
 
 func (f *fileAdmin) remove(_ context.Context, name string) error {
+	return f.edit(name, func(kf *keysFile, i int) { kf.pairs = slices.Delete(kf.pairs, i, i+1) })
+}
+
+// edit reads the file, changes the pair of name (at i; an error if there is
+// none) and writes the file.
+func (f *fileAdmin) edit(name string, change func(kf *keysFile, i int)) error {
 	kf, mode, err := f.read(false)
 	if err != nil {
 		return err
@@ -486,7 +480,7 @@ func (f *fileAdmin) remove(_ context.Context, name string) error {
 	if i < 0 {
 		return fmt.Errorf("%w in %s", errNotFound, f.path)
 	}
-	kf.pairs = slices.Delete(kf.pairs, i, i+1)
+	change(kf, i)
 	return f.write(kf, mode)
 }
 

@@ -235,14 +235,7 @@ func TestKeysFile(t *testing.T) {
 				t.Fatalf("second create: exit %d %q", code, errs)
 			}
 			// a gateway reads the file the command wrote
-			env, _ := plugintest.Env(t, "inputs.https_batch")
-			st, err := New(Config{Type: "file", Path: path}, env)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := st.Open(t.Context()); err != nil {
-				t.Fatal(err)
-			}
+			st := openStore(t, Config{Type: "file", Path: path})
 			if name, ok := LookupString(st, k); !ok || name != "zed" {
 				t.Fatalf("store: %q %v", name, ok)
 			}

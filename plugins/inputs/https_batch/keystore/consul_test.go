@@ -15,28 +15,12 @@ import (
 
 const testPrefix = "router/test/keys/"
 
-// startConsulStore opens a Consul store on c and runs it; stop ends Run and
+// startConsulStore opens a Consul store and runs it; stop ends Run and
 // waits for it.
 func startConsulStore(t *testing.T, cfg Config) (st Store, m *plugintest.Metrics, stop func()) {
 	t.Helper()
 	env, m := plugintest.Env(t, "inputs.https_batch")
-	st, err := New(cfg, env)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := st.Open(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		if err := st.Run(ctx); err != nil {
-			t.Error(err)
-		}
-	})
-	var once sync.Once
-	stop = func() { once.Do(func() { cancel(); wg.Wait() }) }
-	t.Cleanup(stop)
+	st, stop = runStore(t, cfg, env)
 	return st, m, stop
 }
 

@@ -64,14 +64,8 @@ func TestNormalize(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			c := tt.cfg
 			err := c.normalize(tt.lookup)
-			if tt.errHas != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.errHas) {
-					t.Fatalf("err = %v, want one containing %q", err, tt.errHas)
-				}
+			if !plugintest.WantErr(t, "normalize", err, tt.errHas) {
 				return
-			}
-			if err != nil {
-				t.Fatal(err)
 			}
 			if c.Type != tt.want.Type || c.Address != tt.want.Address || c.Token != tt.want.Token || c.Prefix != tt.want.Prefix ||
 				c.SyncInterval != tt.want.SyncInterval || c.Path != tt.want.Path || c.ReloadInterval != tt.want.ReloadInterval || c.DevMode != tt.want.DevMode {
@@ -142,14 +136,7 @@ func TestLookupStructure(t *testing.T) {
 }
 
 func TestLookupAllocs(t *testing.T) {
-	env, _ := plugintest.Env(t, "inputs.https_batch")
-	st, err := New(Config{Type: "static", Keys: map[string]string{"alice": keyA}}, env)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := st.Open(t.Context()); err != nil {
-		t.Fatal(err)
-	}
+	st := openStore(t, Config{Type: "static", Keys: map[string]string{"alice": keyA}})
 	hit, miss := []byte(keyA), []byte(keyB)
 	header := strings.Clone(keyA)
 	allocs := testing.AllocsPerRun(1000, func() {
@@ -241,14 +228,7 @@ func TestStatic(t *testing.T) {
 }
 
 func TestStaticDevMode(t *testing.T) {
-	env, _ := plugintest.Env(t, "inputs.https_batch")
-	st, err := New(Config{Type: "static", DevMode: true}, env)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := st.Open(t.Context()); err != nil {
-		t.Fatal(err)
-	}
+	st := openStore(t, Config{Type: "static", DevMode: true})
 	if name, ok := LookupString(st, "123"); !ok || name != "dev" {
 		t.Fatalf("123: %q %v", name, ok)
 	}
@@ -280,14 +260,8 @@ func TestParseKeysFile(t *testing.T) {
 			}
 			format, _ := formatOf(tt.file)
 			kf, err := parseKeysFile(data, format)
-			if tt.errHas != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.errHas) {
-					t.Fatalf("err = %v, want %q", err, tt.errHas)
-				}
+			if !plugintest.WantErr(t, "parseKeysFile", err, tt.errHas) {
 				return
-			}
-			if err != nil {
-				t.Fatal(err)
 			}
 			var names []string
 			for _, p := range kf.pairs {
@@ -317,18 +291,31 @@ func TestParseKeysFile(t *testing.T) {
 	}
 }
 
-// fileStore starts a file store on path with a short reload interval and
-// runs it until the test ends.
-func startFileStore(t *testing.T, path string) (Store, *plugintest.Metrics) {
+// openStore makes the store cfg describes, with a test Env, and opens it.
+func openStore(t *testing.T, cfg Config) Store {
 	t.Helper()
-	env, m := plugintest.Env(t, "inputs.https_batch")
-	st, err := New(Config{Type: "file", Path: path, ReloadInterval: dur(100 * time.Millisecond)}, env)
+	env, _ := plugintest.Env(t, "inputs.https_batch")
+	return openStoreEnv(t, cfg, env)
+}
+
+// openStoreEnv makes the store cfg describes, with env, and opens it.
+func openStoreEnv(t *testing.T, cfg Config, env registry.Env) Store {
+	t.Helper()
+	st, err := New(cfg, env)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := st.Open(t.Context()); err != nil {
 		t.Fatal(err)
 	}
+	return st
+}
+
+// runStore opens the store cfg describes and runs it until stop, or the
+// end of the test: stop ends Run and waits for it.
+func runStore(t *testing.T, cfg Config, env registry.Env) (st Store, stop func()) {
+	t.Helper()
+	st = openStoreEnv(t, cfg, env)
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	wg.Go(func() {
@@ -336,7 +323,18 @@ func startFileStore(t *testing.T, path string) (Store, *plugintest.Metrics) {
 			t.Error(err)
 		}
 	})
-	t.Cleanup(func() { cancel(); wg.Wait() })
+	var once sync.Once
+	stop = func() { once.Do(func() { cancel(); wg.Wait() }) }
+	t.Cleanup(stop)
+	return st, stop
+}
+
+// fileStore starts a file store on path with a short reload interval and
+// runs it until the test ends.
+func startFileStore(t *testing.T, path string) (Store, *plugintest.Metrics) {
+	t.Helper()
+	env, m := plugintest.Env(t, "inputs.https_batch")
+	st, _ := runStore(t, Config{Type: "file", Path: path, ReloadInterval: dur(100 * time.Millisecond)}, env)
 	return st, m
 }
 
@@ -464,13 +462,7 @@ func TestFileStoreOpenErrors(t *testing.T) {
 
 func TestFileStoreDuplicates(t *testing.T) {
 	env, m := plugintest.Env(t, "inputs.https_batch")
-	st, err := New(Config{Type: "file", Path: "testdata/duplicate.toml"}, env)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := st.Open(t.Context()); err != nil {
-		t.Fatal(err)
-	}
+	st := openStoreEnv(t, Config{Type: "file", Path: "testdata/duplicate.toml"}, env)
 	if name, _ := LookupString(st, keyB); name != "bob" {
 		t.Fatalf("keyB is %q", name)
 	}
@@ -507,14 +499,7 @@ func TestWriteFileAtomicMode(t *testing.T) {
 // it stable on a busy machine; the bound is loose (the structure test above
 // is the proof, this is the measurement).
 func TestLookupTimingProbe(t *testing.T) {
-	env, _ := plugintest.Env(t, "inputs.https_batch")
-	st, err := New(Config{Type: "static", Keys: map[string]string{"alice": keyA}}, env)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := st.Open(t.Context()); err != nil {
-		t.Fatal(err)
-	}
+	st := openStore(t, Config{Type: "static", Keys: map[string]string{"alice": keyA}})
 	near := []byte(keyA)
 	near[len(near)-1] ^= 1
 	far := []byte(strings.Repeat("z", len(keyA)))

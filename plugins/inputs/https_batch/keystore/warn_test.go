@@ -1,14 +1,11 @@
 package keystore
 
 import (
-	"bytes"
-	"context"
 	"encoding/json"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -19,22 +16,7 @@ import (
 )
 
 // logBuf collects JSON log lines.
-type logBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuf) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuf) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
+type logBuf struct{ plugintest.SyncBuffer }
 
 // entries returns the log lines whose message contains msg.
 func (l *logBuf) entries(t *testing.T, msg string) []map[string]string {
@@ -161,17 +143,8 @@ func TestKeyFileWarnings(t *testing.T) {
 		write(`prod = "` + strongKey + `"`)
 		var logs logBuf
 		env := registry.Env{ID: "t", Plugin: "inputs.https_batch", Log: zerolog.New(&logs), Metrics: plugintest.NewMetrics()}
-		st, err := New(Config{Type: TypeFile, Path: path, ReloadInterval: dur(100 * time.Millisecond)}, env)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := st.Open(t.Context()); err != nil {
-			t.Fatal(err)
-		}
-		ctx, cancel := context.WithCancel(context.Background())
-		var wg sync.WaitGroup
-		wg.Go(func() { st.Run(ctx) })
-		defer func() { cancel(); wg.Wait() }()
+		st, stop := runStore(t, Config{Type: TypeFile, Path: path, ReloadInterval: dur(100 * time.Millisecond)}, env)
+		defer stop()
 		write(`prod = "` + strongKey + `"` + "\ndev = \"123\"\n")
 		waitLookup(t, st, "123", "dev", true, fileWait)
 		write(`prod = "` + strongKey + `"` + "\ndev = \"123\"\nother = \"" + keyB + "\"\n")

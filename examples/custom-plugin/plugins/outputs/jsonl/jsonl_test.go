@@ -13,9 +13,6 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/metricsrouter/router/agent"
-	"github.com/metricsrouter/router/plugins/codec/graphite"
-	"github.com/metricsrouter/router/plugins/codec/statsd"
-	"github.com/metricsrouter/router/plugins/metric"
 	"github.com/metricsrouter/router/plugins/plugintest"
 	"github.com/metricsrouter/router/registry"
 
@@ -23,25 +20,6 @@ import (
 
 	_ "github.com/metricsrouter/router/plugins/inputs/graphite" // for the loader test
 )
-
-// batch parses lines as an input would: "statsd:" lines with the StatsD
-// codec, the others with the Graphite codec.
-func batch(t *testing.T, lines ...string) metric.Batch {
-	t.Helper()
-	b := make(metric.Batch, len(lines))
-	for i, l := range lines {
-		var err error
-		if s, ok := strings.CutPrefix(l, "statsd:"); ok {
-			err = statsd.Parse([]byte(s), &b[i])
-		} else {
-			err = graphite.Parse([]byte(l), &b[i])
-		}
-		if err != nil {
-			t.Fatalf("parse %q: %v", l, err)
-		}
-	}
-	return b
-}
 
 // connected returns an outputs.jsonl writing to a file under t.TempDir(),
 // initialised and connected, with its counters.
@@ -134,7 +112,7 @@ func TestWrite(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			j, path, m := connected(t, false)
-			if err := j.Write(t.Context(), batch(t, tc.line)); err != nil {
+			if err := j.Write(t.Context(), plugintest.Batch(t, tc.line)); err != nil {
 				t.Fatal(err)
 			}
 			out, err := os.ReadFile(path)
@@ -159,7 +137,7 @@ func TestWriteBatchAppendsOneLineEach(t *testing.T) {
 	j, path, _ := connected(t, true)
 	lines := []string{"a.b 1 1700000000", "statsd:c:2|ms", "x\x01y 3 1700000001"}
 	for range 2 {
-		if err := j.Write(t.Context(), batch(t, lines...)); err != nil {
+		if err := j.Write(t.Context(), plugintest.Batch(t, lines...)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -190,7 +168,7 @@ func TestWriteErrorAsksForReconnect(t *testing.T) {
 	if err := j.Connect(t.Context()); err == nil {
 		t.Fatal("Connect to a missing directory succeeded")
 	}
-	if err := j.Write(t.Context(), batch(t, "a 1 1700000000")); !errors.Is(err, registry.ErrNotConnected) {
+	if err := j.Write(t.Context(), plugintest.Batch(t, "a 1 1700000000")); !errors.Is(err, registry.ErrNotConnected) {
 		t.Fatalf("Write before Connect = %v, want ErrNotConnected", err)
 	}
 
@@ -198,13 +176,13 @@ func TestWriteErrorAsksForReconnect(t *testing.T) {
 	if err := j.Close(); err != nil { // the file goes away underneath
 		t.Fatal(err)
 	}
-	if err := j.Write(t.Context(), batch(t, "a 1 1700000000")); !errors.Is(err, registry.ErrNotConnected) {
+	if err := j.Write(t.Context(), plugintest.Batch(t, "a 1 1700000000")); !errors.Is(err, registry.ErrNotConnected) {
 		t.Fatalf("Write after Close = %v, want ErrNotConnected", err)
 	}
 	if err := j.Connect(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	if err := j.Write(t.Context(), batch(t, "a 1 1700000000")); err != nil {
+	if err := j.Write(t.Context(), plugintest.Batch(t, "a 1 1700000000")); err != nil {
 		t.Fatalf("Write after reconnect: %v", err)
 	}
 	if out, _ := os.ReadFile(path); !bytes.Contains(out, []byte(`"name":"a"`)) {
