@@ -145,6 +145,9 @@ func (s *Stream) Write(ctx context.Context, b metric.Batch, appendLine AppendFun
 	if len(b) == 0 {
 		return nil
 	}
+	if ctx.Done() != nil {
+		defer s.cutOnCancel(ctx)()
+	}
 	start := 0
 	if len(s.cut) > 0 {
 		own, err := s.endCut(ctx, &b[0], appendLine)
@@ -195,6 +198,23 @@ func (s *Stream) Write(ctx context.Context, b metric.Batch, appendLine AppendFun
 		return &Refused{N: refused}
 	}
 	return nil
+}
+
+// cutOnCancel makes a cancelled ctx (the router's hard deadline) cut the
+// write in progress short like a timeout: what went out is counted,
+// nothing twice. The returned func ends the watch; if the cut ran, it
+// waits for it, so that the next write's deadline comes after it.
+func (s *Stream) cutOnCancel(ctx context.Context) func() {
+	conn, cut := s.conn, make(chan struct{})
+	stop := context.AfterFunc(ctx, func() {
+		_ = conn.SetWriteDeadline(time.Now())
+		close(cut)
+	})
+	return func() {
+		if !stop() {
+			<-cut
+		}
+	}
 }
 
 // endCut ends the line a timed-out write cut, on the connection that has
@@ -254,23 +274,10 @@ func (s *Stream) write(ctx context.Context, p []byte) (int, error) {
 		d = dl
 	}
 	_ = s.conn.SetWriteDeadline(d)
-	var n int
-	var err error
-	if ctx.Done() == nil {
-		n, err = s.conn.Write(p)
-	} else {
-		// a cancelled ctx (the router's hard deadline) cuts the write
-		// short like a timeout: what went out is counted, nothing twice
-		conn, cut := s.conn, make(chan struct{})
-		stop := context.AfterFunc(ctx, func() {
-			_ = conn.SetWriteDeadline(time.Now())
-			close(cut)
-		})
-		n, err = conn.Write(p)
-		if !stop() {
-			<-cut // it ran: the next write's deadline must come after it
-		}
+	if ctx.Err() != nil {
+		_ = s.conn.SetWriteDeadline(time.Now()) // cancelled (see cutOnCancel)
 	}
+	n, err := s.conn.Write(p)
 	if err == nil {
 		return n, nil
 	}
