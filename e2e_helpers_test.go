@@ -34,7 +34,6 @@ type routerProc struct {
 	cancel context.CancelFunc
 	done   chan int
 	out    *plugintest.SyncBuffer
-	stats  string
 }
 
 // startRouter runs the router in-process on the config cfg; it stops when

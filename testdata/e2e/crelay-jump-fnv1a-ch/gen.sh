@@ -1,24 +1,3 @@
 #!/bin/sh
-# Writes input/ and expected/ of this case from testdata/hashring/crelay_issue236.txt:
-# the jump_fnv1a_ch placements (replication 2) carbon-c-relay printed in its issue236 test
-# (github.com/grobian/carbon-c-relay at 8cd40bc28ca6, test/issue236.out). A metric
-# goes to both of its destinations; each sink is named by its host. Run from the
-# repository root.
-set -eu
-d=testdata/e2e/crelay-jump-fnv1a-ch
-rm -rf "$d/input" "$d/expected"
-mkdir -p "$d/input" "$d/expected"
-for i in 1 2 3 4 5 6 7; do : > "$d/expected/127.0.0.$i.txt.unsorted"; done
-awk -v d="$d" '
-	$1 == "jump_fnv1a_ch" {
-		line = $2 " 1 1700000000"
-		print line > (d "/input/graphite.txt")
-		for (k = 4; k <= 5; k++) {
-			split($k, hp, ":")
-			print line > (d "/expected/" hp[1] ".txt.unsorted")
-		}
-	}' testdata/hashring/crelay_issue236.txt
-for f in "$d"/expected/*.txt.unsorted; do
-	LC_ALL=C sort "$f" > "${f%.unsorted}"
-	rm "$f"
-done
+# carbon-c-relay's jump_fnv1a_ch placements of its issue236 test (see ../crelay-issue236.sh).
+exec sh testdata/e2e/crelay-issue236.sh jump_fnv1a_ch crelay-jump-fnv1a-ch
