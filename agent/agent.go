@@ -48,6 +48,7 @@ type Agent struct {
 	metrics *metrics.Registry
 	pipe    atomic.Pointer[pipeline]
 	stopNow chan struct{}
+	invalid invalidLog // validate else = "log"
 	fatal   chan error // an output that cannot go on (registry.ErrFatal)
 
 	reg      *registry.Registry
@@ -177,7 +178,7 @@ func (a *Agent) run(ctx context.Context, watch time.Duration) error {
 	if every := cfg.Agent.MetricsFlush.D(); every > 0 {
 		m := a.metrics.Scope("agent", "self_metrics")
 		sm := &selfMetrics{reg: a.metrics, prefix: expandPrefix(cfg.Agent.MetricsPrefix), every: every, log: a.log,
-			em: &emitter{p: &a.pipe, received: m.Counter("received_total", "Self-metrics emitted into the pipeline.")}}
+			em: &emitter{p: &a.pipe, self: true, received: m.Counter("received_total", "Self-metrics emitted into the pipeline.")}}
 		selfDone = make(chan struct{})
 		go func() {
 			defer close(selfDone)

@@ -84,6 +84,7 @@ func RunWith(ctx context.Context, reg *registry.Registry, args []string, stdin i
 	sample := fs.String("sample", "", "print the sample configuration of a plugin (e.g. outputs.graphite), and exit")
 	watch := fs.Bool("watch-config", false, "reload the configuration when its file changes (as SIGHUP does)")
 	route := fs.String("route", "", "print where the metric NAME would go (\"-\": names from stdin, one per line), open nothing, and exit")
+	asJSON := fs.Bool("json", false, "with -route: one JSON object per metric read: {\"metric\",\"sends\":[{\"output\",\"dest\",\"name\"}],\"dropped\"}")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -134,14 +135,17 @@ func RunWith(ctx context.Context, reg *registry.Registry, args []string, stdin i
 	}
 	a.reg = reg
 	if *route != "" {
-		if err := routeMode(a, *route, stdin, stdout); err != nil {
+		if err := routeMode(a, *route, *asJSON, stdin, stdout); err != nil {
 			fmt.Fprintln(stderr, "router:", err)
 			return 1
 		}
 		return 0
 	}
 	if *check {
-		fmt.Fprintf(stdout, "%s: ok (%d inputs, %d processors, %d outputs)\n", cfg.File, len(cfg.Inputs), len(cfg.Processors), len(cfg.Outputs))
+		for _, w := range cfg.Warnings {
+			fmt.Fprintf(stderr, "router: warning: %s: %s\n", cfg.File, w)
+		}
+		fmt.Fprintf(stdout, "%s: ok (%d inputs, %d processors, %d outputs, %d rules)\n", cfg.File, len(cfg.Inputs), len(cfg.Processors), len(cfg.Outputs), len(cfg.Rules))
 		return 0
 	}
 	hup := make(chan os.Signal, 1)

@@ -5,6 +5,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/metricsrouter/router/agent/rules"
 	"github.com/metricsrouter/router/agent/runner"
 	"github.com/metricsrouter/router/plugins/metric"
 	"github.com/metricsrouter/router/registry"
@@ -117,6 +118,14 @@ func (n *distNode) Enqueue(ctx context.Context, b metric.Batch) error {
 type pipeline struct {
 	procs []registry.Processor
 	outs  []node
+	// chain, when the file has rules, decides where each metric goes:
+	// slots[i] is the node of the chain's output i. Without rules every
+	// metric goes to every node of outs.
+	chain *rules.Chain
+	slots []node
+	// self, when [agent] metrics_send_to names outputs, is where the
+	// self-metrics go instead of through processors and rules.
+	self []node
 
 	refs    atomic.Int64 // Emits running on this pipeline
 	retired atomic.Bool  // replaced: idle is closed when refs reaches 0
@@ -163,6 +172,7 @@ func (p *pipeline) retire() <-chan struct{} {
 type emitter struct {
 	p        *atomic.Pointer[pipeline]
 	received *atomic.Uint64
+	self     bool // the self-metrics emitter (see pipeline.self)
 }
 
 func (e *emitter) Emit(ctx context.Context, b metric.Batch) error {
@@ -172,14 +182,34 @@ func (e *emitter) Emit(ctx context.Context, b metric.Batch) error {
 	e.received.Add(uint64(len(b)))
 	p := acquire(e.p)
 	defer p.release()
+	if e.self && len(p.self) > 0 {
+		return enqueueAll(ctx, p.self, b)
+	}
 	for _, pr := range p.procs {
 		b = pr.Process(b)
 		if len(b) == 0 {
 			return nil
 		}
 	}
+	if p.chain != nil {
+		var first error
+		for i, sub := range p.chain.Route(b) {
+			if len(sub) == 0 {
+				continue
+			}
+			if err := p.slots[i].Enqueue(ctx, sub); err != nil && first == nil {
+				first = err
+			}
+		}
+		return first
+	}
+	return enqueueAll(ctx, p.outs, b)
+}
+
+// enqueueAll hands b to every node; the first error is returned.
+func enqueueAll(ctx context.Context, nodes []node, b metric.Batch) error {
 	var first error
-	for _, o := range p.outs {
+	for _, o := range nodes {
 		if err := o.Enqueue(ctx, b); err != nil && first == nil {
 			first = err
 		}

@@ -86,10 +86,11 @@ func (a *Agent) reconcile(desired *config.Config, why string) error {
 
 // prepare initialises what desired needs beyond what runs.
 func (a *Agent) prepare(desired *config.Config) (p *plan, err error) {
-	p = &plan{cfg: desired, pipe: newPipeline(), st: state{outs: map[string]*outRun{}, dists: map[string]*distNode{}, inputs: map[string]*inputRun{}}}
+	pl := &plan{cfg: desired, pipe: newPipeline(), st: state{outs: map[string]*outRun{}, dists: map[string]*distNode{}, inputs: map[string]*inputRun{}}}
+	p = pl
 	defer func() {
 		if err != nil {
-			p.abort(a)
+			pl.abort(a) // p itself is nil on the error returns
 		}
 	}()
 	for _, pi := range desired.Processors {
@@ -106,6 +107,7 @@ func (a *Agent) prepare(desired *config.Config) (p *plan, err error) {
 		}
 		p.pipe.outs = append(p.pipe.outs, n)
 	}
+	a.wireRules(p.pipe, desired)
 	for _, ii := range desired.Inputs {
 		if cur := a.st.inputs[ii.ID]; cur != nil && cur.inst.Fingerprint == ii.Fingerprint {
 			p.st.inputs[ii.ID] = cur

@@ -2,21 +2,31 @@ package agent
 
 import (
 	"bufio"
+	"encoding/json"
 	"fmt"
 	"io"
+	"net"
+	"slices"
 	"strings"
 	"time"
 
+	"github.com/metricsrouter/router/agent/config"
+	"github.com/metricsrouter/router/agent/rules"
 	"github.com/metricsrouter/router/agent/runner"
+	"github.com/metricsrouter/router/plugins/codec/graphite"
 	"github.com/metricsrouter/router/plugins/metric"
 )
 
 // routeMode prints where metrics would go, like carbon-c-relay's test mode,
-// without opening any socket. name "-" reads names from in, one per line.
-func routeMode(a *Agent, name string, in io.Reader, out io.Writer) error {
+// without opening any socket. name "-" reads names from in, one per line;
+// asJSON prints one JSON object per line read (see routeJSON).
+func routeMode(a *Agent, name string, asJSON bool, in io.Reader, out io.Writer) error {
 	cfg, outs := a.file, a.initial.pipe.outs
 	w := bufio.NewWriter(out)
 	defer w.Flush()
+	if asJSON || cfg.Chain != nil {
+		return routeRules(a, name, asJSON, in, w)
+	}
 	if name != "-" {
 		m := routeMetric(name)
 		for i, o := range cfg.Outputs {
@@ -88,4 +98,128 @@ func routeSpecs(n node, m *metric.Metric) []string {
 		return out
 	}
 	return nil
+}
+
+// routeSend is one destination of a metric in -route -json.
+type routeSend struct {
+	Output string `json:"output"`
+	Dest   string `json:"dest"`
+	Name   string `json:"name"`
+}
+
+// routeResult is what -route -json prints per line read.
+type routeResult struct {
+	Metric  string      `json:"metric"`
+	Sends   []routeSend `json:"sends"`
+	Dropped string      `json:"dropped"`
+}
+
+// routeRules is the route mode of a file with rules, and -json for any file.
+// A line read is a bare name or a Graphite line "name value timestamp" (so
+// that validate expressions see the value).
+func routeRules(a *Agent, name string, asJSON bool, in io.Reader, w *bufio.Writer) error {
+	p := a.initial.pipe
+	one := func(text string) (routeResult, *rules.Trace, error) {
+		m, err := routeLine(text)
+		if err != nil {
+			return routeResult{}, nil, err
+		}
+		res := routeResult{Metric: string(m.Path()), Sends: []routeSend{}}
+		var tr *rules.Trace
+		type target struct {
+			id string
+			n  node
+			m  metric.Metric
+		}
+		var targets []target
+		if p.chain != nil {
+			tr = p.chain.Explain(m)
+			for _, s := range tr.Sends {
+				targets = append(targets, target{s.Output, p.slots[slices.Index(p.chain.Outputs(), s.Output)], s.Metric})
+			}
+			res.Dropped = tr.Dropped
+		} else {
+			for i, o := range a.file.Outputs {
+				targets = append(targets, target{o.ID, p.outs[i], m})
+			}
+		}
+		for _, t := range targets {
+			dests := routeSpecs(t.n, &t.m)
+			if len(dests) == 0 {
+				dests = []string{""}
+			}
+			for _, d := range dests {
+				res.Sends = append(res.Sends, routeSend{Output: t.id, Dest: hostPort(d), Name: string(t.m.Path())})
+			}
+		}
+		return res, tr, nil
+	}
+	print := func(text string) error {
+		res, tr, err := one(text)
+		if err != nil {
+			if !asJSON {
+				return err
+			}
+			res = routeResult{Metric: text, Sends: []routeSend{}, Dropped: "invalid"}
+		}
+		switch {
+		case asJSON:
+			b, _ := json.Marshal(res)
+			w.Write(b)
+			w.WriteByte('\n')
+		case name != "-":
+			if tr != nil {
+				w.WriteString(tr.String())
+			}
+			for _, s := range res.Sends {
+				fmt.Fprintf(w, "%s %s %s\n", s.Output, s.Dest, s.Name)
+			}
+		default:
+			var dests []string
+			for _, s := range res.Sends {
+				if s.Dest != "" {
+					dests = append(dests, s.Dest)
+				}
+			}
+			fmt.Fprintf(w, "%s -> %s\n", res.Metric, strings.Join(dests, " "))
+		}
+		return nil
+	}
+	if name != "-" {
+		return print(name)
+	}
+	sc := bufio.NewScanner(in)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		t := strings.TrimRight(sc.Text(), "\r")
+		if strings.TrimSpace(t) == "" {
+			continue
+		}
+		if err := print(t); err != nil {
+			return err
+		}
+	}
+	return sc.Err()
+}
+
+// routeLine reads a bare name or a Graphite line.
+func routeLine(text string) (metric.Metric, error) {
+	if !strings.ContainsAny(text, " \t") {
+		return routeMetric(text), nil
+	}
+	var m metric.Metric
+	if err := graphite.Parse([]byte(text), &m); err != nil {
+		return m, fmt.Errorf("%q: %w", text, err)
+	}
+	return m, nil
+}
+
+// hostPort drops the carbon instance of a "host:port:instance" destination;
+// anything else (a file's path) is returned as is.
+func hostPort(spec string) string {
+	host, port, _, err := config.ParseDestination(spec)
+	if err != nil || strings.HasPrefix(spec, "/") {
+		return spec
+	}
+	return net.JoinHostPort(host, port)
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/BurntSushi/toml"
 
+	"github.com/metricsrouter/router/agent/rules"
 	"github.com/metricsrouter/router/registry"
 )
 
@@ -58,6 +59,9 @@ type Agent struct {
 	APIAllowedHosts []string `toml:"api_allowed_hosts"`
 	// pprof: also serve Go's /debug/pprof/ on stats_addr (for profiling; off by default).
 	Pprof bool `toml:"pprof"`
+	// metrics_send_to: output ids the self-metrics go to, past the rules
+	// (carbon-c-relay "statistics ... send to"); empty = the pipeline.
+	MetricsSendTo []string `toml:"metrics_send_to"`
 }
 
 // InputCommon holds the keys every [[inputs.X]] and [[processors.X]] table may have.
@@ -128,6 +132,13 @@ type Config struct {
 	Inputs     []*Instance
 	Processors []*Instance
 	Outputs    []*Instance
+	// Rules is the rule chain in file order ([[rules]]); Chain is it
+	// compiled, nil without rules (every metric to every output).
+	Rules []rules.Spec
+	Chain *rules.Chain
+	// Warnings are things -check reports that do not stop a run (rules
+	// that can never fire, outputs no rule sends to).
+	Warnings []string
 }
 
 // Instance is one plugin table, decoded.
@@ -188,6 +199,7 @@ type fileConfig struct {
 	Inputs     map[string]toml.Primitive `toml:"inputs"`
 	Processors map[string]toml.Primitive `toml:"processors"`
 	Outputs    map[string]toml.Primitive `toml:"outputs"`
+	Rules      []toml.Primitive          `toml:"rules"`
 }
 
 // Error is a configuration error: it names the file, line (where known),
@@ -312,7 +324,13 @@ func Parse(reg *registry.Registry, file, text string, lookup func(string) (strin
 			}
 		}
 	}
+	if err := l.decodeRules(cfg, fc.Rules); err != nil {
+		return nil, err
+	}
 	if err := l.checkUndecoded(); err != nil {
+		return nil, err
+	}
+	if err := l.compileRules(cfg); err != nil {
 		return nil, err
 	}
 	if len(cfg.Inputs) == 0 {
@@ -841,10 +859,14 @@ func (l *loader) checkUndecoded() error {
 		}
 		msg := fmt.Sprintf("unknown key %q (typo, or not in this build)", k[len(k)-1])
 		if len(k) == 2 && k[0] == "agent" {
-			msg += "; [agent] has: log_level, log_format, shutdown_timeout, stats_addr, management_addr, max_buffered_bytes, metrics_flush, metrics_prefix, runstats_addr, api_addr, pprof"
+			msg += "; [agent] has: log_level, log_format, shutdown_timeout, stats_addr, management_addr, max_buffered_bytes, metrics_flush, metrics_prefix, metrics_send_to, runstats_addr, api_addr, api_token, api_token_file, api_allowed_hosts, pprof"
+		}
+		if len(k) == 2 && k[0] == "rules" {
+			table = "[[rules]]"
+			msg += "; a rule has: " + strings.Join(rules.Keys, ", ")
 		}
 		if len(k) == 1 {
-			msg = fmt.Sprintf("unknown top-level key or table %q; want [agent], [[inputs.*]], [[processors.*]], [[outputs.*]]", k.String())
+			msg = fmt.Sprintf("unknown top-level key or table %q; want [agent], [[inputs.*]], [[processors.*]], [[outputs.*]], [[rules]]", k.String())
 		}
 		return &Error{File: l.file, Line: l.keyLine(k[:len(k)-1], k[len(k)-1]), Table: table, Msg: msg}
 	}
@@ -968,4 +990,76 @@ func validEnvName(s string) bool {
 		}
 	}
 	return true
+}
+
+// decodeRules decodes the [[rules]] tables in file order.
+func (l *loader) decodeRules(cfg *Config, prims []toml.Primitive) error {
+	if len(prims) == 0 {
+		if t := l.md.Type("rules"); t != "" && t != "ArrayHash" {
+			return &Error{File: l.file, Line: l.headerLine([]string{"rules"}), Table: "rules",
+				Msg: fmt.Sprintf("write [[rules]] (an array of tables), not a %s", strings.ToLower(t))}
+		}
+		return nil
+	}
+	lines := l.headerLines("rules")
+	for i, p := range prims {
+		var s rules.Spec
+		if i < len(lines) {
+			s.Line = lines[i]
+		}
+		s.File = l.file
+		if err := l.md.PrimitiveDecode(p, &s); err != nil {
+			return &Error{File: l.file, Line: s.Line, Table: fmt.Sprintf("[[rules]] #%d", i+1), Msg: err.Error()}
+		}
+		cfg.Rules = append(cfg.Rules, s)
+	}
+	return nil
+}
+
+// compileRules compiles the chain against the top-level outputs and checks
+// metrics_send_to; it reports every rule error at once.
+func (l *loader) compileRules(cfg *Config) error {
+	ids := map[string]bool{}
+	for _, o := range cfg.Outputs {
+		ids[o.ID] = true
+	}
+	for _, id := range cfg.Agent.MetricsSendTo {
+		if !ids[id] {
+			return &Error{File: l.file, Line: l.keyLine([]string{"agent"}, "metrics_send_to"), Table: "[agent]",
+				Msg: fmt.Sprintf("metrics_send_to: no output with id %q", id)}
+		}
+	}
+	if len(cfg.Rules) == 0 {
+		return nil
+	}
+	ch, err := rules.Compile(cfg.Rules, func(id string) bool { return ids[id] })
+	if err != nil {
+		return fmt.Errorf("%s: [[rules]]:\n  %s", l.file, strings.ReplaceAll(err.Error(), "\n", "\n  "))
+	}
+	cfg.Chain = ch
+	cfg.Warnings = append(cfg.Warnings, ch.Unreachable()...)
+	named := map[string]bool{}
+	for _, id := range ch.Outputs() {
+		named[id] = true
+	}
+	for _, id := range cfg.Agent.MetricsSendTo {
+		named[id] = true
+	}
+	for _, o := range cfg.Outputs {
+		if !named[o.ID] {
+			cfg.Warnings = append(cfg.Warnings, fmt.Sprintf("%s (line %d) receives nothing: no rule sends to it", o.Label(), o.Line))
+		}
+	}
+	return nil
+}
+
+// headerLines returns the lines of every [[name]] header, in order.
+func (l *loader) headerLines(name string) []int {
+	var out []int
+	for i, line := range strings.Split(l.text, "\n") {
+		if h, ok := tableHeader(line); ok && h == name {
+			out = append(out, i+1)
+		}
+	}
+	return out
 }

@@ -135,6 +135,17 @@ func (r *Registry) Scope(plugin, id string) *Scope {
 	return s
 }
 
+// Labeled returns a scope whose series carry the one label name=value
+// instead of plugin and id (router_rule_matched_total{rule="3"}). In
+// Graphite its series are <prefix>.<name>.<value>.<series>.
+func (r *Registry) Labeled(name, value string) *Scope {
+	s := r.Scope(name, value)
+	r.mu.Lock()
+	s.labels = []*dto.LabelPair{{Name: new(name), Value: new(strings.ToValidUTF8(value, "\uFFFD"))}}
+	r.mu.Unlock()
+	return s
+}
+
 // Remove unregisters every series of (plugin, id); a later Scope(plugin, id)
 // starts from zero. Its gauge closures are dropped, so the objects they
 // reference can be collected even while the retired instance still holds its

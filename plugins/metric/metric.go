@@ -527,6 +527,14 @@ func (m *Metric) SetPath(p []byte) {
 	m.rebuild(nil, &f)
 }
 
+// SetPathIn is SetPath rendering the metric at the end of arena, which it
+// returns grown (see PrefixPath).
+func (m *Metric) SetPathIn(arena, p []byte) []byte {
+	f := m.fields()
+	f.path = p
+	return m.rebuild(arena, &f)
+}
+
 // PrefixPath prepends prefix to the path, rendering the metric at the end of
 // arena, and returns the grown arena: processors give one arena to a whole
 // batch so that renaming costs one allocation per batch, not per metric.

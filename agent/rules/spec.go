@@ -1,0 +1,113 @@
+package rules
+
+import (
+	"fmt"
+	"strings"
+)
+
+// Spec is one [[rules]] table as written:
+//
+//	[[rules]]
+//	  match = ['^sys\.', '\.count$']   # or "*"
+//	  validate = '^[0-9.]+ [0-9]+$'    # optional; else = "drop" | "log"
+//	  send_to = ["carbon", "archive"]  # output ids, or ["blackhole"]
+//	  stop = true
+//
+//	[[rules]]
+//	  rewrite = '^server\.([^.]+)\.'
+//	  into = 'srv.\_1.'
+type Spec struct {
+	ID       string   `toml:"id"`
+	Match    Exprs    `toml:"match"`
+	Validate string   `toml:"validate"`
+	Else     string   `toml:"else"`
+	SendTo   []string `toml:"send_to"`
+	Stop     bool     `toml:"stop"`
+	Rewrite  string   `toml:"rewrite"`
+	Into     *string  `toml:"into"`
+
+	// Line is the table's line in the file (set by the loader); File the
+	// file. Both only name the rule in messages.
+	Line int    `toml:"-"`
+	File string `toml:"-"`
+}
+
+// Keys are the keys a [[rules]] table may have.
+var Keys = []string{"id", "match", "validate", "else", "send_to", "stop", "rewrite", "into"}
+
+// Blackhole is the send_to name that discards.
+const Blackhole = "blackhole"
+
+// Exprs is one expression or a list of them.
+type Exprs []string
+
+// UnmarshalTOML takes a string or an array of strings.
+func (e *Exprs) UnmarshalTOML(v any) error {
+	switch v := v.(type) {
+	case string:
+		*e = Exprs{v}
+		return nil
+	case []any:
+		out := make(Exprs, 0, len(v))
+		for _, x := range v {
+			s, ok := x.(string)
+			if !ok {
+				return fmt.Errorf("want strings, found %T", x)
+			}
+			out = append(out, s)
+		}
+		*e = out
+		return nil
+	}
+	return fmt.Errorf("want a string or an array of strings, found %T", v)
+}
+
+// where names the rule in messages: "rule 3 (line 40)".
+func (s *Spec) where(i int) string {
+	name := fmt.Sprintf("rule %d", i+1)
+	if s.ID != "" {
+		name = fmt.Sprintf("rule %q", s.ID)
+	}
+	if s.Line > 0 {
+		name += fmt.Sprintf(" (line %d)", s.Line)
+	}
+	return name
+}
+
+// Label is the rule's name in metrics and traces: its id, else its number
+// in file order (1-based).
+func (s *Spec) Label(i int) string {
+	if s.ID != "" {
+		return s.ID
+	}
+	return fmt.Sprint(i + 1)
+}
+
+// Describe is a one-line rendering of the rule for traces.
+func (s *Spec) Describe() string {
+	switch {
+	case s.Rewrite != "":
+		into := ""
+		if s.Into != nil {
+			into = *s.Into
+		}
+		return fmt.Sprintf("rewrite %s into %s", s.Rewrite, into)
+	default:
+		var b strings.Builder
+		b.WriteString("match " + strings.Join(s.Match, " "))
+		if s.Validate != "" {
+			els := s.Else
+			if els == "" {
+				els = "drop"
+			}
+			fmt.Fprintf(&b, " validate %s else %s", s.Validate, els)
+		}
+		if len(s.SendTo) > 0 {
+			b.WriteString(" send to " + strings.Join(s.SendTo, " "))
+		}
+		if s.Stop {
+			b.WriteString(" stop")
+		}
+		return b.String()
+	}
+}
