@@ -17,8 +17,10 @@ type Chain struct {
 	specs  []Spec
 	routes []route
 	outs   []string // slot -> output id, in order of first mention
-	pre    *trie
+	pre    *trie    // filled while compiling, then walked as preR
 	suf    *trie
+	preR   *radix
+	sufR   *radix
 	always []int32 // routes without a gate, ascending
 
 	// Matched counts, per rule, the metrics that matched it (each
@@ -182,6 +184,8 @@ func Compile(specs []Spec, isOutput func(id string) bool) (*Chain, error) {
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
+	c.preR, c.sufR = c.pre.compile(), c.suf.compile()
+	c.pre, c.suf = nil, nil
 	c.pool.New = func() any { return &State{} }
 	return c, nil
 }
@@ -236,7 +240,6 @@ type State struct {
 	counts []int
 	hits   []uint32 // per rule, this batch
 	arena  []byte
-	trace  *Trace
 }
 
 type send struct {
@@ -256,8 +259,16 @@ func (c *Chain) Route(b metric.Batch) []metric.Batch {
 		st.hits = make([]uint32, len(c.specs))
 	}
 	var unmatched, blackholed, invalid uint64
+	// ident: so far every metric went, unchanged, to slot 0 alone; then
+	// that slot's sub-batch is b itself and nothing is copied.
+	ident := true
 	for i := range b {
-		switch c.eval(st, b[i], nil) {
+		n := len(st.sends)
+		cause := c.eval(st, b[i], nil)
+		if ident && (len(st.sends) != n+1 || st.sends[n].slot != 0 || !samePath(&st.sends[n].m, &b[i])) {
+			ident = false
+		}
+		switch cause {
 		case dropUnmatched:
 			unmatched++
 		case dropBlackhole:
@@ -282,7 +293,11 @@ func (c *Chain) Route(b metric.Batch) []metric.Batch {
 		c.Invalid.Add(invalid)
 	}
 	var subs []metric.Batch
-	if len(st.sends) > 0 {
+	if ident && len(b) > 0 {
+		subs = make([]metric.Batch, len(c.outs))
+		subs[0] = b
+		clear(st.sends)
+	} else if len(st.sends) > 0 {
 		if cap(st.counts) < len(c.outs) {
 			st.counts = make([]int, len(c.outs))
 		}
@@ -310,6 +325,12 @@ func (c *Chain) Route(b metric.Batch) []metric.Batch {
 	return subs
 }
 
+// samePath reports whether a is b, not renamed: the same line bytes.
+func samePath(a, b *metric.Metric) bool {
+	la, lb := a.Line(), b.Line()
+	return len(la) == len(lb) && len(la) > 0 && &la[0] == &lb[0]
+}
+
 type dropCause uint8
 
 const (
@@ -324,8 +345,10 @@ var causeNames = [...]string{"", "unmatched", "blackhole", "validate"}
 // candidates fills st.cand with the routes after `after` worth testing on
 // name, ascending.
 func (c *Chain) candidates(st *State, name []byte, after int32) {
-	st.cand = c.pre.walk(name, false, after, st.cand[:0])
-	st.cand = c.suf.walk(name, true, after, st.cand)
+	st.cand = c.preR.walk(name, false, after, st.cand[:0])
+	if len(c.sufR.nodes) > 1 || len(c.sufR.nodes[0].routes) > 0 {
+		st.cand = c.sufR.walk(name, true, after, st.cand)
+	}
 	k := len(st.cand)
 	i, _ := slices.BinarySearch(c.always, after+1)
 	st.cand = append(st.cand, c.always[i:]...)

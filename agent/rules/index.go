@@ -58,27 +58,91 @@ func (t *trie) add(lit []byte, rev bool, route int32) {
 	t.nodes[n].routes = append(t.nodes[n].routes, route)
 }
 
+// radix is a trie compiled for walking: each node carries the bytes of the
+// chain of single-child, route-less nodes below it, compared at once.
+type radix struct {
+	nodes []rnode
+}
+
+type rnode struct {
+	label  []byte  // bytes to match before this node's routes
+	routes []int32 // routes filed under the path up to here
+	keys   []byte  // first byte of each child's label, sorted
+	next   []int32
+}
+
+// compile builds the radix form of t.
+func (t *trie) compile() *radix {
+	r := &radix{}
+	var build func(n int32, label []byte) int32
+	build = func(n int32, label []byte) int32 {
+		// absorb single-child, route-less nodes into the label
+		for len(t.nodes[n].routes) == 0 && len(t.nodes[n].keys) == 1 {
+			label = append(label, t.nodes[n].keys[0])
+			n = t.nodes[n].next[0]
+		}
+		id := int32(len(r.nodes))
+		r.nodes = append(r.nodes, rnode{label: label, routes: t.nodes[n].routes})
+		nd := t.nodes[n]
+		keys := make([]byte, len(nd.keys))
+		next := make([]int32, len(nd.keys))
+		for i, k := range nd.keys {
+			keys[i] = k
+			next[i] = build(nd.next[i], []byte{k})
+		}
+		r.nodes[id].keys, r.nodes[id].next = keys, next
+		return id
+	}
+	build(0, nil)
+	return r
+}
+
 // walk appends the routes filed under every prefix (rev: suffix) of name
 // whose index is above after.
-func (t *trie) walk(name []byte, rev bool, after int32, dst []int32) []int32 {
-	n := int32(0)
-	for i := 0; ; i++ {
-		for _, r := range t.nodes[n].routes {
-			if r > after {
-				dst = append(dst, r)
+func (r *radix) walk(name []byte, rev bool, after int32, dst []int32) []int32 {
+	n, i := int32(0), 0
+	for {
+		nd := &r.nodes[n]
+		// match the label
+		for _, c := range nd.label {
+			if i == len(name) {
+				return dst
+			}
+			d := name[i]
+			if rev {
+				d = name[len(name)-1-i]
+			}
+			if c != d {
+				return dst
+			}
+			i++
+		}
+		for _, rt := range nd.routes {
+			if rt > after {
+				dst = append(dst, rt)
 			}
 		}
-		if i == len(name) {
+		if i == len(name) || len(nd.keys) == 0 {
 			return dst
 		}
 		c := name[i]
 		if rev {
 			c = name[len(name)-1-i]
 		}
-		if n = t.child(n, c); n < 0 {
+		k := -1
+		if len(nd.keys) <= 8 {
+			for j, key := range nd.keys {
+				if key == c {
+					k = j
+					break
+				}
+			}
+		} else if j, ok := slices.BinarySearch(nd.keys, c); ok {
+			k = j
+		}
+		if k < 0 {
 			return dst
 		}
+		n = nd.next[k]
 	}
 }
-
-func (t *trie) empty() bool { return len(t.nodes) == 1 && len(t.nodes[0].routes) == 0 }

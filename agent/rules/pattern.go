@@ -37,13 +37,19 @@ type pattern struct {
 	src  string
 	kind matchKind
 	lit  []byte         // the literal of a string test
-	re   *regexp.Regexp // kindRegex
+	re   *regexp.Regexp // kindRegex, POSIX leftmost-longest: match positions
+	fast *regexp.Regexp // the same expression, leftmost-first: whether it matches
 	nsub int            // capture groups of a regex
 	// gate is what the candidate index files the expression under: a
 	// literal every matching name starts (gatePrefix) or ends (gateSuffix)
 	// with. A regex anchored on a literal gets one too.
 	gate    gateKind
 	gateLit []byte
+	// need, when set, is a literal the name must end (needSuffix) or
+	// start with, tested before the regex: the other end's literal of an
+	// expression anchored at both ends.
+	need       []byte
+	needSuffix bool
 }
 
 type gateKind uint8
@@ -132,12 +138,28 @@ func compilePattern(expr string) (*pattern, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%q: %v", expr, strings.TrimPrefix(err.Error(), "error parsing regexp: "))
 	}
-	p.re, p.nsub = re, re.NumSubexp()
+	// Whether an expression matches does not depend on leftmost-longest
+	// versus leftmost-first, and Go's leftmost-first matchers (one-pass,
+	// backtracking) are much faster. Every POSIX expression means the same
+	// in Go's default syntax but for ^ and $ at newlines, which names do not
+	// contain.
+	fast, err := regexp.Compile(src)
+	if err != nil {
+		fast = re
+	}
+	p.re, p.fast, p.nsub = re, fast, re.NumSubexp()
 	if p.nsub > 9 {
 		// c-relay keeps 10 match positions (the whole match and \1..\9).
 		return nil, fmt.Errorf("%q: %d capture groups, at most 9", expr, p.nsub)
 	}
-	p.gate, p.gateLit = regexGate(src)
+	pre, suf := regexLiterals(src)
+	switch {
+	case len(pre) > 0:
+		p.gate, p.gateLit = gatePrefix, pre
+		p.need, p.needSuffix = suf, true
+	case len(suf) > 0:
+		p.gate, p.gateLit = gateSuffix, suf
+	}
 	return p, nil
 }
 
@@ -217,63 +239,64 @@ func translateGNU(expr string) (string, error) {
 // goPunct are the characters Go's syntax accepts after a backslash.
 const goPunct = "!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~"
 
-// regexGate finds a literal that every name a regex matches starts or ends
-// with: "^abc\.(x|y)" starts with "abc.", "(x|y)\.count$" ends with ".count".
-func regexGate(src string) (gateKind, []byte) {
+// regexLiterals finds the literal every name a regex matches starts with
+// ("^abc\.(x|y)" starts with "abc.", "^a(bc|bd)" with "ab") and the one it
+// ends with ("(x|y)\.count$" ends with ".count"); either may be empty.
+func regexLiterals(src string) (prefix, suffix []byte) {
 	re, err := syntax.Parse(src, syntax.POSIX)
 	if err != nil {
-		return gateNone, nil
+		return nil, nil
 	}
 	re = re.Simplify()
-	if re.Op != syntax.OpConcat || len(re.Sub) < 2 {
-		return gateNone, nil
+	subs := []*syntax.Regexp{re}
+	if re.Op == syntax.OpConcat {
+		subs = re.Sub
 	}
-	isBegin := func(r *syntax.Regexp) bool { return r.Op == syntax.OpBeginLine || r.Op == syntax.OpBeginText }
-	isEnd := func(r *syntax.Regexp) bool { return r.Op == syntax.OpEndLine || r.Op == syntax.OpEndText }
-	// lit is the literal text r always matches, if it is one: a literal, or
-	// a group around one ("(abc)").
-	var lit func(r *syntax.Regexp) ([]byte, bool)
-	lit = func(r *syntax.Regexp) ([]byte, bool) {
-		switch {
-		case r.Op == syntax.OpLiteral && r.Flags&syntax.FoldCase == 0:
-			var b []byte
-			for _, c := range r.Rune {
-				b = utf8.AppendRune(b, c)
+	n := len(subs)
+	if n > 1 && (subs[0].Op == syntax.OpBeginLine || subs[0].Op == syntax.OpBeginText) {
+		prefix, _ = literalEdge(&syntax.Regexp{Op: syntax.OpConcat, Sub: subs[1:]}, false)
+	}
+	if n > 1 && (subs[n-1].Op == syntax.OpEndLine || subs[n-1].Op == syntax.OpEndText) {
+		suffix, _ = literalEdge(&syntax.Regexp{Op: syntax.OpConcat, Sub: subs[:n-1]}, true)
+	}
+	return prefix, suffix
+}
+
+// literalEdge returns the literal every match of r starts (fromEnd: ends)
+// with, and whether r matches exactly that literal and nothing else.
+func literalEdge(r *syntax.Regexp, fromEnd bool) ([]byte, bool) {
+	switch r.Op {
+	case syntax.OpLiteral:
+		if r.Flags&syntax.FoldCase != 0 {
+			return nil, false
+		}
+		var b []byte
+		for _, c := range r.Rune {
+			b = utf8.AppendRune(b, c)
+		}
+		return b, true
+	case syntax.OpCapture:
+		return literalEdge(r.Sub[0], fromEnd)
+	case syntax.OpConcat:
+		var out []byte
+		for i := range r.Sub {
+			sub := r.Sub[i]
+			if fromEnd {
+				sub = r.Sub[len(r.Sub)-1-i]
 			}
-			return b, true
-		case r.Op == syntax.OpCapture && len(r.Sub) == 1:
-			return lit(r.Sub[0])
-		}
-		return nil, false
-	}
-	if isBegin(re.Sub[0]) {
-		var pre []byte
-		for _, sub := range re.Sub[1:] {
-			l, ok := lit(sub)
-			if !ok {
-				break
+			l, whole := literalEdge(sub, fromEnd)
+			if fromEnd {
+				out = append(l, out...)
+			} else {
+				out = append(out, l...)
 			}
-			pre = append(pre, l...)
-		}
-		if len(pre) > 0 {
-			return gatePrefix, pre
-		}
-	}
-	n := len(re.Sub)
-	if isEnd(re.Sub[n-1]) {
-		var suf []byte
-		for i := n - 2; i >= 0; i-- {
-			l, ok := lit(re.Sub[i])
-			if !ok {
-				break
+			if !whole {
+				return out, false
 			}
-			suf = append(l, suf...)
 		}
-		if len(suf) > 0 {
-			return gateSuffix, suf
-		}
+		return out, true
 	}
-	return gateNone, nil
+	return nil, false
 }
 
 // match tests name. When it matches and loc is not nil, loc receives the
@@ -325,11 +348,16 @@ func (p *pattern) match(name []byte, loc []int) int {
 		}
 		return 2
 	}
-	if loc == nil {
-		if p.re.Match(name) {
-			return 2
+	if p.need != nil {
+		if p.needSuffix && !bytes.HasSuffix(name, p.need) || !p.needSuffix && !bytes.HasPrefix(name, p.need) {
+			return 0
 		}
+	}
+	if !p.fast.Match(name) {
 		return 0
+	}
+	if loc == nil {
+		return 2
 	}
 	m := p.re.FindSubmatchIndex(name)
 	if m == nil {
