@@ -24,9 +24,10 @@
 //
 //   - Listen, ListenContext and ListenPacket keep a process-wide pool of
 //     sockets keyed by network and address as written ("tcp",
-//     "0.0.0.0:2003"), for addresses with a fixed port: ":0" binds a fresh
-//     socket every time. A Listen on an address the pool has returns a
-//     handle on that socket instead of binding, if the open handles have the
+//     "0.0.0.0:2003"), for addresses with a fixed port (":0" binds a fresh
+//     socket every time) and for unix socket paths. A Listen on an address
+//     the pool has returns a handle on that socket instead of binding, if
+//     the open handles have the
 //     same non-empty Config.Owner (inputs pass their plugin and id: an
 //     instance and its successor share, while two inputs configured on one
 //     address still fail with "address already in use", as before), or if
@@ -159,8 +160,17 @@ func Listen(addr string, c Config) (*Listener, error) {
 // socket this process already has there when Owner allows it (see the
 // package documentation), and wraps the listener. Close closes this handle;
 // the socket closes with its last handle, unless a hold keeps it.
+//
+// Network "unix" listens on the socket file addr, pooled and handed over in
+// the same way. A socket file left there by a process that ended without
+// removing it (nothing accepts on it) is removed first; a live one, or a
+// file that is not a socket, makes the Listen fail. The file is created
+// with the process's umask (0777 &^ umask: connecting needs write
+// permission on it, so the directory's permissions are the usual way to
+// restrict who may) and removed when the socket closes, with its last
+// handle.
 func ListenContext(ctx context.Context, network, addr string, c Config) (*Listener, error) {
-	if !fixedPort(addr) {
+	if network != "unix" && !fixedPort(addr) {
 		var lc net.ListenConfig
 		ln, err := lc.Listen(ctx, network, addr)
 		if err != nil {

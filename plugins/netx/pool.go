@@ -37,13 +37,21 @@ var pool = struct {
 type socket struct {
 	key   key
 	owner string
-	tcp   *net.TCPListener // master (TCP)
-	udp   *net.UDPConn     // master (UDP)
-	open  int              // handles not closed
+	tcp   streamListener // master (TCP, unix)
+	udp   *net.UDPConn   // master (UDP)
+	open  int            // handles not closed
 	conns map[*tcpHandle]struct{}
 	queue []net.Conn // TCP: connections handed over, for the next Accept
 	held  bool       // its last handle closed during a hold
 	dead  bool       // closed, out of the pool
+}
+
+// streamListener is a listening stream socket: *net.TCPListener or
+// *net.UnixListener.
+type streamListener interface {
+	net.Listener
+	SetDeadline(time.Time) error
+	File() (*os.File, error)
 }
 
 // fixedPort reports whether addr names a port (so two Listens may mean the
@@ -190,9 +198,9 @@ func sweep() {
 	closeAll(cs)
 }
 
-// listenShared returns a handle on the pooled TCP socket for addr, binding
-// it if needed; nil and no error: the platform cannot duplicate the socket,
-// and raw is a plain listener (not pooled).
+// listenShared returns a handle on the pooled TCP or unix socket for addr,
+// binding it if needed; nil and no error: the platform cannot duplicate the
+// socket, and raw is a plain listener (not pooled).
 func listenShared(ctx context.Context, network, addr, owner string) (h *tcpHandle, raw net.Listener, err error) {
 	k := key{network, addr}
 	pool.mu.Lock()
@@ -201,7 +209,11 @@ func listenShared(ctx context.Context, network, addr, owner string) (h *tcpHandl
 		h, err := s.newTCPHandle(owner)
 		return h, nil, err
 	}
+	_, ours := pool.sockets[k] // a socket of another owner: in use, not stale
 	pool.mu.Unlock()
+	if network == "unix" && !ours {
+		removeStale(ctx, addr)
+	}
 	var lc net.ListenConfig
 	ln, err := lc.Listen(ctx, network, addr)
 	if err != nil {
@@ -216,7 +228,7 @@ func listenShared(ctx context.Context, network, addr, owner string) (h *tcpHandl
 		}
 		return nil, nil, err
 	}
-	tl, ok := ln.(*net.TCPListener)
+	tl, ok := ln.(streamListener)
 	if !ok {
 		return nil, ln, nil
 	}
@@ -247,10 +259,10 @@ func errInUse(network string, addr net.Addr) error {
 	return &net.OpError{Op: "listen", Net: network, Addr: addr, Err: os.NewSyscallError("bind", syscall.EADDRINUSE)}
 }
 
-// tcpHandle is one Listen's view of a pooled TCP socket.
+// tcpHandle is one Listen's view of a pooled TCP or unix socket.
 type tcpHandle struct {
 	s      *socket
-	ln     *net.TCPListener // this handle's descriptor
+	ln     streamListener // this handle's descriptor
 	closed bool
 	// Accepts in the kernel, and whether a wake-up (a deadline in the
 	// past) is under way: until they have all left, no Accept enters, and
@@ -273,10 +285,10 @@ func (s *socket) newTCPHandle(owner string) (*tcpHandle, error) {
 	if err != nil {
 		return nil, err
 	}
-	tl, ok := ln.(*net.TCPListener)
+	tl, ok := ln.(streamListener)
 	if !ok {
 		_ = ln.Close()
-		return nil, errors.New("duplicate of a tcp listener is not one")
+		return nil, errors.New("duplicate of a stream listener is not one")
 	}
 	h := &tcpHandle{s: s, ln: tl}
 	h.cond.L = &pool.mu
@@ -298,7 +310,7 @@ func (h *tcpHandle) Accept() (net.Conn, error) {
 	for {
 		if h.closed {
 			pool.mu.Unlock()
-			return nil, &net.OpError{Op: "accept", Net: "tcp", Addr: s.tcp.Addr(), Err: net.ErrClosed}
+			return nil, &net.OpError{Op: "accept", Net: s.key.network, Addr: s.tcp.Addr(), Err: net.ErrClosed}
 		}
 		if len(s.queue) > 0 {
 			c := s.queue[0]

@@ -1,9 +1,13 @@
 // Package graphite is the Graphite plaintext input: TCP (many concurrent
-// connections, newline framed) or UDP (lines per datagram).
+// connections, newline framed), a unix stream socket, or UDP (lines per
+// datagram).
 //
 // Lines are parsed by plugins/codec/graphite and forwarded byte for byte;
 // malformed lines are counted (parse_errors_total), logged at most 5 per 10 s,
-// and skipped without affecting the connection or other clients.
+// and skipped without affecting the connection or other clients. With
+// cleanse = true each line is first cleansed as carbon-c-relay does
+// (codec.Cleanser), in place in the read buffer, and the cleansed bytes are
+// what is forwarded.
 package graphite
 
 import (
@@ -31,6 +35,8 @@ func init() {
 			MaxPerIP:       1000,
 			IdleTimeout:    registry.Duration(10 * time.Minute),
 			DrainGrace:     registry.Duration(200 * time.Millisecond),
+			AllowedChars:   codec.DefaultAllowedChars,
+			MaxInputLength: codec.DefaultMaxInputLength,
 		}
 	}, sample)
 }
@@ -46,15 +52,29 @@ type Graphite struct {
 	DrainGrace     registry.Duration `toml:"drain_grace"`
 	ReadBuffer     int               `toml:"read_buffer"`
 
+	// carbon-c-relay's input cleansing (its -c, -M and -m)
+	Cleanse         bool   `toml:"cleanse"`
+	AllowedChars    string `toml:"allowed_chars"`
+	MaxInputLength  int    `toml:"max_input_length"`
+	MaxMetricLength int    `toml:"max_metric_length"`
+
 	srv *linein.Server
 }
 
+// maxSocketPath is the longest unix socket path (sockaddr_un's sun_path
+// holds 108 bytes with the terminating NUL).
+const maxSocketPath = 107
+
 // Init validates the configuration.
 func (g *Graphite) Init(env registry.Env) error {
-	if err := registry.CheckOneOf("protocol", g.Protocol, "tcp", "udp"); err != nil {
+	if err := registry.CheckOneOf("protocol", g.Protocol, "tcp", "udp", "unix"); err != nil {
 		return err
 	}
-	if err := registry.CheckHostPort("listen", g.Listen); err != nil {
+	if g.Protocol == "unix" {
+		if g.Listen == "" || len(g.Listen) > maxSocketPath {
+			return fmt.Errorf("listen %q: want a socket path of 1 to %d bytes", g.Listen, maxSocketPath)
+		}
+	} else if err := registry.CheckHostPort("listen", g.Listen); err != nil {
 		return err
 	}
 	if g.MaxLineLength <= 0 {
@@ -63,7 +83,16 @@ func (g *Graphite) Init(env registry.Env) error {
 	if g.MaxConnections < 0 || g.MaxPerIP < 0 || g.ReadBuffer < 0 {
 		return fmt.Errorf("max_connections, max_connections_per_ip and read_buffer must not be negative")
 	}
-	g.srv = linein.NewServer(linein.Config{
+	if g.MaxInputLength <= 0 {
+		return fmt.Errorf("max_input_length: must be positive")
+	}
+	if g.MaxMetricLength < 0 {
+		return fmt.Errorf("max_metric_length: must not be negative")
+	}
+	if g.MaxMetricLength > 0 && g.MaxMetricLength >= g.MaxInputLength {
+		return fmt.Errorf("max_metric_length %d: must be smaller than max_input_length %d", g.MaxMetricLength, g.MaxInputLength)
+	}
+	cfg := linein.Config{
 		Listen:         g.Listen,
 		MaxLine:        g.MaxLineLength,
 		MaxConnections: g.MaxConnections,
@@ -71,7 +100,14 @@ func (g *Graphite) Init(env registry.Env) error {
 		IdleTimeout:    g.IdleTimeout.D(),
 		ReadBuffer:     g.ReadBuffer,
 		DrainGrace:     g.DrainGrace.D(),
-	}, codec.Parse, env)
+	}
+	if g.Protocol == "unix" {
+		cfg.Network = "unix"
+	}
+	if g.Cleanse {
+		cfg.Cleanse = codec.NewCleanser(g.AllowedChars, g.MaxInputLength, g.MaxMetricLength).Cleanse
+	}
+	g.srv = linein.NewServer(cfg, codec.Parse, env)
 	return nil
 }
 

@@ -51,7 +51,8 @@ type Framer struct {
 	discarding bool // inside a line that is too long: skip to the next '\n'
 	// pinned: a batch handed over in place points into chunk[:start], so
 	// those bytes are never written again (the chunk is not rewound).
-	pinned bool
+	pinned  bool
+	cleanse CleanseFunc // see SetCleanse
 }
 
 // NewFramer returns a framer. maxLine bounds a line's length (longer lines are
@@ -207,6 +208,10 @@ func (f *Framer) frame(final bool) metric.Batch {
 		}
 		if len(line) == 0 || (len(line) == 1 && line[0] == '\r') {
 			continue // empty lines are not metrics and not errors
+		}
+		if f.cleanse != nil {
+			s = f.cleanseLine(s, line, lines)
+			continue
 		}
 		s = addSlot(s, lines) // parse sets every field of a metric it accepts
 		if err := f.parse(line, &s[len(s)-1]); err != nil {

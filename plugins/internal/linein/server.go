@@ -35,6 +35,14 @@ type Config struct {
 	// ForceReadBuffer: when the kernel caps ReadBuffer at net.core.rmem_max,
 	// try SO_RCVBUFFORCE (works with CAP_NET_ADMIN).
 	ForceReadBuffer bool
+	// Network of ServeTCP: "tcp" (the default) or "unix", for which Listen
+	// is a socket path (netx removes a stale socket file there, and the
+	// file goes with the socket); MaxPerIP does not apply to unix
+	// connections, which have no source address.
+	Network string
+	// Cleanse, if set, cleanses every line before it is parsed (see
+	// Framer.SetCleanse), in ServeTCP and in ServeUDP without ReadBatch.
+	Cleanse CleanseFunc
 }
 
 // Server is a TCP or UDP line listener feeding an Emitter.
@@ -121,14 +129,22 @@ func (s *Server) onError(line []byte, err error) {
 // ShedMinIdle; otherwise the new connection is closed. So idle connections
 // cannot lock other senders out, and one address cannot take every slot.
 func (s *Server) ServeTCP(ctx context.Context, out registry.Emitter) error {
-	ln, err := netx.ListenContext(ctx, "tcp", s.cfg.Listen, netx.Config{Errors: s.acceptErrors, Log: s.log, Owner: s.owner})
+	network := s.cfg.Network
+	if network == "" {
+		network = "tcp"
+	}
+	ln, err := netx.ListenContext(ctx, network, s.cfg.Listen, netx.Config{Errors: s.acceptErrors, Log: s.log, Owner: s.owner})
 	if err != nil {
 		close(s.ready)
-		return fmt.Errorf("listen tcp %s: %w", s.cfg.Listen, err)
+		return fmt.Errorf("listen %s %s: %w", network, s.cfg.Listen, err)
 	}
 	s.addr.Store(ln.Addr())
 	close(s.ready)
-	s.log.Info().Str("addr", ln.Addr().String()).Msg("listening (tcp)")
+	if network == "unix" {
+		s.log.Info().Str("addr", ln.Addr().String()).Msg("listening (unix)")
+	} else {
+		s.log.Info().Str("addr", ln.Addr().String()).Msg("listening (tcp)")
+	}
 
 	emitCtx := context.WithoutCancel(ctx)
 	t := &tracker{conns: map[*tcpConn]struct{}{}, byIP: map[netip.Addr]map[*tcpConn]struct{}{}}
@@ -234,7 +250,7 @@ func (s *Server) admit(t *tracker, tc *tcpConn) bool {
 		return false
 	}
 	now := time.Now().UnixNano()
-	if s.cfg.MaxPerIP > 0 && len(t.byIP[tc.ip]) >= s.cfg.MaxPerIP {
+	if s.cfg.MaxPerIP > 0 && tc.ip.IsValid() && len(t.byIP[tc.ip]) >= s.cfg.MaxPerIP {
 		if !s.shed(t, t.byIP[tc.ip], now) {
 			s.connsRejected.Add(1)
 			s.log.Debug().Str("remote", tc.c.RemoteAddr().String()).Msg("connection refused: max_connections_per_ip")
@@ -324,10 +340,12 @@ func remoteIP(c net.Conn) netip.Addr {
 func (s *Server) readConn(t *tracker, tc *tcpConn, out registry.Emitter, ctx context.Context, ln *netx.Listener) bool {
 	c := tc.c
 	f := NewFramer(s.parse, s.cfg.MaxLine, s.c, s.onError)
+	f.SetCleanse(s.cfg.Cleanse)
 	if tc.skip {
 		f.SkipLine()
 	}
 	remote := c.RemoteAddr().String()
+	ctx = registry.WithPeer(ctx, connPeer(c.RemoteAddr())) // once per connection
 	// armIdle sets the idle deadline unless shutdown already set the drain
 	// deadline (under mu, so it cannot undo it); it reports whether the
 	// server is stopping, and if so whether to hand connections over.
@@ -452,13 +470,15 @@ func (s *Server) ServeUDP(ctx context.Context, out registry.Emitter) error {
 		return s.readBatches(ctx, emitCtx, conn, dl, out)
 	}
 	f := NewFramer(s.parse, s.cfg.MaxLine, s.c, s.onError)
+	f.SetCleanse(s.cfg.Cleanse)
 	f.SetChunkSizes(256<<10, 256<<10)
+	peers := newUDPPeers(emitCtx) // one batch per datagram: one sender each
 	for {
 		buf := f.Space(65536)
-		n, _, err := conn.ReadFromUDP(buf[:65536])
+		n, src, err := conn.ReadFromUDPAddrPort(buf[:65536])
 		if n > 0 {
 			if b := f.Datagram(n); len(b) > 0 {
-				if e := out.Emit(emitCtx, b); e != nil {
+				if e := out.Emit(peers.ctx(src.Addr()), b); e != nil {
 					s.log.Error().Err(e).Int("count", len(b)).Msg("emit failed")
 				}
 			}
