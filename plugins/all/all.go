@@ -23,6 +23,7 @@ import (
 	_ "github.com/metricsrouter/router/plugins/outputs/consistent_hash"
 	_ "github.com/metricsrouter/router/plugins/outputs/console"
 	_ "github.com/metricsrouter/router/plugins/outputs/failover"
+	_ "github.com/metricsrouter/router/plugins/outputs/file"
 	_ "github.com/metricsrouter/router/plugins/outputs/graphite"
 	_ "github.com/metricsrouter/router/plugins/outputs/https_batch"
 	_ "github.com/metricsrouter/router/plugins/outputs/mirror"
