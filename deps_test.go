@@ -7,9 +7,10 @@ import (
 )
 
 // TestDependencyRules: the core (registry, agent, metric, codecs) depends only
-// on the standard library, BurntSushi/toml, zerolog and, for /metrics only
-// (agent/metrics), Prometheus' client_golang; consul/api and golang-jwt are
-// imported only by the plugins that need them.
+// on the standard library, BurntSushi/toml, zerolog, for /metrics only
+// (agent/metrics) Prometheus' client_golang, and for Telegraf's namepass /
+// namedrop globs only (agent/selector) gobwas/glob; consul/api and golang-jwt
+// are imported only by the plugins that need them.
 func TestDependencyRules(t *testing.T) {
 	out, err := exec.Command("go", "list", "-deps", "-f", "{{if not .Standard}}{{.ImportPath}}{{end}}",
 		"./agent", "./registry", "./plugins/metric", "./plugins/codec/...").Output()
@@ -20,7 +21,9 @@ func TestDependencyRules(t *testing.T) {
 		"github.com/mattn/go-colorable", "github.com/mattn/go-isatty", "golang.org/x/sys/",
 		// client_golang and what it brings
 		"github.com/prometheus/", "github.com/beorn7/perks", "github.com/cespare/xxhash/", "github.com/munnerz/goautoneg",
-		"google.golang.org/protobuf/"}
+		"google.golang.org/protobuf/",
+		// namepass / namedrop (the glob library Telegraf uses)
+		"github.com/gobwas/glob"}
 	for _, p := range strings.Fields(string(out)) {
 		ok := false
 		for _, a := range allowed {
@@ -43,6 +46,7 @@ func TestDependencyRules(t *testing.T) {
 		"github.com/hashicorp/consul/api":                {"github.com/metricsrouter/router/plugins/inputs/https_batch/keystore", "github.com/metricsrouter/router/plugins/discovery/consul"},
 		"github.com/golang-jwt/jwt/v5":                   {"github.com/metricsrouter/router/plugins/inputs/http_json"},
 		"github.com/prometheus/client_golang/prometheus": {"github.com/metricsrouter/router/agent/metrics"},
+		"github.com/gobwas/glob":                         {"github.com/metricsrouter/router/agent/selector"},
 	}
 	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
 		f := strings.Fields(line)
