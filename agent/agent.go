@@ -291,6 +291,11 @@ func (a *Agent) shutdown(cfg *config.Config, cancelInputs, cancelRunners context
 	for _, ir := range inputs {
 		a.log.Info().Str("plugin", "inputs."+ir.inst.Name).Str("id", ir.inst.ID).Uint64("received", ir.em.received.Load()).Msg("input summary")
 	}
+	if p := a.pipe.Load(); p != nil && p.chain != nil {
+		ch := p.chain
+		a.log.Info().Int("rules", len(ch.Specs())).Uint64("unmatched", ch.Unmatched.Load()).Uint64("blackholed", ch.Blackholed.Load()).
+			Uint64("validate_dropped", ch.Invalid.Load()).Msg("rules summary: metrics no rule sent anywhere")
+	}
 	refused := a.refusedTotal() - refusedBefore
 	a.log.Info().Dur("elapsed", time.Since(start)).Uint64("left", left).Uint64("refused", refused).Msg("router stopped")
 	if failed == nil {

@@ -29,8 +29,11 @@ Usage:
   router -config FILE.toml          run (also: ROUTER_CONFIG=FILE.toml router)
   router -config FILE.toml -check   load and validate the file, open nothing
   router -list-plugins              the plugins this binary has
-  router -config FILE.toml -route NAME    where NAME would go (one destination per line, primary first)
+  router -config FILE.toml -route NAME    where NAME would go (one destination per line, primary first;
+                                          with [[rules]]: each rule that matched, rewrites, destinations)
   router -config FILE.toml -route - <names  "NAME -> DEST [DEST...]" per name read from stdin
+  router -config FILE.toml -route - -json <lines   one JSON object per name or Graphite line read:
+                                          {"metric","sends":[{"output","dest","name"}],"dropped"}
   router -sample outputs.graphite   print a plugin's documented sample config
   router -version                   version and the modules built in
 

@@ -51,10 +51,13 @@ func (a *Agent) newInputRun(cfg *config.Config, ii *config.Instance) (*inputRun,
 	ir := &inputRun{
 		inst:     ii,
 		in:       v.(registry.Input),
-		em:       &emitter{p: &a.pipe, received: m.Counter("received_total", "Metrics this input emitted into the pipeline.")},
+		em:       &emitter{p: &a.pipe, received: m.Counter("received_total", "Metrics this input emitted into the pipeline."), sel: ii.Sel},
 		log:      a.pluginLog(ii),
 		failures: m.Counter("input_failures_total", "Times this input stopped with an error; it is restarted with backoff."),
 		done:     make(chan struct{}),
+	}
+	if ii.Sel != nil {
+		ir.em.filtered = m.Counter("filtered_total", "Metrics namepass / namedrop kept out of the pipeline.")
 	}
 	return ir, nil
 }

@@ -7,6 +7,7 @@ import (
 
 	"github.com/metricsrouter/router/agent/rules"
 	"github.com/metricsrouter/router/agent/runner"
+	"github.com/metricsrouter/router/agent/selector"
 	"github.com/metricsrouter/router/plugins/metric"
 	"github.com/metricsrouter/router/registry"
 )
@@ -173,11 +174,20 @@ type emitter struct {
 	p        *atomic.Pointer[pipeline]
 	received *atomic.Uint64
 	self     bool // the self-metrics emitter (see pipeline.self)
+	// sel is the input's namepass / namedrop; filtered counts what it kept
+	// out.
+	sel      *selector.Selector
+	filtered *atomic.Uint64
 }
 
 func (e *emitter) Emit(ctx context.Context, b metric.Batch) error {
 	if len(b) == 0 {
 		return nil
+	}
+	if e.sel != nil {
+		if b = selectBatch(e.sel, b, e.filtered); len(b) == 0 {
+			return nil
+		}
 	}
 	e.received.Add(uint64(len(b)))
 	p := acquire(e.p)

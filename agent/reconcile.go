@@ -98,7 +98,11 @@ func (a *Agent) prepare(desired *config.Config) (p *plan, err error) {
 		if err != nil {
 			return nil, err
 		}
-		p.pipe.procs = append(p.pipe.procs, v.(registry.Processor))
+		proc := v.(registry.Processor)
+		if pi.Sel != nil {
+			proc = &selProc{p: proc, sel: pi.Sel}
+		}
+		p.pipe.procs = append(p.pipe.procs, proc)
 	}
 	for _, oi := range desired.Outputs {
 		n, err := a.prepareOutput(p, oi, false)
@@ -143,7 +147,11 @@ func (p *plan) abort(a *Agent) {
 // pushes back.
 func (a *Agent) prepareOutput(p *plan, oi *config.Instance, bestEffort bool) (node, error) {
 	if _, ok := oi.Plugin.(registry.Distributor); ok {
-		return a.prepareDist(p, oi)
+		n, err := a.prepareDist(p, oi)
+		if err != nil {
+			return nil, err
+		}
+		return a.selWrap(oi, n), nil
 	}
 	print := oi.Fingerprint
 	if bestEffort {
@@ -153,7 +161,7 @@ func (a *Agent) prepareOutput(p *plan, oi *config.Instance, bestEffort bool) (no
 	if cur != nil && cur.print == print {
 		p.st.outs[oi.ID] = cur
 		p.kept.outs++
-		return cur.r, nil
+		return a.selWrap(oi, peerWrap(oi, cur.r)), nil
 	}
 	outs, err := a.initOutputs(p.cfg, oi)
 	if err != nil {
@@ -201,7 +209,7 @@ func (a *Agent) prepareOutput(p *plan, oi *config.Instance, bestEffort bool) (no
 	}
 	p.st.outs[oi.ID] = or
 	p.starts = append(p.starts, st)
-	return or.r, nil
+	return a.selWrap(oi, peerWrap(oi, or.r)), nil
 }
 
 // prepareDist prepares a distributor over its targets' nodes; it is kept
@@ -294,6 +302,16 @@ func (a *Agent) commit(p *plan, why string, began time.Time) {
 		}
 	}
 	old := a.pipe.Swap(p.pipe)
+	if old != nil {
+		a.dropRuleSeries(old.chain, p.pipe.chain)
+	}
+	if why == "reload" {
+		for id, o := range p.st.outs {
+			if err := o.r.ReopenFiles(); err != nil {
+				a.log.Error().Err(err).Str("id", id).Msg("files not reopened; writing on to the open ones")
+			}
+		}
+	}
 	a.mu.Lock()
 	prev := a.st
 	a.st, a.cfg = p.st, p.cfg
@@ -338,7 +356,7 @@ func (a *Agent) commit(p *plan, why string, began time.Time) {
 	}
 	a.log.Info().Str("cause", why).Dur("elapsed", time.Since(began)).
 		Int("outputs_kept", p.kept.outs).Int("outputs_started", len(p.starts)-restarted).Int("outputs_restarted", restarted).Int("outputs_removed", len(removed)).
-		Int("inputs_kept", p.kept.inputs).Int("inputs_started", len(p.ins)).Int("inputs_stopped", stopped).
+		Int("inputs_kept", p.kept.inputs).Int("inputs_started", len(p.ins)).Int("inputs_stopped", stopped).Int("rules", len(p.cfg.Rules)).
 		Msg("configuration applied")
 }
 

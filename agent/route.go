@@ -15,6 +15,7 @@ import (
 	"github.com/metricsrouter/router/agent/runner"
 	"github.com/metricsrouter/router/plugins/codec/graphite"
 	"github.com/metricsrouter/router/plugins/metric"
+	"github.com/metricsrouter/router/registry"
 )
 
 // routeMode prints where metrics would go, like carbon-c-relay's test mode,
@@ -70,6 +71,13 @@ func routeMetric(name string) metric.Metric {
 // healthy.
 func routeSpecs(n node, m *metric.Metric) []string {
 	switch n := n.(type) {
+	case *peerNode:
+		return routeSpecs(n.node, m)
+	case *selNode:
+		if !n.sel.Pass(m.Name()) {
+			return nil
+		}
+		return routeSpecs(n.node, m)
 	case *runner.Runner:
 		if n.Spec != "" {
 			return []string{n.Spec}
@@ -144,7 +152,15 @@ func routeRules(a *Agent, name string, asJSON bool, in io.Reader, w *bufio.Write
 			}
 		}
 		for _, t := range targets {
+			if sn, ok := t.n.(*selNode); ok && !sn.sel.Pass(t.m.Name()) {
+				continue // the output's namepass / namedrop keep it out
+			}
 			dests := routeSpecs(t.n, &t.m)
+			if oi := a.file.Output(t.id); oi != nil {
+				if dl, ok := oi.Plugin.(registry.DestinationLister); ok {
+					dests = dl.Destinations() // a file output with several files
+				}
+			}
 			if len(dests) == 0 {
 				dests = []string{""}
 			}

@@ -1,11 +1,15 @@
 package agent
 
 import (
+	"context"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/metricsrouter/router/agent/config"
+	"github.com/metricsrouter/router/agent/rules"
+	"github.com/metricsrouter/router/plugins/metric"
+	"github.com/metricsrouter/router/registry"
 )
 
 // wireRules gives a new pipeline its rule chain and the nodes the chain and
@@ -72,4 +76,54 @@ func (a *Agent) logInvalid(rule string, line []byte) {
 	if show {
 		a.log.Warn().Str("rule", rule).Bytes("metric", line).Msg("dropping metric due to validation error")
 	}
+}
+
+// dropRuleSeries removes the counters of rules the new chain no longer has,
+// as removed outputs lose theirs.
+func (a *Agent) dropRuleSeries(old, cur *rules.Chain) {
+	if old == nil || old == cur {
+		return
+	}
+	keep := map[string]bool{}
+	if cur != nil {
+		for i, s := range cur.Specs() {
+			keep[s.Label(i)] = true
+		}
+	}
+	for i, s := range old.Specs() {
+		if l := s.Label(i); !keep[l] {
+			a.metrics.Remove("rule", l)
+		}
+	}
+}
+
+// peerNode is an output whose plugin wants each line prefixed with the
+// sender's address (registry.PeerPrefixer: outputs.file with ip = true).
+type peerNode struct{ node }
+
+// peerWrap wraps n when oi asks for the sender's address.
+func peerWrap(oi *config.Instance, n node) node {
+	if pp, ok := oi.Plugin.(registry.PeerPrefixer); ok && pp.PrefixPeer() {
+		return &peerNode{n}
+	}
+	return n
+}
+
+// Enqueue queues a copy of b whose lines are "<peer> <line>", rendered into
+// one arena: the batch b is shared with other outputs and is not changed.
+func (n *peerNode) Enqueue(ctx context.Context, b metric.Batch) error {
+	peer := registry.PeerFrom(ctx)
+	prefix := make([]byte, 0, len(peer)+1)
+	prefix = append(append(prefix, peer...), ' ')
+	size := 0
+	for i := range b {
+		size += len(prefix) + len(b[i].Line()) + len(b[i].Tags()) + len(b[i].Ext()) + len(b[i].RateToken()) + 8
+	}
+	arena := make([]byte, 0, size)
+	c := make(metric.Batch, len(b))
+	copy(c, b)
+	for i := range c {
+		arena = c[i].PrefixPath(arena, prefix)
+	}
+	return n.node.Enqueue(ctx, c)
 }

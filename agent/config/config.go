@@ -18,6 +18,7 @@ import (
 	"github.com/BurntSushi/toml"
 
 	"github.com/metricsrouter/router/agent/rules"
+	"github.com/metricsrouter/router/agent/selector"
 	"github.com/metricsrouter/router/registry"
 )
 
@@ -68,21 +69,32 @@ type Agent struct {
 type InputCommon struct {
 	ID       string `toml:"id"`
 	LogLevel string `toml:"log_level"`
+	// Telegraf's metric selectors: glob lists on the metric name.
+	NamePass          []string `toml:"namepass"`
+	NameDrop          []string `toml:"namedrop"`
+	NamePassSeparator string   `toml:"namepass_separator"`
+	NameDropSeparator string   `toml:"namedrop_separator"`
 }
 
 // OutputCommon holds the keys every [[outputs.X]] table may have. They belong
 // to the agent (the runner), not to the plugin.
 type OutputCommon struct {
-	ID            string            `toml:"id"`
-	LogLevel      string            `toml:"log_level"`
-	BatchSize     int               `toml:"batch_size"`
-	BufferLimit   int               `toml:"buffer_limit"`
-	FlushInterval registry.Duration `toml:"flush_interval"`
-	FlushIdle     registry.Duration `toml:"flush_idle"`
-	Overflow      string            `toml:"overflow"`
-	RetryInitial  registry.Duration `toml:"retry_initial"`
-	RetryMax      registry.Duration `toml:"retry_max"`
-	WriteTimeout  registry.Duration `toml:"write_timeout"`
+	ID       string `toml:"id"`
+	LogLevel string `toml:"log_level"`
+	// Telegraf's metric selectors: the output gets only the metrics whose
+	// name passes them.
+	NamePass          []string          `toml:"namepass"`
+	NameDrop          []string          `toml:"namedrop"`
+	NamePassSeparator string            `toml:"namepass_separator"`
+	NameDropSeparator string            `toml:"namedrop_separator"`
+	BatchSize         int               `toml:"batch_size"`
+	BufferLimit       int               `toml:"buffer_limit"`
+	FlushInterval     registry.Duration `toml:"flush_interval"`
+	FlushIdle         registry.Duration `toml:"flush_idle"`
+	Overflow          string            `toml:"overflow"`
+	RetryInitial      registry.Duration `toml:"retry_initial"`
+	RetryMax          registry.Duration `toml:"retry_max"`
+	WriteTimeout      registry.Duration `toml:"write_timeout"`
 	// Workers is the number of concurrent writers, each with its own copy
 	// of the output (connection), sharing one queue.
 	Workers int `toml:"workers"`
@@ -118,9 +130,9 @@ const (
 func CommonKeys(kind registry.Kind) []string { return slices.Clone(commonKeys[kind]) }
 
 var commonKeys = map[registry.Kind][]string{
-	registry.Inputs:     {"id", "log_level"},
-	registry.Processors: {"id", "log_level"},
-	registry.Outputs: {"id", "log_level", "batch_size", "buffer_limit", "flush_interval", "flush_idle", "overflow",
+	registry.Inputs:     {"id", "log_level", "namepass", "namedrop", "namepass_separator", "namedrop_separator"},
+	registry.Processors: {"id", "log_level", "namepass", "namedrop", "namepass_separator", "namedrop_separator"},
+	registry.Outputs: {"id", "log_level", "namepass", "namedrop", "namepass_separator", "namedrop_separator", "batch_size", "buffer_limit", "flush_interval", "flush_idle", "overflow",
 		"retry_initial", "retry_max", "write_timeout", "workers", "spool_dir", "spool_max_bytes", "spool_fsync",
 		"spool_replay_rate", "instance", "to"},
 }
@@ -141,6 +153,16 @@ type Config struct {
 	Warnings []string
 }
 
+// Output returns the top-level output with id, or nil.
+func (c *Config) Output(id string) *Instance {
+	for _, o := range c.Outputs {
+		if o.ID == id {
+			return o
+		}
+	}
+	return nil
+}
+
 // Instance is one plugin table, decoded.
 type Instance struct {
 	Kind    registry.Kind
@@ -153,7 +175,10 @@ type Instance struct {
 	Out     OutputCommon
 	Targets []*Instance // distributor targets
 	Target  registry.Target
-	outRaw  OutputCommon // output keys as written, before defaults (targets inherit them)
+	// Sel is the compiled namepass / namedrop of the table (nil: every
+	// metric).
+	Sel    *selector.Selector
+	outRaw OutputCommon // output keys as written, before defaults (targets inherit them)
 	// Fingerprint identifies the instance's configuration: a reload keeps
 	// a running instance whose fingerprint did not change.
 	Fingerprint string
@@ -407,6 +432,8 @@ func (l *loader) decodeInstance(kind registry.Kind, name string, prim toml.Primi
 		if parent != nil {
 			in.Out = parent.outRaw // what the parent set, not its defaults
 			in.Out.ID, in.Out.Instance, in.Out.To = "", "", nil
+			// the distributor filters; its targets select on their own keys
+			in.Out.NamePass, in.Out.NameDrop = nil, nil
 		}
 		if err := l.md.PrimitiveDecode(prim, &in.Out); err != nil {
 			return nil, l.wrapDecode(in.Table, err)
@@ -426,6 +453,16 @@ func (l *loader) decodeInstance(kind registry.Kind, name string, prim toml.Primi
 	}
 	if err := l.md.PrimitiveDecode(prim, in.Plugin); err != nil {
 		return nil, l.wrapDecode(in.Table, err)
+	}
+	sel := selector.CompileEach
+	var err error
+	if kind == registry.Outputs {
+		in.Sel, err = sel(in.Out.NamePass, in.Out.NamePassSeparator, in.Out.NameDrop, in.Out.NameDropSeparator)
+	} else {
+		in.Sel, err = sel(in.In.NamePass, in.In.NamePassSeparator, in.In.NameDrop, in.In.NameDropSeparator)
+	}
+	if err != nil {
+		return nil, &Error{File: l.file, Line: in.Line, Table: in.Table, Msg: err.Error()}
 	}
 	md := l.md
 	in.fresh = func() (any, error) {
@@ -672,6 +709,7 @@ func (l *loader) shorthandTarget(parent *Instance, proto, dest string) (*Instanc
 	t := &Instance{Kind: registry.Outputs, Name: proto, Plugin: p.New(), Registered: p, Line: parent.Line, Table: parent.Table + " destination " + dest}
 	t.Out = parent.outRaw
 	t.Out.ID, t.Out.To, t.Out.Instance = parent.ID+"/"+dest, nil, inst
+	t.Out.NamePass, t.Out.NameDrop = nil, nil
 	t.ID = t.Out.ID
 	text := fmt.Sprintf("address = %q\n", addr)
 	t.fresh = func() (any, error) {

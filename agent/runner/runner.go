@@ -240,6 +240,26 @@ func (r *Runner) Reopen() bool {
 	return true
 }
 
+// ReopenFiles has the current writers that write to files reopen them
+// (registry.Reopener): SIGHUP after logrotate moved the files away.
+func (r *Runner) ReopenFiles() error {
+	r.mu.Lock()
+	c := r.crew
+	r.mu.Unlock()
+	if c == nil {
+		return nil
+	}
+	var errs []error
+	for _, o := range c.outs {
+		if ro, ok := o.(registry.Reopener); ok {
+			if err := ro.Reopen(); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
 // drained decides, under r.mu (so that Reopen cannot slip in between),
 // that a writer of c ends because the runner is closing and its buffer
 // is empty.
