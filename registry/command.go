@@ -15,6 +15,9 @@ type Command struct {
 	Name    string
 	Summary string // one line for `router -h`
 	Run     func(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int
+
+	// converters are the formats of the "convert" command (AddConverter).
+	converters map[string]Converter
 }
 
 // AddCommand registers a subcommand; it panics on a bad or duplicate name.
@@ -49,3 +52,96 @@ func (r *Registry) Commands() []Command {
 
 // AddCommand registers a subcommand with Default; call it only from init().
 func AddCommand(c Command) { Default.AddCommand(c) }
+
+// Converter turns another program's configuration into router TOML:
+// `router convert NAME args...` runs Run with the arguments after NAME.
+type Converter struct {
+	Name    string
+	Summary string // one line for `router convert -h`, e.g. "[-ms] FILE.json"
+	Run     func(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int
+}
+
+// convertCommand is the name of the command that dispatches to converters.
+const convertCommand = "convert"
+
+// AddConverter registers a configuration format of `router convert`; the
+// first one registers the convert command itself. It panics on a bad or
+// duplicate name or a nil run.
+func (r *Registry) AddConverter(name, summary string, run func(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int) {
+	if !validName(strings.ReplaceAll(name, "-", "_")) || run == nil {
+		panic(fmt.Sprintf("registry: bad converter %q", name))
+	}
+	c, ok := r.commands[convertCommand]
+	if !ok {
+		r.AddCommand(Command{Name: convertCommand, Run: r.runConvert, converters: map[string]Converter{}})
+		c = r.commands[convertCommand]
+	}
+	if c.converters == nil {
+		panic("registry: command convert was registered without AddConverter")
+	}
+	if _, dup := c.converters[name]; dup {
+		panic(fmt.Sprintf("registry: converter %q registered twice", name))
+	}
+	c.converters[name] = Converter{Name: name, Summary: summary, Run: run}
+	names := make([]string, 0, len(c.converters))
+	for _, cv := range r.Converters() {
+		names = append(names, cv.Name)
+	}
+	c.Summary = "convert " + strings.Join(names, "|") + " FILE: print the equivalent router TOML"
+	r.commands[convertCommand] = c
+}
+
+// Converters returns the formats of `router convert`, sorted by name.
+func (r *Registry) Converters() []Converter {
+	c := r.commands[convertCommand]
+	out := make([]Converter, 0, len(c.converters))
+	for _, cv := range c.converters {
+		out = append(out, cv)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// AddConverter registers a format of `router convert` with Default; call it
+// only from init().
+func AddConverter(name, summary string, run func(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int) {
+	Default.AddConverter(name, summary, run)
+}
+
+// convertUsage lists the formats.
+func (r *Registry) convertUsage(w io.Writer) {
+	fmt.Fprintln(w, "usage: router convert FORMAT [options] FILE")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "Prints the router configuration (TOML) equivalent to another program's")
+	fmt.Fprintln(w, "configuration file. Formats:")
+	fmt.Fprintln(w)
+	for _, cv := range r.Converters() {
+		fmt.Fprintf(w, "  router convert %s %s\n", cv.Name, cv.Summary)
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "router convert FORMAT -h describes one.")
+}
+
+// runConvert dispatches `router convert FORMAT args...` on FORMAT.
+func (r *Registry) runConvert(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		r.convertUsage(stderr)
+		return 2
+	}
+	switch args[0] {
+	case "-h", "-help", "--help", "help":
+		r.convertUsage(stdout)
+		return 0
+	}
+	cv, ok := r.commands[convertCommand].converters[args[0]]
+	if !ok {
+		r.convertUsage(stderr)
+		names := make([]string, 0)
+		for _, c := range r.Converters() {
+			names = append(names, c.Name)
+		}
+		fmt.Fprintf(stderr, "\nrouter convert: unknown format %q (this binary converts: %s)\n", args[0], strings.Join(names, ", "))
+		return 2
+	}
+	return cv.Run(ctx, args[1:], stdin, stdout, stderr)
+}

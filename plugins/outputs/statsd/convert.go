@@ -18,11 +18,7 @@ import (
 )
 
 func init() {
-	registry.AddCommand(registry.Command{
-		Name:    "convert",
-		Summary: "convert go-statsd-proxy [-ms] FILE.json: print the equivalent router TOML",
-		Run:     runConvert,
-	})
+	registry.AddConverter("go-statsd-proxy", "[-ms] FILE.json", runConvert)
 }
 
 const convertUsage = `usage: router convert go-statsd-proxy [-ms] FILE.json   ("-" reads standard input)
@@ -56,23 +52,14 @@ type gspNode struct {
 	ManagementPort int    `json:"managementport"`
 }
 
+// runConvert is `router convert go-statsd-proxy args...` (args after the
+// format name).
 func runConvert(_ context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	if len(args) == 0 || args[0] != "go-statsd-proxy" {
-		if len(args) > 0 && (args[0] == "-h" || args[0] == "-help" || args[0] == "--help") {
-			fmt.Fprint(stdout, convertUsage)
-			return 0
-		}
-		fmt.Fprint(stderr, convertUsage)
-		if len(args) > 0 {
-			fmt.Fprintf(stderr, "\nrouter convert: unknown dialect %q (this binary converts: go-statsd-proxy)\n", args[0])
-		}
-		return 2
-	}
 	fs := flag.NewFlagSet("router convert go-statsd-proxy", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() { fmt.Fprint(stderr, convertUsage) }
 	ms := fs.Bool("ms", false, "read checkInterval in milliseconds (Etsy proxy.js) instead of seconds (go-statsd-proxy)")
-	if err := fs.Parse(args[1:]); err != nil {
+	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
 		}
