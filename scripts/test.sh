@@ -27,5 +27,9 @@ if ! command -v chromium >/dev/null 2>&1; then
 	fi
 fi
 
+echo "== carbon-c-relay (the oracle of the rule chain's differential tests, and its issues/*.conf)"
+CRELAY_SRC="$(./scripts/install-crelay.sh)"
+export CRELAY_SRC
+
 echo "== go test -race"
 go test -race -count=1 -timeout 20m ./...

@@ -1,90 +1,18 @@
 package rules
 
 import (
-	"bufio"
 	"fmt"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 
+	"github.com/metricsrouter/router/internal/crelaytest"
 	"github.com/metricsrouter/router/plugins/codec/graphite"
 	"github.com/metricsrouter/router/plugins/metric"
 )
-
-// crelayBin returns carbon-c-relay (Debian's package, installed by
-// scripts/test.sh), or skips.
-func crelayBin(t *testing.T) string {
-	t.Helper()
-	p, err := exec.LookPath("carbon-c-relay")
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal("carbon-c-relay is not installed (scripts/test.sh installs it)")
-		}
-		t.Skip("carbon-c-relay is not installed (apt-get install carbon-c-relay)")
-	}
-	return p
-}
-
-// crelaySends runs `carbon-c-relay -t -f conf` on lines and returns, per
-// line, the sorted (cluster, name) pairs its trace shows and whether it was
-// blackholed by a rule.
-func crelaySends(t *testing.T, bin, conf string, lines []string) [][]string {
-	t.Helper()
-	cmd := exec.Command(bin, "-t", "-f", conf)
-	cmd.Stdin = strings.NewReader(strings.Join(lines, "\n") + "\n")
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("carbon-c-relay -t: %v\n%s", err, out)
-	}
-	text := string(out)
-	// the trace follows the printed configuration, after its last ";" line
-	i := strings.LastIndex(text, "\n    ;\n")
-	if i < 0 {
-		t.Fatalf("no configuration echo in:\n%s", text)
-	}
-	sc := bufio.NewScanner(strings.NewReader(text[i+len("\n    ;\n"):]))
-	var res [][]string
-	var cur []string
-	name, cluster := "", ""
-	started := false
-	flush := func() {
-		if started {
-			slices.Sort(cur)
-			res = append(res, cur)
-		}
-		cur, started = nil, false
-	}
-	for sc.Scan() {
-		l := sc.Text()
-		switch {
-		case l == "":
-		case strings.HasPrefix(l, "nothing matched "):
-			flush()
-			res = append(res, nil)
-		case l == "match" || l == "rewrite":
-			// a new block; a new metric starts when the block's name differs
-			// from the tracked one after a rewrite-less stop. Metrics are
-			// separated by the line-count check below instead.
-			started = true
-			cluster = ""
-		case strings.HasPrefix(l, "        ") && cluster != "":
-			cur = append(cur, cluster+" "+name)
-		case strings.HasPrefix(l, "    ") && strings.Contains(l, " -> ") && !strings.HasPrefix(l, "        "):
-			name = l[strings.LastIndex(l, " -> ")+4:]
-			cluster = ""
-		case strings.HasPrefix(l, "    forward(") || strings.HasPrefix(l, "    carbon_ch(") || strings.HasPrefix(l, "    any_of("):
-			cluster = l[strings.IndexByte(l, '(')+1 : len(l)-1]
-		case strings.HasPrefix(l, "    stop"), strings.HasPrefix(l, "    blackholed"), strings.HasPrefix(l, "    validate"):
-			cluster = ""
-		}
-	}
-	flush()
-	return res
-}
 
 // TestAgainstCarbonCRelay compares the chain with carbon-c-relay's test mode
 // on random rule sets (rewrites with every back-reference form, fast-path
@@ -92,7 +20,7 @@ func crelaySends(t *testing.T, bin, conf string, lines []string) [][]string {
 // line must reach the same clusters under the same names. Each line is run
 // through its own carbon-c-relay -t so that traces cannot be misattributed.
 func TestAgainstCarbonCRelay(t *testing.T) {
-	bin := crelayBin(t)
+	bin := crelaytest.Bin(t)
 	dir := t.TempDir()
 	rng := rand.New(rand.NewPCG(18, 3))
 	configs, perConfig := 40, 60
@@ -114,10 +42,10 @@ func TestAgainstCarbonCRelay(t *testing.T) {
 		for i := range lines {
 			lines[i] = randomName(rng) + " " + randomValue(rng) + " 1700000000"
 		}
-		// one -t run per config; lines are told apart by running each
-		// line alone (c-relay's trace has no per-line delimiter)
+		// one -t run per line: carbon-c-relay's trace has no delimiter
+		// between lines; each cluster oN has one member
 		for _, line := range lines {
-			want := crelaySends(t, bin, conf, []string{line})
+			want := crelaytest.Pairs(crelaytest.Trace(t, bin, conf, dir, line), func(s crelaytest.Send) string { return s.Cluster })
 			var m metric.Metric
 			if err := graphite.Parse([]byte(line), &m); err != nil {
 				t.Fatalf("%q: %v", line, err)
@@ -128,12 +56,11 @@ func TestAgainstCarbonCRelay(t *testing.T) {
 				got = append(got, s.Output+" "+s.Name)
 			}
 			slices.Sort(got)
-			var w []string
-			if len(want) > 0 {
-				w = want[0]
+			if got == nil {
+				got = []string{}
 			}
-			if !slices.Equal(got, w) {
-				t.Fatalf("config %d, line %q:\nrouter:        %q\ncarbon-c-relay: %q\nconfig:\n%s\nrouter trace:\n%s", c, line, got, w, crelayConf(specs), tr)
+			if !slices.Equal(got, want) {
+				t.Fatalf("config %d, line %q:\nrouter:        %q\ncarbon-c-relay: %q\nconfig:\n%s\nrouter trace:\n%s", c, line, got, want, crelayConf(specs), tr)
 			}
 			total++
 		}

@@ -1,20 +1,19 @@
 package rules
 
-// expand appends to dst the rewrite of name: the part before the match, the
-// replacement with its back references filled in, the part after the match.
-// loc holds n match positions (see pattern.match).
+// WalkReplacement reads a replacement (a rewrite's into) in carbon-c-relay's
+// language and calls lit for every byte it copies and ref for every group
+// reference, in order.
 //
-// The replacement language is carbon-c-relay's: \N (N = 1..9, or more digits
-// read as one number) inserts group N, \g{N} or \gN likewise (so that digits
-// may follow: \g{1}00); directly after the backslash '_' lower-cases the
-// group, '^' upper-cases it, and '.' (alone or after '_' / '^') turns its dots
-// into underscores. A back reference to a group that does not exist or did
-// not take part inserts nothing; a backslash before anything else is
-// dropped. The quirks are c-relay's, on purpose: a case flag carries over to
-// a reference that follows directly (\_1\2 lower-cases both), and "\\"
-// produces nothing.
-func expand(dst, name []byte, repl string, loc []int, n int) []byte {
-	dst = append(dst, name[:loc[0]]...)
+// The language: \N (N = 1..9, or more digits read as one number) is group N;
+// with gRefs (carbon-c-relay 3.8 and the router), \g{N} or \gN likewise, so
+// that digits may follow (\g{1}00); directly after the backslash '_'
+// lower-cases the group, '^' upper-cases it, and '.' (alone or after '_' /
+// '^') turns its dots into underscores. A backslash before anything else is
+// dropped. The quirks are carbon-c-relay's, on purpose: a case flag carries
+// over to a reference that follows directly (\_1\2 lower-cases both), and
+// "\\" produces nothing. Without gRefs (carbon-c-relay 3.7) a "g" after a
+// backslash is copied as "g"; sawG reports one.
+func WalkReplacement(repl string, gRefs bool, lit func(c byte), ref func(n int, lower, upper, dots bool)) (sawG bool) {
 	const (
 		retain = iota
 		lower
@@ -22,27 +21,11 @@ func expand(dst, name []byte, repl string, loc []int, n int) []byte {
 	)
 	var (
 		escape = 0 // 0 none, 1 after '\', 2 reading digits
-		ref    = 0
+		n      = 0
 		rcase  = retain
 		dots   = false
 		gmatch = 0 // 1 after \g, 2 after \g{
 	)
-	insert := func() {
-		if ref <= 0 || 2*ref+1 >= n || loc[2*ref] < 0 {
-			return
-		}
-		for _, c := range name[loc[2*ref]:loc[2*ref+1]] {
-			switch {
-			case dots && c == '.':
-				c = '_'
-			case rcase == lower && c >= 'A' && c <= 'Z':
-				c += 'a' - 'A'
-			case rcase == upper && c >= 'a' && c <= 'z':
-				c -= 'a' - 'A'
-			}
-			dst = append(dst, c)
-		}
-	}
 	for i := 0; i <= len(repl); i++ {
 		c := byte(0) // the terminator, as in C: it ends a pending reference
 		if i < len(repl) {
@@ -61,25 +44,55 @@ func expand(dst, name []byte, repl string, loc []int, n int) []byte {
 			dots = true
 		case escape != 0 && c >= '0' && c <= '9':
 			escape = 2
-			ref = ref*10 + int(c-'0')
-		case escape != 0 && ref == 0 && c == 'g':
+			n = n*10 + int(c-'0')
+		case gRefs && escape != 0 && n == 0 && c == 'g':
 			gmatch = 1
-		case escape != 0 && ref == 0 && gmatch == 1 && c == '{':
+		case gRefs && escape != 0 && n == 0 && gmatch == 1 && c == '{':
 			gmatch = 2
 		default:
 			if escape != 0 {
-				insert()
-				ref = 0
+				if n > 0 {
+					ref(n, rcase == lower, rcase == upper, dots)
+				} else if c == 'g' {
+					sawG = true
+				}
+				n = 0
 			}
 			if gmatch == 2 && c == '}' {
 				escape, rcase, dots, gmatch = 0, retain, false, 0
 			} else if c != '\\' {
 				escape, rcase, dots, gmatch = 0, retain, false, 0
 				if i < len(repl) {
-					dst = append(dst, c)
+					lit(c)
 				}
 			}
 		}
 	}
+	return sawG
+}
+
+// expand appends to dst the rewrite of name: the part before the match, the
+// replacement with its back references filled in (WalkReplacement, \g
+// included), the part after the match. loc holds n match positions (see
+// pattern.match); a reference to a group that does not exist or did not
+// take part inserts nothing.
+func expand(dst, name []byte, repl string, loc []int, n int) []byte {
+	dst = append(dst, name[:loc[0]]...)
+	WalkReplacement(repl, true, func(c byte) { dst = append(dst, c) }, func(ref int, lower, upper, dots bool) {
+		if 2*ref+1 >= n || loc[2*ref] < 0 {
+			return
+		}
+		for _, c := range name[loc[2*ref]:loc[2*ref+1]] {
+			switch {
+			case dots && c == '.':
+				c = '_'
+			case lower && c >= 'A' && c <= 'Z':
+				c += 'a' - 'A'
+			case upper && c >= 'a' && c <= 'z':
+				c -= 'a' - 'A'
+			}
+			dst = append(dst, c)
+		}
+	})
 	return append(dst, name[loc[1]:]...)
 }
