@@ -131,7 +131,7 @@ func (c *ConsistentHash) Route(m *metric.Metric, up []bool, dst []int) []int {
 	}
 	// count a metric whose primary moved off its own (down) node; the
 	// lookup borrows dst's spare capacity so that nothing escapes
-	if p := c.ring.Lookup(key, 1, nil, dst[len(dst):len(dst)]); len(p) == 1 && dst[n] != p[0] {
+	if p := c.ring.Lookup(key, 1, nil, dst[len(dst):]); len(p) == 1 && dst[n] != p[0] {
 		c.rehashed.Add(1)
 	}
 	return dst

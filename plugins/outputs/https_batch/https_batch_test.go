@@ -58,9 +58,7 @@ func (g *originalGateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		b, _ := io.ReadAll(zr)
-		for _, l := range strings.Split(strings.TrimSuffix(string(b), "\n"), "\n") {
-			g.lines = append(g.lines, l)
-		}
+		g.lines = append(g.lines, strings.Split(strings.TrimSuffix(string(b), "\n"), "\n")...)
 		io.WriteString(w, "Batch Received\n")
 	}
 }
