@@ -2,6 +2,8 @@ package registry
 
 import (
 	"context"
+	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"sort"
@@ -59,6 +61,23 @@ type Converter struct {
 	Name    string
 	Summary string // one line for `router convert -h`, e.g. "[-ms] FILE.json"
 	Run     func(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int
+}
+
+// ParseConverterArgs parses a converter's flags and requires one FILE
+// argument. When ok is false the converter returns code: 0 after -h, 2 on a
+// usage error (reported on the flag set's output).
+func ParseConverterArgs(fs *flag.FlagSet, args []string) (code int, ok bool) {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0, false
+		}
+		return 2, false
+	}
+	if fs.NArg() != 1 {
+		fs.Usage()
+		return 2, false
+	}
+	return 0, true
 }
 
 // convertCommand is the name of the command that dispatches to converters.

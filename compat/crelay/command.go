@@ -21,7 +21,6 @@ package crelay
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -75,15 +74,8 @@ func Run(reg *registry.Registry, args []string, stdout, stderr io.Writer) int {
 	maxInput := fs.Int("M", 0, "")
 	submission := fs.Bool("s", false, "")
 	dir := fs.String("dir", "", "")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
-	}
-	if fs.NArg() != 1 {
-		fs.Usage()
-		return 2
+	if code, ok := registry.ParseConverterArgs(fs, args); !ok {
+		return code
 	}
 	if *port < 0 || *port > 65535 {
 		fmt.Fprintf(stderr, "router convert carbon-c-relay: -p %d: want a port\n", *port)

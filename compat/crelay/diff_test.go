@@ -117,11 +117,12 @@ func TestDifferentialCases(t *testing.T) {
 
 func differentialCases(dir string) []string {
 	f := filepath.Join(dir, "out.log")
+	const ca = "cluster a forward 127.0.0.1;\n"
 	return []string{
 		"",
 		"# only a comment\n",
 		"# a comment without newline",
-		"cluster a forward 127.0.0.1;\nmatch * send to a;\n",
+		ca + "match * send to a;\n",
 		"cluster a forward 127.0.0.1 match foo send to a;\n",
 		"clustera forward 127.0.0.1;\n",
 		"cluster a forward127.0.0.1:2004;\n",
@@ -165,66 +166,66 @@ func differentialCases(dir string) []string {
 		"cluster \"\" forward 127.0.0.1;\n",
 		"cluster a\\ b forward 127.0.0.1; match * send to a\\ b;\n",
 		"cluster \"a;b\" forward 127.0.0.1; match * send to \"a;b\";\n",
-		"cluster a forward 127.0.0.1;\nmatch ^a\\.b \\.c$ ^d$ e_f validate ^[0-9.]+\\ [0-9]+$ else log send to a stop;\n",
-		"cluster a forward 127.0.0.1;\nmatch \"*\" foo send to a;\n",
-		"cluster a forward 127.0.0.1;\nmatch * foo send to a;\n",
-		"cluster a forward 127.0.0.1;\nmatch *foo send to a;\n",
-		"cluster a forward 127.0.0.1;\nmatch foo send to blackhole a;\n",
-		"cluster a forward 127.0.0.1;\nmatch foo send to \"blackhole\" a;\n",
-		"cluster a forward 127.0.0.1;\nmatch foo send to a \"blackhole\" stop;\n",
-		"cluster a forward 127.0.0.1;\nmatch foo send to b;\n",
-		"cluster a forward 127.0.0.1;\nmatch foo validate x else drop;\nmatch bar validate y else log stop;\n",
-		"cluster a forward 127.0.0.1;\nmatch foo;\n",
-		"cluster a forward 127.0.0.1;\nmatch foo stop;\n",
-		"cluster a forward 127.0.0.1;\nmatch foo route using bar send to a;\n",
-		"cluster a forward 127.0.0.1;\nmatch foo send to a route using bar;\n",
-		"cluster a forward 127.0.0.1;\nmatch a( send to a;\n",
-		"cluster a forward 127.0.0.1;\nmatch a) send to a;\n",
-		"cluster a forward 127.0.0.1;\nmatch (a)\\1 send to a;\n",
-		"cluster a forward 127.0.0.1;\nmatch (a\\1) send to a;\n",
-		"cluster a forward 127.0.0.1;\nmatch a** send to a;\n",
-		"cluster a forward 127.0.0.1;\nmatch ^* send to a;\n",
-		"cluster a forward 127.0.0.1;\nmatch a{2}{3} a{,3} a{1 send to a;\n",
-		"cluster a forward 127.0.0.1;\nmatch a{3,2} send to a;\n",
-		"cluster a forward 127.0.0.1;\nmatch a{32768} send to a;\n",
-		"cluster a forward 127.0.0.1;\nmatch [[:alpha:][:foo:]] send to a;\n",
-		"cluster a forward 127.0.0.1;\nmatch [z-a] send to a;\n",
-		"cluster a forward 127.0.0.1;\nmatch [a-z-0] send to a;\n",
-		"cluster a forward 127.0.0.1;\nmatch []a] [^]a] [a-] [[.-.]] [[=a=]] [[.ab.]] send to a;\n",
-		"cluster a forward 127.0.0.1;\nmatch \\w+\\s\\b\\<x\\>\\d send to a;\n",
-		"cluster a forward 127.0.0.1;\nmatch foo\\ send to a;\n",
-		"cluster a forward 127.0.0.1;\nmatch \"foo\\\\\" send to a;\n",
-		"cluster a forward 127.0.0.1;\nmatch a| |b (|a) () send to a;\n",
-		"cluster a forward 127.0.0.1;\nmatch " + strings.Repeat("(a)", 64) + " send to a;\n",
-		"cluster a forward 127.0.0.1;\nmatch " + strings.Repeat("(a)", 63) + " send to a;\n",
-		"cluster a forward 127.0.0.1;\nmatch \"a b\" \"#x\" \"c\\\"d\" send to a;\n",
-		"cluster a forward 127.0.0.1;\nmatch \"#\" send to a;\n\" x;\n",
-		"cluster a forward 127.0.0.1;\nmatch \"a\n\nb\" send to a;\n",
-		"cluster a forward 127.0.0.1;\nmatch \"a\nb\" send to a;\n",
-		"cluster a forward 127.0.0.1;\nmatch \"\" send to a;\n",
-		"cluster a forward 127.0.0.1;\nmatch \"" + strings.Repeat("x", 1023) + "\" send to a;\n",
-		"cluster a forward 127.0.0.1;\nmatch \"" + strings.Repeat("x", 1024) + "\" send to a;\n",
-		"cluster a forward 127.0.0.1;\nmatch \"unterminated send to a;\n",
-		"cluster a forward 127.0.0.1;\nmatch foo send to a;\x00garbage\n",
+		ca + "match ^a\\.b \\.c$ ^d$ e_f validate ^[0-9.]+\\ [0-9]+$ else log send to a stop;\n",
+		ca + "match \"*\" foo send to a;\n",
+		ca + "match * foo send to a;\n",
+		ca + "match *foo send to a;\n",
+		ca + "match foo send to blackhole a;\n",
+		ca + "match foo send to \"blackhole\" a;\n",
+		ca + "match foo send to a \"blackhole\" stop;\n",
+		ca + "match foo send to b;\n",
+		ca + "match foo validate x else drop;\nmatch bar validate y else log stop;\n",
+		ca + "match foo;\n",
+		ca + "match foo stop;\n",
+		ca + "match foo route using bar send to a;\n",
+		ca + "match foo send to a route using bar;\n",
+		ca + "match a( send to a;\n",
+		ca + "match a) send to a;\n",
+		ca + "match (a)\\1 send to a;\n",
+		ca + "match (a\\1) send to a;\n",
+		ca + "match a** send to a;\n",
+		ca + "match ^* send to a;\n",
+		ca + "match a{2}{3} a{,3} a{1 send to a;\n",
+		ca + "match a{3,2} send to a;\n",
+		ca + "match a{32768} send to a;\n",
+		ca + "match [[:alpha:][:foo:]] send to a;\n",
+		ca + "match [z-a] send to a;\n",
+		ca + "match [a-z-0] send to a;\n",
+		ca + "match []a] [^]a] [a-] [[.-.]] [[=a=]] [[.ab.]] send to a;\n",
+		ca + "match \\w+\\s\\b\\<x\\>\\d send to a;\n",
+		ca + "match foo\\ send to a;\n",
+		ca + "match \"foo\\\\\" send to a;\n",
+		ca + "match a| |b (|a) () send to a;\n",
+		ca + "match " + strings.Repeat("(a)", 64) + " send to a;\n",
+		ca + "match " + strings.Repeat("(a)", 63) + " send to a;\n",
+		ca + "match \"a b\" \"#x\" \"c\\\"d\" send to a;\n",
+		ca + "match \"#\" send to a;\n\" x;\n",
+		ca + "match \"a\n\nb\" send to a;\n",
+		ca + "match \"a\nb\" send to a;\n",
+		ca + "match \"\" send to a;\n",
+		ca + "match \"" + strings.Repeat("x", 1023) + "\" send to a;\n",
+		ca + "match \"" + strings.Repeat("x", 1024) + "\" send to a;\n",
+		ca + "match \"unterminated send to a;\n",
+		ca + "match foo send to a;\x00garbage\n",
 		"rewrite ^a\\.(.*) into b.\\1;\nrewrite x into \"y z\";\nrewrite \"*\" into y;\n",
 		"rewrite a( into b;\n",
 		"rewrite send into b;\n",
 		"rewrite env\\.app\\.POS.\\.yadda\\.count into env.app.POS#.yadda.count;\n; # end\n",
-		"cluster a forward 127.0.0.1;\naggregate ^a\\.(.*) every 10 seconds expire after 20 seconds timestamp at start of bucket compute sum write to x.\\1 compute percentile95 write to y compute cnt write to z send to a stop;\n",
-		"cluster a forward 127.0.0.1;\naggregate ^a every 10 seconds expire after 10 seconds compute sum write to x;\n",
-		"cluster a forward 127.0.0.1;\naggregate ^a every 0 seconds expire after 10 seconds compute sum write to x;\n",
-		"cluster a forward 127.0.0.1;\naggregate ^a every 10 seconds expire after 20 seconds compute percentile write to x;\n",
-		"cluster a forward 127.0.0.1;\naggregate ^a every 10 seconds expire after 20 seconds compute percentile100 write to x;\n",
-		"cluster a forward 127.0.0.1;\naggregate * every 10 seconds expire after 20 seconds compute sum write to x;\n",
-		"cluster a forward 127.0.0.1;\nstatistics submit every 10 seconds reset counters after interval prefix with foo.\\_2.\\.1 send to a stop;\n",
-		"cluster a forward 127.0.0.1;\nstatistics prefix with x;\nstatistics submit every 5 seconds;\n",
-		"cluster a forward 127.0.0.1;\nstatistics reset counters after interval;\nstatistics prefix with y;\n",
-		"cluster a forward 127.0.0.1;\nstatistics submit every 0 seconds;\n",
-		"cluster a forward 127.0.0.1;\nstatistics send to a;\nsend statistics to a;\n",
-		"cluster a forward 127.0.0.1;\nsend statistics to a \"blackhole\" stop;\n",
-		"cluster a forward 127.0.0.1;\nstatistics send to blackhole;\n",
-		"cluster a forward 127.0.0.1;\nstatistics prefix with every;\n",
-		"cluster a forward 127.0.0.1;\nstatistics prefix with \"a b\";\n",
+		ca + "aggregate ^a\\.(.*) every 10 seconds expire after 20 seconds timestamp at start of bucket compute sum write to x.\\1 compute percentile95 write to y compute cnt write to z send to a stop;\n",
+		ca + "aggregate ^a every 10 seconds expire after 10 seconds compute sum write to x;\n",
+		ca + "aggregate ^a every 0 seconds expire after 10 seconds compute sum write to x;\n",
+		ca + "aggregate ^a every 10 seconds expire after 20 seconds compute percentile write to x;\n",
+		ca + "aggregate ^a every 10 seconds expire after 20 seconds compute percentile100 write to x;\n",
+		ca + "aggregate * every 10 seconds expire after 20 seconds compute sum write to x;\n",
+		ca + "statistics submit every 10 seconds reset counters after interval prefix with foo.\\_2.\\.1 send to a stop;\n",
+		ca + "statistics prefix with x;\nstatistics submit every 5 seconds;\n",
+		ca + "statistics reset counters after interval;\nstatistics prefix with y;\n",
+		ca + "statistics submit every 0 seconds;\n",
+		ca + "statistics send to a;\nsend statistics to a;\n",
+		ca + "send statistics to a \"blackhole\" stop;\n",
+		ca + "statistics send to blackhole;\n",
+		ca + "statistics prefix with every;\n",
+		ca + "statistics prefix with \"a b\";\n",
 		"listen type linemode 2003 proto tcp 2003 proto udp " + filepath.Join(dir, "s.sock") + " proto unix;\n",
 		"listen type linemode 2003 proto tcp; listen type linemode 127.0.0.1:2003 proto tcp;\n",
 		"listen type linemode 127.0.0.1:2003 proto tcp [::1]:2003 proto tcp [::]:2004 proto tcp 2004 proto udp;\n",
@@ -244,7 +245,7 @@ func differentialCases(dir string) []string {
 		"include " + dir + ";\n",
 		"cluster a forward 127.0.0.1;;\n",
 		"cluster a forward 127.0.0.1; stop;\n",
-		"cluster a forward 127.0.0.1;\nmatch foo send to a\n",
+		ca + "match foo send to a\n",
 		"match\n",
 		"cluster a forward 127.0.0.1\n",
 	}
@@ -456,6 +457,21 @@ func TestDifferentialRegex(t *testing.T) {
 	t.Logf("%d valid, %d invalid expressions", valid, invalid)
 }
 
+// WriteTree writes files (path -> content) under dir; exported for the
+// external tests.
+func WriteTree(t testing.TB, dir string, files map[string]string) {
+	t.Helper()
+	for p, c := range files {
+		full := filepath.Join(dir, p)
+		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(full, []byte(c), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 // TestDifferentialInclude: include statements with globs and relative
 // paths read the same files in the same order as carbon-c-relay.
 func TestDifferentialInclude(t *testing.T) {
@@ -477,15 +493,7 @@ func TestDifferentialInclude(t *testing.T) {
 		"negated/b.conf":      "cluster nb forward 127.0.0.1:2018;\n",
 		"negated/-.conf":      "cluster nminus forward 127.0.0.1:2019;\n",
 	}
-	for p, c := range files {
-		full := filepath.Join(dir, p)
-		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(full, []byte(c), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	WriteTree(t, dir, files)
 	for i, text := range []string{
 		"include conf.d/*.conf;\ninclude sub/inner.conf;\n",
 		"include \"d[0-9]*/*/x?.conf\";\n",

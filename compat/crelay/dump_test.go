@@ -11,20 +11,38 @@ import (
 func dump(cfg *Config, hostname string) string {
 	var b strings.Builder
 	f := func(format string, a ...any) { fmt.Fprintf(&b, format, a...) }
+	// transport prints " transport <name> ssl<sslArg>" as far as it is not
+	// the default.
+	transport := func(name string, ssl bool, sslArg string) {
+		if name != "plain" || ssl {
+			f(" transport ")
+			if name != "plain" {
+				f("%s", name)
+			}
+			if ssl {
+				f(" ssl%s", sslArg)
+			}
+		}
+	}
+	sendTo := func(list []string, nl bool) {
+		f("    send to")
+		if len(list) == 1 {
+			f(" %s", quoteIdent(list[0]))
+		} else {
+			for _, d := range list {
+				f("\n        %s", quoteIdent(d))
+			}
+		}
+		if nl {
+			f("\n")
+		}
+	}
 	if len(cfg.Listeners) > 0 {
 		f("listen\n")
 		for i := 0; i < len(cfg.Listeners); {
 			l := cfg.Listeners[i]
 			f("    type linemode")
-			if l.Transport != "plain" || l.SSL {
-				f(" transport ")
-				if l.Transport != "plain" {
-					f("%s", l.Transport)
-				}
-				if l.SSL {
-					f(" ssl %s", quoteIdent(l.PEM))
-				}
-			}
+			transport(l.Transport, l.SSL, " "+quoteIdent(l.PEM))
 			f("\n")
 			for {
 				r := cfg.Listeners[i]
@@ -54,14 +72,7 @@ func dump(cfg *Config, hostname string) string {
 	pfx, _ := w.prefix()
 	f("    prefix with %s\n", quoteIdent(pfx))
 	if st.HasSend {
-		f("    send to")
-		if len(st.Dests) == 1 {
-			f(" %s", quoteIdent(st.Dests[0]))
-		} else {
-			for _, d := range st.Dests {
-				f("\n        %s", quoteIdent(d))
-			}
-		}
+		sendTo(st.Dests, false)
 		f("\n    stop\n")
 	}
 	f("    ;\n\n")
@@ -92,15 +103,7 @@ func dump(cfg *Config, hostname string) string {
 				if s.syslog {
 					f(" type syslog")
 				}
-				if s.transport != "plain" || s.ssl {
-					f(" transport ")
-					if s.transport != "plain" {
-						f("%s", s.transport)
-					}
-					if s.ssl {
-						f(" ssl")
-					}
-				}
+				transport(s.transport, s.ssl, "")
 				f("\n")
 			}
 		}
@@ -116,19 +119,6 @@ func dump(cfg *Config, hostname string) string {
 			f("\n")
 			for _, e := range r.Exprs {
 				f("        %s\n", quoteIdent(e))
-			}
-		}
-		sendTo := func(list []string, nl bool) {
-			f("    send to")
-			if len(list) == 1 {
-				f(" %s", quoteIdent(list[0]))
-			} else {
-				for _, d := range list {
-					f("\n        %s", quoteIdent(d))
-				}
-			}
-			if nl {
-				f("\n")
 			}
 		}
 		switch r.Kind {

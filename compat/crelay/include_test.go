@@ -1,7 +1,6 @@
 package crelay_test
 
 import (
-	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -15,15 +14,7 @@ import (
 func tree(t *testing.T, files map[string]string) string {
 	t.Helper()
 	dir := t.TempDir()
-	for p, c := range files {
-		full := filepath.Join(dir, p)
-		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(full, []byte(c), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	crelay.WriteTree(t, dir, files)
 	return dir
 }
 
@@ -62,11 +53,10 @@ func TestInclude(t *testing.T) {
 		"negated/b.conf":      "cluster nb forward 127.0.0.1:2013;\n",
 		"negate.conf":         "include \"negated/[!a].conf\";\ninclude negated/[^b].conf;\n",
 	})
-	cfg, err := crelay.Parse("relay.conf", crelay.Options{Dir: dir})
-	if err == nil {
+	if _, err := crelay.Parse("relay.conf", crelay.Options{Dir: dir}); err == nil {
 		t.Fatal("relay.conf is not in the current directory: want an error")
 	}
-	cfg, err = crelay.Parse(filepath.Join(dir, "relay.conf"), crelay.Options{Dir: dir})
+	cfg, err := crelay.Parse(filepath.Join(dir, "relay.conf"), crelay.Options{Dir: dir})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,6 +10,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/metricsrouter/router/plugins/outputs/consistent_hash/hashring"
 )
 
 // Error is a problem at a place in a configuration. Unsupported marks a
@@ -241,6 +243,43 @@ func (p *parser) accept(k tok) (token, bool) {
 	return token{}, false
 }
 
+// expectAll consumes tokens of the kinds given, in order.
+func (p *parser) expectAll(kinds ...tok) error {
+	for _, k := range kinds {
+		if _, err := p.expect(k); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// expectExpr reads a string that must be a valid regular expression.
+func (p *parser) expectExpr() (token, error) {
+	t, err := p.expect(tString)
+	if err != nil {
+		return t, err
+	}
+	return t, p.expression(t)
+}
+
+// expectSeconds reads "<int> seconds".
+func (p *parser) expectSeconds() (token, error) {
+	n, err := p.expect(tInt)
+	if err != nil {
+		return n, err
+	}
+	_, err = p.expect(tSeconds)
+	return n, err
+}
+
+// sendTo reads "to match_dsts" after send.
+func (p *parser) sendTo() (dests, error) {
+	if _, err := p.expect(tTo); err != nil {
+		return dests{}, err
+	}
+	return p.dsts()
+}
+
 func (p *parser) errAt(line int, format string, a ...any) error {
 	return &Error{Pos: Pos{p.file, line}, Msg: fmt.Sprintf(format, a...)}
 }
@@ -369,6 +408,11 @@ func (p *parser) cluster() error {
 		}
 		c.Members = ms
 	}
+	return p.addMembers(c, line)
+}
+
+// addMembers adds the cluster's servers, then the cluster.
+func (p *parser) addMembers(c *Cluster, line int) error {
 	for _, m := range c.Members {
 		if err := p.addServer(c, m, line); err != nil {
 			return err
@@ -392,12 +436,7 @@ func (p *parser) clusterFiles(c *Cluster) error {
 		}
 	}
 	line := p.peek().line
-	for _, m := range c.Members {
-		if err := p.addServer(c, m, line); err != nil {
-			return err
-		}
-	}
-	return p.addCluster(c, line)
+	return p.addMembers(c, line)
 }
 
 func (p *parser) clusterHost() (*Member, error) {
@@ -461,7 +500,7 @@ func validateAddress(s string) (host string, any bool, port int, err error) {
 	ip := s
 	if last >= 0 {
 		ps := s[last+1:]
-		v, ok := strtol(ps)
+		v, ok := hashring.Strtol(ps)
 		if !ok || v < 1 || v > 65535 {
 			msg := fmt.Sprintf("invalid port number '%s'", ps)
 			if len(msg) > 39 { // carbon-c-relay's 40-byte buffer
@@ -529,46 +568,6 @@ func numericAddr(s string) (netip.Addr, bool) {
 	}
 	ip |= vals[n-1]
 	return netip.AddrFrom4([4]byte{byte(ip >> 24), byte(ip >> 16), byte(ip >> 8), byte(ip)}), true
-}
-
-// strtol is C's strtol(s, &end, 10) with the check *end == '\0'.
-func strtol(s string) (int64, bool) {
-	i := 0
-	for i < len(s) && (s[i] == ' ' || s[i] >= '\t' && s[i] <= '\r') {
-		i++
-	}
-	neg := false
-	if i < len(s) && (s[i] == '+' || s[i] == '-') {
-		neg = s[i] == '-'
-		i++
-	}
-	start := i
-	var v int64
-	over := false
-	for i < len(s) && isDigit(s[i]) {
-		d := int64(s[i] - '0')
-		if v > (1<<63-1-d)/10 {
-			over = true
-		} else {
-			v = v*10 + d
-		}
-		i++
-	}
-	if i == start {
-		// no digits: end is the start of s
-		return 0, len(s) == 0
-	}
-	if over {
-		v = 1<<63 - 1
-		if neg {
-			return -1 << 63, i == len(s)
-		}
-		return v, i == len(s)
-	}
-	if neg {
-		v = -v
-	}
-	return v, i == len(s)
 }
 
 // server is a destination as carbon-c-relay shares them between clusters.
@@ -748,11 +747,8 @@ func needsRegex(e string) bool {
 func (p *parser) exprs() ([]string, error) {
 	var out []string
 	for {
-		t, err := p.expect(tString)
+		t, err := p.expectExpr()
 		if err != nil {
-			return nil, err
-		}
-		if err := p.expression(t); err != nil {
 			return nil, err
 		}
 		out = append(out, t.text)
@@ -809,11 +805,8 @@ func (p *parser) match() error {
 		r.Exprs = ex
 	}
 	if _, ok := p.accept(tValidate); ok {
-		t, err := p.expect(tString)
+		t, err := p.expectExpr()
 		if err != nil {
-			return err
-		}
-		if err := p.expression(t); err != nil {
 			return err
 		}
 		r.Validate = t.text
@@ -838,10 +831,7 @@ func (p *parser) match() error {
 		p.unsupported(t.line, "route using is not supported by router yet (the consistent hash key is always the metric name)")
 	}
 	if _, ok := p.accept(tSend); ok {
-		if _, err := p.expect(tTo); err != nil {
-			return err
-		}
-		d, err := p.dsts()
+		d, err := p.sendTo()
 		if err != nil {
 			return err
 		}
@@ -857,11 +847,8 @@ func (p *parser) match() error {
 
 func (p *parser) rewrite() error {
 	kw := p.next()
-	t, err := p.expect(tString)
+	t, err := p.expectExpr()
 	if err != nil {
-		return err
-	}
-	if err := p.expression(t); err != nil {
 		return err
 	}
 	if _, err := p.expect(tInto); err != nil {
@@ -886,24 +873,15 @@ func (p *parser) aggregate() error {
 	if _, err := p.expect(tEvery); err != nil {
 		return err
 	}
-	intv, err := p.expect(tInt)
+	intv, err := p.expectSeconds()
 	if err != nil {
 		return err
 	}
-	if _, err := p.expect(tSeconds); err != nil {
+	if err := p.expectAll(tExpire, tAfter); err != nil {
 		return err
 	}
-	if _, err := p.expect(tExpire); err != nil {
-		return err
-	}
-	if _, err := p.expect(tAfter); err != nil {
-		return err
-	}
-	exp, err := p.expect(tInt)
+	exp, err := p.expectSeconds()
 	if err != nil {
-		return err
-	}
-	if _, err := p.expect(tSeconds); err != nil {
 		return err
 	}
 	r.Every, r.Expire, r.Timestamp = intv.ival, exp.ival, "end"
@@ -916,10 +894,7 @@ func (p *parser) aggregate() error {
 			return err
 		}
 		r.Timestamp = ts.kind.String()
-		if _, err := p.expect(tOf); err != nil {
-			return err
-		}
-		if _, err := p.expect(tBucket); err != nil {
+		if err := p.expectAll(tOf, tBucket); err != nil {
 			return err
 		}
 	}
@@ -934,10 +909,7 @@ func (p *parser) aggregate() error {
 		if ct.kind == tPercentile && (ct.ival < 1 || ct.ival > 99) {
 			return p.errAt(p.peek().line, "percentile<x>: value x must be between 1 and 99")
 		}
-		if _, err := p.expect(tWrite); err != nil {
-			return err
-		}
-		if _, err := p.expect(tTo); err != nil {
+		if err := p.expectAll(tWrite, tTo); err != nil {
 			return err
 		}
 		mt, err := p.expect(tString)
@@ -950,10 +922,7 @@ func (p *parser) aggregate() error {
 		}
 	}
 	if _, ok := p.accept(tSend); ok {
-		if _, err := p.expect(tTo); err != nil {
-			return err
-		}
-		d, err := p.dsts()
+		d, err := p.sendTo()
 		if err != nil {
 			return err
 		}
@@ -994,10 +963,7 @@ func (p *parser) sendStatistics() error {
 	if _, err := p.expect(tStatistics); err != nil {
 		return err
 	}
-	if _, err := p.expect(tTo); err != nil {
-		return err
-	}
-	d, err := p.dsts()
+	d, err := p.sendTo()
 	if err != nil {
 		return err
 	}
@@ -1016,11 +982,8 @@ func (p *parser) statistics() error {
 		if _, err := p.expect(tEvery); err != nil {
 			return err
 		}
-		n, err := p.expect(tInt)
+		n, err := p.expectSeconds()
 		if err != nil {
-			return err
-		}
-		if _, err := p.expect(tSeconds); err != nil {
 			return err
 		}
 		if n.ival <= 0 {
@@ -1031,10 +994,8 @@ func (p *parser) statistics() error {
 	reset := false
 	var resetLine int
 	if t, ok := p.accept(tReset); ok {
-		for _, k := range []tok{tCounters, tAfter, tInterval} {
-			if _, err := p.expect(k); err != nil {
-				return err
-			}
+		if err := p.expectAll(tCounters, tAfter, tInterval); err != nil {
+			return err
 		}
 		reset, resetLine = true, t.line
 	}
@@ -1053,11 +1014,8 @@ func (p *parser) statistics() error {
 	var d dests
 	var sendLine int
 	if t, ok := p.accept(tSend); ok {
-		if _, err := p.expect(tTo); err != nil {
-			return err
-		}
 		var err error
-		d, err = p.dsts()
+		d, err = p.sendTo()
 		if err != nil {
 			return err
 		}

@@ -98,32 +98,18 @@ func (p *ere) fetch() {
 		}
 		return
 	}
-	switch c {
-	case '|':
-		p.tok = eAlt
-	case '*':
-		p.tok = eStar
-	case '+':
-		p.tok = ePlus
-	case '?':
-		p.tok = eQuestion
-	case '{':
-		p.tok = eOpenDup
-	case '}':
-		p.tok = eCloseDup
-	case '(':
-		p.tok = eOpenGroup
-	case ')':
-		p.tok = eCloseGroup
-	case '[':
-		p.tok = eOpenBracket
-	case '.':
-		p.tok = ePeriod
-	case '^', '$':
-		p.tok = eAnchor
-	default:
+	p.tok = ereOperators[c]
+	if p.tok == eEnd {
 		p.tok = eChar
 	}
+}
+
+// ereOperators is the token of each unescaped operator character; the
+// others (eEnd here) are eChar.
+var ereOperators = [256]ereTok{
+	'|': eAlt, '*': eStar, '+': ePlus, '?': eQuestion,
+	'{': eOpenDup, '}': eCloseDup, '(': eOpenGroup, ')': eCloseGroup,
+	'[': eOpenBracket, '.': ePeriod, '^': eAnchor, '$': eAnchor,
 }
 
 func (p *ere) fail(msg string) {
@@ -306,31 +292,24 @@ func (p *ere) peekBracket() (brTok, byte, int) {
 		return bEnd, 0, 0
 	}
 	c := p.s[p.i]
-	if c == '[' {
-		var c2 byte
-		if p.i+1 < len(p.s) {
-			c2 = p.s[p.i+1]
+	if c == '[' && p.i+1 < len(p.s) {
+		c2 := p.s[p.i+1]
+		if t := brOpeners[c2]; t != bEnd {
+			return t, c2, 2
 		}
-		switch c2 {
-		case '.':
-			return bOpenColl, c2, 2
-		case '=':
-			return bOpenEquiv, c2, 2
-		case ':':
-			return bOpenClass, c2, 2
-		}
-		return bChar, c, 1
 	}
-	switch c {
-	case '-':
-		return bRange, c, 1
-	case ']':
-		return bClose, c, 1
-	case '^':
-		return bNot, c, 1
+	if t := brSpecials[c]; t != bEnd {
+		return t, c, 1
 	}
 	return bChar, c, 1
 }
+
+// brOpeners is the token of "[" followed by each character, brSpecials the
+// token of each character alone; bEnd marks the others (bChar).
+var (
+	brOpeners  = [256]brTok{'.': bOpenColl, '=': bOpenEquiv, ':': bOpenClass}
+	brSpecials = [256]brTok{'-': bRange, ']': bClose, '^': bNot}
+)
 
 // element kinds of a bracket expression
 type brElem struct {

@@ -2,7 +2,6 @@ package graphite_test
 
 import (
 	"bytes"
-	"context"
 	"fmt"
 	"math/rand/v2"
 	"net"
@@ -13,8 +12,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/rs/zerolog"
 
 	codec "github.com/metricsrouter/router/plugins/codec/graphite"
 	"github.com/metricsrouter/router/plugins/inputs/graphite"
@@ -496,46 +493,5 @@ func TestCleanseCarbonCRelayTagQuirk(t *testing.T) {
 // BenchmarkTCPInputCleanse is BenchmarkTCPInput with cleanse = true, on
 // lines that need it (double dots, a tab, a byte to replace).
 func BenchmarkTCPInputCleanse(b *testing.B) {
-	var payload []byte
-	const lines = 1000
-	for i := range lines {
-		payload = fmt.Appendf(payload, "bench..input/path.%d\t%d.5 1700000000\n", i, i)
-	}
-	g := newGraphite(b, func(g *graphite.Graphite) { g.Cleanse = true })
-	env, _ := plugintest.Env(b, "inputs.graphite")
-	env.Log = zerolog.Nop()
-	if err := g.Init(env); err != nil {
-		b.Fatal(err)
-	}
-	out := &counting{notify: make(chan struct{}, 1)}
-	ctx, cancel := context.WithCancel(b.Context())
-	done := make(chan error, 1)
-	go func() { done <- g.Run(ctx, out) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			b.Error(err)
-		}
-	}()
-	c, err := net.Dial("tcp", g.Addr().String())
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer c.Close()
-	b.ReportAllocs()
-	b.SetBytes(int64(len(payload)))
-	sent := 0
-	for b.Loop() {
-		if _, err := c.Write(payload); err != nil {
-			b.Fatal(err)
-		}
-		if !out.waitFor(sent, wait) {
-			b.Fatalf("%d of %d lines arrived", out.n.Load(), sent)
-		}
-		sent += lines
-	}
-	if !out.waitFor(sent, wait) {
-		b.Fatalf("%d of %d lines arrived", out.n.Load(), sent)
-	}
-	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(sent), "ns/line")
+	benchTCPInput(b, "bench..input/path.%d\t%d.5 1700000000\n", func(g *graphite.Graphite) { g.Cleanse = true })
 }

@@ -194,26 +194,34 @@ func TestRunFailsWhenAddressInUse(t *testing.T) {
 				defer c.Close()
 				addr = c.LocalAddr().String()
 			}
-			g := newGraphite(t, func(g *graphite.Graphite) { g.Protocol, g.Listen = proto, addr })
-			env, _ := plugintest.Env(t, "inputs.graphite")
-			if err := g.Init(env); err != nil {
-				t.Fatal(err)
-			}
-			done := make(chan error, 1)
-			go func() { done <- g.Run(t.Context(), plugintest.NewCapture()) }()
-			select {
-			case err := <-done:
-				if err == nil || !strings.Contains(err.Error(), addr) {
-					t.Fatalf("Run = %v, want an error naming %s", err, addr)
-				}
-			case <-time.After(wait):
-				t.Fatal("Run did not fail")
-			}
+			g := runFails(t, proto, addr)
 			if a := g.Addr(); a != nil {
 				t.Fatalf("Addr = %v after a failed listen, want nil", a)
 			}
 		})
 	}
+}
+
+// runFails runs an input listening on proto and listen and requires Run to
+// fail with an error naming listen.
+func runFails(t *testing.T, proto, listen string) *graphite.Graphite {
+	t.Helper()
+	g := newGraphite(t, func(g *graphite.Graphite) { g.Protocol, g.Listen = proto, listen })
+	env, _ := plugintest.Env(t, "inputs.graphite")
+	if err := g.Init(env); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- g.Run(t.Context(), plugintest.NewCapture()) }()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), listen) {
+			t.Fatalf("Run = %v, want an error naming %s", err, listen)
+		}
+	case <-time.After(wait):
+		t.Fatal("Run did not fail")
+	}
+	return g
 }
 
 // TestTCPManyConnections: 50 clients at once, each writing its lines in
@@ -539,12 +547,18 @@ func sorted(s []string) []string {
 // BenchmarkTCPInput: one connection streaming 1000-line writes through the
 // listener into a Capture-like emitter that drops the batches.
 func BenchmarkTCPInput(b *testing.B) {
+	benchTCPInput(b, "bench.input.path.%d %d.5 1700000000\n", nil)
+}
+
+// benchTCPInput streams 1000-line writes of lines made by format (with the
+// line number twice) to an input configured by configure.
+func benchTCPInput(b *testing.B, format string, configure func(*graphite.Graphite)) {
 	var payload []byte
 	const lines = 1000
 	for i := range lines {
-		payload = fmt.Appendf(payload, "bench.input.path.%d %d.5 1700000000\n", i, i)
+		payload = fmt.Appendf(payload, format, i, i)
 	}
-	g := newGraphite(b, nil)
+	g := newGraphite(b, configure)
 	env, _ := plugintest.Env(b, "inputs.graphite")
 	env.Log = zerolog.Nop()
 	if err := g.Init(env); err != nil {

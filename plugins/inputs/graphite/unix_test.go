@@ -8,7 +8,6 @@ import (
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/metricsrouter/router/plugins/inputs/graphite"
 	"github.com/metricsrouter/router/plugins/plugintest"
@@ -80,21 +79,7 @@ func TestUnixSocketOccupied(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, path := range []string{live, file} {
-		g := newGraphite(t, func(g *graphite.Graphite) { g.Protocol, g.Listen = "unix", path })
-		env, _ := plugintest.Env(t, "inputs.graphite")
-		if err := g.Init(env); err != nil {
-			t.Fatal(err)
-		}
-		done := make(chan error, 1)
-		go func() { done <- g.Run(t.Context(), plugintest.NewCapture()) }()
-		select {
-		case err := <-done:
-			if err == nil || !strings.Contains(err.Error(), path) {
-				t.Fatalf("Run = %v, want an error naming %s", err, path)
-			}
-		case <-time.After(wait):
-			t.Fatal("Run did not fail")
-		}
+		runFails(t, "unix", path)
 	}
 	if b, err := os.ReadFile(file); err != nil || string(b) != "keep" {
 		t.Fatalf("the file became %q, %v", b, err)

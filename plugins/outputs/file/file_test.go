@@ -284,6 +284,26 @@ func TestWriteError(t *testing.T) {
 	}
 }
 
+// writeLimited writes b to o with the file size limit (RLIMIT_FSIZE) at
+// limit bytes, as a full disk would cut the write, and restores the limit.
+func writeLimited(t *testing.T, o *File, b metric.Batch, limit uint64) error {
+	t.Helper()
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_FSIZE, &lim); err != nil {
+		t.Fatal(err)
+	}
+	small := lim
+	small.Cur = limit
+	if err := syscall.Setrlimit(syscall.RLIMIT_FSIZE, &small); err != nil {
+		t.Fatal(err)
+	}
+	err := o.Write(t.Context(), b)
+	if e := syscall.Setrlimit(syscall.RLIMIT_FSIZE, &lim); e != nil {
+		t.Fatal(e)
+	}
+	return err
+}
+
 // TestPartialWrite: a write cut short (the file size limit, as a full disk
 // would) reports the metrics written whole, removes the cut line, and the
 // retry of the rest completes the file exactly.
@@ -292,19 +312,8 @@ func TestPartialWrite(t *testing.T) {
 	o, _ := newFile(t, p)
 	connect(t, o)
 	b := plugintest.Batch(t, "aaaa 1 1", "bbbb 2 2", "cccc 3 3", "dddd 4 4") // 9 bytes each
-	var lim syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_FSIZE, &lim); err != nil {
-		t.Fatal(err)
-	}
-	small := lim
-	small.Cur = 22 // two lines and 4 bytes of the third
-	if err := syscall.Setrlimit(syscall.RLIMIT_FSIZE, &small); err != nil {
-		t.Fatal(err)
-	}
-	err := o.Write(t.Context(), b)
-	if e := syscall.Setrlimit(syscall.RLIMIT_FSIZE, &lim); e != nil {
-		t.Fatal(e)
-	}
+	// the limit lets two lines and 4 bytes of the third through
+	err := writeLimited(t, o, b, 22)
 	var pw *registry.PartialWriteError
 	if !errors.As(err, &pw) || pw.Written != 2 || pw.Refused != 0 || !errors.Is(err, syscall.EFBIG) || !errors.Is(err, registry.ErrNotConnected) {
 		t.Fatalf("Write = %#v, want a PartialWriteError of 2 metrics wrapping EFBIG and ErrNotConnected", err)
@@ -334,19 +343,7 @@ func TestPartialWriteSeveralFiles(t *testing.T) {
 	o, _ := newFile(t, big, small)
 	connect(t, o)
 	b := plugintest.Batch(t, "aaaa 1 1", "bbbb 2 2", "cccc 3 3", "dddd 4 4")
-	var lim syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_FSIZE, &lim); err != nil {
-		t.Fatal(err)
-	}
-	small2 := lim
-	small2.Cur = 30 // big: 3 lines and 3 bytes; small: 13 + 1 line and 8 bytes
-	if err := syscall.Setrlimit(syscall.RLIMIT_FSIZE, &small2); err != nil {
-		t.Fatal(err)
-	}
-	err := o.Write(t.Context(), b)
-	if e := syscall.Setrlimit(syscall.RLIMIT_FSIZE, &lim); e != nil {
-		t.Fatal(e)
-	}
+	err := writeLimited(t, o, b, 30) // big: 3 lines and 3 bytes; small: 13 + 1 line and 8 bytes
 	var pw *registry.PartialWriteError
 	if !errors.As(err, &pw) || pw.Written != 1 || !strings.Contains(err.Error(), big) {
 		t.Fatalf("Write = %v, want a PartialWriteError of 1 metric naming the first failing file", err)

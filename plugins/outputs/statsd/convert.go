@@ -59,15 +59,8 @@ func runConvert(_ context.Context, args []string, stdin io.Reader, stdout, stder
 	fs.SetOutput(stderr)
 	fs.Usage = func() { fmt.Fprint(stderr, convertUsage) }
 	ms := fs.Bool("ms", false, "read checkInterval in milliseconds (Etsy proxy.js) instead of seconds (go-statsd-proxy)")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
-	}
-	if fs.NArg() != 1 {
-		fs.Usage()
-		return 2
+	if code, ok := registry.ParseConverterArgs(fs, args); !ok {
+		return code
 	}
 	file := fs.Arg(0)
 	var data []byte
@@ -263,13 +256,16 @@ func formatDuration(d time.Duration) string {
 func tomlString(s string) string {
 	var b strings.Builder
 	b.WriteByte('"')
-	for _, r := range s {
+	for i, r := range s {
 		switch {
 		case r == '"' || r == '\\':
 			b.WriteByte('\\')
 			b.WriteRune(r)
 		case r < 0x20 || r == 0x7f:
 			fmt.Fprintf(&b, "\\u%04X", r)
+		case r == '$' && strings.HasPrefix(s[i+1:], "{"):
+			// the loader expands ${VAR} before TOML reads the file
+			b.WriteString(`\u0024`)
 		default:
 			b.WriteRune(r)
 		}

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/BurntSushi/toml"
 	"github.com/rs/zerolog"
 
 	"github.com/metricsrouter/router/agent"
@@ -136,5 +137,23 @@ func TestConvertCommand(t *testing.T) {
 	}
 	if code, _, errs := run("", "go-statsd-proxy", "testdata/missing.json"); code != 1 || !strings.Contains(errs, "missing.json") {
 		t.Errorf("missing file: exit %d, %s", code, errs)
+	}
+}
+
+// TestTomlStringKeepsDollarBrace: a value with "${" must reach the plugin
+// as written, not be expanded by the loader's ${VAR} step.
+func TestTomlStringKeepsDollarBrace(t *testing.T) {
+	q := tomlString("a${HOME}b")
+	if strings.Contains(q, "${") {
+		t.Fatalf("tomlString left ${ in %s", q)
+	}
+	var v struct{ S string }
+	cfg := "s = " + q + "\n"
+	expanded, err := config.ExpandEnv(cfg, func(string) (string, bool) { return "EXPANDED", true })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := toml.Decode(expanded, &v); err != nil || v.S != "a${HOME}b" {
+		t.Fatalf("decoded %q, %v; want a${HOME}b", v.S, err)
 	}
 }

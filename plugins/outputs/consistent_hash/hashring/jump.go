@@ -69,6 +69,9 @@ func cmpJump(a, b int, members []Member) int {
 	return strings.Compare(ia, ib)
 }
 
+// Strtol is strtol for packages that read carbon-c-relay's numbers as it does.
+func Strtol(s string) (int64, bool) { return strtol(s) }
+
 // strtol reports C strtol(s, &end, 10) and whether *end == '\0': leading
 // white space, an optional sign, decimal digits, saturating on overflow.
 func strtol(s string) (int64, bool) {
