@@ -258,7 +258,7 @@ func (a *Agent) shutdown(cfg *config.Config, cancelInputs, cancelRunners context
 	a.applyMu.Unlock()
 	refusedBefore := a.refusedTotal()
 	hard := time.AfterFunc(cfg.Agent.ShutdownTimeout.D(), func() {
-		a.log.Warn().Dur("shutdown_timeout", cfg.Agent.ShutdownTimeout.D()).Msg("shutdown timeout reached: giving up on what is left")
+		a.log.Warn().Dur("shutdown_timeout_ms", cfg.Agent.ShutdownTimeout.D()).Msg("shutdown timeout reached: giving up on what is left")
 		close(a.stopNow)
 		cancelRunners()
 	})
@@ -297,7 +297,7 @@ func (a *Agent) shutdown(cfg *config.Config, cancelInputs, cancelRunners context
 			Uint64("validate_dropped", ch.Invalid.Load()).Msg("rules summary: metrics no rule sent anywhere")
 	}
 	refused := a.refusedTotal() - refusedBefore
-	a.log.Info().Dur("elapsed", time.Since(start)).Uint64("left", left).Uint64("refused", refused).Msg("router stopped")
+	a.log.Info().Dur("elapsed_ms", time.Since(start)).Uint64("left", left).Uint64("refused", refused).Msg("router stopped")
 	if failed == nil {
 		select {
 		case failed = <-a.inputErr:

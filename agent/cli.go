@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/mattn/go-isatty"
 	"github.com/rs/zerolog"
 
 	"github.com/metricsrouter/router/agent/config"
@@ -225,7 +226,15 @@ func newLogger(c config.Agent, w io.Writer) zerolog.Logger {
 	}
 	var out io.Writer = w
 	if c.LogFormat == "console" {
-		out = zerolog.ConsoleWriter{Out: w, TimeFormat: time.RFC3339}
+		// colours only on a terminal: journald and files get plain text
+		out = zerolog.ConsoleWriter{Out: w, TimeFormat: time.RFC3339, NoColor: !isTerminal(w)}
 	}
+	// durations are logged in milliseconds, and their keys say so (_ms)
 	return zerolog.New(out).Level(lvl).With().Timestamp().Logger()
+}
+
+// isTerminal reports whether w is a terminal.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && isatty.IsTerminal(f.Fd())
 }

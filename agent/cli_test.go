@@ -5,7 +5,9 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/metricsrouter/router/agent/config"
 	"github.com/metricsrouter/router/registry"
 )
 
@@ -42,5 +44,24 @@ func TestCLIFlags(t *testing.T) {
 	}
 	if code, _ := run("-h"); code != 0 {
 		t.Errorf("-h: %d", code)
+	}
+}
+
+// TestLogFormats: the console format writes no ANSI colour codes when its
+// output is not a terminal (journald, files, pipes), and durations carry
+// their unit in the key.
+func TestLogFormats(t *testing.T) {
+	var buf bytes.Buffer
+	log := newLogger(config.Agent{LogFormat: "console"}, &buf)
+	log.Warn().Dur("retry_in_ms", 1500*time.Millisecond).Msg("connect failed")
+	out := buf.String()
+	if strings.Contains(out, "\x1b[") || !strings.Contains(out, "retry_in_ms=1500") {
+		t.Fatalf("console log %q: want no escape codes and retry_in_ms=1500", out)
+	}
+	buf.Reset()
+	log = newLogger(config.Agent{}, &buf)
+	log.Info().Dur("elapsed_ms", 250*time.Millisecond).Msg("x")
+	if !strings.Contains(buf.String(), `"elapsed_ms":250`) {
+		t.Fatalf("json log %q", buf.String())
 	}
 }

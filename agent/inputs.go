@@ -104,7 +104,7 @@ func (a *Agent) startInput(ir *inputRun, atStart bool) {
 				delay = times.retryMin // it had been running fine
 			}
 			ir.down.Store(true)
-			ir.log.Error().Err(err).Dur("retry_in", delay).Msg("input failed: restarting it; the other inputs go on")
+			ir.log.Error().Err(err).Dur("retry_in_ms", delay).Msg("input failed: restarting it; the other inputs go on")
 			for {
 				t := time.NewTimer(delay)
 				select {
@@ -120,7 +120,7 @@ func (a *Agent) startInput(ir *inputRun, atStart bool) {
 					break
 				}
 				ir.failures.Add(1)
-				ir.log.Error().Err(err).Dur("retry_in", delay).Msg("input restart failed")
+				ir.log.Error().Err(err).Dur("retry_in_ms", delay).Msg("input restart failed")
 			}
 			ir.down.Store(false)
 			ir.log.Info().Msg("input restarted")

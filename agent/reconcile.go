@@ -354,7 +354,7 @@ func (a *Agent) commit(p *plan, why string, began time.Time) {
 	if old != nil {
 		go a.retire(old, removed)
 	}
-	a.log.Info().Str("cause", why).Dur("elapsed", time.Since(began)).
+	a.log.Info().Str("cause", why).Dur("elapsed_ms", time.Since(began)).
 		Int("outputs_kept", p.kept.outs).Int("outputs_started", len(p.starts)-restarted).Int("outputs_restarted", restarted).Int("outputs_removed", len(removed)).
 		Int("inputs_kept", p.kept.inputs).Int("inputs_started", len(p.ins)).Int("inputs_stopped", stopped).Int("rules", len(p.cfg.Rules)).
 		Msg("configuration applied")

@@ -348,7 +348,7 @@ func (r *Runner) work(ctx context.Context, c *crew, out registry.Output) bool {
 				r.log.Error().Err(err).Msg("cannot go on")
 				r.onFatal(err)
 			} else {
-				r.log.Warn().Err(err).Dur("retry_in", backoff).Msg("connect failed")
+				r.log.Warn().Err(err).Dur("retry_in_ms", backoff).Msg("connect failed")
 			}
 			if !r.sleep(c, &backoff, cfg.RetryMax, idle) {
 				return false
@@ -464,7 +464,7 @@ func (r *Runner) write(ctx context.Context, c *crew, out registry.Output, t *Tak
 		if errors.Is(err, registry.ErrNotConnected) {
 			*connected = false
 		}
-		r.log.Warn().Err(err).Int("count", len(b)-off).Dur("retry_in", *backoff).Msg("write failed, will retry")
+		r.log.Warn().Err(err).Int("count", len(b)-off).Dur("retry_in_ms", *backoff).Msg("write failed, will retry")
 		if !r.sleep(c, backoff, cfg.RetryMax, false) {
 			r.buf.Return(t, off)
 			return

@@ -156,7 +156,7 @@ func (c *Catalog) Watch(ctx context.Context, update func([]string)) error {
 			if ctx.Err() != nil {
 				return nil
 			}
-			c.log.Warn().Err(err).Str("service", c.cfg.ConsulService).Dur("retry_in", backoff).Msg("consul catalog: query failed, keeping the last destinations")
+			c.log.Warn().Err(err).Str("service", c.cfg.ConsulService).Dur("retry_in_ms", backoff).Msg("consul catalog: query failed, keeping the last destinations")
 			index = 0
 			select {
 			case <-time.After(backoff):

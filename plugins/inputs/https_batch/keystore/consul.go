@@ -211,7 +211,7 @@ func (s *consulStore) applyList(kvs api.KVPairs, idx uint64) {
 	s.synced(time.Now())
 	s.up.Store(true)
 	if s.down {
-		s.log.Info().Str("addr", s.cfg.Address).Dur("elapsed", time.Since(s.downSince)).Int("attempt", s.failures).Msg("consul reachable again")
+		s.log.Info().Str("addr", s.cfg.Address).Dur("elapsed_ms", time.Since(s.downSince)).Int("attempt", s.failures).Msg("consul reachable again")
 		s.down, s.failures = false, 0
 	}
 	// Consul's rules for blocking indexes: reset when it goes backwards
