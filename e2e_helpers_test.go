@@ -555,3 +555,24 @@ func (s *seqCheck) missing() int {
 	}
 	return m
 }
+
+// downAddr returns an address on 127.0.0.1 where nothing listens and
+// nothing can start to while the test runs: a socket is bound to it without
+// listening, so connecting is refused. (A stopped listener's port may be
+// taken by another test's listener in the meantime.)
+func downAddr(t *testing.T) string {
+	t.Helper()
+	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { syscall.Close(fd) })
+	if err := syscall.Bind(fd, &syscall.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		t.Fatal(err)
+	}
+	sa, err := syscall.Getsockname(fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fmt.Sprintf("127.0.0.1:%d", sa.(*syscall.SockaddrInet4).Port)
+}

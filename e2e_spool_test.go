@@ -132,8 +132,7 @@ func TestDestinationDown30s(t *testing.T) {
 // 1 s. It returns once the input listens.
 func startFlooded(t *testing.T, maxBuffered int) (p *proc, in, stats string) {
 	t.Helper()
-	sink := plugintest.NewLineSink(t)
-	sink.Stop()
+	down := downAddr(t)
 	in, stats = plugintest.FreeAddr(t), plugintest.FreeAddr(t)
 	p = startBinary(t, writeConfig(t, fmt.Sprintf(`
 [agent]
@@ -146,7 +145,7 @@ func startFlooded(t *testing.T, maxBuffered int) (p *proc, in, stats string) {
   id = "cache"
   address = %q
   buffer_limit = 100000000
-`, stats, maxBuffered, in, sink.Addr)))
+`, stats, maxBuffered, in, down)))
 	waitListen(t, in)
 	return p, in, stats
 }
