@@ -383,16 +383,18 @@ func (a *Agent) retire(old *pipeline, removed []*runner.Runner) {
 				return // revived meanwhile
 			}
 			r.Wait()
+			// applyMu: no reconcile between its prepare (which registers
+			// a new runner's series under the same id) and its commit
+			a.applyMu.Lock()
+			defer a.applyMu.Unlock()
 			a.mu.Lock()
+			defer a.mu.Unlock()
 			if !slices.Contains(a.retired[r.ID], r) {
-				a.mu.Unlock()
 				return // revived while it drained: it runs on
 			}
 			a.dropRetired(r)
 			o := a.st.outs[r.ID]
-			running := o != nil && "outputs."+o.inst.Name == r.Plugin
-			a.mu.Unlock()
-			if !running {
+			if running := o != nil && "outputs."+o.inst.Name == r.Plugin; !running {
 				a.metrics.Remove(r.Plugin, r.ID)
 			}
 		}()
