@@ -164,3 +164,32 @@ func (r *Registry) runConvert(ctx context.Context, args []string, stdin io.Reade
 	}
 	return cv.Run(ctx, args[1:], stdin, stdout, stderr)
 }
+
+// QuoteTOML quotes s as a TOML basic string for a converter's output. "${"
+// is written "\u0024{" so that the loader's ${VAR} expansion leaves it
+// alone.
+func QuoteTOML(s string) string {
+	var b strings.Builder
+	b.WriteByte('"')
+	for i, r := range s {
+		switch {
+		case r == '"' || r == '\\':
+			b.WriteByte('\\')
+			b.WriteRune(r)
+		case r == '\t':
+			b.WriteString(`\t`)
+		case r == '\n':
+			b.WriteString(`\n`)
+		case r == '\r':
+			b.WriteString(`\r`)
+		case r < 0x20 || r == 0x7f:
+			fmt.Fprintf(&b, `\u%04X`, r)
+		case r == '$' && strings.HasPrefix(s[i+1:], "{"):
+			b.WriteString(`\u0024`)
+		default:
+			b.WriteRune(r)
+		}
+	}
+	b.WriteByte('"')
+	return b.String()
+}

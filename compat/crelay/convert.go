@@ -8,6 +8,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/metricsrouter/router/agent/rules"
+	"github.com/metricsrouter/router/registry"
 )
 
 // ConvertOptions are carbon-c-relay's command-line options that change the
@@ -106,33 +107,8 @@ func (w *writer) fail(at Pos, unsupported bool, format string, a ...any) {
 
 // ---- TOML values
 
-// basic quotes s as a TOML basic string. "${" is written "\u0024{" so that
-// the loader's ${VAR} expansion leaves it alone.
-func basic(s string) string {
-	var b strings.Builder
-	b.WriteByte('"')
-	for i, r := range s {
-		switch {
-		case r == '"' || r == '\\':
-			b.WriteByte('\\')
-			b.WriteRune(r)
-		case r == '\t':
-			b.WriteString(`\t`)
-		case r == '\n':
-			b.WriteString(`\n`)
-		case r == '\r':
-			b.WriteString(`\r`)
-		case r < 0x20 || r == 0x7f:
-			fmt.Fprintf(&b, `\u%04X`, r)
-		case r == '$' && strings.HasPrefix(s[i+1:], "{"):
-			b.WriteString(`\u0024`)
-		default:
-			b.WriteRune(r)
-		}
-	}
-	b.WriteByte('"')
-	return b.String()
-}
+// basic quotes s as a TOML basic string (registry.QuoteTOML).
+func basic(s string) string { return registry.QuoteTOML(s) }
 
 // literal quotes an expression: a TOML literal string when it can be one
 // (no single quote, no control character, no "${"), else a basic string.

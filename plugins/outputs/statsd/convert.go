@@ -253,26 +253,7 @@ func formatDuration(d time.Duration) string {
 }
 
 // tomlString quotes s as a TOML basic string.
-func tomlString(s string) string {
-	var b strings.Builder
-	b.WriteByte('"')
-	for i, r := range s {
-		switch {
-		case r == '"' || r == '\\':
-			b.WriteByte('\\')
-			b.WriteRune(r)
-		case r < 0x20 || r == 0x7f:
-			fmt.Fprintf(&b, "\\u%04X", r)
-		case r == '$' && strings.HasPrefix(s[i+1:], "{"):
-			// the loader expands ${VAR} before TOML reads the file
-			b.WriteString(`\u0024`)
-		default:
-			b.WriteRune(r)
-		}
-	}
-	b.WriteByte('"')
-	return b.String()
-}
+func tomlString(s string) string { return registry.QuoteTOML(s) }
 
 // tomlComment keeps s on one comment line.
 func tomlComment(s string) string {
