@@ -278,6 +278,7 @@ func TestSpoolDiskFull(t *testing.T) {
 // so the last one never was once traffic stopped: the restart re-sent
 // 299,295 lines already delivered.
 func TestSpoolAckPersistedAfterIdle(t *testing.T) {
+	skipShort(t)
 	const (
 		n      = 1_500_000
 		prefix = "e2e.ackidle"
@@ -425,6 +426,7 @@ func (s *slowServer) state() (lines, conns, ended int) {
 // counted both as sent and as left: left=93,000 was logged while 88,000
 // lines were actually undelivered.
 func TestSigtermDeadlineCountsExact(t *testing.T) {
+	skipShort(t)
 	const (
 		n = 200_000
 		// long lines (about 110 bytes), so that 200k of them take the slow
@@ -522,6 +524,7 @@ func TestSigtermDeadlineCountsExact(t *testing.T) {
 // Before the fix, replacing the input closed the clients' connections with
 // unread data: 23,200 of 1,750,400 lines were lost over 30 reloads.
 func TestReloadInputNoLoss(t *testing.T) {
+	skipShort(t)
 	sink := plugintest.NewLineSink(t)
 	in, stats := plugintest.FreeAddr(t), plugintest.FreeAddr(t)
 	cfgFile := filepath.Join(t.TempDir(), "r.toml")

@@ -71,6 +71,7 @@ func (s *stallSink) Len() int {
 // destination is not held up, and once the stalled one reads, it gets every
 // line.
 func TestDestinationNeverReads(t *testing.T) {
+	skipShort(t)
 	good := plugintest.NewLineSink(t)
 	stall := newStallSink(t)
 	in, stats := plugintest.FreeAddr(t), plugintest.FreeAddr(t)

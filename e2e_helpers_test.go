@@ -576,3 +576,12 @@ func downAddr(t *testing.T) string {
 	}
 	return fmt.Sprintf("127.0.0.1:%d", sa.(*syscall.SockaddrInet4).Port)
 }
+
+// skipShort skips a test that takes several seconds under -short (make
+// test-quick); make test runs it.
+func skipShort(t *testing.T) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("-short: takes seconds (make test runs it)")
+	}
+}

@@ -223,7 +223,7 @@ func TestReloadWithoutChangesKeepsEverything(t *testing.T) {
 		p.cmd.Process.Signal(syscall.SIGHUP)
 		p.waitLog(t, `"cause":"reload"`, i+1)
 	}
-	applied := regexp.MustCompile(`"cause":"reload".*"outputs_kept":(\d+),"outputs_started":(\d+),"outputs_restarted":(\d+),"outputs_removed":(\d+),"inputs_kept":(\d+),"inputs_started":(\d+)`)
+	applied := regexp.MustCompile(`"cause":"reload".*"destinations_kept":(\d+),"destinations_started":(\d+),"destinations_restarted":(\d+),"destinations_removed":(\d+),"inputs_kept":(\d+),"inputs_started":(\d+)`)
 	p.mu.Lock()
 	var lines []string
 	for _, l := range p.logs {

@@ -19,6 +19,7 @@ import (
 // reconnect often; half of the reloads add or remove an output. Nothing is
 // lost on the outputs that stay, no connection is refused.
 func TestReloadUnderLoad(t *testing.T) {
+	skipShort(t)
 	a, b, extra := plugintest.NewLineSink(t), plugintest.NewLineSink(t), plugintest.NewLineSink(t)
 	in := plugintest.FreeAddr(t)
 	dir := t.TempDir()

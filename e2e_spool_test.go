@@ -169,6 +169,7 @@ func waitAccounted(t *testing.T, stats string) (m map[string]float64, received, 
 // as they can; with max_buffered_bytes = 100 MiB the router's peak RSS stays
 // under 256 MiB, and drops are counted.
 func TestMemoryBoundWhileDown(t *testing.T) {
+	skipShort(t)
 	p, in, stats := startFlooded(t, 100<<20)
 	var chunk []byte
 	for i := 0; i < 20000; i++ {

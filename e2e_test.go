@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -142,7 +144,14 @@ func TestConfigErrors(t *testing.T) {
 		{"unset env", "[[inputs.graphite]]\nlisten = \"${ROUTER_TEST_UNSET_VAR}\"\n[[outputs.console]]\n", []string{":2:", "ROUTER_TEST_UNSET_VAR is not set"}},
 		{"bad destination", "[[inputs.graphite]]\n[[outputs.broadcast]]\nprotocol = \"graphite\"\ndestinations = [\"nohost\"]\n", []string{"destinations", "host:port"}},
 		{"no outputs", "[[inputs.graphite]]\n", []string{"no [[outputs.*]]"}},
-		{"bad TOML", "[[inputs.graphite]\n", []string{"bad.toml:", "delimiter"}},
+		{"bad TOML", "[[inputs.graphite]\n", []string{"bad.toml:1:", "delimiter"}},
+		{"bad TOML line 3", "[agent]\nlog_level = \"info\"\n[[inputs.graphite]\n", []string{"bad.toml:3:", "delimiter"}},
+		{"listen port out of range", "[[inputs.graphite]]\nlisten = \":99999\"\n[[outputs.console]]\n", []string{":2:", `listen ":99999": port 99999: want 0-65535`}},
+		{"address port not a number", "[[inputs.graphite]]\n[[outputs.graphite]]\naddress = \"localhost:abc\"\n", []string{":3:", `address "localhost:abc": port "abc"`}},
+		{"statsd admin port", "[[inputs.statsd]]\n[[outputs.statsd]]\naddress = \"127.0.0.1:8125\"\nadmin = \"127.0.0.1:0\"\n", []string{":4:", `admin "127.0.0.1:0": port 0: want 1-65535`}},
+		{"destination port", "[[inputs.graphite]]\n[[outputs.broadcast]]\nprotocol = \"graphite\"\ndestinations = [\"127.0.0.1:70000\"]\n", []string{":4:", "port 70000: want 1-65535"}},
+		{"agent address", "[agent]\nstats_addr = \"127.0.0.1:http-alt-nope\"\n[[inputs.graphite]]\n[[outputs.console]]\n", []string{":2:", "stats_addr", "service name"}},
+		{"did you mean", "[[inputs.graphite]]\nmax_line_lenght = 5\n[[outputs.console]]\n", []string{":2:", `did you mean "max_line_length"?`, "[[inputs.graphite]] takes: allowed_chars, cleanse,"}},
 		{"duplicate id", "[[inputs.graphite]]\n[[outputs.console]]\nid = \"x\"\n[[outputs.console]]\nid = \"x\"\n", []string{`id "x" already used`}},
 	}
 	for _, c := range cases {
@@ -165,6 +174,94 @@ func TestConfigErrors(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestConfigAllErrors: -check reports every error of a file at once, in
+// line order (the loader's and the plugins' Init's), then how many.
+func TestConfigAllErrors(t *testing.T) {
+	cfg := `[agent]
+  log_levl = "debug"
+[[inputs.graphite]]
+  listen = ":99999"
+[[inputs.statsd]]
+  listen = ":8125"
+  read_bufer = 5
+[[inputs.nosuch]]
+  foo = 1
+[[outputs.graphite]]
+  address = "localhost:abc"
+[[outputs.graphite]]
+  address = "127.0.0.1:2003"
+  overflow = "spill"
+  batch_size = -1
+[[outputs.consistent_hash]]
+  protocol = "graphite"
+  destinations = ["127.0.0.1:2004", "127.0.0.1:0"]
+`
+	file := filepath.Join(t.TempDir(), "bad.toml")
+	os.WriteFile(file, []byte(cfg), 0o600)
+	var out bytes.Buffer
+	if code := agent.Run(context.Background(), []string{"-config", file, "-check"}, &out, &out); code != 1 {
+		t.Fatalf("exit %d, want 1: %s", code, out.String())
+	}
+	want := []string{
+		`:2: [agent]: unknown key "log_levl" (typo, or not in this build); did you mean "log_level"?`,
+		`:4: [[inputs.graphite]] #1: listen ":99999": port 99999: want 0-65535`,
+		`:7: [[inputs.statsd]]: unknown key "read_bufer" (typo, or not in this build); did you mean "read_buffer"?`,
+		`:8: [[inputs.nosuch]]: unknown input plugin "nosuch"`,
+		`:11: [[outputs.graphite]] #1: address "localhost:abc": port "abc"`,
+		`:14: [[outputs.graphite]] #2: overflow: "spill"`,
+		`:15: [[outputs.graphite]] #2: batch_size: must be positive`,
+		`:18: [[outputs.consistent_hash]] #1: destinations: "127.0.0.1:0": port 0: want 1-65535`,
+		`bad.toml: 8 errors`,
+	}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if len(lines) != len(want) {
+		t.Fatalf("%d lines, want %d:\n%s", len(lines), len(want), out.String())
+	}
+	for i, w := range want {
+		if !strings.HasPrefix(lines[i], "router: "+file[:len(file)-len("bad.toml")]) || !strings.Contains(lines[i], w) {
+			t.Errorf("line %d: %q, want it to contain %q", i+1, lines[i], w)
+		}
+	}
+}
+
+// TestCheckCountsLikeRun: -check and the "router started" log count
+// inputs, outputs (tables) and destinations the same way.
+func TestCheckCountsLikeRun(t *testing.T) {
+	cfg := `[agent]
+  shutdown_timeout = "1s"
+[[inputs.graphite]]
+  listen = "127.0.0.1:0"
+[[outputs.consistent_hash]]
+  protocol = "graphite"
+  destinations = ["127.0.0.1:2004:a", "127.0.0.1:2005:b", "127.0.0.1:2006:c"]
+[[outputs.console]]
+`
+	file := filepath.Join(t.TempDir(), "count.toml")
+	os.WriteFile(file, []byte(cfg), 0o600)
+	var out bytes.Buffer
+	if code := agent.Run(context.Background(), []string{"-config", file, "-check"}, &out, &out); code != 0 {
+		t.Fatalf("-check: exit %d: %s", code, out.String())
+	}
+	if want := "ok (1 inputs, 0 processors, 2 outputs with 4 destinations, 0 rules)"; !strings.Contains(out.String(), want) {
+		t.Fatalf("-check: %q, want %q", out.String(), want)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var logs plugintest.SyncBuffer
+	done := make(chan int, 1)
+	go func() { done <- agent.Run(ctx, []string{"-config", file}, io.Discard, &logs) }()
+	started := regexp.MustCompile(`"inputs":1,"processors":0,"outputs":2,"destinations":4,"rules":0,.*"message":"router started"`)
+	deadline := time.Now().Add(10 * time.Second)
+	for !started.MatchString(logs.String()) {
+		if time.Now().After(deadline) {
+			cancel()
+			t.Fatalf("no matching \"router started\" log:\n%s", logs.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	cancel()
+	<-done
 }
 
 // TestEtcConfigsCheck: every shipped config passes -check.

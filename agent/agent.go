@@ -133,7 +133,7 @@ func (a *Agent) initPlugin(cfg *config.Config, in *config.Instance, v any) error
 			Metrics: a.metrics.Scope(string(in.Kind)+"."+in.Name, in.ID),
 		}
 		if err := ini.Init(env); err != nil {
-			return &config.Error{File: cfg.File, Line: in.Line, Table: in.Table, Msg: err.Error()}
+			return cfg.ErrorAt(in, err.Error())
 		}
 	}
 	return nil
@@ -186,9 +186,11 @@ func (a *Agent) run(ctx context.Context, watch time.Duration) error {
 		}()
 	}
 	a.mu.Lock()
-	nIn, nOut := len(a.st.inputs), len(a.st.outs)
+	nIn, nDest := len(a.st.inputs), len(a.st.outs)
 	a.mu.Unlock()
-	a.log.Info().Int("inputs", nIn).Int("outputs", nOut).Str("config", cfg.File).Msg("router started")
+	// counted as -check counts: tables, then what the outputs send to
+	a.log.Info().Int("inputs", nIn).Int("processors", len(cfg.Processors)).Int("outputs", len(cfg.Outputs)).
+		Int("destinations", nDest).Int("rules", len(cfg.Rules)).Str("config", cfg.File).Msg("router started")
 
 	var watchC <-chan time.Time
 	var lastStat os.FileInfo

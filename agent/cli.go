@@ -121,9 +121,18 @@ func RunWith(ctx context.Context, reg *registry.Registry, args []string, stdin i
 		fmt.Fprintln(stderr, "router: no configuration: use -config FILE.toml (or ROUTER_CONFIG); see router -h")
 		return 2
 	}
-	cfg, err := config.Load(reg, *configFile)
+	cfg, err := config.LoadAll(reg, *configFile)
 	if err != nil {
-		fmt.Fprintln(stderr, "router:", err)
+		errs := config.List(err)
+		if cfg != nil {
+			// what decoded despite the errors: its plugins' Init errors
+			// are reported with the others, so that one run shows them all
+			if _, ierr := New(cfg, zerolog.Nop()); ierr != nil {
+				errs = append(errs, config.List(ierr)...)
+			}
+			config.SortErrors(errs)
+		}
+		printErrors(stderr, *configFile, errs)
 		return 1
 	}
 	log := newLogger(cfg.Agent, stderr)
@@ -134,7 +143,7 @@ func RunWith(ctx context.Context, reg *registry.Registry, args []string, stdin i
 	}
 	a, err := New(cfg, log)
 	if err != nil {
-		fmt.Fprintln(stderr, "router:", err)
+		printErrors(stderr, *configFile, config.List(err))
 		return 1
 	}
 	a.reg = reg
@@ -149,7 +158,13 @@ func RunWith(ctx context.Context, reg *registry.Registry, args []string, stdin i
 		for _, w := range cfg.Warnings {
 			fmt.Fprintf(stderr, "router: warning: %s: %s\n", cfg.File, w)
 		}
-		fmt.Fprintf(stdout, "%s: ok (%d inputs, %d processors, %d outputs, %d rules)\n", cfg.File, len(cfg.Inputs), len(cfg.Processors), len(cfg.Outputs), len(cfg.Rules))
+		dests, discovered := cfg.Destinations()
+		more := ""
+		if discovered {
+			more = " + discovered"
+		}
+		fmt.Fprintf(stdout, "%s: ok (%d inputs, %d processors, %d outputs with %d destinations%s, %d rules)\n",
+			cfg.File, len(cfg.Inputs), len(cfg.Processors), len(cfg.Outputs), dests, more, len(cfg.Rules))
 		return 0
 	}
 	hup := make(chan os.Signal, 1)
@@ -177,6 +192,17 @@ func RunWith(ctx context.Context, reg *registry.Registry, args []string, stdin i
 		return 1
 	}
 	return 0
+}
+
+// printErrors writes each error of a configuration on its own line(s),
+// then how many there were when more than one.
+func printErrors(w io.Writer, file string, errs []error) {
+	for _, err := range errs {
+		fmt.Fprintln(w, "router:", err)
+	}
+	if len(errs) > 1 {
+		fmt.Fprintf(w, "router: %s: %d errors\n", file, len(errs))
+	}
 }
 
 func findPlugin(reg *registry.Registry, name string) (registry.Plugin, error) {

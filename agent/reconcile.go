@@ -93,10 +93,13 @@ func (a *Agent) prepare(desired *config.Config) (p *plan, err error) {
 			pl.abort(a) // p itself is nil on the error returns
 		}
 	}()
+	// every instance is prepared, so that one error does not hide the next
+	var errs []error
 	for _, pi := range desired.Processors {
 		v, err := a.initFresh(desired, pi)
 		if err != nil {
-			return nil, err
+			errs = append(errs, err)
+			continue
 		}
 		proc := v.(registry.Processor)
 		if pi.Sel != nil {
@@ -107,11 +110,14 @@ func (a *Agent) prepare(desired *config.Config) (p *plan, err error) {
 	for _, oi := range desired.Outputs {
 		n, err := a.prepareOutput(p, oi, false)
 		if err != nil {
-			return nil, err
+			errs = append(errs, config.List(err)...)
+			continue
 		}
 		p.pipe.outs = append(p.pipe.outs, n)
 	}
-	a.wireRules(p.pipe, desired)
+	if len(errs) == 0 {
+		a.wireRules(p.pipe, desired)
+	}
 	for _, ii := range desired.Inputs {
 		if cur := a.st.inputs[ii.ID]; cur != nil && cur.inst.Fingerprint == ii.Fingerprint {
 			p.st.inputs[ii.ID] = cur
@@ -120,10 +126,18 @@ func (a *Agent) prepare(desired *config.Config) (p *plan, err error) {
 		}
 		ir, err := a.newInputRun(desired, ii)
 		if err != nil {
-			return nil, err
+			errs = append(errs, err)
+			continue
 		}
 		p.st.inputs[ii.ID] = ir
 		p.ins = append(p.ins, ir)
+	}
+	if len(errs) > 0 {
+		config.SortErrors(errs)
+		if len(errs) == 1 {
+			return nil, errs[0]
+		}
+		return nil, config.Errors(errs)
 	}
 	return p, nil
 }
@@ -220,12 +234,17 @@ func (a *Agent) prepareDist(p *plan, oi *config.Instance) (node, error) {
 		spec = *oi.Registered.Distributor
 	}
 	targets := make([]node, len(oi.Targets))
+	var errs []error
 	for i, t := range oi.Targets {
 		n, err := a.prepareOutput(p, t, spec.BestEffortFrom > 0 && i >= spec.BestEffortFrom)
 		if err != nil {
-			return nil, err
+			errs = append(errs, config.List(err)...)
+			continue
 		}
 		targets[i] = n
+	}
+	if len(errs) > 0 {
+		return nil, config.Errors(errs)
 	}
 	if cur := a.st.dists[oi.ID]; cur != nil && cur.print == oi.Fingerprint && slices.Equal(cur.targets, targets) {
 		p.st.dists[oi.ID] = cur
@@ -355,7 +374,7 @@ func (a *Agent) commit(p *plan, why string, began time.Time) {
 		go a.retire(old, removed)
 	}
 	a.log.Info().Str("cause", why).Dur("elapsed_ms", time.Since(began)).
-		Int("outputs_kept", p.kept.outs).Int("outputs_started", len(p.starts)-restarted).Int("outputs_restarted", restarted).Int("outputs_removed", len(removed)).
+		Int("destinations_kept", p.kept.outs).Int("destinations_started", len(p.starts)-restarted).Int("destinations_restarted", restarted).Int("destinations_removed", len(removed)).
 		Int("inputs_kept", p.kept.inputs).Int("inputs_started", len(p.ins)).Int("inputs_stopped", stopped).Int("rules", len(p.cfg.Rules)).
 		Msg("configuration applied")
 }

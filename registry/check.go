@@ -1,10 +1,12 @@
 package registry
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/rs/zerolog"
@@ -13,12 +15,47 @@ import (
 // Helpers for plugins' Init: they check one configuration key and return an
 // error that names it, in the form the config loader reports.
 
-// CheckHostPort checks that addr (the value of key) is "host:port".
+// CheckHostPort checks that addr (the value of key) is "host:port" with a
+// port from 0 to 65535 or a service name the system knows ("http"): an
+// address to listen on (0: any free port).
 func CheckHostPort(key, addr string) error {
-	if _, _, err := net.SplitHostPort(addr); err != nil {
-		return fmt.Errorf("%s %q: %w", key, addr, err)
+	_, err := checkPort(key, addr, 0)
+	return err
+}
+
+// CheckAddress checks that addr (the value of key) is "host:port" to
+// connect to: a port from 1 to 65535, or a service name the system knows.
+func CheckAddress(key, addr string) error {
+	_, err := checkPort(key, addr, 1)
+	return err
+}
+
+// checkPort returns the port of addr, a number from low to 65535 or a
+// service name.
+func checkPort(key, addr string, low int) (int, error) {
+	_, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		var ae *net.AddrError
+		if errors.As(err, &ae) {
+			return 0, fmt.Errorf("%s %q: %s (want host:port)", key, addr, ae.Err)
+		}
+		return 0, fmt.Errorf("%s %q: %w", key, addr, err)
 	}
-	return nil
+	if p == "" {
+		return 0, fmt.Errorf("%s %q: no port (want host:port)", key, addr)
+	}
+	if p[0] >= '0' && p[0] <= '9' {
+		n, err := strconv.Atoi(p)
+		if err != nil || n < low || n > 65535 {
+			return 0, fmt.Errorf("%s %q: port %s: want %d-65535", key, addr, p, low)
+		}
+		return n, nil
+	}
+	n, err := net.LookupPort("tcp", p)
+	if err != nil {
+		return 0, fmt.Errorf("%s %q: port %q is neither a number nor a service name this system knows (/etc/services)", key, addr, p)
+	}
+	return n, nil
 }
 
 // CheckOneOf checks that v (the value of key) is one of allowed.

@@ -15,8 +15,14 @@ func TestCheckHelpers(t *testing.T) {
 		err  error
 		want string
 	}{
-		{CheckHostPort("listen", ""), `listen "": missing port in address`},
-		{CheckHostPort("address", "nohost"), `address "nohost": address nohost: missing port in address`},
+		{CheckHostPort("listen", ""), `listen "": missing port in address (want host:port)`},
+		{CheckHostPort("address", "nohost"), `address "nohost": missing port in address (want host:port)`},
+		{CheckHostPort("listen", ":99999"), `listen ":99999": port 99999: want 0-65535`},
+		{CheckHostPort("listen", ":-1"), `listen ":-1": port "-1" is neither a number nor a service name this system knows (/etc/services)`},
+		{CheckHostPort("listen", "127.0.0.1:"), `listen "127.0.0.1:": no port (want host:port)`},
+		{CheckAddress("address", "localhost:abc"), `address "localhost:abc": port "abc" is neither a number nor a service name this system knows (/etc/services)`},
+		{CheckAddress("address", "localhost:0"), `address "localhost:0": port 0: want 1-65535`},
+		{CheckAddress("address", "localhost:65536"), `address "localhost:65536": port 65536: want 1-65535`},
 		{CheckOneOf("protocol", "sctp", "tcp", "udp"), `protocol "sctp": want "tcp" or "udp"`},
 		{CheckOneOf("format", "x", "native", "graphite", "statsd"), `format "x": want "native", "graphite" or "statsd"`},
 		{CheckOneOf("mode", "b", "a"), `mode "b": want "a"`},
@@ -28,6 +34,9 @@ func TestCheckHelpers(t *testing.T) {
 	for _, err := range []error{
 		CheckHostPort("listen", "127.0.0.1:0"),
 		CheckHostPort("listen", ":2003"),
+		CheckHostPort("listen", "[::1]:65535"),
+		CheckAddress("address", "localhost:2003"),
+		CheckAddress("address", "[::1]:1"),
 		CheckOneOf("protocol", "udp", "tcp", "udp"),
 	} {
 		if err != nil {

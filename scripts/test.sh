@@ -1,9 +1,21 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it (.ci/run): formatting, vet, and every
 # test with the race detector. It installs what the tests need first.
+#
+#   scripts/test.sh          everything (make test)
+#   scripts/test.sh quick    the edit-test loop (make test-quick): no Consul,
+#                            no race detector, -short; installs nothing
+#
+# Both end with one line "== N passed, N failed, N skipped (...)" and exit 1
+# when anything failed (scripts/testsum reads go test -json).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CI="${CI:-}"
+mode="${1:-full}"
+case "$mode" in
+full | quick) ;;
+*) echo "usage: scripts/test.sh [quick]" >&2; exit 2 ;;
+esac
 
 echo "== gofmt"
 unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './.tools/*'))
@@ -13,6 +25,13 @@ fi
 
 echo "== go vet"
 go vet ./...
+
+if [ "$mode" = quick ]; then
+	echo "== go test -short (no Consul, no race detector)"
+	go build -o .tools/bin/testsum ./scripts/testsum
+	go test -short -count=1 -timeout 10m -json ./... | .tools/bin/testsum
+	exit
+fi
 
 echo "== consul (a real agent for the key store and discovery tests)"
 CONSUL_BIN="$(./scripts/install-consul.sh)"
@@ -31,5 +50,10 @@ echo "== carbon-c-relay (the oracle of the rule chain's differential tests, and 
 CRELAY_SRC="$(./scripts/install-crelay.sh)"
 export CRELAY_SRC
 
+echo "== Etsy statsd (proxy.js: the StatsD proxy's management and ring differential tests)"
+STATSD_DIR="$(./scripts/install-statsd.sh)"
+export STATSD_DIR
+
 echo "== go test -race"
-go test -race -count=1 -timeout 20m ./...
+go build -o .tools/bin/testsum ./scripts/testsum
+go test -race -count=1 -timeout 20m -json ./... | .tools/bin/testsum

@@ -10,8 +10,10 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"reflect"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -151,6 +153,49 @@ type Config struct {
 	// Warnings are things -check reports that do not stop a run (rules
 	// that can never fire, outputs no rule sends to).
 	Warnings []string
+
+	text string // expanded, for the lines of later errors
+}
+
+// ErrorAt makes the error of instance in from a plugin's message (its Init
+// names the key first: "listen \":99999\": ..."): at the line of that key
+// when the table sets it, else at the table's header.
+func (c *Config) ErrorAt(in *Instance, msg string) *Error {
+	line := in.Line
+	key, _, _ := strings.Cut(msg, " ")
+	key = strings.TrimSuffix(key, ":")
+	if c.text != "" && key != "" {
+		l := &loader{text: c.text}
+		if k := l.keyLineIn(in, key); k > 0 {
+			line = k
+		}
+	}
+	return &Error{File: c.File, Line: line, Table: in.Table, Msg: msg}
+}
+
+// Destinations counts what the outputs send to: one per output that is not
+// a distributor, one per target of a distributor (recursively). discovered
+// is true when a distributor takes its targets from a service catalog at
+// start (those are not counted). The run's "router started" log counts the
+// same way, after discovery.
+func (c *Config) Destinations() (n int, discovered bool) {
+	var walk func(in *Instance)
+	walk = func(in *Instance) {
+		if _, ok := in.Plugin.(registry.Distributor); !ok {
+			n++
+			return
+		}
+		if ds, ok := in.Plugin.(registry.DiscoverySource); ok && ds.Service() != "" {
+			discovered = true
+		}
+		for _, t := range in.Targets {
+			walk(t)
+		}
+	}
+	for _, o := range c.Outputs {
+		walk(o)
+	}
+	return n, discovered
 }
 
 // Output returns the top-level output with id, or nil.
@@ -251,6 +296,49 @@ func (e *Error) Error() string {
 	return b.String()
 }
 
+// Errors is every error found in one file, in the order of their lines.
+type Errors []error
+
+func (e Errors) Error() string {
+	msgs := make([]string, len(e))
+	for i, err := range e {
+		msgs[i] = err.Error()
+	}
+	return strings.Join(msgs, "\n")
+}
+
+// Unwrap gives the errors to errors.Is and errors.As.
+func (e Errors) Unwrap() []error { return e }
+
+// List returns the errors err holds: those of an Errors (or of an
+// errors.Join), or err itself; nil for nil.
+func List(err error) []error {
+	if err == nil {
+		return nil
+	}
+	var es Errors
+	if errors.As(err, &es) {
+		return es
+	}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()
+	}
+	return []error{err}
+}
+
+// SortErrors orders errors by their line (a *Error's Line; errors without
+// one keep their place after those with one).
+func SortErrors(errs []error) {
+	line := func(err error) int {
+		var e *Error
+		if errors.As(err, &e) && e.Line > 0 {
+			return e.Line
+		}
+		return 1 << 30
+	}
+	slices.SortStableFunc(errs, func(a, b error) int { return line(a) - line(b) })
+}
+
 // loader carries the state of one Parse call (or WithDestinations).
 type loader struct {
 	reg   *registry.Registry
@@ -259,42 +347,73 @@ type loader struct {
 	md    toml.MetaData
 	count map[string]int // instances per kind.name, for default ids
 	ids   map[string]string
+	// errs collects every error; failed holds the table paths whose
+	// decoding failed (their keys stay undecoded: not reported as unknown).
+	errs   []error
+	failed map[string]bool
+	// outFailed: an output table did not decode, so rules and
+	// metrics_send_to may name an id that is missing only because of it.
+	outFailed bool
+}
+
+// fail records an error; it returns false, for "if !l.ok(...)" flows.
+func (l *loader) fail(err error) {
+	l.errs = append(l.errs, List(err)...)
 }
 
 // Load reads, expands, decodes and validates a configuration file with the
 // plugins of reg. It makes a value of every plugin but neither initialises
 // (Init) nor opens anything.
 func Load(reg *registry.Registry, file string) (*Config, error) {
+	cfg, err := LoadAll(reg, file)
+	if err != nil {
+		return nil, err
+	}
+	return cfg, nil
+}
+
+// LoadAll is Load that, when the file has errors, also returns what could
+// be decoded despite them (nil after a syntax error), so that -check can
+// report the errors of plugins' Init at the same time. err is an Errors.
+func LoadAll(reg *registry.Registry, file string) (*Config, error) {
 	raw, err := os.ReadFile(file)
 	if err != nil {
 		return nil, fmt.Errorf("config: %w", err)
 	}
-	return Parse(reg, file, string(raw), os.LookupEnv)
+	return ParseAll(reg, file, string(raw), os.LookupEnv)
 }
 
 // Parse is Load on text already read; lookup resolves ${VAR}.
 func Parse(reg *registry.Registry, file, text string, lookup func(string) (string, bool)) (*Config, error) {
+	cfg, err := ParseAll(reg, file, text, lookup)
+	if err != nil {
+		return nil, err
+	}
+	return cfg, nil
+}
+
+// ParseAll is LoadAll on text already read.
+func ParseAll(reg *registry.Registry, file, text string, lookup func(string) (string, bool)) (*Config, error) {
 	expanded, err := ExpandEnv(text, lookup)
 	if err != nil {
 		return nil, fmt.Errorf("%s:%w", file, err)
 	}
-	l := &loader{reg: reg, file: file, text: expanded, count: map[string]int{}, ids: map[string]string{}}
+	l := &loader{reg: reg, file: file, text: expanded, count: map[string]int{}, ids: map[string]string{}, failed: map[string]bool{}}
 	var fc fileConfig
 	md, err := toml.Decode(expanded, &fc)
 	if err != nil {
 		var pe toml.ParseError
 		if errors.As(err, &pe) {
-			return nil, fmt.Errorf("%s:%d: %s", file, pe.Position.Line, pe.Message)
+			return nil, &Error{File: file, Line: syntaxLine(expanded, pe), Msg: pe.Message}
 		}
-		return nil, fmt.Errorf("%s: %s", file, strings.TrimPrefix(err.Error(), "toml: "))
+		return nil, &Error{File: file, Msg: strings.TrimPrefix(err.Error(), "toml: ")}
 	}
 	l.md = md
-	cfg := &Config{File: file, Agent: fc.Agent}
-	if err := l.checkAgent(&cfg.Agent); err != nil {
-		return nil, err
-	}
+	cfg := &Config{File: file, Agent: fc.Agent, text: expanded}
+	l.checkAgent(&cfg.Agent)
 	// Instances in document order, across plugin names.
 	order := map[registry.Kind][]string{}
+	tables := map[registry.Kind]int{}
 	seen := map[string]int{}
 	for _, k := range md.Keys() {
 		if len(k) != 2 {
@@ -305,6 +424,7 @@ func Parse(reg *registry.Registry, file, text string, lookup func(string) (strin
 			continue
 		}
 		order[kind] = append(order[kind], k[1])
+		tables[kind]++
 	}
 	for _, kind := range []registry.Kind{registry.Inputs, registry.Processors, registry.Outputs} {
 		var prims map[string]toml.Primitive
@@ -320,12 +440,19 @@ func Parse(reg *registry.Registry, file, text string, lookup func(string) (strin
 		for _, name := range order[kind] {
 			key := string(kind) + "." + name
 			if _, ok := decoded[name]; !ok {
+				decoded[name] = nil
 				if err := l.checkPlugin(kind, name, []string{string(kind), name}); err != nil {
-					return nil, err
+					l.fail(err)
+					l.failed[key] = true
+					l.outFailed = l.outFailed || kind == registry.Outputs
+					continue
 				}
 				var arr []toml.Primitive
 				if err := md.PrimitiveDecode(prims[name], &arr); err != nil {
-					return nil, l.wrapDecode(fmt.Sprintf("[[%s]]", key), err)
+					l.fail(l.wrapDecode(fmt.Sprintf("[[%s]]", key), err))
+					l.failed[key] = true
+					l.outFailed = l.outFailed || kind == registry.Outputs
+					continue
 				}
 				decoded[name] = arr
 			}
@@ -337,7 +464,9 @@ func Parse(reg *registry.Registry, file, text string, lookup func(string) (strin
 			}
 			in, err := l.decodeInstance(kind, name, arr[i], []string{string(kind), name}, nil)
 			if err != nil {
-				return nil, err
+				l.fail(err)
+				l.outFailed = l.outFailed || kind == registry.Outputs
+				continue
 			}
 			switch kind {
 			case registry.Inputs:
@@ -350,62 +479,83 @@ func Parse(reg *registry.Registry, file, text string, lookup func(string) (strin
 		}
 	}
 	if err := l.decodeRules(cfg, fc.Rules); err != nil {
-		return nil, err
+		l.fail(err)
+		cfg.Rules = nil
 	}
-	if err := l.checkUndecoded(); err != nil {
-		return nil, err
-	}
+	l.checkUndecoded()
 	if err := l.compileRules(cfg); err != nil {
-		return nil, err
+		l.fail(err)
 	}
-	if len(cfg.Inputs) == 0 {
-		return nil, &Error{File: file, Msg: "no [[inputs.*]] table: nothing would be read"}
+	if tables[registry.Inputs] == 0 {
+		l.fail(&Error{File: file, Msg: "no [[inputs.*]] table: nothing would be read"})
 	}
-	if len(cfg.Outputs) == 0 {
-		return nil, &Error{File: file, Msg: "no [[outputs.*]] table: everything read would be lost"}
+	if tables[registry.Outputs] == 0 {
+		l.fail(&Error{File: file, Msg: "no [[outputs.*]] table: everything read would be lost"})
+	}
+	if len(l.errs) > 0 {
+		SortErrors(l.errs)
+		// what decoded, for checking its plugins' Init; no rules (they
+		// may name what did not decode)
+		cfg.Rules, cfg.Chain, cfg.Agent.MetricsSendTo = nil, nil, nil
+		return cfg, Errors(l.errs)
 	}
 	return cfg, nil
 }
 
-func (l *loader) checkAgent(a *Agent) error {
+// syntaxLine is the line of a TOML syntax error: the line of its first
+// byte (the parser counts a newline it stopped at as the next line's).
+func syntaxLine(text string, pe toml.ParseError) int {
+	if s := pe.Position.Start; s > 0 && s <= len(text) {
+		return strings.Count(text[:s], "\n") + 1
+	}
+	return pe.Position.Line
+}
+
+func (l *loader) checkAgent(a *Agent) {
+	bad := func(key, msg string) {
+		l.fail(&Error{File: l.file, Line: l.keyLine([]string{"agent"}, key), Table: "[agent]", Msg: msg})
+	}
 	switch a.LogLevel {
 	case "", "trace", "debug", "info", "warn", "error":
 	default:
-		return &Error{File: l.file, Line: l.keyLine([]string{"agent"}, "log_level"), Table: "[agent]",
-			Msg: fmt.Sprintf("log_level %q: want trace, debug, info, warn or error", a.LogLevel)}
+		bad("log_level", fmt.Sprintf("log_level %q: want trace, debug, info, warn or error", a.LogLevel))
 	}
 	switch a.LogFormat {
 	case "", "json", "console":
 	default:
-		return &Error{File: l.file, Line: l.keyLine([]string{"agent"}, "log_format"), Table: "[agent]",
-			Msg: fmt.Sprintf("log_format %q: want json or console", a.LogFormat)}
+		bad("log_format", fmt.Sprintf("log_format %q: want json or console", a.LogFormat))
 	}
 	if a.MetricsPrefix == "" {
 		a.MetricsPrefix = "carbon.relays.{host}"
 	}
 	if a.MetricsFlush != 0 && a.MetricsFlush.D() < time.Second {
-		return &Error{File: l.file, Line: l.keyLine([]string{"agent"}, "metrics_flush"), Table: "[agent]",
-			Msg: "metrics_flush: at least 1s (or 0s for never)"}
+		bad("metrics_flush", "metrics_flush: at least 1s (or 0s for never)")
 	}
 	if a.MaxBufferedBytes == 0 {
 		a.MaxBufferedBytes = 1 << 30
 	}
 	if a.MaxBufferedBytes < -1 || (a.MaxBufferedBytes > 0 && a.MaxBufferedBytes < 1<<20) {
-		return &Error{File: l.file, Line: l.keyLine([]string{"agent"}, "max_buffered_bytes"), Table: "[agent]",
-			Msg: "max_buffered_bytes: at least 1048576, or -1 for no bound"}
+		bad("max_buffered_bytes", "max_buffered_bytes: at least 1048576, or -1 for no bound")
 	}
 	if a.ShutdownTimeout == 0 {
 		a.ShutdownTimeout = registry.Duration(defShutdownTimeout)
 	}
 	if a.APIToken != "" && a.APITokenFile != "" {
-		return &Error{File: l.file, Line: l.keyLine([]string{"agent"}, "api_token_file"), Table: "[agent]",
-			Msg: "api_token and api_token_file: set one, not both"}
+		bad("api_token_file", "api_token and api_token_file: set one, not both")
 	}
 	if (a.APIToken != "" || a.APITokenFile != "") && a.APIAddr == "" && a.ManagementAddr == "" {
-		return &Error{File: l.file, Line: l.keyLine([]string{"agent"}, "api_token"), Table: "[agent]",
-			Msg: "api_token protects api_addr and management_addr: set one of them, or remove the token"}
+		bad("api_token", "api_token protects api_addr and management_addr: set one of them, or remove the token")
 	}
-	return nil
+	for _, k := range []struct {
+		key, v string
+	}{{"stats_addr", a.StatsAddr}, {"management_addr", a.ManagementAddr}, {"runstats_addr", a.RunstatsAddr}, {"api_addr", a.APIAddr}} {
+		if k.v == "" {
+			continue
+		}
+		if err := registry.CheckHostPort(k.key, k.v); err != nil {
+			bad(k.key, err.Error())
+		}
+	}
 }
 
 func (l *loader) checkPlugin(kind registry.Kind, name string, path []string) error {
@@ -436,6 +586,7 @@ func (l *loader) decodeInstance(kind registry.Kind, name string, prim toml.Primi
 			in.Out.NamePass, in.Out.NameDrop = nil, nil
 		}
 		if err := l.md.PrimitiveDecode(prim, &in.Out); err != nil {
+			l.failed[key] = true
 			return nil, l.wrapDecode(in.Table, err)
 		}
 		var written struct {
@@ -447,11 +598,13 @@ func (l *loader) decodeInstance(kind registry.Kind, name string, prim toml.Primi
 		in.ID = in.Out.ID
 	} else {
 		if err := l.md.PrimitiveDecode(prim, &in.In); err != nil {
+			l.failed[key] = true
 			return nil, l.wrapDecode(in.Table, err)
 		}
 		in.ID = in.In.ID
 	}
 	if err := l.md.PrimitiveDecode(prim, in.Plugin); err != nil {
+		l.failed[key] = true
 		return nil, l.wrapDecode(in.Table, err)
 	}
 	sel := selector.CompileEach
@@ -551,24 +704,29 @@ func (l *loader) outputDefaults(in *Instance) error {
 	if o.WriteTimeout == 0 {
 		o.WriteTimeout = registry.Duration(defWriteTimeout)
 	}
-	bad := func(key, msg string) error {
-		return &Error{File: l.file, Line: in.Line, Table: in.Table, Msg: key + ": " + msg}
+	var errs Errors
+	bad := func(key, msg string) {
+		line := in.Line
+		if k := l.keyLineIn(in, key); k > 0 {
+			line = k
+		}
+		errs = append(errs, &Error{File: l.file, Line: line, Table: in.Table, Msg: key + ": " + msg})
 	}
 	switch o.Overflow {
 	case "":
 		o.Overflow = "drop_oldest"
 	case "drop_oldest", "block":
 	default:
-		return bad("overflow", fmt.Sprintf("%q: want \"block\" or \"drop_oldest\"", o.Overflow))
+		bad("overflow", fmt.Sprintf("%q: want \"block\" or \"drop_oldest\"", o.Overflow))
 	}
 	if o.BatchSize < 0 {
-		return bad("batch_size", "must be positive")
+		bad("batch_size", "must be positive")
 	}
 	if o.FlushInterval < 0 {
-		return bad("flush_interval", "must not be negative")
+		bad("flush_interval", "must not be negative")
 	}
 	if o.FlushIdle < 0 {
-		return bad("flush_idle", "must not be negative")
+		bad("flush_idle", "must not be negative")
 	}
 	if o.Workers == 0 {
 		o.Workers = min(max(spec.Workers, 1), maxWorkers)
@@ -578,30 +736,31 @@ func (l *loader) outputDefaults(in *Instance) error {
 		o.SpoolFsync = "interval"
 	case "always", "interval", "never":
 	default:
-		return bad("spool_fsync", fmt.Sprintf("%q: want \"always\", \"interval\" or \"never\"", o.SpoolFsync))
+		bad("spool_fsync", fmt.Sprintf("%q: want \"always\", \"interval\" or \"never\"", o.SpoolFsync))
 	}
 	if o.SpoolMaxBytes == 0 {
 		o.SpoolMaxBytes = 1 << 30
 	}
 	if o.SpoolMaxBytes < 1<<20 || o.SpoolReplayRate < 0 {
-		return bad("spool_max_bytes", "at least 1048576; spool_replay_rate must not be negative")
+		bad("spool_max_bytes", "at least 1048576; spool_replay_rate must not be negative")
 	}
 	if o.Workers < 0 || o.Workers > maxWorkers {
-		return bad("workers", fmt.Sprintf("between 1 and %d", maxWorkers))
+		bad("workers", fmt.Sprintf("between 1 and %d", maxWorkers))
 	}
 	if o.BufferLimit < 0 {
-		return bad("buffer_limit", "must be positive")
+		bad("buffer_limit", "must be positive")
 	}
 	if o.BufferLimit < o.BatchSize {
 		o.BatchSize = o.BufferLimit
 	}
 	if o.RetryMax < o.RetryInitial {
-		return bad("retry_max", "must be at least retry_initial")
+		bad("retry_max", "must be at least retry_initial")
+	}
+	if len(errs) > 0 {
+		return errs
 	}
 	return nil
 }
-
-func (l *loader) pathOf(in *Instance) []string { return []string{string(in.Kind), in.Name} }
 
 // decodeTargets builds a distributor's targets from its `to` tables and its
 // destinations shorthand.
@@ -626,19 +785,25 @@ func (l *loader) decodeTargets(in *Instance, path []string) error {
 	slices.SortFunc(names, func(a, b string) int {
 		return l.headerLine(append(slices.Clone(path), "to", a)) - l.headerLine(append(slices.Clone(path), "to", b))
 	})
+	var errs Errors
 	for _, tn := range names {
 		tpath := append(slices.Clone(path), "to", tn)
 		if err := l.checkPlugin(registry.Outputs, tn, tpath); err != nil {
-			return err
+			errs = append(errs, err)
+			l.failed[strings.Join(tpath, ".")] = true
+			continue
 		}
 		var arr []toml.Primitive
 		if err := l.md.PrimitiveDecode(in.Out.To[tn], &arr); err != nil {
-			return l.wrapDecode(in.Table, err)
+			errs = append(errs, l.wrapDecode(in.Table, err))
+			l.failed[strings.Join(tpath, ".")] = true
+			continue
 		}
 		for _, prim := range arr {
 			t, err := l.decodeInstance(registry.Outputs, tn, prim, tpath, in)
 			if err != nil {
-				return err
+				errs = append(errs, List(err)...)
+				continue
 			}
 			t.Target = registry.Target{ID: t.ID, Plugin: tn, Instance: t.Out.Instance}
 			if a, ok := addressOf(t.Plugin); ok {
@@ -656,21 +821,25 @@ func (l *loader) decodeTargets(in *Instance, path []string) error {
 		proto, dests := sh.Shorthand()
 		if len(dests) > 0 {
 			if proto == "" {
-				return &Error{File: l.file, Line: l.keyLine(path, "destinations"), Table: in.Table,
-					Msg: "protocol: required with destinations (e.g. \"graphite\")"}
+				return append(errs, &Error{File: l.file, Line: l.keyLineIn(in, "destinations"), Table: in.Table,
+					Msg: "protocol: required with destinations (e.g. \"graphite\")"})
 			}
 			if _, ok := l.reg.Lookup(registry.Outputs, proto); !ok {
-				return &Error{File: l.file, Line: l.keyLine(path, "protocol"), Table: in.Table,
-					Msg: fmt.Sprintf("protocol %q: no such output plugin; this binary has: %s", proto, strings.Join(l.reg.Names(registry.Outputs), ", "))}
+				return append(errs, &Error{File: l.file, Line: l.keyLineIn(in, "protocol"), Table: in.Table,
+					Msg: fmt.Sprintf("protocol %q: no such output plugin; this binary has: %s", proto, strings.Join(l.reg.Names(registry.Outputs), ", "))})
 			}
 		}
 		for _, d := range dests {
 			t, err := l.shorthandTarget(in, proto, d)
 			if err != nil {
-				return err
+				errs = append(errs, List(err)...)
+				continue
 			}
 			in.Targets = append(in.Targets, t)
 		}
+	}
+	if len(errs) > 0 {
+		return errs
 	}
 	if len(in.Targets) == 0 {
 		if ds, ok := in.Plugin.(registry.DiscoverySource); ok && ds.Service() != "" {
@@ -702,7 +871,7 @@ func (l *loader) decodeTargets(in *Instance, path []string) error {
 func (l *loader) shorthandTarget(parent *Instance, proto, dest string) (*Instance, error) {
 	host, port, inst, err := ParseDestination(dest)
 	if err != nil {
-		return nil, &Error{File: l.file, Line: l.keyLine(l.pathOf(parent), "destinations"), Table: parent.Table, Msg: "destinations: " + err.Error()}
+		return nil, &Error{File: l.file, Line: l.keyLineIn(parent, "destinations"), Table: parent.Table, Msg: "destinations: " + err.Error()}
 	}
 	p, _ := l.reg.Lookup(registry.Outputs, proto)
 	addr := joinHostPort(host, port)
@@ -816,6 +985,9 @@ func ParseDestination(s string) (host, port, instance string, err error) {
 			return "", "", "", fmt.Errorf("%q: port %q is not a number", s, port)
 		}
 	}
+	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+		return "", "", "", fmt.Errorf("%q: port %s: want 1-65535", s, port)
+	}
 	if strings.Contains(instance, ":") {
 		return "", "", "", fmt.Errorf("%q: want host:port[:instance]", s)
 	}
@@ -881,34 +1053,157 @@ var (
 	reLastKey = regexp.MustCompile(`^\(last key "([^"]*)"\): `)
 )
 
-// checkUndecoded reports the first key no struct took: a typo, or a plugin
-// option this build does not have.
-func (l *loader) checkUndecoded() error {
+// checkUndecoded reports every key no struct took (a typo, or an option
+// this build does not have) with the keys its table takes and the nearest.
+func (l *loader) checkUndecoded() {
 	for _, k := range l.md.Undecoded() {
 		if len(k) == 0 {
 			continue
 		}
+		if l.underFailed(k) {
+			continue
+		}
+		key := k[len(k)-1]
 		table := "[" + strings.Join(k[:len(k)-1], ".") + "]"
 		if len(k) >= 3 {
 			table = "[" + table + "]"
 		}
-		if len(k) == 1 {
-			table = "(top level)"
-		}
-		msg := fmt.Sprintf("unknown key %q (typo, or not in this build)", k[len(k)-1])
-		if len(k) == 2 && k[0] == "agent" {
-			msg += "; [agent] has: log_level, log_format, shutdown_timeout, stats_addr, management_addr, max_buffered_bytes, metrics_flush, metrics_prefix, metrics_send_to, runstats_addr, api_addr, api_token, api_token_file, api_allowed_hosts, pprof"
-		}
 		if len(k) == 2 && k[0] == "rules" {
 			table = "[[rules]]"
-			msg += "; a rule has: " + strings.Join(rules.Keys, ", ")
 		}
+		var msg string
 		if len(k) == 1 {
 			msg = fmt.Sprintf("unknown top-level key or table %q; want [agent], [[inputs.*]], [[processors.*]], [[outputs.*]], [[rules]]", k.String())
+			table = "(top level)"
+		} else {
+			msg = fmt.Sprintf("unknown key %q (typo, or not in this build)", key)
+			if valid := l.validKeys(k[:len(k)-1]); len(valid) > 0 {
+				if near := nearest(key, valid); near != "" {
+					msg += fmt.Sprintf("; did you mean %q?", near)
+				}
+				msg += " " + table + " takes: " + strings.Join(valid, ", ")
+			}
 		}
-		return &Error{File: l.file, Line: l.keyLine(k[:len(k)-1], k[len(k)-1]), Table: table, Msg: msg}
+		l.fail(&Error{File: l.file, Line: l.keyLine(k[:len(k)-1], key), Table: table, Msg: msg})
 	}
-	return nil
+}
+
+// underFailed reports whether key path k is inside a table whose decoding
+// failed (its keys are undecoded because of that error, already reported).
+func (l *loader) underFailed(k toml.Key) bool {
+	for n := 1; n < len(k); n++ {
+		if l.failed[strings.Join(k[:n], ".")] {
+			return true
+		}
+	}
+	return false
+}
+
+// validKeys returns the keys the table at path takes, sorted; nil when
+// path is not a table the loader knows.
+func (l *loader) validKeys(path []string) []string {
+	var keys []string
+	switch {
+	case len(path) == 1 && path[0] == "agent":
+		keys = structKeys(reflect.TypeOf(Agent{}))
+	case len(path) == 1 && path[0] == "rules":
+		keys = slices.Clone(rules.Keys)
+	case len(path) == 2 || (len(path) == 4 && path[0] == string(registry.Outputs) && path[2] == "to"):
+		kind := registry.Kind(path[0])
+		p, ok := l.reg.Lookup(kind, path[len(path)-1])
+		if !ok {
+			return nil
+		}
+		keys = append(structKeys(reflect.TypeOf(p.New())), commonKeys[kind]...)
+		if _, dist := p.New().(registry.Distributor); !dist {
+			keys = slices.DeleteFunc(keys, func(k string) bool { return k == "to" })
+		}
+		if len(path) == 2 {
+			keys = slices.DeleteFunc(keys, func(k string) bool { return k == "instance" })
+		}
+	default:
+		return nil
+	}
+	slices.Sort(keys)
+	return slices.Compact(keys)
+}
+
+// structKeys returns the TOML keys of a struct type (through pointers and
+// embedded structs): each field's toml tag, or its lower-cased name.
+func structKeys(t reflect.Type) []string {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if t.Kind() != reflect.Struct {
+		return nil
+	}
+	var keys []string
+	for i := range t.NumField() {
+		f := t.Field(i)
+		tag, _, _ := strings.Cut(f.Tag.Get("toml"), ",")
+		if tag == "-" {
+			continue
+		}
+		if f.Anonymous && tag == "" {
+			keys = append(keys, structKeys(f.Type)...)
+			continue
+		}
+		if !f.IsExported() {
+			continue
+		}
+		if tag == "" {
+			tag = strings.ToLower(f.Name)
+		}
+		keys = append(keys, tag)
+	}
+	return keys
+}
+
+// nearest returns the candidate closest to key: the same letters without
+// '_' or '-', else an edit distance of at most 2 (1 for short keys); "" if
+// none is that close.
+func nearest(key string, candidates []string) string {
+	norm := func(s string) string {
+		return strings.NewReplacer("_", "", "-", "").Replace(strings.ToLower(s))
+	}
+	best, bestD := "", 1<<30
+	for _, c := range candidates {
+		if norm(c) == norm(key) {
+			return c
+		}
+		if d := editDistance(strings.ToLower(key), c); d < bestD {
+			best, bestD = c, d
+		}
+	}
+	limit := 2
+	if len(key) <= 4 {
+		limit = 1
+	}
+	if bestD <= limit {
+		return best
+	}
+	return ""
+}
+
+// editDistance is the Levenshtein distance of a and b (bytes).
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
 }
 
 // headerLine returns the line of the first [path] or [[path]] header, or 0.
@@ -948,6 +1243,25 @@ func (l *loader) keyLine(path []string, key string) int {
 			full = cur + "." + k
 		}
 		if full == want+"."+key || (want == "" && k == key) {
+			return i + 1
+		}
+	}
+	return 0
+}
+
+// keyLineIn returns the line that sets key in the table of instance in
+// (from its header to the next one), or 0.
+func (l *loader) keyLineIn(in *Instance, key string) int {
+	if in.Line <= 0 {
+		return 0
+	}
+	lines := strings.Split(l.text, "\n")
+	for i := in.Line; i < len(lines); i++ {
+		if _, ok := tableHeader(lines[i]); ok {
+			break
+		}
+		k, _, ok := strings.Cut(strings.TrimSpace(lines[i]), "=")
+		if ok && strings.Trim(strings.TrimSpace(k), `"'`) == key {
 			return i + 1
 		}
 	}
@@ -1061,8 +1375,9 @@ func (l *loader) compileRules(cfg *Config) error {
 	for _, o := range cfg.Outputs {
 		ids[o.ID] = true
 	}
+	known := func(id string) bool { return ids[id] || l.outFailed }
 	for _, id := range cfg.Agent.MetricsSendTo {
-		if !ids[id] {
+		if !known(id) {
 			return &Error{File: l.file, Line: l.keyLine([]string{"agent"}, "metrics_send_to"), Table: "[agent]",
 				Msg: fmt.Sprintf("metrics_send_to: no output with id %q", id)}
 		}
@@ -1070,11 +1385,14 @@ func (l *loader) compileRules(cfg *Config) error {
 	if len(cfg.Rules) == 0 {
 		return nil
 	}
-	ch, err := rules.Compile(cfg.Rules, func(id string) bool { return ids[id] })
+	ch, err := rules.Compile(cfg.Rules, known)
 	if err != nil {
 		return fmt.Errorf("%s: [[rules]]:\n  %s", l.file, strings.ReplaceAll(err.Error(), "\n", "\n  "))
 	}
 	cfg.Chain = ch
+	if len(l.errs) > 0 {
+		return nil
+	}
 	cfg.Warnings = append(cfg.Warnings, ch.Unreachable()...)
 	named := map[string]bool{}
 	for _, id := range ch.Outputs() {

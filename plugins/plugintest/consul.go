@@ -49,7 +49,7 @@ const consulStartTimeout = 30 * time.Second
 // until it has a leader. The binary is $CONSUL_BIN, else
 // <module root>/.tools/bin/consul (scripts/install-consul.sh puts it there),
 // else consul on $PATH. Without one the test is skipped, or fails when
-// CI=true. The agent is stopped when the test ends.
+// CI=true; with -short it is skipped. The agent is stopped when the test ends.
 func StartConsul(t testing.TB) *Consul {
 	t.Helper()
 	bin := consulBin(t)
@@ -88,9 +88,13 @@ func StartConsul(t testing.TB) *Consul {
 	return nil
 }
 
-// consulBin finds the consul binary, or skips (fails under CI=true).
+// consulBin finds the consul binary, or skips (fails under CI=true). With
+// -short (make test-quick) it skips: the quick loop needs no Consul.
 func consulBin(t testing.TB) string {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("-short: no Consul agent (make test runs these tests)")
+	}
 	if p := os.Getenv("CONSUL_BIN"); p != "" {
 		if !isExecutable(p) {
 			t.Fatalf("CONSUL_BIN=%s is not an executable file (run scripts/install-consul.sh)", p)

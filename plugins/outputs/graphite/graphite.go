@@ -61,7 +61,7 @@ func (g *Graphite) Init(env registry.Env) error {
 	if g.Address == "" {
 		return errors.New("address: required (host:port)")
 	}
-	if err := registry.CheckHostPort("address", g.Address); err != nil {
+	if err := registry.CheckAddress("address", g.Address); err != nil {
 		return err
 	}
 	if err := registry.CheckOneOf("protocol", g.Protocol, "tcp", "udp"); err != nil {

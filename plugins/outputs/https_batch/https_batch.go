@@ -80,6 +80,11 @@ func (h *HTTPSBatch) Init(env registry.Env) error {
 	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 		return fmt.Errorf("url %q: want http(s)://host[:port][/path]", h.URL)
 	}
+	if u.Port() != "" || strings.HasSuffix(u.Host, ":") {
+		if err := registry.CheckAddress("url", u.Host); err != nil {
+			return err
+		}
+	}
 	if h.APIKey == "" {
 		return errors.New("api_key: required")
 	}

@@ -109,7 +109,7 @@ func (s *StatsD) Init(env registry.Env) error {
 	if s.Address == "" {
 		return errors.New("address: required (host:port)")
 	}
-	if err := registry.CheckHostPort("address", s.Address); err != nil {
+	if err := registry.CheckAddress("address", s.Address); err != nil {
 		return err
 	}
 	if err := registry.CheckOneOf("protocol", s.Protocol, "udp", "tcp"); err != nil {
@@ -139,7 +139,7 @@ func (s *StatsD) Init(env registry.Env) error {
 	s.datagrams = env.Metrics.Counter("datagrams_total", "UDP datagrams sent.")
 	s.log = env.Log.Sample(&zerolog.BurstSampler{Burst: 1, Period: 10 * time.Second})
 	if s.Admin != "" {
-		if err := registry.CheckHostPort("admin", s.Admin); err != nil {
+		if err := registry.CheckAddress("admin", s.Admin); err != nil {
 			return err
 		}
 		if s.CheckInterval < registry.Duration(10*time.Millisecond) {
