@@ -484,11 +484,15 @@ func (d *diskBuffer) Release() int {
 }
 
 // encodeBatch renders b as spool record data: per metric a format byte
-// ('g' Graphite, 's' StatsD), its line, '\n'.
+// ('g' Graphite, 's' StatsD, 'o' a StatsD line passed on unparsed), its
+// line, '\n'.
 func encodeBatch(dst []byte, b metric.Batch, now int64) []byte {
 	for i := range b {
 		m := &b[i]
-		if m.Format() == metric.StatsD {
+		if m.Opaque() {
+			dst = append(dst, 'o')
+			dst = statsd.Append(dst, m, metric.Untyped)
+		} else if m.Format() == metric.StatsD {
 			dst = append(dst, 's')
 			dst = statsd.Append(dst, m, metric.Untyped)
 		} else {
@@ -525,6 +529,8 @@ func decodeBatch(data []byte, count int) (metric.Batch, int) {
 			err = errors.New("short line")
 		case line[0] == 's':
 			err = statsd.Parse(line[1:], &b[len(b)-1])
+		case line[0] == 'o':
+			err = statsd.ParseOpaque(line[1:], &b[len(b)-1])
 		case line[0] == 'g':
 			err = graphite.Parse(line[1:], &b[len(b)-1])
 		default:

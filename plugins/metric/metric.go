@@ -127,6 +127,7 @@ const (
 	flagModified uint8 = 1 << iota // the buffer is a rendering, not the input
 	flagTags                       // tags present (possibly empty: "|#")
 	flagWide                       // the spans are in the table at the buffer's end
+	flagOpaque                     // a StatsD line passed on unparsed (see Opaque)
 )
 
 // The fields of a metric: indexes of Metric.sp and layout.sp.
@@ -233,6 +234,9 @@ type Parts struct {
 	Ext     []byte
 	Format  Format
 	Type    Type
+	// Opaque: a line forwarded without being understood (see
+	// Metric.Opaque): Path is its hash key, Ext the rest of the line.
+	Opaque bool
 }
 
 // AssembleInto builds a metric from parts into *m, overwriting every field.
@@ -243,6 +247,9 @@ func AssembleInto(m *Metric, p *Parts) {
 	m.num, m.format, m.typ, m.flags = p.Num, p.Format, p.Type, 0
 	if p.Tags != nil {
 		m.flags |= flagTags
+	}
+	if p.Opaque {
+		m.flags |= flagOpaque
 	}
 	l := layout{nameLen: uint32(p.NameLen)}
 	buf := p.Raw
@@ -421,6 +428,15 @@ func (m *Metric) Tags() []byte {
 // Ext returns unknown StatsD sections, verbatim, each with its leading '|'.
 func (m *Metric) Ext() []byte { return m.field(fExt) }
 
+// Opaque reports a StatsD line that a proxy passes on without having
+// understood it (a DogStatsD event "_e{5,4}:title|text", a service check
+// "_sc|name|0", an unknown type, a NaN gauge): Path (and Name) is its hash
+// key, the text before the first ':' (the whole line without one), as Etsy
+// proxy.js hashes it; Ext is the rest of the line; it has no type and no
+// value (NaN). The StatsD appender writes its line; other formats refuse it.
+// A processor may rename it: the new path replaces the key, the rest stays.
+func (m *Metric) Opaque() bool { return m.flags&flagOpaque != 0 }
+
 // Modified reports whether the metric's line is a rendering, not the input
 // (also true for the zero Metric, which has no input).
 func (m *Metric) Modified() bool { return m.flags&flagModified != 0 || m.ptr == nil }
@@ -452,7 +468,7 @@ func (m *Metric) rebuild(dst []byte, f *fields) []byte {
 	}
 	var n Metric
 	var l layout
-	n.num, n.format, n.typ, n.flags = m.num, m.format, m.typ, flagModified
+	n.num, n.format, n.typ, n.flags = m.num, m.format, m.typ, flagModified|m.flags&flagOpaque
 	if f.hasTags {
 		n.flags |= flagTags
 	}
@@ -463,8 +479,13 @@ func (m *Metric) rebuild(dst []byte, f *fields) []byte {
 		return span{uint32(o), uint32(len(f.prefix) + len(f.path))}
 	}
 	var lineEnd int
-	switch m.format {
-	case StatsD:
+	switch {
+	case m.flags&flagOpaque != 0:
+		// the key, then the rest of the line as it came
+		l.sp[fPath] = putPath()
+		l.sp[fExt] = put(f.ext)
+		lineEnd = len(dst) - s
+	case m.format == StatsD:
 		l.sp[fPath] = putPath()
 		dst = append(dst, ':')
 		l.sp[fValue] = put(f.value)
@@ -513,6 +534,9 @@ func (m *Metric) rebuild(dst []byte, f *fields) []byte {
 	buf := dst[s:len(dst):len(dst)]
 	p := l.sp[fPath]
 	l.nameLen = uint32(nameLen(buf[p.off:p.off+p.n], m.format))
+	if m.flags&flagOpaque != 0 {
+		l.nameLen = p.n // a key, not a name with Influx tags
+	}
 	n.setLayout(buf, lineEnd, &l)
 	*m = n
 	return dst

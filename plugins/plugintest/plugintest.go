@@ -11,6 +11,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -162,6 +163,13 @@ func (c *Capture) Raw() []string {
 		out[i] = string(c.Metrics[i].Raw())
 	}
 	return out
+}
+
+// Snapshot returns a copy of the metrics captured so far, in order.
+func (c *Capture) Snapshot() metric.Batch {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Clone(metric.Batch(c.Metrics))
 }
 
 var _ registry.Emitter = (*Capture)(nil)

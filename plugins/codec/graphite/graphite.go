@@ -263,6 +263,7 @@ var (
 	ErrNoName     = errors.New("graphite: metric has no name")
 	ErrNotNumber  = errors.New("graphite: value is not a finite number (a set member, NaN or Inf)")
 	ErrManyValues = errors.New("graphite: line carries several values (DogStatsD multi-value, Etsy multi-metric)")
+	ErrOpaque     = errors.New("graphite: a StatsD line passed on unparsed (an event, a service check, an unknown type)")
 )
 
 // Append appends m as one Graphite line, terminated by '\n', to dst; or
@@ -287,6 +288,9 @@ func Append(dst []byte, m *metric.Metric, now int64) []byte {
 func Refused(m *metric.Metric) error {
 	if m.Format() == metric.Graphite {
 		return nil
+	}
+	if m.Opaque() {
+		return ErrOpaque
 	}
 	if len(m.Name()) == 0 {
 		return ErrNoName

@@ -210,6 +210,24 @@ sections:
 	return nil
 }
 
+// ParseOpaque makes m the opaque metric of a line Parse refused (see
+// metric.Metric.Opaque): what Etsy proxy.js forwards, which is any line that
+// is not empty. Its key is the text before the first ':' (the whole line
+// without one), as proxy.js hashes it; the line is kept as it came, '\r'
+// included. It returns ErrEmpty for an empty line and does not allocate.
+func ParseOpaque(line []byte, m *metric.Metric) error {
+	if len(line) == 0 {
+		return ErrEmpty
+	}
+	k := bytes.IndexByte(line, ':')
+	if k < 0 {
+		k = len(line)
+	}
+	p := metric.Parts{Raw: line, Path: line[:k:k], NameLen: k, Ext: line[k:], Num: math.NaN(), Format: metric.StatsD, Opaque: true}
+	metric.AssembleInto(m, &p)
+	return nil
+}
+
 func allDigits(b []byte) bool {
 	for _, c := range b {
 		if c < '0' || c > '9' {
@@ -230,7 +248,8 @@ var (
 // nothing, returning dst as it is, when StatsD cannot carry m (Refused says
 // why): the caller then counts m as refused.
 //
-// An unmodified StatsD metric is written as its original bytes. A modified one
+// An unmodified StatsD metric is written as its original bytes, and so is an
+// opaque line (ParseOpaque; its new key first if it was renamed). A modified one
 // is rendered as path:value|type[|@rate][|#tags][|Tts] followed by its unknown
 // sections (the rest of an Etsy multi-metric line follows the type directly).
 // A metric without a type gets as, and a gauge if as is Untyped.
@@ -238,7 +257,7 @@ var (
 // A Graphite metric is converted as the package doc says; parsed Graphite
 // metrics have no type, so they become as, or gauges.
 func Append(dst []byte, m *metric.Metric, as metric.Type) []byte {
-	if m.Format() == metric.StatsD && m.Type() != metric.Untyped {
+	if m.Format() == metric.StatsD && (m.Type() != metric.Untyped || m.Opaque()) {
 		// the input bytes, or the metric's own rendering after a change
 		dst = append(dst, m.Line()...)
 		return append(dst, '\n')

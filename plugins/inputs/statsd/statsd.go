@@ -3,8 +3,13 @@
 //
 // Lines are parsed by plugins/codec/statsd and forwarded byte for byte; they
 // are neither aggregated nor sampled (this is a proxy, not a StatsD server).
-// Malformed lines are counted (parse_errors_total), logged at most 5 per
-// 10 s, and skipped: the other lines of the same datagram still pass.
+// A line the codec does not understand (a DogStatsD event "_e{5,4}:title|text"
+// or service check "_sc|name|0", an unknown type, a NaN or overflowing value,
+// leading spaces) is forwarded as Etsy proxy.js forwards it, as an opaque
+// line hashed on the text before its first ':' (codec.ParseOpaque), and
+// counted in passed_unparsed_total. With strict = true such lines are
+// counted (parse_errors_total), logged at most 5 per 10 s, and skipped: the
+// other lines of the same datagram still pass.
 package statsd
 
 import (
@@ -16,6 +21,7 @@ import (
 
 	codec "github.com/metricsrouter/router/plugins/codec/statsd"
 	"github.com/metricsrouter/router/plugins/internal/linein"
+	"github.com/metricsrouter/router/plugins/metric"
 	"github.com/metricsrouter/router/registry"
 )
 
@@ -52,6 +58,7 @@ type StatsD struct {
 	MaxPerIP       int               `toml:"max_connections_per_ip"`
 	IdleTimeout    registry.Duration `toml:"idle_timeout"`
 	DrainGrace     registry.Duration `toml:"drain_grace"`
+	Strict         bool              `toml:"strict"`
 
 	srv *linein.Server
 }
@@ -87,7 +94,21 @@ func (s *StatsD) Init(env registry.Env) error {
 	if s.Protocol == "udp" {
 		cfg.ReadBatch = s.ReadBatch
 	}
-	s.srv = linein.NewServer(cfg, codec.Parse, env)
+	parse := linein.ParseFunc(codec.Parse)
+	if !s.Strict {
+		unparsed := env.Metrics.Counter("passed_unparsed_total", "Lines the StatsD codec does not understand (events, service checks, unknown types, bad values), forwarded as they came (strict = false).")
+		parse = func(line []byte, m *metric.Metric) error {
+			if codec.Parse(line, m) == nil {
+				return nil
+			}
+			if err := codec.ParseOpaque(line, m); err != nil {
+				return err
+			}
+			unparsed.Add(1)
+			return nil
+		}
+	}
+	s.srv = linein.NewServer(cfg, parse, env)
 	return nil
 }
 

@@ -124,10 +124,11 @@ func TestUDPForwardsLinesByteForByte(t *testing.T) {
 	}
 }
 
-// TestUDPBadLinesSkipped: malformed lines are counted and skipped, the good
-// lines of the same datagram pass; "foo:1" (go-statsd-proxy's crash) is one.
+// TestUDPBadLinesSkipped: with strict = true, malformed lines are counted
+// and skipped, the good lines of the same datagram pass; "foo:1"
+// (go-statsd-proxy's crash) is one.
 func TestUDPBadLinesSkipped(t *testing.T) {
-	r := start(t, nil)
+	r := start(t, func(s *statsd.StatsD) { s.Strict = true })
 	c := dial(t, "udp", r.addr)
 	for _, d := range []string{"a:1|c\nfoo:1\nb:2|g\n", "foo:1", "%s%s%n:1|c\nc:3|ms\n:1|c\nx:|c\ny:1|zz", "d:4|c"} {
 		if _, err := c.Write([]byte(d)); err != nil {
@@ -143,6 +144,47 @@ func TestUDPBadLinesSkipped(t *testing.T) {
 	}
 	if pe := r.metrics.WaitCounter("parse_errors_total", 5, wait); pe != 5 {
 		t.Fatalf("parse_errors_total = %d, want 5", pe)
+	}
+}
+
+// TestUDPUnparsedPassed: by default, lines the codec does not understand
+// pass as opaque lines, byte for byte, keyed as Etsy proxy.js keys them
+// (the text before the first ':'), and are counted; empty lines are not
+// lines.
+func TestUDPUnparsedPassed(t *testing.T) {
+	r := start(t, nil)
+	c := dial(t, "udp", r.addr)
+	for _, d := range []string{"a:1|c\n_e{5,4}:title|text|#k:v\n\n", "_sc|name|0|#k:v", " lead:1|c\nedge.nan:NaN|g\nbig:1e999|c\ny:1|zz\nfoo:1\nb:2|g"} {
+		if _, err := c.Write([]byte(d)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := []string{"a:1|c", "_e{5,4}:title|text|#k:v", "_sc|name|0|#k:v", " lead:1|c", "edge.nan:NaN|g", "big:1e999|c", "y:1|zz", "foo:1", "b:2|g"}
+	keys := []string{"a", "_e{5,4}", "_sc|name|0|#k", " lead", "edge.nan", "big", "y", "foo", "b"}
+	if !r.capture.WaitFor(len(want), wait) {
+		t.Fatalf("got %d metrics", r.capture.Len())
+	}
+	if got := r.capture.Raw(); !slices.Equal(got, want) {
+		t.Fatalf("got %q, want %q", got, want)
+	}
+	var gotKeys []string
+	opaque := 0
+	snap := r.capture.Snapshot()
+	for i := range snap {
+		gotKeys = append(gotKeys, string(snap[i].Path()))
+		if snap[i].Opaque() {
+			opaque++
+		}
+	}
+	// " lead:1|c" parses (a name may start with a space); the rest do not
+	if !slices.Equal(gotKeys, keys) || opaque != 6 {
+		t.Fatalf("keys %q (%d opaque), want %q (6 opaque)", gotKeys, opaque, keys)
+	}
+	if n := r.metrics.WaitCounter("passed_unparsed_total", 6, wait); n != 6 {
+		t.Fatalf("passed_unparsed_total = %d, want 6", n)
+	}
+	if n := r.metrics.Get("parse_errors_total"); n != 0 {
+		t.Fatalf("parse_errors_total = %d, want 0", n)
 	}
 }
 
