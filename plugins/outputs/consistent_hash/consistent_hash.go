@@ -5,7 +5,9 @@
 // The key is the metric path: the Graphite line up to its first space (tags
 // included), the StatsD line up to its first ':' (Influx-style tags included,
 // DogStatsD tags not). Routing is a pure function of the key, the target list
-// and, with on_down = "rehash", the targets' health.
+// and, with on_down = "rehash", the targets' health; for hash = "statsd" also
+// of the order in which targets went down and came back, which decides who
+// wins a ring point two targets share, as in proxy.js (package hashring).
 package consistent_hash
 
 import (
@@ -45,6 +47,7 @@ type ConsistentHash struct {
 	targets  []registry.Target
 	ring     hashring.Ring
 	rehash   bool
+	tracksUp bool // the ring keeps proxy.js's server list (statsd): give it every up set
 	rehashed *atomic.Uint64
 }
 
@@ -74,6 +77,7 @@ func (c *ConsistentHash) Init(env registry.Env) error {
 		return fmt.Errorf("on_down %q: want \"queue\" or \"rehash\"", c.OnDown)
 	}
 	c.ring = r
+	c.tracksUp = c.Hash == "statsd"
 	c.rehashed = env.Metrics.Counter("rehashed_total", "Metrics sent past a down target to the next live one (on_down = \"rehash\").")
 	return nil
 }
@@ -120,7 +124,14 @@ func BuildRing(hash, collision, flavour string, targets []registry.Target) (hash
 // Route appends the targets of m, primary first.
 func (c *ConsistentHash) Route(m *metric.Metric, up []bool, dst []int) []int {
 	key := m.Path()
-	if !c.rehash || allUp(up) {
+	if !c.rehash {
+		return c.ring.Lookup(key, c.Replication, nil, dst)
+	}
+	if allUp(up) {
+		if c.tracksUp {
+			// the statsd ring learns from up that a target came back
+			return c.ring.Lookup(key, c.Replication, up, dst)
+		}
 		return c.ring.Lookup(key, c.Replication, nil, dst)
 	}
 	n := len(dst)

@@ -84,6 +84,41 @@ func TestRehashCountsAndFallsBack(t *testing.T) {
 	}
 }
 
+// TestStatsdFlap: with on_down = "rehash" a statsd target that went down and
+// came back goes to the end of proxy.js's server list, so it loses the ring
+// point it shares with the other target (hashring's statsd_flap_2.txt);
+// with "queue" the list never changes.
+func TestStatsdFlap(t *testing.T) {
+	// virtual node 33 of the first and 4 of the second are both at 1765889975;
+	// "shared.32" hashes just before it
+	ts := []registry.Target{
+		{ID: "a", Plugin: "statsd", Host: "127.0.0.1", Port: "20239"},
+		{ID: "b", Plugin: "statsd", Host: "127.0.0.1", Port: "22058"},
+	}
+	m := metric.NewGraphite("shared.32", 1, time.Unix(1, 0))
+	for _, tc := range []struct {
+		onDown string
+		want   []int // after all up, a down, all up, b down, all up
+	}{
+		{"rehash", []int{0, 1, 1, 0, 0}},
+		{"queue", []int{0, 0, 0, 0, 0}},
+	} {
+		c := &ConsistentHash{Hash: "statsd", Replication: 1, OnDown: tc.onDown}
+		if err := c.SetTargets(ts); err != nil {
+			t.Fatal(err)
+		}
+		env, _ := plugintest.Env(t, "outputs.consistent_hash")
+		if err := c.Init(env); err != nil {
+			t.Fatal(err)
+		}
+		for i, up := range [][]bool{{true, true}, {false, true}, {true, true}, {true, false}, {true, true}} {
+			if got := c.Route(&m, up, nil); len(got) != 1 || got[0] != tc.want[i] {
+				t.Errorf("%s, step %d (up %v): %v, want [%d]", tc.onDown, i, up, got, tc.want[i])
+			}
+		}
+	}
+}
+
 func TestInitErrors(t *testing.T) {
 	cases := []struct {
 		c    ConsistentHash

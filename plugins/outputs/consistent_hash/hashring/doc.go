@@ -40,6 +40,42 @@
 // does when a health check fails; since the points per node depend on the
 // number of nodes, keys of live nodes may move too.
 //
+// # The statsd server list
+//
+// proxy.js takes a node whose health check fails out of node hashring
+// (ring.remove; a node down at start-up goes at the first check) and puts it
+// back when a check passes again (ring.add), which appends it to the ring's
+// server list. The list decides one thing: when two nodes have a point in
+// common (equal uint32), the key goes to the node earlier in the list. So a
+// node that went down and came back loses its shared points to the nodes
+// that stayed up, and wins them back only when those go down and come back
+// in turn. Shared points are rare (about (40N)^2/2^33 for N nodes: one ring
+// of 100 nodes in 500 has one), but a key on one lands on another backend.
+//
+// The statsd ring keeps that list, learning of health changes from the up
+// sets Lookup is given. While up equals the last set recorded, Lookup only
+// compares the two (no lock, no allocation). Otherwise it records the new
+// set under a mutex: the members that went down leave the list, those that
+// came back are appended, several at once in configuration order (proxy.js
+// appends them in the order their health replies arrive), and the rebuilt
+// ring is published atomically. Concurrent callers with the same new set
+// record it once; each Lookup uses one consistent ring. up == nil records
+// nothing and uses every member: the live ones in list order, then the down
+// ones in configuration order. consistent_hash with on_down = "rehash" passes its targets' up set
+// on every lookup for this reason, all up included; with "queue" the list
+// stays in configuration order.
+//
+// The list lives as long as the ring: one built anew (a reload that changes
+// the distributor or its targets) starts in configuration order. Learning
+// through lookups has two limits. The caller reads up before its
+// lookups, so a caller that read it just before a health change may look
+// up after another caller recorded the change: the ring records it back
+// and forth, which ends as if that change had come that much later, and
+// differs from proxy.js only if another node changed within that delay,
+// where proxy.js's own order is that of its health replies. And a node that
+// goes down and comes back while no lookup happens keeps its place, where
+// proxy.js would have moved it to the end of the list.
+//
 // # Compatibility notes
 //
 //   - carbon_ch "bump" and "first" agree only while no two points collide,
@@ -67,10 +103,10 @@
 //     than the last in its order remaps nearly every key.
 //   - statsd: each of N nodes gets floor((100/(100*N))*40*N) points in
 //     float64, which is 39 for N = 7, 14, 28, 49, 56, 98, 103, 112, ... and 40
-//     otherwise. Equal 32-bit points go to the earlier node; proxy.js re-adds
-//     a recovered node at the end of its list, so after a flap such (rare)
-//     ties may go the other way there. Keys that are not valid UTF-8 are
-//     hashed after the replacement Node's decoder makes.
+//     otherwise. Equal 32-bit points go to the node earlier in proxy.js's
+//     server list, which changes as nodes go down and come back (above).
+//     Keys that are not valid UTF-8 are hashed after the replacement Node's
+//     decoder makes.
 //   - Polymur's hash-route matches carbon_ch only when every member has an
 //     instance and no points collide.
 //

@@ -477,7 +477,7 @@ func TestStatsdPoints(t *testing.T) {
 		members[i] = Member{Host: "h" + strconv.Itoa(i), Port: "1"}
 	}
 	r := mustRing(t)(NewStatsd(members)).(*statsdRing)
-	if got := len(r.full.t.pos); got != 7*39 {
+	if got := len(r.state.Load().full.t.pos); got != 7*39 {
 		t.Errorf("7 nodes: %d points, want %d", got, 7*39)
 	}
 }

@@ -29,7 +29,9 @@ func (m Member) String() string {
 // constructor. The key is the metric path: for Graphite the line up to the
 // first space, for StatsD the text before the first ':'.
 //
-// A Ring is immutable once built and safe for concurrent use.
+// A Ring is safe for concurrent use. It is immutable once built, except
+// that the statsd ring keeps proxy.js's server list, which Lookup updates
+// from the up sets it is given (see the package documentation).
 type Ring interface {
 	// Lookup appends up to n distinct member indexes for key to dst,
 	// primary first, and returns dst.
@@ -37,8 +39,9 @@ type Ring interface {
 	// up is nil (every member is up) or holds one entry per member; members
 	// with up[i] == false are skipped the way the package documentation
 	// describes for each ring, so the members chosen for a key never change
-	// while up is nil. When fewer than n distinct live members exist, Lookup
-	// returns as many as there are (none when every member is down).
+	// while up is nil (for statsd: while no up set changes the server
+	// list). When fewer than n distinct live members exist, Lookup returns
+	// as many as there are (none when every member is down).
 	//
 	// Lookup does not allocate when dst has room for n more entries, except
 	// that the statsd ring rebuilds itself once per change of the up set.

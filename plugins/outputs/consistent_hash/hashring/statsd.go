@@ -8,6 +8,7 @@ import (
 	"slices"
 	"sort"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"unicode/utf8"
 )
@@ -19,17 +20,29 @@ const (
 	statsdVnodes = 40
 )
 
-// statsdRing is node hashring 3.2.0 as Etsy statsd proxy.js configures it.
+// statsdRing is node hashring 3.2.0 as Etsy statsd proxy.js configures it,
+// with proxy.js's server list: the order in which nodes went down and came
+// back decides who wins a point two nodes share.
 type statsdRing struct {
 	members []Member
-	full    pointRing
-	// live caches the ring of the last up set that was not all up.
-	live atomic.Pointer[statsdLive]
+	// pts holds each member's virtual node points in virtual node order;
+	// a ring of N nodes uses the first statsdPoints(N) of each.
+	pts [][statsdVnodes]uint32
+	// mu is held while a change of the up set is recorded, so that
+	// concurrent callers record each change once.
+	mu    sync.Mutex
+	state atomic.Pointer[statsdState]
 }
 
-type statsdLive struct {
-	up   []bool
-	ring pointRing
+// statsdState is the ring after the up set changes recorded so far. It is
+// never modified once stored.
+type statsdState struct {
+	up []bool // the last up set recorded (every member up at first)
+	// order is proxy.js's server list: the live members, those never
+	// down in configuration order, then each in the order it came back.
+	order []int
+	live  pointRing // the continuum of order (Lookup with up)
+	full  pointRing // order then the down members, in configuration order (Lookup with nil up)
 }
 
 // NewStatsd builds the ring of Etsy statsd proxy.js: node hashring 3.2.0 with
@@ -38,7 +51,9 @@ type statsdLive struct {
 // right (39 rather than 40 for N = 7, 14 or 28); virtual node i is at the
 // little-endian uint32 of the first four bytes of MD5("host:port-i"). A key
 // goes to the first point at or after the little-endian uint32 of its own
-// MD5, wrapping; equal points keep node order (Node's stable sort).
+// MD5, wrapping; equal points go to the node earlier in the server list
+// (Node's stable sort), which starts in configuration order and changes as
+// nodes go down and come back (see Lookup).
 //
 // Members have no instance. Host and Port are used as written.
 func NewStatsd(members []Member) (Ring, error) {
@@ -54,12 +69,26 @@ func NewStatsd(members []Member) (Ring, error) {
 	if err != nil {
 		return nil, fmt.Errorf("statsd: %w", err)
 	}
-	live := make([]int, len(members))
-	for i := range live {
-		live[i] = i
+	r := &statsdRing{members: members, pts: make([][statsdVnodes]uint32, len(members))}
+	var k []byte
+	for m := range members {
+		for i := range statsdVnodes {
+			k = append(k[:0], members[m].Host...)
+			k = append(k, ':')
+			k = append(k, members[m].Port...)
+			k = append(k, '-')
+			k = strconv.AppendInt(k, int64(i), 10)
+			d := md5.Sum(k)
+			r.pts[m][i] = binary.LittleEndian.Uint32(d[:4])
+		}
 	}
-	r := &statsdRing{members: members}
-	r.full = buildStatsd(members, live)
+	up := make([]bool, len(members))
+	order := make([]int, len(members))
+	for i := range up {
+		up[i] = true
+		order[i] = i
+	}
+	r.state.Store(r.newState(up, order))
 	return r, nil
 }
 
@@ -68,65 +97,93 @@ func NewStatsd(members []Member) (Ring, error) {
 func statsdPoints(n int) int {
 	total := float64(statsdWeight * n)
 	pct := float64(statsdWeight) / total
-	return int(math.Floor(float64(pct*statsdVnodes) * float64(n)))
+	return min(int(math.Floor(float64(pct*statsdVnodes)*float64(n))), statsdVnodes)
 }
 
-// buildStatsd builds the continuum of the members listed in live, in order.
-func buildStatsd(members []Member, live []int) pointRing {
-	if len(live) == 0 {
-		return pointRing{hash: hashMD5LE32}
+// newState returns the state of up set up with server list order.
+func (r *statsdRing) newState(up []bool, order []int) *statsdState {
+	s := &statsdState{up: up, order: order, live: r.build(order)}
+	if len(order) == len(r.members) {
+		s.full = s.live
+		return s
 	}
-	per := statsdPoints(len(live))
-	r := pointRing{hash: hashMD5LE32, members: len(live)}
-	r.t.pos = make([]uint32, 0, per*len(live))
-	r.t.idx = make([]int32, 0, per*len(live))
-	var k []byte
-	for _, m := range live {
-		for i := range per {
-			k = append(k[:0], members[m].Host...)
-			k = append(k, ':')
-			k = append(k, members[m].Port...)
-			k = append(k, '-')
-			k = strconv.AppendInt(k, int64(i), 10)
-			d := md5.Sum(k)
-			r.t.pos = append(r.t.pos, binary.LittleEndian.Uint32(d[:4]))
-			r.t.idx = append(r.t.idx, int32(m))
+	all := slices.Grow(slices.Clone(order), len(r.members)-len(order))
+	for m, ok := range up {
+		if !ok {
+			all = append(all, m)
 		}
 	}
-	sort.Stable(&r.t)
-	return r
+	s.full = r.build(all)
+	return s
+}
+
+// build builds the continuum of the members listed in order, as node
+// hashring's continuum() does for that server list.
+func (r *statsdRing) build(order []int) pointRing {
+	if len(order) == 0 {
+		return pointRing{hash: hashMD5LE32}
+	}
+	per := statsdPoints(len(order))
+	p := pointRing{hash: hashMD5LE32, members: len(order)}
+	p.t.pos = make([]uint32, 0, per*len(order))
+	p.t.idx = make([]int32, 0, per*len(order))
+	for _, m := range order {
+		p.t.pos = append(p.t.pos, r.pts[m][:per]...)
+		for range per {
+			p.t.idx = append(p.t.idx, int32(m))
+		}
+	}
+	sort.Stable(&p.t)
+	return p
 }
 
 // Lookup implements Ring. Etsy proxy.js sends each key to one node; n > 1
-// walks on to the next distinct nodes, as hashring's range() does. A dead
-// node is taken out and the ring rebuilt from the live nodes, as proxy.js
-// does when a health check fails; the rebuilt ring is cached for the last up
-// set seen.
+// walks on to the next distinct nodes, as hashring's range() does.
+//
+// The ring follows proxy.js's health checks through up: a member that is up
+// in the previous up set and down in this one is removed from the server
+// list (ring.remove), and one that is down in the previous set and up in
+// this one is appended to it (ring.add), several in configuration order;
+// the ring is then rebuilt from the list. The previous set is the last
+// non-nil up any caller passed, every member up at first. up == nil looks
+// the key up with every member in (the live ones in list order, then the
+// down ones) and records nothing.
 func (r *statsdRing) Lookup(key []byte, n int, up []bool, dst []int) []int {
-	if up == nil || allTrue(up) {
-		return r.full.Lookup(key, n, nil, dst)
+	s := r.state.Load()
+	if up == nil {
+		return s.full.Lookup(key, n, nil, dst)
 	}
-	l := r.live.Load()
-	if l == nil || !slices.Equal(l.up, up) {
-		live := make([]int, 0, len(up))
-		for i, ok := range up {
-			if ok {
-				live = append(live, i)
-			}
-		}
-		l = &statsdLive{up: slices.Clone(up), ring: buildStatsd(r.members, live)}
-		r.live.Store(l)
+	if !slices.Equal(s.up, up) {
+		s = r.record(up)
 	}
-	return l.ring.Lookup(key, n, nil, dst)
+	return s.live.Lookup(key, n, nil, dst)
 }
 
-func allTrue(up []bool) bool {
-	for _, ok := range up {
-		if !ok {
-			return false
+// record records up as the current up set and returns the new state.
+func (r *statsdRing) record(up []bool) *statsdState {
+	if len(up) != len(r.members) {
+		panic(fmt.Sprintf("hashring: statsd Lookup with %d up entries for %d members", len(up), len(r.members)))
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	s := r.state.Load()
+	if slices.Equal(s.up, up) {
+		return s // another caller recorded the same change
+	}
+	order := make([]int, 0, len(up))
+	for _, m := range s.order {
+		if up[m] {
+			order = append(order, m)
 		}
 	}
-	return true
+	for m, ok := range up {
+		if ok && !s.up[m] {
+			order = append(order, m)
+		}
+	}
+	s = r.newState(slices.Clone(up), order)
+	r.state.Store(s)
+	return s
 }
 
 // md5LE32JS is node hashring's hash value of a key: the little-endian uint32
