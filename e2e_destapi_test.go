@@ -101,8 +101,13 @@ func TestDestinationAPI(t *testing.T) {
 		Active     []string
 		Registered map[string]time.Time
 	}
-	if err := json.Unmarshal([]byte(lineCommand(t, api, "getdest")), &st); err != nil || len(st.Registered) != 3 {
+	getdest := lineCommand(t, api, "getdest")
+	if err := json.Unmarshal([]byte(getdest), &st); err != nil || len(st.Registered) != 3 {
 		t.Fatalf("getdest: %v %+v", err, st)
+	}
+	// indented by one space, as Polymur's (agent/admin/testdata/polymur/api/getdest.txt)
+	if !strings.HasPrefix(getdest, "{\n \"active\": [\n  \"") || !strings.Contains(getdest, "\n \"registered\": {\n  \"") || !strings.HasSuffix(getdest, "\n }\n}\n") {
+		t.Fatalf("getdest is not in Polymur's shape:\n%s", getdest)
 	}
 	wave("two", []string{spec("a"), spec("b"), spec("c")})
 	waitTotal(40000)
@@ -122,6 +127,16 @@ func TestDestinationAPI(t *testing.T) {
 	resp.Body.Close()
 	wave("three", []string{spec("b"), spec("c")})
 	waitTotal(60000)
+	// the line command removes c and puts it back, in Polymur's words
+	if got := lineCommand(t, api, "deldest "+spec("c")); got != "Unregistered destination: "+spec("c")+"\n" {
+		t.Fatalf("deldest: %q", got)
+	}
+	if got := lineCommand(t, api, "putdest "+spec("c")); got != "Registered destination: "+spec("c")+"\n" {
+		t.Fatalf("putdest: %q", got)
+	}
+	if got := lineCommand(t, api, "deldest"); got != "Must provide destination\n" {
+		t.Fatalf("deldest without a destination: %q", got)
+	}
 	if got := lineCommand(t, api, "frobnicate"); got != "Not a command: frobnicate\n" {
 		t.Fatalf("unknown command: %q", got)
 	}

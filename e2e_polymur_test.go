@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -281,5 +282,45 @@ func TestPolymurConsul(t *testing.T) {
 	}
 	if dups := checkExactlyOnce(t, all, sink.Lines()); dups != 0 {
 		t.Fatalf("%d duplicates", dups)
+	}
+}
+
+// TestPolymurRunstats: a gateway's runstats_addr answers "stats", written
+// without a newline and without closing, at once and in the shape of the
+// original's answer (agent/admin/testdata/polymur/runstats/stats.json):
+// the same keys in the same order and indentation, numbers where it has
+// numbers, an RFC 3339 start-time.
+func TestPolymurRunstats(t *testing.T) {
+	gwAddr, runstats := plugintest.FreeAddr(t), plugintest.FreeAddr(t)
+	before := time.Now().Add(-time.Second)
+	startRouter(t, gatewayConfig(gwAddr, "", "", runstats, plugintest.NewLineSink(t).Addr))
+	waitListen(t, runstats)
+	c := plugintest.Dial(t, runstats, 10*time.Second)
+	defer c.Close()
+	io.WriteString(c, "stats")
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	var got []byte
+	buf := make([]byte, 4096)
+	for !strings.HasSuffix(string(got), "\n}\n") {
+		n, err := c.Read(buf)
+		got = append(got, buf[:n]...)
+		if err != nil {
+			t.Fatalf("stats: %v after %q", err, got)
+		}
+	}
+	want, err := os.ReadFile("agent/admin/testdata/polymur/runstats/stats.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	shape := func(b []byte) string {
+		s := regexp.MustCompile(`"start-time": "[^"]*"`).ReplaceAllString(string(b), `"start-time": "<time>"`)
+		return regexp.MustCompile(`": \d+`).ReplaceAllString(s, `": <number>`)
+	}
+	if shape(got) != shape(want) {
+		t.Fatalf("stats:\n%s\nwant the shape of\n%s", got, want)
+	}
+	m := regexp.MustCompile(`"start-time": "([^"]*)"`).FindSubmatch(got)
+	if st, err := time.Parse(time.RFC3339, string(m[1])); err != nil || st.Before(before.Truncate(time.Second)) || st.After(time.Now()) {
+		t.Fatalf("start-time %s (%v), router started after %v", m[1], err, before)
 	}
 }

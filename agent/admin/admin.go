@@ -85,8 +85,9 @@ func Start(cfg config.Agent, r Router, reg *metrics.Registry, log zerolog.Logger
 	// draining is set by the management command "health down": /healthz
 	// and "health" then report down, so load balancers move traffic away.
 	draining := new(atomic.Bool)
+	started := time.Now() // management's uptime and runstats' start-time
 	if addr := cfg.ManagementAddr; addr != "" {
-		ms, err := startManagement(addr, &management{r: r, ctl: ctl, draining: draining, started: time.Now(), log: log})
+		ms, err := startManagement(addr, &management{r: r, ctl: ctl, draining: draining, started: started, log: log})
 		if err != nil {
 			return nil, err
 		}
@@ -109,7 +110,7 @@ func Start(cfg config.Agent, r Router, reg *metrics.Registry, log zerolog.Logger
 		stops = append(stops, ss.close)
 	}
 	if addr := cfg.RunstatsAddr; addr != "" {
-		rs, err := startRunstats(addr, log)
+		rs, err := startRunstats(addr, started, log)
 		if err != nil {
 			return nil, err
 		}

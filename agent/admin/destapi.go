@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -18,9 +19,9 @@ import (
 // The runtime destination API of Polymur's gateway ([agent] api_addr): one
 // line command per TCP connection, answered, then the connection closes:
 //
-//	getdest                        JSON {"active":[...],"registered":{"dest":"RFC3339 time"}}
-//	putdest ip:port[:inst] [id]    add a destination to distributor id
-//	deldest ip:port[:inst] [id]    remove one
+//	getdest [id]                   JSON {"active":[...],"registered":{"dest":"RFC3339 time"}}, indented
+//	putdest ip:port[:inst] [id]    add a destination to distributor id: "Registered destination: ..."
+//	deldest ip:port[:inst] [id]    remove one: "Unregistered destination: ..."
 //
 // id may be left out when the configuration has one distributor. A change
 // has the effect of editing the file and reloading (ring rebuilt
@@ -143,7 +144,12 @@ func (d *destAPI) change(id, dest string, add bool, remote string) error {
 	return nil
 }
 
-// command answers one line of the TCP API from remote.
+// command answers one line of the TCP API from remote, in the words and
+// shapes of Polymur's api package: getdest's JSON indented by one space,
+// "Registered destination: X", "Unregistered destination: X", "Must
+// provide destination", "Destination X not valid", "Not a command: X".
+// What Polymur has no word for (an output to name, a destination that is
+// not there) answers "error: ...".
 func (d *destAPI) command(line, remote string) string {
 	f := strings.Fields(line)
 	if len(f) == 0 {
@@ -162,11 +168,15 @@ func (d *destAPI) command(line, remote string) string {
 		if err != nil {
 			return "error: " + err.Error() + "\n"
 		}
-		b, _ := json.Marshal(st)
+		b, _ := json.MarshalIndent(st, "", " ")
 		return string(b) + "\n"
 	case "putdest", "deldest":
 		if len(f) < 2 {
-			return "error: " + f[0] + " needs ip:port[:instance]\n"
+			return "Must provide destination\n"
+		}
+		if _, _, _, err := config.ParseDestination(f[1]); err != nil {
+			why := strings.TrimPrefix(err.Error(), strconv.Quote(f[1])+": ")
+			return "Destination " + f[1] + " not valid: " + why + "\n"
 		}
 		if err := d.change(id, f[1], f[0] == "putdest", remote); err != nil {
 			return "error: " + err.Error() + "\n"
@@ -174,7 +184,7 @@ func (d *destAPI) command(line, remote string) string {
 		if f[0] == "putdest" {
 			return "Registered destination: " + f[1] + "\n"
 		}
-		return "Deregistered destination: " + f[1] + "\n"
+		return "Unregistered destination: " + f[1] + "\n"
 	}
 	return "Not a command: " + f[0] + "\n"
 }

@@ -19,8 +19,10 @@ import (
 // The management interface ([agent] management_addr) speaks both dialects
 // operators of StatsD proxies script against: go-statsd-proxy's (ping, stats,
 // memstats) and Etsy statsd's (help, config, health [up|down], status, quit).
-// It is line based ('\n' or "\r\n"), many commands per connection; lines are
-// bounded, idle connections are closed, and so are connections past a limit.
+// It is line based ('\n' or "\r\n"), many commands per connection, and a
+// command the client does not end with a newline is answered as soon as it
+// is whole (cmdReader, mgmtComplete); lines are bounded, idle connections
+// are closed, and so are connections past a limit.
 const (
 	mgmtMaxLine  = 1024
 	mgmtIdle     = 5 * time.Minute
@@ -41,33 +43,54 @@ func startManagement(addr string, m *management) (*tcpService, error) {
 }
 
 func (m *management) serve(c net.Conn) {
-	r := bufio.NewReaderSize(c, mgmtMaxLine)
+	r := newCmdReader(c, mgmtMaxLine, mgmtComplete)
 	w := bufio.NewWriter(c)
 	authed := false
 	for {
 		_ = c.SetReadDeadline(time.Now().Add(mgmtIdle))
-		line, err := r.ReadSlice('\n')
-		if errors.Is(err, bufio.ErrBufferFull) {
+		cmd, err := r.next()
+		if errors.Is(err, errLineTooLong) {
 			fmt.Fprintln(w, "ERROR line too long")
 			w.Flush()
 			return
 		}
-		cmd := strings.TrimSpace(string(line))
-		if cmd == "" {
-			if err != nil {
-				return
-			}
-			continue
-		}
-		if !m.command(cmd, w, &authed, c.RemoteAddr().String()) {
-			w.Flush()
+		if err != nil {
 			return
 		}
+		ok := m.command(cmd, w, &authed, c.RemoteAddr().String())
 		_ = c.SetWriteDeadline(time.Now().Add(10 * time.Second))
-		if w.Flush() != nil || err != nil {
+		if w.Flush() != nil || !ok {
 			return
 		}
 	}
+}
+
+// mgmtComplete reports whether a command the client has not ended with a
+// newline is whole, so that it is answered at once, as proxy.js and
+// go-statsd-proxy answer a bare "health" or "ping". It is not when the
+// read may have cut it: a word that is the beginning of a command ("hea"),
+// "health" followed by a blank or by the beginning of up or down, and
+// "auth", whose token is never tried in halves (a wrong one closes the
+// connection). Anything else is answered, ERROR included.
+func mgmtComplete(line string) bool {
+	f := strings.Fields(strings.ToLower(line))
+	if len(f) == 0 {
+		return false
+	}
+	switch f[0] {
+	case "auth":
+		return false
+	case "health":
+		switch {
+		case len(f) == 1:
+			return !endsBlank(line)
+		case len(f) == 2:
+			return endsBlank(line) || !cutShort(f[1], "up", "down")
+		}
+		return true
+	}
+	return len(f) > 1 || endsBlank(line) ||
+		!cutShort(f[0], "ping", "help", "quit", "auth", "health", "status", "stats", "memstats", "config")
 }
 
 // command answers one command; false means close the connection. With an

@@ -32,7 +32,8 @@ func init() {
 }
 
 // envDefaults sets every flag not given on the command line from
-// PREFIX_<FLAG> in the environment.
+// PREFIX_<FLAG> in the environment; fs.Visit then visits the flags given
+// either way.
 func envDefaults(fs *flag.FlagSet, prefix string) error {
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
@@ -43,7 +44,7 @@ func envDefaults(fs *flag.FlagSet, prefix string) error {
 		}
 		name := prefix + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
 		if v, ok := os.LookupEnv(name); ok {
-			if e := f.Value.Set(v); e != nil {
+			if e := fs.Set(f.Name, v); e != nil {
 				err = fmt.Errorf("%s=%q: %w", name, v, e)
 			}
 		}
@@ -95,6 +96,13 @@ func legacyProxy(ctx context.Context, args []string, stdin io.Reader, stdout, st
 	return runGenerated(ctx, "polymur-proxy", b.String(), *printCfg, stdin, stdout, stderr)
 }
 
+// defOutgoingCap is each destination's buffer_limit when
+// -outgoing-queue-cap is not given, larger than the original's 4096: a
+// batch is acknowledged once it is in these queues, which are the only
+// ones the gateway has (-incoming-queue-cap has no counterpart), so they
+// hold what the original's incoming queue held as well.
+const defOutgoingCap = 100000
+
 func legacyGateway(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("router polymur-gateway", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -106,7 +114,7 @@ func legacyGateway(ctx context.Context, args []string, stdin io.Reader, stdout, 
 	dests := fs.String("destinations", "", "ip:port[:instance],...")
 	dist := fs.String("distribution", "broadcast", "broadcast or hash-route")
 	inCap := fs.Int("incoming-queue-cap", 32768, "accepted for compatibility (batches are acknowledged once queued)")
-	outCap := fs.Int("outgoing-queue-cap", 4096, "per-destination queue in data points")
+	outCap := fs.Int("outgoing-queue-cap", 0, fmt.Sprintf("per-destination queue in data points: buffer_limit of the destinations (when not given: %d, not the original's 4096)", defOutgoingCap))
 	keyPrefix := fs.Bool("key-prefix", false, "prefix metrics with the key name")
 	dev := fs.Bool("dev-mode", false, "no Consul: the single key 123")
 	apiAddr := fs.String("api-addr", "localhost:2030", "destination API address")
@@ -120,6 +128,16 @@ func legacyGateway(ctx context.Context, args []string, stdin io.Reader, stdout, 
 	}
 	if err := envDefaults(fs, "POLYMUR_GW_"); err != nil {
 		fmt.Fprintln(stderr, "router polymur-gateway:", err)
+		return 2
+	}
+	bufferLimit, capNote := defOutgoingCap, "  # -outgoing-queue-cap not given (the original's default: 4096)"
+	fs.Visit(func(f *flag.Flag) {
+		if f.Name == "outgoing-queue-cap" {
+			bufferLimit, capNote = *outCap, "  # -outgoing-queue-cap"
+		}
+	})
+	if bufferLimit < 1 {
+		fmt.Fprintf(stderr, "router polymur-gateway: -outgoing-queue-cap %d: want at least 1\n", bufferLimit)
 		return 2
 	}
 	var list []string
@@ -157,8 +175,8 @@ func legacyGateway(ctx context.Context, args []string, stdin io.Reader, stdout, 
 			fmt.Fprintf(stderr, "router polymur-gateway: -distribution %q: want broadcast or hash-route\n", *dist)
 			return 2
 		}
-		fmt.Fprintf(&b, "\n[[outputs.%s]]\n  id = \"destinations\"\n%s  protocol = \"graphite\"\n  destinations = [%s]\n  buffer_limit = %d\n",
-			kind, extra, strings.Join(list, ", "), max(*outCap, 100000))
+		fmt.Fprintf(&b, "\n[[outputs.%s]]\n  id = \"destinations\"\n%s  protocol = \"graphite\"\n  destinations = [%s]\n  buffer_limit = %d%s\n",
+			kind, extra, strings.Join(list, ", "), bufferLimit, capNote)
 	}
 	if *console {
 		b.WriteString("\n[[outputs.console]]\n")
