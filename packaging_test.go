@@ -109,7 +109,190 @@ func TestPackageVersion(t *testing.T) {
 		if !regexp.MustCompile(`^[0-9][0-9A-Za-z.+~]*-1 [a-z0-9]+$`).MatchString(got) {
 			t.Errorf("version from git: %q is not a Debian version and architecture", got)
 		}
+		// this checkout: with no tag, the VERSION file's release, as a pre-release
+		if _, _, err := debRunErr(t, nil, "git", "describe", "--tags"); err == nil {
+			return
+		}
+		file, err := os.ReadFile("VERSION")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := strings.TrimSpace(string(file)) + "~git"; !strings.HasPrefix(got, want) {
+			t.Errorf("untagged checkout: version %q, want %s...", got, want)
+		}
 	})
+}
+
+// TestPackageVersionFile: without a tag the version comes from the VERSION
+// file (the release being prepared), as a pre-release of it when built from
+// git; a tag wins; VERSION= in the environment wins over both. Each case runs
+// build-deb.sh --print in a throw-away tree holding a copy of the script.
+func TestPackageVersionFile(t *testing.T) {
+	debTool(t, "git", "apt-get install git")
+	script, err := os.ReadFile("packaging/build-deb.sh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const date = "2026-01-02T03:04:05+0000" // the commits' date: 20260102
+	home := t.TempDir()
+	// git and the script see only the throw-away tree: no repository above
+	// it, no configuration of the user's
+	env := slices.DeleteFunc(os.Environ(), func(s string) bool {
+		return strings.HasPrefix(s, "VERSION=") || strings.HasPrefix(s, "GIT_") || strings.HasPrefix(s, "HOME=")
+	})
+	env = append(env, "GOARCH=amd64", "HOME="+home, "GIT_CONFIG_NOSYSTEM=1", "GIT_AUTHOR_DATE="+date, "GIT_COMMITTER_DATE="+date,
+		"GIT_AUTHOR_NAME=t", "GIT_AUTHOR_EMAIL=t@example.org", "GIT_COMMITTER_NAME=t", "GIT_COMMITTER_EMAIL=t@example.org")
+	tree := func(t *testing.T, version string) (dir string, git func(args ...string) string) {
+		t.Helper()
+		dir = t.TempDir()
+		if err := os.MkdirAll(filepath.Join(dir, "packaging"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "packaging/build-deb.sh"), script, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if version != "" {
+			if err := os.WriteFile(filepath.Join(dir, "VERSION"), []byte(version), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		env := append(env, "GIT_CEILING_DIRECTORIES="+filepath.Dir(dir))
+		return dir, func(args ...string) string {
+			return strings.TrimSpace(debRun(t, env, "git", append([]string{"-C", dir}, args...)...))
+		}
+	}
+	versionOf := func(t *testing.T, dir string, extra ...string) string {
+		t.Helper()
+		e := append(slices.Clone(env), "GIT_CEILING_DIRECTORIES="+filepath.Dir(dir))
+		return strings.TrimSpace(debRun(t, append(e, extra...), filepath.Join(dir, "packaging/build-deb.sh"), "--print"))
+	}
+	commit := func(git func(...string) string, msg string) string {
+		git("add", "-A")
+		git("commit", "-q", "--allow-empty", "-m", msg)
+		return git("rev-parse", "--short", "HEAD")
+	}
+
+	t.Run("no git", func(t *testing.T) {
+		dir, _ := tree(t, "0.1.0\n")
+		if got := versionOf(t, dir); got != "0.1.0-1 amd64" {
+			t.Errorf("got %q, want the VERSION file's 0.1.0-1 amd64", got)
+		}
+		if got := versionOf(t, dir, "VERSION=2.0.0"); got != "2.0.0-1 amd64" {
+			t.Errorf("VERSION=2.0.0: got %q", got)
+		}
+	})
+	t.Run("no git, no VERSION file", func(t *testing.T) {
+		dir, _ := tree(t, "")
+		if got := versionOf(t, dir); got != "0.0.0~dev-1 amd64" {
+			t.Errorf("got %q, want 0.0.0~dev-1 amd64", got)
+		}
+	})
+	t.Run("git", func(t *testing.T) {
+		dir, git := tree(t, "\n 0.3.0-rc1 \n")
+		git("init", "-q")
+		h := commit(git, "one")
+		if got, want := versionOf(t, dir), "0.3.0~rc1~git20260102."+h+"-1 amd64"; got != want {
+			t.Errorf("untagged: got %q, want %q", got, want)
+		}
+		git("tag", "v0.2.0")
+		if got := versionOf(t, dir); got != "0.2.0-1 amd64" {
+			t.Errorf("tagged v0.2.0 (the tag wins over VERSION 0.3.0-rc1): got %q", got)
+		}
+		h = commit(git, "two")
+		if got, want := versionOf(t, dir), "0.2.0+git1.g"+h+"-1 amd64"; got != want {
+			t.Errorf("a commit after the tag: got %q, want %q", got, want)
+		}
+		if got := versionOf(t, dir, "VERSION=9.9.9"); got != "9.9.9-1 amd64" {
+			t.Errorf("VERSION=9.9.9: got %q", got)
+		}
+	})
+	t.Run("git, no VERSION file", func(t *testing.T) {
+		dir, git := tree(t, "")
+		git("init", "-q")
+		h := commit(git, "one")
+		if got, want := versionOf(t, dir), "0.0.0~git20260102."+h+"-1 amd64"; got != want {
+			t.Errorf("got %q, want %q", got, want)
+		}
+	})
+}
+
+// TestVersionFile: VERSION names the release CHANGELOG.md is preparing: a
+// plain MAJOR.MINOR.PATCH above every released heading while there is an
+// "## Unreleased" section, else the newest heading's version.
+func TestVersionFile(t *testing.T) {
+	data, err := os.ReadFile("VERSION")
+	if err != nil {
+		t.Fatal(err)
+	}
+	semver := regexp.MustCompile(`^(\d+)\.(\d+)\.(\d+)$`)
+	parse := func(v string) [3]int {
+		m := semver.FindStringSubmatch(v)
+		var n [3]int
+		for i := range n {
+			n[i], _ = strconv.Atoi(m[i+1])
+		}
+		return n
+	}
+	version := strings.TrimSuffix(string(data), "\n")
+	if !semver.MatchString(version) {
+		t.Fatalf("VERSION is %q, want MAJOR.MINOR.PATCH and a newline", data)
+	}
+	changelog, err := os.ReadFile("CHANGELOG.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	unreleased := regexp.MustCompile(`(?m)^## Unreleased\s*$`).Match(changelog)
+	var released []string
+	for _, m := range regexp.MustCompile(`(?m)^## \[?v?(\d+\.\d+\.\d+)\b`).FindAllSubmatch(changelog, -1) {
+		released = append(released, string(m[1]))
+	}
+	switch {
+	case unreleased:
+		for _, r := range released {
+			v, rv := parse(version), parse(r)
+			if slices.Compare(v[:], rv[:]) <= 0 {
+				t.Errorf("VERSION %s is not above %s, released in CHANGELOG.md, while it has an Unreleased section", version, r)
+			}
+		}
+	case len(released) == 0:
+		t.Error("CHANGELOG.md has neither an Unreleased section nor a version heading")
+	case released[0] != version:
+		t.Errorf("VERSION %s, but CHANGELOG.md's newest release is %s and nothing is unreleased", version, released[0])
+	}
+}
+
+// TestPackageLicense: LICENSE is the Apache License 2.0, and the package's
+// copyright file (packaging/copyright.sh) says so for the router's own files.
+func TestPackageLicense(t *testing.T) {
+	lic, err := os.ReadFile("LICENSE")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range []string{"Apache License", "Version 2.0, January 2004", "TERMS AND CONDITIONS FOR USE, REPRODUCTION, AND DISTRIBUTION", "END OF TERMS AND CONDITIONS"} {
+		if !bytes.Contains(lic, []byte(w)) {
+			t.Errorf("LICENSE lacks %q: not the full Apache License 2.0", w)
+		}
+	}
+	// Debian's copy (package base-files) is the text the copyright file points to
+	if debian, err := os.ReadFile("/usr/share/common-licenses/Apache-2.0"); err == nil && !bytes.Equal(lic, debian) {
+		t.Error("LICENSE differs from /usr/share/common-licenses/Apache-2.0")
+	}
+	copyright := debRun(t, nil, "packaging/copyright.sh")
+	checkCopyright(t, copyright)
+}
+
+// checkCopyright: the copyright file gives the router's files (Files: *, the
+// first paragraph) the Apache-2.0 license of LICENSE, and that license a
+// stand-alone paragraph pointing to Debian's copy of the text.
+func checkCopyright(t *testing.T, copyright string) {
+	t.Helper()
+	paras := strings.Split(copyright, "\n\n")
+	if len(paras) < 2 || paras[1] != "Files: *\nCopyright: the router authors\nLicense: Apache-2.0" {
+		t.Errorf("the router's paragraph of the copyright file is not Apache-2.0:\n%s", copyright)
+	}
+	if !slices.Contains(paras, "License: Apache-2.0\n On Debian systems the full text of the Apache-2.0 license is in\n /usr/share/common-licenses/Apache-2.0.") {
+		t.Errorf("the copyright file has no stand-alone Apache-2.0 paragraph:\n%s", copyright)
+	}
 }
 
 // TestPackageManPage: packaging/router.1 names every flag of `router -h`
@@ -139,6 +322,7 @@ func TestPackageManPage(t *testing.T) {
 type debEntry struct{ mode, owner string }
 
 func TestPackageDeb(t *testing.T) {
+	skipShort(t)
 	debTool(t, "dpkg-deb", "apt-get install dpkg")
 	start := time.Now()
 	out := t.TempDir()
@@ -268,6 +452,11 @@ func TestPackageDeb(t *testing.T) {
 	// the installed tree
 	root := t.TempDir()
 	debRun(t, nil, "dpkg-deb", "-x", deb, root)
+	if c, err := os.ReadFile(filepath.Join(root, "usr/share/doc/router/copyright")); err != nil {
+		t.Error(err)
+	} else {
+		checkCopyright(t, string(c))
+	}
 	bin := filepath.Join(root, "usr/bin/router")
 	upstream, _, _ := strings.Cut(version, "-")
 	if v := debRun(t, nil, bin, "-version"); !strings.HasPrefix(v, "router "+upstream+" ") {

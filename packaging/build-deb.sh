@@ -7,8 +7,10 @@
 #   packaging/build-deb.sh --print           "VERSION ARCH" of the package, nothing built
 #
 # Prints the path of the .deb on its last line. Environment:
-#   VERSION          upstream version (default: from `git describe --tags --always`,
-#                    made Debian-safe; 0.0.0~dev without git)
+#   VERSION          upstream version (default: from `git describe --tags`, made
+#                    Debian-safe; with no tag, the VERSION file (the next
+#                    release) plus ~gitDATE.HASH; without git, the VERSION file
+#                    as it is, or 0.0.0~dev without one)
 #   DEB_REVISION     Debian revision (default 1)
 #   GOARCH           target architecture (default `go env GOARCH`): amd64, arm64,
 #                    386, arm (GOARM=7), ppc64le, riscv64, s390x
@@ -35,18 +37,24 @@ die() { echo "build-deb: $*" >&2; exit 1; }
 # '~' sorts before anything, so pre-releases sort before the release.
 #   v1.2.3 -> 1.2.3         v1.2.3-rc1 -> 1.2.3~rc1
 #   v1.2.3-4-gabc1234 -> 1.2.3+git4.gabc1234
-#   (no tag) abc1234 -> 0.0.0~git20260102.abc1234 (commit date, so builds sort)
+#   (no tag) abc1234 -> 0.1.0~git20260102.abc1234, 0.1.0 being the VERSION file
+#                       (the release being prepared; the commit date, so builds sort)
+#   (no git) the VERSION file as it is
+# A tag wins over the VERSION file: a release is its tag.
 upstream_version() {
-	local d date
+	local d date file=""
+	if [ -f "$root/VERSION" ]; then
+		file=$(sed -n -e 's/[[:space:]]//g' -e '/./{p;q;}' "$root/VERSION")
+	fi
 	if [ -n "${VERSION:-}" ]; then
 		d="$VERSION"
 	elif d=$(git -C "$root" describe --tags 2>/dev/null); then
 		:
 	elif d=$(git -C "$root" rev-parse --short HEAD 2>/dev/null); then
 		date=$(git -C "$root" log -1 --format=%cd --date=format:%Y%m%d)
-		d="0.0.0~git$date.$d"
+		d="${file:-0.0.0}~git$date.$d"
 	else
-		d="0.0.0~dev"
+		d="${file:-0.0.0~dev}"
 	fi
 	d="${d#v}"
 	if [[ $d =~ ^(.*)-([0-9]+)-g([0-9a-f]+)$ ]]; then

@@ -85,24 +85,21 @@ Comment: /usr/bin/router is a static Go binary. Besides the router's own code
 
 EOF
 
-if lic=$(license_file "$root"); then
-	name=$(spdx "$lic")
-	printf 'Files: *\nCopyright: %s\nLicense: %s\n' "$(holders "$lic" "the router authors")" "$name"
-	text "$lic"
-	echo
-else
-	cat <<'EOF'
-Files: *
-Copyright: the router authors
-License: none
- The router's source tree has no LICENSE file yet: until it has one, all
- rights are reserved by its authors.
-
-EOF
-fi
-
 declare -A name_of used
 order=()
+
+# The router itself: Apache License 2.0 (LICENSE), whose text is Debian's
+# copy, given once in the stand-alone paragraph at the end that the modules
+# under the same license share. LICENSE is the bare license text, so the
+# holders are "the router authors".
+lic=$(license_file "$root") || die "no LICENSE in $root"
+name=$(spdx "$lic")
+[ "$name" = Apache-2.0 ] || die "$lic is $name, not the Apache License 2.0 the router is under"
+printf 'Files: *\nCopyright: %s\nLicense: %s\n\n' "$(holders "$lic" "the router authors")" "$name"
+used[$name]=1
+name_of[common:$name]=$name
+order+=("common:$name|$lic")
+
 paragraph() { # module version dir
 	local lic key n base
 	lic=$(license_file "$3") || die "no license file in $3 ($1)"

@@ -21,7 +21,7 @@ func init() {
 	registry.AddConverter("go-statsd-proxy", "[-ms] FILE.json", runConvert)
 }
 
-const convertUsage = `usage: router convert go-statsd-proxy [-ms] FILE.json   ("-" reads standard input)
+const convertUsage = `usage: router convert go-statsd-proxy [-ms] [-strict] FILE.json   ("-" reads standard input)
 
 Prints a router configuration equivalent to a go-statsd-proxy (pdecat fork)
 JSON configuration: inputs.statsd on host:port, the nodes as outputs.statsd
@@ -31,6 +31,12 @@ and [agent] management_addr = managementhost:managementport.
 
 checkInterval is read in seconds, as go-statsd-proxy compares it; -ms reads it
 in milliseconds, as Etsy's proxy.js (whose example the value often comes from).
+
+Fields go-statsd-proxy does not know are ignored, as go-statsd-proxy ignores
+them, and each is named in a warning on standard error (with the
+go-statsd-proxy name of an Etsy proxy.js field that has one, such as
+adminport for managementport); -strict makes them an error (exit status 1,
+nothing printed).
 `
 
 // gspConfig is go-statsd-proxy's JSON configuration. Its struct tags are
@@ -59,6 +65,7 @@ func runConvert(_ context.Context, args []string, stdin io.Reader, stdout, stder
 	fs.SetOutput(stderr)
 	fs.Usage = func() { fmt.Fprint(stderr, convertUsage) }
 	ms := fs.Bool("ms", false, "read checkInterval in milliseconds (Etsy proxy.js) instead of seconds (go-statsd-proxy)")
+	strict := fs.Bool("strict", false, "refuse fields go-statsd-proxy does not know instead of ignoring them")
 	if code, ok := registry.ParseConverterArgs(fs, args); !ok {
 		return code
 	}
@@ -74,10 +81,25 @@ func runConvert(_ context.Context, args []string, stdin io.Reader, stdout, stder
 		fmt.Fprintf(stderr, "router convert: %v\n", err)
 		return 1
 	}
-	out, err := ConvertGoStatsdProxy(data, file, *ms, os.Hostname)
+	out, ignored, err := ConvertGoStatsdProxy(data, file, *ms, os.Hostname)
 	if err != nil {
 		fmt.Fprintf(stderr, "router convert: %s: %v\n", file, err)
 		return 1
+	}
+	if *strict && len(ignored) > 0 {
+		for _, f := range ignored {
+			// refused, not ignored
+			fmt.Fprintf(stderr, "router convert: %s: %s\n", file, strings.Replace(f, ", ignored", "", 1))
+		}
+		fields := "fields"
+		if len(ignored) == 1 {
+			fields = "field"
+		}
+		fmt.Fprintf(stderr, "router convert: %s: %d unknown %s (-strict)\n", file, len(ignored), fields)
+		return 1
+	}
+	for _, f := range ignored {
+		fmt.Fprintf(stderr, "router convert: warning: %s: %s\n", file, f)
 	}
 	_, _ = io.WriteString(stdout, out)
 	return 0
@@ -86,15 +108,27 @@ func runConvert(_ context.Context, args []string, stdin io.Reader, stdout, stder
 // ConvertGoStatsdProxy turns a go-statsd-proxy JSON configuration into router
 // TOML. name is the source shown in the header comment. checkInterval is in
 // seconds unless ms is set. An empty host means os.Hostname() in
-// go-statsd-proxy; hostname supplies it.
-func ConvertGoStatsdProxy(data []byte, name string, ms bool, hostname func() (string, error)) (string, error) {
+// go-statsd-proxy; hostname supplies it. ignored describes each field
+// go-statsd-proxy does not know, in file order (see ignoredFields); the
+// TOML's header names them too.
+func ConvertGoStatsdProxy(data []byte, name string, ms bool, hostname func() (string, error)) (toml string, ignored []string, err error) {
 	var c gspConfig
 	if err := json.Unmarshal(data, &c); err != nil {
-		return "", fmt.Errorf("not a go-statsd-proxy JSON configuration: %w", err)
+		return "", nil, fmt.Errorf("not a go-statsd-proxy JSON configuration: %w", err)
 	}
 	if len(c.Nodes) == 0 {
-		return "", errors.New("no nodes")
+		return "", nil, errors.New("no nodes")
 	}
+	ignored = ignoredFields(data)
+	toml, err = convert(&c, name, ms, hostname, ignored)
+	if err != nil {
+		return "", nil, err
+	}
+	return toml, ignored, nil
+}
+
+// convert writes the TOML of c; ignored are noted in its header.
+func convert(c *gspConfig, name string, ms bool, hostname func() (string, error), ignored []string) (string, error) {
 	var notes []string
 	host := func(h, what string) (string, error) {
 		if h != "" {
@@ -209,6 +243,9 @@ func ConvertGoStatsdProxy(data []byte, name string, ms bool, hostname func() (st
 	for _, n := range notes {
 		w("# NOTE: %s\n", tomlComment(n))
 	}
+	for _, f := range ignored {
+		w("# IGNORED: %s\n", tomlComment(f))
+	}
 	w("\n[agent]\n")
 	w("  ## go-statsd-proxy's management interface (ping, stats, memstats; also Etsy's commands).\n")
 	w("  management_addr = %s\n", tomlString(net.JoinHostPort(mh, strconv.Itoa(mp))))
@@ -238,6 +275,110 @@ func ConvertGoStatsdProxy(data []byte, name string, ms bool, hostname func() (st
 		}
 	}
 	return b.String(), nil
+}
+
+// gspFields are the fields go-statsd-proxy reads (statsdproxy/config.go:
+// ProxyConfig, and StatsdConfigNode for each of nodes), lower case: its JSON
+// decoding matches them case-insensitively and skips any other.
+var (
+	gspFields     = []string{"host", "port", "managementhost", "managementport", "checkinterval", "nodes", "mirror"}
+	gspNodeFields = []string{"host", "port", "managementport"}
+)
+
+// proxyJSFields are Etsy statsd proxy.js fields (proxyConfig.js; statsd 0.9.0
+// proxy.js, lib/mgmt_server.js, servers/udp.js) that go-statsd-proxy spells
+// differently, lower case, with its name for them. The node field adminport
+// is the one whose loss matters most: without managementport a node is never
+// health checked.
+var (
+	proxyJSFields = map[string]string{
+		"mgmt_port":    "managementport",
+		"mgmt_address": "managementhost",
+		"address":      "host",
+	}
+	proxyJSNodeFields = map[string]string{
+		"adminport": "managementport",
+	}
+)
+
+// ignoredFields describes, in file order, each field of a go-statsd-proxy
+// configuration (data, already decoded without error) that go-statsd-proxy
+// ignores, at the top level and in each node: "nodes[0].adminport: unknown
+// to go-statsd-proxy, ignored; did you mean managementport?". The value of
+// an unknown field is not looked into.
+func ignoredFields(data []byte) []string {
+	var out []string
+	unknown := func(path, key string, known []string, hints map[string]string) bool {
+		for _, k := range known {
+			if strings.EqualFold(k, key) {
+				return false
+			}
+		}
+		msg := path + jsonKey(key) + ": unknown to go-statsd-proxy, ignored"
+		if h, ok := hints[strings.ToLower(key)]; ok {
+			msg += "; did you mean " + h + "?"
+		}
+		out = append(out, msg)
+		return true
+	}
+	top, _ := jsonObject(data)
+	for _, f := range top {
+		if unknown("", f.key, gspFields, proxyJSFields) || !strings.EqualFold(f.key, "nodes") {
+			continue
+		}
+		var nodes []json.RawMessage
+		_ = json.Unmarshal(f.value, &nodes)
+		for i, n := range nodes {
+			fields, _ := jsonObject(n)
+			for _, nf := range fields {
+				unknown(fmt.Sprintf("nodes[%d].", i), nf.key, gspNodeFields, proxyJSNodeFields)
+			}
+		}
+	}
+	return out
+}
+
+// jsonField is one member of a JSON object.
+type jsonField struct {
+	key   string
+	value json.RawMessage
+}
+
+// jsonObject returns the members of a JSON object in document order; nil if
+// data is not an object (null, for instance).
+func jsonObject(data []byte) ([]jsonField, error) {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+		return nil, err
+	}
+	var fields []jsonField
+	for dec.More() {
+		t, err := dec.Token()
+		if err != nil {
+			return fields, err
+		}
+		key, _ := t.(string)
+		var v json.RawMessage
+		if err := dec.Decode(&v); err != nil {
+			return fields, err
+		}
+		fields = append(fields, jsonField{key, v})
+	}
+	return fields, nil
+}
+
+// jsonKey shows a field name as written, or quoted when it holds more than
+// letters, digits, '_' and '-'.
+func jsonKey(k string) string {
+	for _, r := range k {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '-') {
+			return strconv.Quote(k)
+		}
+	}
+	if k == "" {
+		return `""`
+	}
+	return k
 }
 
 // formatDuration writes d as time.ParseDuration reads it, without zero units

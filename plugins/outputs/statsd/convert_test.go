@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 
@@ -62,7 +63,7 @@ func TestConvertGoStatsdProxy(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			out, err := ConvertGoStatsdProxy(data, c.file, c.ms, noHost)
+			out, _, err := ConvertGoStatsdProxy(data, c.file, c.ms, noHost)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -83,10 +84,10 @@ func TestConvertGoStatsdProxy(t *testing.T) {
 }
 
 func TestConvertDefaultsAndErrors(t *testing.T) {
-	out, err := ConvertGoStatsdProxy([]byte(`{"nodes":[{"host":"::1","port":8127,"managementport":8128},{"port":8129}]}`), "x.json", false,
+	out, ignored, err := ConvertGoStatsdProxy([]byte(`{"nodes":[{"host":"::1","port":8127,"managementport":8128},{"port":8129}]}`), "x.json", false,
 		func() (string, error) { return "statsd-host", nil })
-	if err != nil {
-		t.Fatal(err)
+	if err != nil || ignored != nil {
+		t.Fatal(err, ignored)
 	}
 	for _, w := range []string{`management_addr = "127.0.0.1:8126"`, `listen = "statsd-host:8125"`, `address = "[::1]:8127"`,
 		`admin = "[::1]:8128"`, `check_interval = "1s"`, `address = "statsd-host:8129"`, "go-statsd-proxy uses the hostname"} {
@@ -105,9 +106,115 @@ func TestConvertDefaultsAndErrors(t *testing.T) {
 		{`{"host":"h","nodes":[{"port":1}]}`, "no hostname"},
 		{`{"host":"h","nodes":[{"host":"a","port":1}],"checkInterval":-1}`, "negative"},
 	} {
-		if _, err := ConvertGoStatsdProxy([]byte(bad.json), "x.json", false, noHost); err == nil || !strings.Contains(err.Error(), bad.want) {
+		if _, _, err := ConvertGoStatsdProxy([]byte(bad.json), "x.json", false, noHost); err == nil || !strings.Contains(err.Error(), bad.want) {
 			t.Errorf("%s: err = %v, want %q", bad.json, err, bad.want)
 		}
+	}
+}
+
+// proxyJSExample is Etsy statsd 0.9.0's exampleProxyConfig.js as JSON,
+// evaluated as its lib/config.js reads a configuration:
+//
+//	npm install statsd@0.9.0
+//	node -e 'let config; eval("config = " + require("fs").readFileSync(process.argv[1], "utf8"));
+//	  console.log(JSON.stringify(config, null, 2))' node_modules/statsd/exampleProxyConfig.js
+const proxyJSExample = `{
+  "nodes": [
+    {
+      "host": "127.0.0.1",
+      "port": 8127,
+      "adminport": 8128
+    },
+    {
+      "host": "127.0.0.1",
+      "port": 8129,
+      "adminport": 8130
+    },
+    {
+      "host": "127.0.0.1",
+      "port": 8131,
+      "adminport": 8132
+    }
+  ],
+  "server": "./servers/udp",
+  "host": "0.0.0.0",
+  "port": 8125,
+  "udp_version": "udp4",
+  "mgmt_port": 8126,
+  "forkCount": 0,
+  "checkInterval": 1000,
+  "cacheSize": 10000
+}
+`
+
+// TestConvertIgnoredFields: every field go-statsd-proxy would skip is named,
+// in file order, at the top level and in each node, with go-statsd-proxy's
+// name for the Etsy proxy.js fields that have one; fields it reads are not
+// named, in any letter case.
+func TestConvertIgnoredFields(t *testing.T) {
+	const unknown = ": unknown to go-statsd-proxy, ignored"
+	const meant = unknown + "; did you mean "
+	read := func(file string) string {
+		data, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(data)
+	}
+	cases := []struct {
+		name, json string
+		want       []string
+	}{
+		{"proxy.js example", proxyJSExample, []string{
+			"nodes[0].adminport" + meant + "managementport?",
+			"nodes[1].adminport" + meant + "managementport?",
+			"nodes[2].adminport" + meant + "managementport?",
+			"server" + unknown,
+			"udp_version" + unknown,
+			"mgmt_port" + meant + "managementport?",
+			"forkCount" + unknown,
+			"cacheSize" + unknown,
+		}},
+		{"go-statsd-proxy README", read("testdata/go-statsd-proxy.json"), nil},
+		{"mirror", read("testdata/go-statsd-proxy-mirror.json"), []string{"cacheSize" + unknown}},
+		{"mixed", `{"Nodes": [{"HOST": "a", "Port": 1, "ManagementPort": 2, "weight": 3, "AdminPort": 4}, {"host": "b", "port": 1}],
+			"MGMT_ADDRESS": "0.0.0.0", "address": "::", "Mgmt_Port": 9, "log": {"backend": "syslog", "adminport": 1},
+			"Host": "h", "ManagementHost": "h", "managementPORT": 8126, "CHECKINTERVAL": 1, "Mirror": false, "a b": 1, "": 2, "hosts": []}`, []string{
+			"nodes[0].weight" + unknown,
+			"nodes[0].AdminPort" + meant + "managementport?",
+			"MGMT_ADDRESS" + meant + "managementhost?",
+			"address" + meant + "host?",
+			"Mgmt_Port" + meant + "managementport?",
+			"log" + unknown,
+			`"a b"` + unknown,
+			`""` + unknown,
+			"hosts" + unknown,
+		}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			out, ignored, err := ConvertGoStatsdProxy([]byte(c.json), "x.json", false, noHost)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(ignored, c.want) {
+				t.Errorf("ignored:\n%s\nwant:\n%s", strings.Join(ignored, "\n"), strings.Join(c.want, "\n"))
+			}
+			for _, w := range c.want {
+				if !strings.Contains(out, "# IGNORED: "+w+"\n") {
+					t.Errorf("the TOML does not name %q:\n%s", w, out)
+				}
+			}
+			if n := strings.Count(out, "# IGNORED: "); n != len(c.want) {
+				t.Errorf("%d IGNORED lines, want %d", n, len(c.want))
+			}
+			loads(t, out)
+		})
+	}
+	// what the warning is about: adminport gives no health check
+	out, _, _ := ConvertGoStatsdProxy([]byte(proxyJSExample), "x.json", true, noHost)
+	if strings.Contains(out, "admin = ") {
+		t.Errorf("adminport became an admin address:\n%s", out)
 	}
 }
 
@@ -137,6 +244,27 @@ func TestConvertCommand(t *testing.T) {
 	}
 	if code, _, errs := run("", "go-statsd-proxy", "testdata/missing.json"); code != 1 || !strings.Contains(errs, "missing.json") {
 		t.Errorf("missing file: exit %d, %s", code, errs)
+	}
+
+	// unknown fields: converted anyway, each named on standard error
+	code, out, errs = run(proxyJSExample, "go-statsd-proxy", "-ms", "-")
+	if code != 0 || !strings.Contains(out, "[[outputs.consistent_hash.to.statsd]]") || strings.Contains(out, "router convert:") {
+		t.Fatalf("proxy.js fields: exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errs)
+	}
+	lines := strings.Split(strings.TrimSuffix(errs, "\n"), "\n")
+	if len(lines) != 8 || lines[0] != "router convert: warning: -: nodes[0].adminport: unknown to go-statsd-proxy, ignored; did you mean managementport?" ||
+		lines[7] != "router convert: warning: -: cacheSize: unknown to go-statsd-proxy, ignored" {
+		t.Errorf("warnings:\n%s", errs)
+	}
+	// -strict: refused, nothing printed
+	code, out, errs = run(proxyJSExample, "go-statsd-proxy", "-strict", "-")
+	if code != 1 || out != "" || !strings.Contains(errs, "router convert: -: mgmt_port: unknown to go-statsd-proxy; did you mean managementport?\n") ||
+		strings.Contains(errs, "ignored") ||
+		!strings.HasSuffix(errs, "router convert: -: 8 unknown fields (-strict)\n") {
+		t.Errorf("-strict: exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errs)
+	}
+	if code, out, errs := run("", "go-statsd-proxy", "-strict", "testdata/go-statsd-proxy.json"); code != 0 || out == "" || errs != "" {
+		t.Errorf("-strict, no unknown field: exit %d, stderr %q", code, errs)
 	}
 }
 
