@@ -73,6 +73,8 @@ type Agent struct {
 	rctx     context.Context // runners' context: ends at the hard deadline
 	ictx     context.Context // inputs' context: ends at shutdown
 	inputErr chan error
+
+	aggs aggStates // aggregate rules' state, across reloads
 }
 
 // New builds an agent from a loaded configuration: it makes and
@@ -174,6 +176,7 @@ func (a *Agent) run(ctx context.Context, watch time.Duration) error {
 	if err := a.begin(); err != nil {
 		return err
 	}
+	a.startAggregates()
 	var selfDone chan struct{}
 	if every := cfg.Agent.MetricsFlush.D(); every > 0 {
 		m := a.metrics.Scope("agent", "self_metrics")
@@ -279,6 +282,8 @@ func (a *Agent) shutdown(cfg *config.Config, cancelInputs, cancelRunners context
 	for _, ir := range inputs {
 		<-ir.done
 	}
+	// what the inputs read is in the buckets: emit every bucket that ended
+	a.stopAggregates()
 	for _, r := range runners {
 		r.Close()
 	}

@@ -120,6 +120,9 @@ type routeResult struct {
 	Metric  string      `json:"metric"`
 	Sends   []routeSend `json:"sends"`
 	Dropped string      `json:"dropped"`
+	// Aggregates are the series the metric feeds (aggregate rules), by the
+	// names they produce; absent when none.
+	Aggregates []string `json:"aggregates,omitempty"`
 }
 
 // routeRules is the route mode of a file with rules, and -json for any file.
@@ -146,6 +149,7 @@ func routeRules(a *Agent, name string, asJSON bool, in io.Reader, w *bufio.Write
 				targets = append(targets, target{s.Output, p.slots[slices.Index(p.chain.Outputs(), s.Output)], s.Metric})
 			}
 			res.Dropped = tr.Dropped
+			res.Aggregates = tr.Aggregates
 		} else {
 			for i, o := range a.file.Outputs {
 				targets = append(targets, target{o.ID, p.outs[i], m})

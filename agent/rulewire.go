@@ -40,6 +40,7 @@ func (a *Agent) wireRules(pipe *pipeline, desired *config.Config) {
 			return a.metrics.Labeled("rule", label).Counter("rule_matched_total", "Metrics that matched the rule.")
 		})
 	ch.OnInvalid = a.logInvalid
+	a.bindAggregates(ch)
 	pipe.chain = ch
 }
 

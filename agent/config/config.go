@@ -19,6 +19,7 @@ import (
 
 	"github.com/BurntSushi/toml"
 
+	"github.com/metricsrouter/router/agent/aggregate"
 	"github.com/metricsrouter/router/agent/rules"
 	"github.com/metricsrouter/router/agent/selector"
 	"github.com/metricsrouter/router/registry"
@@ -1108,6 +1109,10 @@ func (l *loader) validKeys(path []string) []string {
 		keys = structKeys(reflect.TypeOf(Agent{}))
 	case len(path) == 1 && path[0] == "rules":
 		keys = slices.Clone(rules.Keys)
+	case len(path) == 2 && path[0] == "rules" && path[1] == "aggregate":
+		keys = slices.Clone(aggregate.Keys)
+	case len(path) == 3 && path[0] == "rules" && path[1] == "aggregate" && path[2] == "compute":
+		keys = structKeys(reflect.TypeOf(aggregate.ComputeSpec{}))
 	case len(path) == 2 || (len(path) == 4 && path[0] == string(registry.Outputs) && path[2] == "to"):
 		kind := registry.Kind(path[0])
 		p, ok := l.reg.Lookup(kind, path[len(path)-1])

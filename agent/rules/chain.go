@@ -7,7 +7,9 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
+	"github.com/metricsrouter/router/agent/aggregate"
 	"github.com/metricsrouter/router/plugins/metric"
 )
 
@@ -22,6 +24,7 @@ type Chain struct {
 	preR   *radix
 	sufR   *radix
 	always []int32 // routes without a gate, ascending
+	aggs   []*AggRule
 
 	// Matched counts, per rule, the metrics that matched it (each
 	// expression of a multi-expression rule counts separately, as each is
@@ -50,13 +53,32 @@ type route struct {
 }
 
 type action struct {
+	agg       *AggRule
 	rewrite   bool
 	into      string
+	intoT     tmpl
 	validate  *pattern
 	logFail   bool
 	sends     []int32
 	blackhole bool
 	stop      bool
+}
+
+// AggRule is an aggregate rule of the chain: its compiled configuration,
+// the outputs its produced metrics go to (slots; none: back into the chain
+// from the top), and its state, which the agent binds (BindAggregates) so
+// that it outlives a reload that keeps the rule.
+type AggRule struct {
+	Index int // among the chain's aggregates
+	Rule  int // in the chain's specs
+	Label string
+	Cfg   *aggregate.Config
+	Sends []int32
+	Agg   *aggregate.Aggregate
+	tmpls []tmpl // the computes' write_to, read once
+	// Print identifies the rule's state: rules with equal prints may share
+	// it across a reload.
+	Print string
 }
 
 // Compile builds a chain. isOutput reports whether an output id exists. All
@@ -84,6 +106,47 @@ func Compile(specs []Spec, isOutput func(id string) bool) (*Chain, error) {
 		act := &action{}
 		var exprs []string
 		switch {
+		case s.Aggregate != nil:
+			if s.Rewrite != "" || s.Into != nil || s.Validate != "" || s.Else != "" {
+				fail("an aggregate rule takes match, send_to, stop and [rules.aggregate] (rewrite, into, validate and else belong to other rules)")
+				continue
+			}
+			if len(s.Match) == 0 {
+				fail("aggregate needs match")
+				continue
+			}
+			cfg, err := aggregate.Compile(s.Aggregate)
+			if err != nil {
+				fail("aggregate: %v", err)
+				continue
+			}
+			ar := &AggRule{Index: len(c.aggs), Rule: i, Label: s.Label(i), Cfg: cfg, Print: aggPrint(s)}
+			for _, comp := range cfg.Computes {
+				ar.tmpls = append(ar.tmpls, compileTmpl(comp.WriteTo))
+			}
+			for _, id := range s.SendTo {
+				if id == Blackhole || !isOutput(id) {
+					fail("send_to: no output with id %q", id)
+					continue
+				}
+				n, ok := slot[id]
+				if !ok {
+					n = int32(len(c.outs))
+					slot[id] = n
+					c.outs = append(c.outs, id)
+				}
+				ar.Sends = append(ar.Sends, n)
+			}
+			c.aggs = append(c.aggs, ar)
+			act.agg = ar
+			act.stop = s.Stop
+			exprs = s.Match
+			if len(ar.Sends) == 0 {
+				if e := feedsItself(s); e != "" {
+					fail("%s", e)
+					continue
+				}
+			}
 		case s.Rewrite != "" && len(s.Match) > 0:
 			fail("has both match and rewrite: a rule is one of them")
 			continue
@@ -96,7 +159,7 @@ func Compile(specs []Spec, isOutput func(id string) bool) (*Chain, error) {
 				fail("a rewrite rule takes only rewrite and into (validate, send_to, stop and else belong to match rules)")
 				continue
 			}
-			act.rewrite, act.into = true, *s.Into
+			act.rewrite, act.into, act.intoT = true, *s.Into, compileTmpl(*s.Into)
 			exprs = []string{s.Rewrite}
 		case len(s.Match) > 0:
 			if s.Into != nil {
@@ -129,6 +192,9 @@ func Compile(specs []Spec, isOutput func(id string) bool) (*Chain, error) {
 			fail("else needs validate")
 		}
 		for _, id := range s.SendTo {
+			if act.agg != nil {
+				break // the produced metrics' outputs, above
+			}
 			if id == Blackhole {
 				if len(s.SendTo) > 1 {
 					fail("send_to: \"blackhole\" discards; it cannot be combined with outputs")
@@ -150,7 +216,9 @@ func Compile(specs []Spec, isOutput func(id string) bool) (*Chain, error) {
 		}
 		// c-relay: a blackhole implies stop; a rule without destinations
 		// (a bare validate) never stops but on a failed validation.
-		act.stop = act.blackhole || (len(s.SendTo) > 0 && s.Stop)
+		if act.agg == nil {
+			act.stop = act.blackhole || (len(s.SendTo) > 0 && s.Stop)
+		}
 		for k, e := range exprs {
 			if e == "*" && len(exprs) > 1 {
 				fail("\"*\" must be the only expression")
@@ -188,6 +256,42 @@ func Compile(specs []Spec, isOutput func(id string) bool) (*Chain, error) {
 	c.pre, c.suf = nil, nil
 	c.pool.New = func() any { return &State{} }
 	return c, nil
+}
+
+// aggPrint is what identifies an aggregate rule's state: its expressions
+// and its aggregate, not its place in the file or its outputs.
+func aggPrint(s *Spec) string {
+	return fmt.Sprintf("%q %#v", s.Match, *s.Aggregate)
+}
+
+// feedsItself returns why an aggregate rule without send_to would feed on
+// its own products (they re-enter the chain from the top), or "": the
+// write_to of a compute, its back references filled with "x", matches one
+// of the rule's expressions.
+func feedsItself(s *Spec) string {
+	for _, c := range s.Aggregate.Compute {
+		var name []byte
+		WalkReplacement(c.WriteTo, true, func(b byte) { name = append(name, b) }, func(int, bool, bool, bool) { name = append(name, 'x') })
+		for _, e := range s.Match {
+			p, err := compilePattern(e)
+			if err == nil && p.match(name, nil) != 0 {
+				return fmt.Sprintf("aggregate: a produced metric (%s, from write_to %q) matches the rule's own expression %q: it would feed itself; set send_to, or change write_to or match", name, c.WriteTo, e)
+			}
+		}
+	}
+	return ""
+}
+
+// Aggregates returns the chain's aggregate rules, in file order.
+func (c *Chain) Aggregates() []*AggRule { return c.aggs }
+
+// BindAggregates gives every aggregate rule its state: get returns the
+// state of a rule with the same Print from the chain being replaced, or a
+// new one. Call it once, before the chain routes anything.
+func (c *Chain) BindAggregates(get func(r *AggRule) *aggregate.Aggregate) {
+	for _, r := range c.aggs {
+		r.Agg = get(r)
+	}
 }
 
 // Bind replaces the chain's counters with the caller's (a metrics
@@ -240,6 +344,8 @@ type State struct {
 	counts []int
 	hits   []uint32 // per rule, this batch
 	arena  []byte
+	// per aggregate: what this batch puts into it
+	aggs []aggregate.Batch
 }
 
 type send struct {
@@ -251,8 +357,16 @@ type send struct {
 // slot (nil where nothing goes). Sub-batches share one new backing array;
 // renamed metrics share one new arena: a batch costs a few allocations, not
 // one per metric.
-func (c *Chain) Route(b metric.Batch) []metric.Batch {
+func (c *Chain) Route(b metric.Batch) []metric.Batch { return c.RouteFrom(b, -1) }
+
+// RouteFrom is Route for the metrics aggregate origin produced (-1: none):
+// they skip that aggregate, so that a rule whose produced names match its
+// own expressions does not feed on itself.
+func (c *Chain) RouteFrom(b metric.Batch, origin int) []metric.Batch {
 	st := c.pool.Get().(*State)
+	if len(st.aggs) != len(c.aggs) {
+		st.aggs = make([]aggregate.Batch, len(c.aggs))
+	}
 	st.sends = st.sends[:0]
 	st.arena = nil
 	if len(st.hits) != len(c.specs) {
@@ -264,7 +378,7 @@ func (c *Chain) Route(b metric.Batch) []metric.Batch {
 	ident := true
 	for i := range b {
 		n := len(st.sends)
-		cause := c.eval(st, b[i], nil)
+		cause := c.eval(st, b[i], nil, origin)
 		if ident && (len(st.sends) != n+1 || st.sends[n].slot != 0 || !samePath(&st.sends[n].m, &b[i])) {
 			ident = false
 		}
@@ -281,6 +395,14 @@ func (c *Chain) Route(b metric.Batch) []metric.Batch {
 		if h != 0 {
 			c.Matched[i].Add(uint64(h))
 			st.hits[i] = 0
+		}
+	}
+	for i := range st.aggs {
+		if ab := &st.aggs[i]; len(ab.Entries) > 0 || ab.Received > 0 {
+			if ag := c.aggs[i].Agg; ag != nil {
+				ag.Put(ab)
+			}
+			ab.Reset()
 		}
 	}
 	if unmatched > 0 {
@@ -358,7 +480,7 @@ func (c *Chain) candidates(st *State, name []byte, after int32) {
 }
 
 // eval runs the chain on one metric, appending its sends to st.sends.
-func (c *Chain) eval(st *State, m metric.Metric, tr *Trace) dropCause {
+func (c *Chain) eval(st *State, m metric.Metric, tr *Trace, origin int) dropCause {
 	name := m.Path()
 	c.candidates(st, name, -1)
 	sentAny, blackholed, invalid := false, false, false
@@ -366,8 +488,11 @@ func (c *Chain) eval(st *State, m metric.Metric, tr *Trace) dropCause {
 		ri := st.cand[ci]
 		r := &c.routes[ri]
 		a := r.act
+		if a.agg != nil && a.agg.Index == origin {
+			continue
+		}
 		var loc []int
-		if a.rewrite {
+		if a.rewrite || a.agg != nil {
 			loc = st.loc[:]
 		}
 		n := r.pat.match(name, loc)
@@ -381,7 +506,7 @@ func (c *Chain) eval(st *State, m metric.Metric, tr *Trace) dropCause {
 			step = &tr.Steps[len(tr.Steps)-1]
 		}
 		if a.rewrite {
-			st.name = expand(st.name[:0], name, a.into, loc, n)
+			st.name = expandT(st.name[:0], name, a.intoT, loc, n)
 			need := len(st.name) + len(m.Line()) + len(m.Tags()) + len(m.Ext()) + len(m.RateToken()) + 16
 			if cap(st.arena)-len(st.arena) < need {
 				st.arena = make([]byte, 0, max(16<<10, 2*need))
@@ -394,6 +519,17 @@ func (c *Chain) eval(st *State, m metric.Metric, tr *Trace) dropCause {
 			}
 			c.candidates(st, name, ri)
 			ci = -1
+			continue
+		}
+		if a.agg != nil {
+			c.feed(st, a.agg, &m, name, loc, n, tr, step)
+			sentAny = true
+			if a.stop {
+				if step != nil {
+					step.Stop = true
+				}
+				break
+			}
 			continue
 		}
 		if a.validate != nil {
@@ -454,6 +590,30 @@ func (c *Chain) eval(st *State, m metric.Metric, tr *Trace) dropCause {
 	return cause
 }
 
+// feed adds metric m (named name, matched with loc) to aggregate ar: one
+// entry per compute, under the name its write_to gives.
+func (c *Chain) feed(st *State, ar *AggRule, m *metric.Metric, name []byte, loc []int, n int, tr *Trace, step *Step) {
+	v, ts := m.Value(), m.Time()
+	if ts == 0 && m.Format() != metric.Graphite {
+		ts = time.Now().Unix() // StatsD lines carry no timestamp
+	}
+	var ab *aggregate.Batch
+	if tr == nil {
+		ab = &st.aggs[ar.Index]
+		ab.Received++
+	}
+	for k := range ar.Cfg.Computes {
+		st.name = expandT(st.name[:0], name, ar.tmpls[k], loc, n)
+		if ab != nil {
+			ab.Add(k, st.name, v, ts)
+		}
+		if step != nil {
+			step.Aggregates = append(step.Aggregates, string(st.name))
+			tr.Aggregates = append(tr.Aggregates, string(st.name))
+		}
+	}
+}
+
 // rest is what a validate expression sees: the metric's line after the
 // name, with single spaces (carbon-c-relay validates cleansed lines).
 func (c *Chain) rest(st *State, m *metric.Metric) []byte {
@@ -474,9 +634,11 @@ func (c *Chain) rest(st *State, m *metric.Metric) []byte {
 
 // Trace is what the chain did with one metric, for the route mode.
 type Trace struct {
-	Steps   []Step
-	Sends   []Send
-	Dropped string // "", "unmatched", "blackhole" or "validate"
+	Steps []Step
+	Sends []Send
+	// Aggregates are the names of the series the metric feeds.
+	Aggregates []string
+	Dropped    string // "", "unmatched", "blackhole" or "validate"
 }
 
 // Step is one rule that matched.
@@ -493,6 +655,8 @@ type Step struct {
 	Sends     []string
 	Blackhole bool
 	Stop      bool
+	// Aggregates: an aggregate rule's produced names, one per compute.
+	Aggregates []string
 }
 
 // Send is one output the metric goes to, with its name at that point.
@@ -507,7 +671,7 @@ type Send struct {
 func (c *Chain) Explain(m metric.Metric) *Trace {
 	st := &State{hits: make([]uint32, len(c.specs))}
 	tr := &Trace{}
-	c.eval(st, m, tr)
+	c.eval(st, m, tr, -1)
 	return tr
 }
 
@@ -519,6 +683,9 @@ func (tr *Trace) String() string {
 		kind := "match"
 		if s.Into != "" || s.Rewritten != "" {
 			kind = "rewrite"
+		}
+		if len(s.Aggregates) > 0 {
+			kind = "aggregate"
 		}
 		fmt.Fprintf(&b, "%s (rule %s)\n    %s [%s] -> %s\n", kind, s.Rule, s.Expr, s.Test, s.Name)
 		if kind == "rewrite" {
@@ -533,6 +700,9 @@ func (tr *Trace) String() string {
 		}
 		for _, o := range s.Sends {
 			fmt.Fprintf(&b, "    send to %s\n", o)
+		}
+		for _, n := range s.Aggregates {
+			fmt.Fprintf(&b, "    feeds %s\n", n)
 		}
 		if s.Blackhole {
 			b.WriteString("    blackholed\n")

@@ -96,3 +96,63 @@ func expand(dst, name []byte, repl string, loc []int, n int) []byte {
 	})
 	return append(dst, name[loc[1]:]...)
 }
+
+// tmpl is a replacement read once (WalkReplacement, \g included): literal
+// runs and group references, for expanding without reading it again.
+type tmpl []tmplOp
+
+type tmplOp struct {
+	lit                string // a literal run, or "" for a reference
+	ref                int
+	lower, upper, dots bool
+}
+
+func compileTmpl(repl string) tmpl {
+	var t tmpl
+	var lit []byte
+	flush := func() {
+		if len(lit) > 0 {
+			t = append(t, tmplOp{lit: string(lit)})
+			lit = lit[:0]
+		}
+	}
+	WalkReplacement(repl, true, func(c byte) { lit = append(lit, c) }, func(ref int, lower, upper, dots bool) {
+		flush()
+		t = append(t, tmplOp{ref: ref, lower: lower, upper: upper, dots: dots})
+	})
+	flush()
+	return t
+}
+
+// expandT is expand with a compiled replacement.
+func expandT(dst, name []byte, t tmpl, loc []int, n int) []byte {
+	dst = append(dst, name[:loc[0]]...)
+	for i := range t {
+		op := &t[i]
+		if op.lit != "" {
+			dst = append(dst, op.lit...)
+			continue
+		}
+		ref := op.ref
+		if 2*ref+1 >= n || loc[2*ref] < 0 {
+			continue
+		}
+		g := name[loc[2*ref]:loc[2*ref+1]]
+		if !op.lower && !op.upper && !op.dots {
+			dst = append(dst, g...)
+			continue
+		}
+		for _, c := range g {
+			switch {
+			case op.dots && c == '.':
+				c = '_'
+			case op.lower && c >= 'A' && c <= 'Z':
+				c += 'a' - 'A'
+			case op.upper && c >= 'a' && c <= 'z':
+				c -= 'a' - 'A'
+			}
+			dst = append(dst, c)
+		}
+	}
+	return append(dst, name[loc[1]:]...)
+}

@@ -106,6 +106,9 @@ func TestExpand(t *testing.T) {
 		if got := string(expand(nil, name, c.repl, loc[:], n)); got != c.want {
 			t.Errorf("expand(%q) = %q, want %q", c.repl, got, c.want)
 		}
+		if got := string(expandT(nil, name, compileTmpl(c.repl), loc[:], n)); got != c.want {
+			t.Errorf("expandT(%q) = %q, want %q", c.repl, got, c.want)
+		}
 	}
 }
 

@@ -3,6 +3,8 @@ package rules
 import (
 	"fmt"
 	"strings"
+
+	"github.com/metricsrouter/router/agent/aggregate"
 )
 
 // Spec is one [[rules]] table as written:
@@ -25,6 +27,10 @@ type Spec struct {
 	Stop     bool     `toml:"stop"`
 	Rewrite  string   `toml:"rewrite"`
 	Into     *string  `toml:"into"`
+	// Aggregate makes the rule carbon-c-relay's aggregate: what matches is
+	// put into buckets (agent/aggregate); send_to, when set, is where the
+	// produced metrics go, else they re-enter the chain from the top.
+	Aggregate *aggregate.Spec `toml:"aggregate"`
 
 	// Line is the table's line in the file (set by the loader); File the
 	// file. Both only name the rule in messages.
@@ -33,7 +39,7 @@ type Spec struct {
 }
 
 // Keys are the keys a [[rules]] table may have.
-var Keys = []string{"id", "match", "validate", "else", "send_to", "stop", "rewrite", "into"}
+var Keys = []string{"id", "match", "validate", "else", "send_to", "stop", "rewrite", "into", "aggregate"}
 
 // Blackhole is the send_to name that discards.
 const Blackhole = "blackhole"
@@ -92,6 +98,20 @@ func (s *Spec) Describe() string {
 			into = *s.Into
 		}
 		return fmt.Sprintf("rewrite %s into %s", s.Rewrite, into)
+	case s.Aggregate != nil:
+		var b strings.Builder
+		a := s.Aggregate
+		fmt.Fprintf(&b, "aggregate %s every %v expire after %v", strings.Join(s.Match, " "), a.Every.D(), a.Expire.D())
+		for _, c := range a.Compute {
+			fmt.Fprintf(&b, " compute %s write to %s", c.Type, c.WriteTo)
+		}
+		if len(s.SendTo) > 0 {
+			b.WriteString(" send to " + strings.Join(s.SendTo, " "))
+		}
+		if s.Stop {
+			b.WriteString(" stop")
+		}
+		return b.String()
 	default:
 		var b strings.Builder
 		b.WriteString("match " + strings.Join(s.Match, " "))

@@ -5,8 +5,10 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 	"unicode/utf8"
 
+	"github.com/metricsrouter/router/agent/aggregate"
 	"github.com/metricsrouter/router/agent/rules"
 	"github.com/metricsrouter/router/registry"
 )
@@ -657,6 +659,9 @@ func (w *writer) rules() {
 			}
 			w.line("  into = %s", literal(into))
 			w.checkRule(r.Pos, rules.Spec{Rewrite: r.Exprs[0], Into: &into})
+		case Aggregate:
+			n++
+			w.aggregateRule(r)
 		}
 	}
 	if n == 0 {
@@ -713,6 +718,51 @@ func (w *writer) matchRule(r *Rule, exprs []string, split bool) {
 	w.checkRule(r.Pos, spec)
 }
 
+// aggregateRule writes an aggregate statement as a rule with
+// [rules.aggregate].
+func (w *writer) aggregateRule(r *Rule) {
+	w.at = r.Pos
+	w.line("")
+	w.line("[[rules]]")
+	w.line("  # %s", r.Pos)
+	spec := rules.Spec{Match: r.Exprs, Aggregate: &aggregate.Spec{Every: registry.Duration(time.Duration(r.Every) * time.Second),
+		Expire: registry.Duration(time.Duration(r.Expire) * time.Second), Timestamp: r.Timestamp}}
+	if len(r.Exprs) == 1 {
+		w.line("  match = %s", literal(r.Exprs[0]))
+	} else {
+		w.line("  match = %s", array(r.Exprs, literal))
+	}
+	if r.HasSend {
+		spec.SendTo = r.SendTo
+		w.line("  send_to = %s", array(r.SendTo, basic))
+	} else {
+		w.line("  # no send to: the aggregates re-enter the rules from the top, as in carbon-c-relay")
+	}
+	if r.Stop {
+		spec.Stop = true
+		w.line("  stop = true")
+	}
+	w.line("  [rules.aggregate]")
+	w.line("    every = %s", basic(fmt.Sprintf("%ds", r.Every)))
+	w.line("    expire = %s", basic(fmt.Sprintf("%ds", r.Expire)))
+	w.line("    timestamp = %s", basic(r.Timestamp))
+	w.line("    compute = [")
+	for _, c := range r.Computes {
+		typ := c.Type
+		if typ == "percentile" {
+			typ = fmt.Sprintf("percentile%d", c.Pct)
+		}
+		into, changed := routerInto(c.Metric)
+		if changed {
+			w.line("      # carbon-c-relay 3.7 copies \\g as \"g\"; written with every group as \\g{N} (it was %s)", comment(c.Metric))
+		}
+		w.line("      { type = %s, write_to = %s },", basic(typ), literal(into))
+		spec.Aggregate.Compute = append(spec.Aggregate.Compute, aggregate.ComputeSpec{Type: typ, WriteTo: into})
+	}
+	w.line("    ]")
+	w.checkRule(r.Pos, spec)
+}
+
 // checkRule compiles spec as the router will, and fails the conversion
 // with the router's reason when it refuses it.
 func (w *writer) checkRule(at Pos, spec rules.Spec) {
@@ -726,6 +776,9 @@ func (w *writer) checkRule(at Pos, spec rules.Spec) {
 }
 
 func describe(s rules.Spec) string {
+	if s.Aggregate != nil {
+		return "aggregate " + strings.Join(s.Match, " ")
+	}
 	if s.Rewrite != "" {
 		return "rewrite " + s.Rewrite
 	}

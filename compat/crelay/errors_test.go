@@ -34,8 +34,10 @@ func TestUnsupported(t *testing.T) {
 		name, conf string
 		want       []string
 	}{
-		{"aggregate", cl + "aggregate ^a\\.(.*) every 10 seconds expire after 20 seconds compute sum write to b.\\1 send to a;\n",
-			[]string{"relay.conf:2: aggregate is not supported by router yet"}},
+		{"aggregate to blackhole", cl + "aggregate ^a\\.(.*) every 10 seconds expire after 20 seconds compute sum write to b.\\1 send to blackhole;\n",
+			[]string{"relay.conf:2: aggregate ... send to blackhole is not supported by router yet"}},
+		{"aggregate feeding itself", cl + "aggregate ^a\\.(.*) every 10 seconds expire after 20 seconds compute sum write to a.\\1_sum;\n",
+			[]string{"relay.conf:2: aggregate ^a\\.(.*) is not supported by router yet (aggregate: a produced metric (a.x_sum"}},
 		{"cluster transport", cl + "cluster b forward 127.0.0.1:2004 transport gzip;\n",
 			[]string{"relay.conf:2: cluster b: transport gzip is not supported by router yet"}},
 		{"cluster transport lz4 and snappy", "cluster b forward\n  127.0.0.1:2004 transport lz4\n  127.0.0.1:2005 transport snappy;\n",
@@ -70,7 +72,7 @@ func TestUnsupported(t *testing.T) {
 			[]string{"relay.conf:2: expression \"\\xff\" is not valid UTF-8"}},
 		{"a regex the router refuses", cl + "match (a)\\1 send to a;\n",
 			[]string{`relay.conf:2: match (a)\1 is not supported by router yet (`}},
-		{"several at once", "cluster a forward 127.0.0.1 type syslog;\naggregate ^a every 1 seconds expire after 2 seconds compute sum write to b;\nmatch ^b route using c send to a;\n",
+		{"several at once", "cluster a forward 127.0.0.1 type syslog;\naggregate ^a every 1 seconds expire after 2 seconds compute sum write to b send to blackhole;\nmatch ^b route using c send to a;\n",
 			[]string{"relay.conf:1: cluster a: type syslog", "relay.conf:2: aggregate", "relay.conf:3: route using"}},
 	} {
 		t.Run(c.name, func(t *testing.T) {

@@ -940,7 +940,9 @@ func (p *parser) aggregate() error {
 	case exp.ival <= intv.ival:
 		return p.errAt(line, "expire must be greater than interval")
 	}
-	p.unsupported(kw.line, "aggregate is not supported by router yet")
+	if r.HasSend && (r.Blackhole || len(r.SendTo) == 0) {
+		p.unsupported(kw.line, "aggregate ... send to blackhole is not supported by router yet (an aggregate's send_to names outputs)")
+	}
 	p.cfg.Rules = append(p.cfg.Rules, r)
 	return nil
 }
