@@ -3,6 +3,9 @@ package agent
 import (
 	"bytes"
 	"context"
+	"os"
+	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -59,8 +62,19 @@ func (a *Agent) bindAggregates(ch *rules.Chain) {
 	})
 }
 
-// startAggregates runs the emission of expired buckets until shutdown.
+// startAggregates takes up the buckets the last run saved (spool_dir) and
+// runs the emission of expired buckets until shutdown.
 func (a *Agent) startAggregates() {
+	if p := acquire(&a.pipe); p.chain != nil {
+		for _, r := range p.chain.Aggregates() {
+			if r.Agg != nil {
+				a.loadAggregate(r, r.Agg)
+			}
+		}
+		p.release()
+	} else {
+		p.release()
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	a.aggs.stop, a.aggs.done = cancel, make(chan struct{})
 	go func() {
@@ -97,12 +111,80 @@ func (a *Agent) stopAggregates() {
 		if r.Agg == nil {
 			continue
 		}
+		a.saveAggregate(r)
 		n, _ := r.Agg.Series()
 		c := r.Agg.C
 		a.log.Info().Str("aggregate", r.Label).Uint64("received", c.Received.Load()).Uint64("emitted", c.Emitted.Load()).
 			Uint64("late", c.Late.Load()).Uint64("future", c.Future.Load()).Uint64("refused", c.Refused.Load()).
 			Int("series_open", n).Msg("aggregate summary")
 	}
+}
+
+// aggStateFile is where an aggregate rule with spool_dir keeps its open
+// buckets between a shutdown and the next start.
+func aggStateFile(r *rules.AggRule) string {
+	name := strings.Map(func(c rune) rune {
+		if c == '/' || c == 0 || c == '\\' {
+			return '_'
+		}
+		return c
+	}, r.Label)
+	return filepath.Join(r.Cfg.SpoolDir, "aggregate-"+name+".state")
+}
+
+// saveAggregate writes the open buckets of r to its spool_dir.
+func (a *Agent) saveAggregate(r *rules.AggRule) {
+	if r.Cfg.SpoolDir == "" {
+		return
+	}
+	file := aggStateFile(r)
+	err := os.MkdirAll(r.Cfg.SpoolDir, 0o750)
+	var n int
+	if err == nil {
+		var f *os.File
+		if f, err = os.CreateTemp(r.Cfg.SpoolDir, ".aggregate-*"); err == nil {
+			n, err = r.Agg.Save(f, r.Print)
+			if err == nil {
+				err = f.Sync()
+			}
+			if cerr := f.Close(); err == nil {
+				err = cerr
+			}
+			if err == nil {
+				err = os.Rename(f.Name(), file)
+			} else {
+				os.Remove(f.Name())
+			}
+		}
+	}
+	if err != nil {
+		a.log.Error().Err(err).Str("aggregate", r.Label).Str("file", file).Msg("aggregate: open buckets not saved (lost)")
+		return
+	}
+	a.log.Info().Str("aggregate", r.Label).Str("file", file).Int("series", n).Msg("aggregate: open buckets saved for the next start")
+}
+
+// loadAggregate takes up what saveAggregate wrote, once.
+func (a *Agent) loadAggregate(r *rules.AggRule, g *aggregate.Aggregate) {
+	if r.Cfg.SpoolDir == "" {
+		return
+	}
+	file := aggStateFile(r)
+	f, err := os.Open(file)
+	if os.IsNotExist(err) {
+		return
+	}
+	if err == nil {
+		var n int
+		n, err = g.Load(f, r.Print)
+		f.Close()
+		if err == nil {
+			os.Remove(file)
+			a.log.Info().Str("aggregate", r.Label).Str("file", file).Int("series", n).Msg("aggregate: open buckets of the last run taken up")
+			return
+		}
+	}
+	a.log.Warn().Err(err).Str("aggregate", r.Label).Str("file", file).Msg("aggregate: saved buckets not taken up (file kept)")
 }
 
 // expireAggregates emits what has expired (final: what has ended) in every
@@ -118,14 +200,14 @@ func (a *Agent) expireAggregates(final bool) {
 			continue
 		}
 		if lines := r.Agg.Expire(nil, final); len(lines) > 0 {
-			a.deliverAggregate(p, r, lines)
+			a.deliverAggregate(p, r, lines, final)
 		}
 	}
 }
 
 // deliverAggregate sends produced lines to the rule's outputs, or through
 // the chain from the top (skipping the rule itself).
-func (a *Agent) deliverAggregate(p *pipeline, r *rules.AggRule, lines []byte) {
+func (a *Agent) deliverAggregate(p *pipeline, r *rules.AggRule, lines []byte, final bool) {
 	b := make(metric.Batch, 0, bytes.Count(lines, []byte{'\n'}))
 	for len(lines) > 0 {
 		i := bytes.IndexByte(lines, '\n')
@@ -148,7 +230,11 @@ func (a *Agent) deliverAggregate(p *pipeline, r *rules.AggRule, lines []byte) {
 		}
 		return
 	}
-	for i, sub := range p.chain.RouteFrom(b, r.Index) {
+	origin := r.Index
+	if final {
+		origin = rules.SkipAggregates // as carbon-c-relay, no aggregate takes values while stopping
+	}
+	for i, sub := range p.chain.RouteFrom(b, origin) {
 		if len(sub) > 0 {
 			_ = p.slots[i].Enqueue(ctx, sub)
 		}

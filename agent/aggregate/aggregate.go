@@ -28,9 +28,9 @@
 // counted (carbon-c-relay has no bound); a bucket keeps at most
 // MaxBucketValues values for median, percentile, variance and stddev (the
 // rest are counted and left out of those four; sum, count, min and max
-// take every value); a percentile whose rank is 0 (percentile1 of a bucket
-// of one value: carbon-c-relay reads before its array) takes the first
-// value. At shutdown every bucket that has ended is emitted, as
+// take every value). A percentile whose rank is 0 (percentile5 of a bucket
+// of one value) is 0, which is what carbon-c-relay prints (it reads the
+// allocator's header before its array). At shutdown every bucket that has ended is emitted, as
 // carbon-c-relay does; the rest can be kept in a state file (Save, Load).
 package aggregate
 
@@ -53,6 +53,7 @@ type Spec struct {
 	Expire    registry.Duration `toml:"expire"`
 	Timestamp string            `toml:"timestamp"`
 	MaxSeries int               `toml:"max_series"`
+	SpoolDir  string            `toml:"spool_dir"`
 	Compute   []ComputeSpec     `toml:"compute"`
 }
 
@@ -63,7 +64,7 @@ type ComputeSpec struct {
 }
 
 // Keys are the keys of [rules.aggregate].
-var Keys = []string{"every", "expire", "timestamp", "max_series", "compute"}
+var Keys = []string{"every", "expire", "timestamp", "max_series", "spool_dir", "compute"}
 
 // DefaultMaxSeries is max_series when it is not set.
 const DefaultMaxSeries = 1_000_000
@@ -139,12 +140,13 @@ type Config struct {
 	Every, Expire int64 // seconds
 	When          When
 	MaxSeries     int
+	SpoolDir      string
 	Computes      []Compute
 }
 
 // Compile checks a Spec.
 func Compile(s *Spec) (*Config, error) {
-	c := &Config{Every: int64(s.Every.D() / time.Second), Expire: int64(s.Expire.D() / time.Second), MaxSeries: s.MaxSeries}
+	c := &Config{Every: int64(s.Every.D() / time.Second), Expire: int64(s.Expire.D() / time.Second), MaxSeries: s.MaxSeries, SpoolDir: s.SpoolDir}
 	if s.Every.D()%time.Second != 0 || s.Expire.D()%time.Second != 0 {
 		return nil, fmt.Errorf("every and expire are whole seconds")
 	}
@@ -517,8 +519,12 @@ func percentile(values []float64, pct int, cnt int64) float64 {
 	}
 	msort(values)
 	k := int(float64(pct)/100.0*float64(cnt) + 0.9)
-	k = min(max(k, 1), len(values))
-	return values[k-1]
+	if k < 1 {
+		// carbon-c-relay reads values[-1], the allocator's header, which
+		// prints as 0.000000
+		return 0
+	}
+	return values[min(k, len(values))-1]
 }
 
 // variance is the population variance around avg, summed in arrival order.

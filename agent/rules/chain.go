@@ -359,9 +359,15 @@ type send struct {
 // one per metric.
 func (c *Chain) Route(b metric.Batch) []metric.Batch { return c.RouteFrom(b, -1) }
 
-// RouteFrom is Route for the metrics aggregate origin produced (-1: none):
-// they skip that aggregate, so that a rule whose produced names match its
-// own expressions does not feed on itself.
+// SkipAggregates is the origin of metrics that no aggregate takes (those
+// produced at shutdown: carbon-c-relay's aggregators take no value while
+// it stops).
+const SkipAggregates = -2
+
+// RouteFrom is Route for the metrics aggregate origin produced (-1: none;
+// SkipAggregates: every aggregate): they skip that aggregate, so that a
+// rule whose produced names match its own expressions does not feed on
+// itself.
 func (c *Chain) RouteFrom(b metric.Batch, origin int) []metric.Batch {
 	st := c.pool.Get().(*State)
 	if len(st.aggs) != len(c.aggs) {
@@ -488,7 +494,7 @@ func (c *Chain) eval(st *State, m metric.Metric, tr *Trace, origin int) dropCaus
 		ri := st.cand[ci]
 		r := &c.routes[ri]
 		a := r.act
-		if a.agg != nil && a.agg.Index == origin {
+		if a.agg != nil && (a.agg.Index == origin || origin == SkipAggregates) {
 			continue
 		}
 		var loc []int
