@@ -42,7 +42,11 @@ func (n *distNode) Healthy() bool {
 	return false
 }
 
-func (n *distNode) Enqueue(ctx context.Context, b metric.Batch) error {
+func (n *distNode) Enqueue(ctx context.Context, b metric.Batch) error { return n.enqueue(ctx, b, nil) }
+
+// enqueue routes b; keys, when not nil, are what each metric is placed by
+// (keys[i] for b[i]: a rule's route_using).
+func (n *distNode) enqueue(ctx context.Context, b, keys metric.Batch) error {
 	if len(b) == 0 {
 		return nil
 	}
@@ -71,7 +75,11 @@ func (n *distNode) Enqueue(ctx context.Context, b metric.Batch) error {
 	var dst [16]int
 	unrouted := 0
 	for i := range b {
-		d := n.d.Route(&b[i], up, dst[:0])
+		m := &b[i]
+		if keys != nil {
+			m = &keys[i]
+		}
+		d := n.d.Route(m, up, dst[:0])
 		if len(d) == 0 {
 			unrouted++
 		}

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"slices"
 	"strings"
 	"time"
 
@@ -83,6 +82,15 @@ func routeSpecs(n node, m *metric.Metric) []string {
 			return []string{n.Spec}
 		}
 		return nil
+	case *keyedNode:
+		var key metric.Metric
+		var arena []byte
+		keyMetric(&key, &arena, n.k, m.Path())
+		var out []string
+		for _, s := range routeSpecs(n.distNode, &key) {
+			out = append(out, s)
+		}
+		return out
 	case *distNode:
 		if len(n.targets) == 0 {
 			return nil // destinations come from a catalog at start
@@ -146,7 +154,7 @@ func routeRules(a *Agent, name string, asJSON bool, in io.Reader, w *bufio.Write
 		if p.chain != nil {
 			tr = p.chain.Explain(m)
 			for _, s := range tr.Sends {
-				targets = append(targets, target{s.Output, p.slots[slices.Index(p.chain.Outputs(), s.Output)], s.Metric})
+				targets = append(targets, target{s.Output, p.slots[s.Slot], s.Metric})
 			}
 			res.Dropped = tr.Dropped
 			res.Aggregates = tr.Aggregates

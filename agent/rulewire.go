@@ -28,8 +28,12 @@ func (a *Agent) wireRules(pipe *pipeline, desired *config.Config) {
 	if ch == nil {
 		return
 	}
-	for _, id := range ch.Outputs() {
-		pipe.slots = append(pipe.slots, byID[id])
+	for i, id := range ch.Outputs() {
+		n := byID[id]
+		if k := ch.Keyer(i); k != nil {
+			n = keyWrap(n, k)
+		}
+		pipe.slots = append(pipe.slots, n)
 	}
 	m := a.metrics.Scope("agent", "rules")
 	ch.Bind(

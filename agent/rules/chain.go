@@ -19,6 +19,9 @@ type Chain struct {
 	specs  []Spec
 	routes []route
 	outs   []string // slot -> output id, in order of first mention
+	// keyers[slot], for the slots of a rule with route_using (one slot per
+	// such rule and output), computes the hash key; nil elsewhere
+	keyers []*Keyer
 	pre    *trie    // filled while compiling, then walked as preR
 	suf    *trie
 	preR   *radix
@@ -62,6 +65,34 @@ type action struct {
 	sends     []int32
 	blackhole bool
 	stop      bool
+}
+
+// Keyer is a route_using: the key a metric is placed by is the rewrite of
+// its name with the rule's expressions and the replacement.
+type Keyer struct {
+	pats []*pattern
+	t    tmpl
+	Repl string
+}
+
+// Key appends the key of name to dst (name itself when no expression
+// matches, which cannot happen for a metric the rule sent).
+func (k *Keyer) Key(dst, name []byte) []byte {
+	var loc [20]int
+	for _, p := range k.pats {
+		if n := p.match(name, loc[:]); n != 0 {
+			return expandT(dst, name, k.t, loc[:], n)
+		}
+	}
+	return append(dst, name...)
+}
+
+// Keyer returns the route_using of slot i, or nil.
+func (c *Chain) Keyer(i int) *Keyer {
+	if i < len(c.keyers) {
+		return c.keyers[i]
+	}
+	return nil
 }
 
 // AggRule is an aggregate rule of the chain: its compiled configuration,
@@ -191,6 +222,14 @@ func Compile(specs []Spec, isOutput func(id string) bool) (*Chain, error) {
 		} else if s.Else != "" {
 			fail("else needs validate")
 		}
+		var keyer *Keyer
+		if s.RouteUsing != "" {
+			if act.agg != nil || act.rewrite || len(s.SendTo) == 0 {
+				fail("route_using belongs to a match rule with send_to")
+				continue
+			}
+			keyer = &Keyer{t: compileTmpl(s.RouteUsing), Repl: s.RouteUsing}
+		}
 		for _, id := range s.SendTo {
 			if act.agg != nil {
 				break // the produced metrics' outputs, above
@@ -204,6 +243,17 @@ func Compile(specs []Spec, isOutput func(id string) bool) (*Chain, error) {
 			}
 			if !isOutput(id) {
 				fail("send_to: no output with id %q", id)
+				continue
+			}
+			if keyer != nil {
+				// a slot of its own: the output gets these metrics with
+				// their key
+				for len(c.keyers) < len(c.outs) {
+					c.keyers = append(c.keyers, nil)
+				}
+				act.sends = append(act.sends, int32(len(c.outs)))
+				c.outs = append(c.outs, id)
+				c.keyers = append(c.keyers, keyer)
 				continue
 			}
 			n, ok := slot[id]
@@ -229,6 +279,9 @@ func Compile(specs []Spec, isOutput func(id string) bool) (*Chain, error) {
 				break
 			}
 			p, err := compilePattern(e)
+			if err == nil && keyer != nil {
+				keyer.pats = append(keyer.pats, p)
+			}
 			if err != nil {
 				if len(exprs) > 1 {
 					fail("match[%d]: %v", k, err)
@@ -570,7 +623,7 @@ func (c *Chain) eval(st *State, m metric.Metric, tr *Trace, origin int) dropCaus
 			sentAny = true
 			if tr != nil {
 				step.Sends = append(step.Sends, c.outs[s])
-				tr.Sends = append(tr.Sends, Send{Output: c.outs[s], Name: string(name), Metric: m})
+				tr.Sends = append(tr.Sends, Send{Output: c.outs[s], Slot: int(s), Name: string(name), Metric: m})
 			}
 		}
 		if a.stop {
@@ -668,6 +721,7 @@ type Step struct {
 // Send is one output the metric goes to, with its name at that point.
 type Send struct {
 	Output string
+	Slot   int // of Outputs()
 	Name   string
 	Metric metric.Metric
 }

@@ -31,6 +31,12 @@ type Spec struct {
 	// put into buckets (agent/aggregate); send_to, when set, is where the
 	// produced metrics go, else they re-enter the chain from the top.
 	Aggregate *aggregate.Spec `toml:"aggregate"`
+	// RouteUsing is carbon-c-relay's "route using": the consistent hash of
+	// the outputs this rule sends to places the metric by the match's
+	// rewrite with this replacement instead of by its name (the name is
+	// not changed). Two tiers of routers use it to send every metric of an
+	// aggregation group to the one router that aggregates it.
+	RouteUsing string `toml:"route_using"`
 
 	// Line is the table's line in the file (set by the loader); File the
 	// file. Both only name the rule in messages.
@@ -39,7 +45,7 @@ type Spec struct {
 }
 
 // Keys are the keys a [[rules]] table may have.
-var Keys = []string{"id", "match", "validate", "else", "send_to", "stop", "rewrite", "into", "aggregate"}
+var Keys = []string{"id", "match", "validate", "else", "send_to", "stop", "rewrite", "into", "aggregate", "route_using"}
 
 // Blackhole is the send_to name that discards.
 const Blackhole = "blackhole"
@@ -121,6 +127,9 @@ func (s *Spec) Describe() string {
 				els = "drop"
 			}
 			fmt.Fprintf(&b, " validate %s else %s", s.Validate, els)
+		}
+		if s.RouteUsing != "" {
+			b.WriteString(" route using " + s.RouteUsing)
 		}
 		if len(s.SendTo) > 0 {
 			b.WriteString(" send to " + strings.Join(s.SendTo, " "))

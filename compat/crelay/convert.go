@@ -697,6 +697,14 @@ func (w *writer) matchRule(r *Rule, exprs []string, split bool) {
 		}
 		w.line("  else = %s", basic(spec.Else))
 	}
+	if r.RouteUsing != "" {
+		into, changed := routerInto(r.RouteUsing)
+		if changed {
+			w.line("  # carbon-c-relay 3.7 copies \\g as \"g\"; written with every group as \\g{N} (it was %s)", comment(r.RouteUsing))
+		}
+		spec.RouteUsing = into
+		w.line("  route_using = %s", literal(into))
+	}
 	if r.HasSend {
 		spec.SendTo = r.SendTo
 		if len(r.SendTo) == 0 {

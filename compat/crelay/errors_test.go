@@ -48,8 +48,6 @@ func TestUnsupported(t *testing.T) {
 			[]string{"relay.conf:1: listen with transport gzip is not supported by router yet"}},
 		{"listen ssl", "listen type linemode transport plain ssl /etc/ssl/relay.pem\n  2003 proto tcp;\n" + cl,
 			[]string{"relay.conf:1: listen with ssl is not supported by router yet"}},
-		{"route using", cl + "match ^a\n  route using b\n  send to a;\n",
-			[]string{"relay.conf:3: route using is not supported by router yet"}},
 		{"useall with a name", "cluster a forward useall relay.example.com:2003;\n",
 			[]string{"relay.conf:1: cluster a: useall (a destination per address relay.example.com resolves to) is not supported by router yet"}},
 		{"syslog", "cluster a forward 127.0.0.1 type syslog;\n",
@@ -72,8 +70,8 @@ func TestUnsupported(t *testing.T) {
 			[]string{"relay.conf:2: expression \"\\xff\" is not valid UTF-8"}},
 		{"a regex the router refuses", cl + "match (a)\\1 send to a;\n",
 			[]string{`relay.conf:2: match (a)\1 is not supported by router yet (`}},
-		{"several at once", "cluster a forward 127.0.0.1 type syslog;\naggregate ^a every 1 seconds expire after 2 seconds compute sum write to b send to blackhole;\nmatch ^b route using c send to a;\n",
-			[]string{"relay.conf:1: cluster a: type syslog", "relay.conf:2: aggregate", "relay.conf:3: route using"}},
+		{"several at once", "cluster a forward 127.0.0.1 type syslog;\naggregate ^a every 1 seconds expire after 2 seconds compute sum write to b send to blackhole;\nmatch ^b send to a;\ncluster c forward 127.0.0.1:2004 transport gzip;\n",
+			[]string{"relay.conf:1: cluster a: type syslog", "relay.conf:2: aggregate", "relay.conf:4: cluster c: transport gzip"}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			code, out, errs := convert(t, dir, c.conf)

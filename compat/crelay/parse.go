@@ -828,7 +828,7 @@ func (p *parser) match() error {
 			return err
 		}
 		r.RouteUsing = u.text
-		p.unsupported(t.line, "route using is not supported by router yet (the consistent hash key is always the metric name)")
+		_ = t
 	}
 	if _, ok := p.accept(tSend); ok {
 		d, err := p.sendTo()

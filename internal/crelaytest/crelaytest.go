@@ -60,6 +60,8 @@ func Trace(t testing.TB, bin, conf, dir, line string) []Send {
 		l := sc.Text()
 		member := strings.HasPrefix(l, "        ")
 		switch {
+		case member && strings.HasPrefix(strings.TrimSpace(l), "using("):
+			// "using(\1) -> key": the route using key, not a destination
 		case member && cluster != "":
 			sends = append(sends, Send{Cluster: cluster, Dest: strings.TrimSpace(l), Name: name})
 		case member:
