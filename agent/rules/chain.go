@@ -22,7 +22,7 @@ type Chain struct {
 	// keyers[slot], for the slots of a rule with route_using (one slot per
 	// such rule and output), computes the hash key; nil elsewhere
 	keyers []*Keyer
-	pre    *trie    // filled while compiling, then walked as preR
+	pre    *trie // filled while compiling, then walked as preR
 	suf    *trie
 	preR   *radix
 	sufR   *radix
