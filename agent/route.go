@@ -86,11 +86,7 @@ func routeSpecs(n node, m *metric.Metric) []string {
 		var key metric.Metric
 		var arena []byte
 		keyMetric(&key, &arena, n.k, m.Path())
-		var out []string
-		for _, s := range routeSpecs(n.distNode, &key) {
-			out = append(out, s)
-		}
-		return out
+		return routeSpecs(n.distNode, &key)
 	case *distNode:
 		if len(n.targets) == 0 {
 			return nil // destinations come from a catalog at start

@@ -5,12 +5,13 @@
 #
 #   bench/run.sh                 # w1 w2 w3s w3p w4 w5, 3 repeats each
 #   bench/run.sh w6              # 1000 carbon-c-relay rules (bench/w6-conf.sh), converted
+#   bench/run.sh w7              # a carbon-c-relay aggregate of 10k groups (bench/w7-conf.sh), converted
 #   REPEAT=5 LINES=2000000 bench/run.sh w1 w2
 #
 # Prints, per workload, the harness's median table: rate, CPU-seconds, rate
 # per CPU-second, loss and peak RSS of every system under test, with ratios.
 # Peers (run in the same interleaved rounds; only the router is required):
-#   carbon-c-relay      if installed (apt-get install carbon-c-relay): w1, w2, w6
+#   carbon-c-relay      if installed (apt-get install carbon-c-relay): w1, w2, w6, w7
 #   Etsy proxy.js       STATSD_DIR=<dir>/node_modules/statsd (npm install statsd@0.9.0): w3s, w3p
 #   others              PEER_W3, PEER_W4 and PEER_W5='name:command' (commands as
 #                       in ../shared/bench/README.md, e.g. a statsd-http-proxy or a
@@ -108,8 +109,8 @@ cat > $BENCH_WORKDIR/px.toml <<EOT
 EOT
 GOGC=400 $ROUTER -config $BENCH_WORKDIR/gw.toml &
 exec $ROUTER -config $BENCH_WORKDIR/px.toml' ;;
-	w6) echo "$HERE"'/w6-conf.sh $BENCH_IN_PORT $BENCH_SINK1_PORT $BENCH_SINK2_PORT > $BENCH_WORKDIR/w6.conf
-$ROUTER convert carbon-c-relay $BENCH_WORKDIR/w6.conf > $BENCH_WORKDIR/r.toml
+	w6 | w7) echo "$HERE/$1"'-conf.sh $BENCH_IN_PORT $BENCH_SINK1_PORT $BENCH_SINK2_PORT > $BENCH_WORKDIR/c.conf
+$ROUTER convert carbon-c-relay $BENCH_WORKDIR/c.conf > $BENCH_WORKDIR/r.toml
 exec $ROUTER -config $BENCH_WORKDIR/r.toml' ;;
 	esac
 }
@@ -120,12 +121,12 @@ for w in "${workloads[@]}"; do
 		suts+=(router-b "$(router_cmd "$w" | sed "s#\$ROUTER#$ROUTER_B#g")")
 	fi
 	base=router
-	[[ $w == w1 || $w == w2 || $w == w6 ]] && export LINES=${LINES:-2000000}
+	[[ $w == w1 || $w == w2 || $w == w6 || $w == w7 ]] && export LINES=${LINES:-2000000}
 	[[ ${PEERS:-1} == 0 ]] || case $w in # PEERS=0: the router (and ROUTER_B) alone
-	w6)
+	w6 | w7)
 		if command -v carbon-c-relay >/dev/null; then
-			suts+=(ccr-q2M "$HERE"'/w6-conf.sh $BENCH_IN_PORT $BENCH_SINK1_PORT $BENCH_SINK2_PORT > $BENCH_WORKDIR/w6.conf
-exec carbon-c-relay -f $BENCH_WORKDIR/w6.conf -q 2000000')
+			suts+=(ccr-q2M "$HERE/$w"'-conf.sh $BENCH_IN_PORT $BENCH_SINK1_PORT $BENCH_SINK2_PORT > $BENCH_WORKDIR/c.conf
+exec carbon-c-relay -f $BENCH_WORKDIR/c.conf -q 2000000')
 			base=ccr-q2M
 		fi ;;
 	w1 | w2)
@@ -148,10 +149,11 @@ exec carbon-c-relay -f $BENCH_WORKDIR/w6.conf -q 2000000')
 	w5) if [[ -n ${PEER_W5:-} ]]; then suts+=("${PEER_W5%%:*}" "${PEER_W5#*:}"); base=${PEER_W5%%:*}; fi ;;
 	esac
 	echo "== $w"
-	# w6 is the harness's w2 (one copy of each line over two sinks) with the
-	# 1000-rule configuration of bench/w6-conf.sh in front
+	# w6 and w7 are the harness's w2 (one copy of each line over two sinks)
+	# with the configuration of bench/w6-conf.sh (1000 rules) or
+	# bench/w7-conf.sh (an aggregate) in front
 	hw=$w
-	[[ $w == w6 ]] && hw=w2
+	[[ $w == w6 || $w == w7 ]] && hw=w2
 	(cd "$RESULTS_DIR" && LABEL=$w RESULTS=$RESULTS_DIR/results-$w.jsonl BASE=$base "$HARNESS/compare.sh" "$hw" "$REPEAT" "${suts[@]}") | sed -n '/^| workload/,$p'
 done
 echo "# raw results: $RESULTS_DIR"
