@@ -39,9 +39,10 @@ func tierAggregator(stats, in, sink string) string {
 
 // tierFront is a first-tier router: every metric of a group goes to the
 // one aggregating router its group hashes to (route_using).
-func tierFront(in string, aggregators []string) string {
+func tierFront(stats, in string, aggregators []string) string {
 	return fmt.Sprintf(`
 [agent]
+  stats_addr = %q
   shutdown_timeout = "20s"
 [[inputs.graphite]]
   listen = %q
@@ -55,7 +56,7 @@ func tierFront(in string, aggregators []string) string {
   route_using = '\1'
   send_to = ["aggregators"]
   stop = true
-`, in, aggregators[0], aggregators[1])
+`, stats, in, aggregators[0], aggregators[1])
 }
 
 // TestAggregateTwoTier: 3 front routers place each group (route_using) on
@@ -72,12 +73,12 @@ func TestAggregateTwoTier(t *testing.T) {
 	for i, in := range aIn {
 		aggs = append(aggs, startRouter(t, tierAggregator(aStats[i], in, tier.Addr)))
 	}
-	var fIn []string
+	var fIn, fStats []string
 	var fronts []*routerProc
 	for range 3 {
-		in := plugintest.FreeAddr(t)
-		fIn = append(fIn, in)
-		fronts = append(fronts, startRouter(t, tierFront(in, aIn)))
+		in, stats := plugintest.FreeAddr(t), plugintest.FreeAddr(t)
+		fIn, fStats = append(fIn, in), append(fStats, stats)
+		fronts = append(fronts, startRouter(t, tierFront(stats, in, aIn)))
 	}
 	for _, in := range append(append([]string{sIn}, aIn...), fIn...) {
 		waitListen(t, in)
@@ -97,7 +98,18 @@ func TestAggregateTwoTier(t *testing.T) {
 	for f, in := range fIn {
 		sendLines(t, in, perFront[f], 2)
 	}
-	// fronts drain into the aggregators, then the aggregators emit
+	// every line read by a front (what is still in a socket when a router
+	// stops is not read), then the fronts drain into the aggregators, then
+	// the aggregators emit
+	if !waitFor(30*time.Second, func() bool {
+		n := 0.0
+		for _, s := range fStats {
+			n += scrape(t, s)[series("received_total", "inputs.graphite", "graphite-1")]
+		}
+		return n == 100_000
+	}) {
+		t.Fatal("the front routers did not read every line")
+	}
 	for _, p := range fronts {
 		if code := p.stop(t); code != 0 {
 			t.Fatalf("front router exit %d", code)
@@ -110,7 +122,7 @@ func TestAggregateTwoTier(t *testing.T) {
 		}
 		return n
 	}
-	if !waitFor(20*time.Second, func() bool { return received(sStats) == 100_000 && received(aStats...) == 100_000 }) {
+	if !waitFor(30*time.Second, func() bool { return received(sStats) == 100_000 && received(aStats...) == 100_000 }) {
 		t.Fatalf("aggregated: single %v, two tiers %v, of 100000", received(sStats), received(aStats...))
 	}
 	for _, p := range append(aggs, sp) {
