@@ -193,3 +193,15 @@ func QuoteTOML(s string) string {
 	b.WriteByte('"')
 	return b.String()
 }
+
+// QuoteTOMLLiteral quotes an expression for a converter's output: a TOML
+// literal string when it can be one (no single quote, no control
+// character, no "${"), so that it reads as written, else QuoteTOML.
+func QuoteTOMLLiteral(s string) string {
+	if strings.ContainsRune(s, '\'') || strings.Contains(s, "${") || strings.IndexFunc(s, func(r rune) bool {
+		return (r < 0x20 && r != '\t') || r == 0x7f
+	}) >= 0 {
+		return QuoteTOML(s)
+	}
+	return "'" + s + "'"
+}

@@ -79,11 +79,7 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"regexp"
-	"strconv"
 	"strings"
-
-	"github.com/rs/zerolog"
 
 	"github.com/metricsrouter/router/agent"
 	"github.com/metricsrouter/router/agent/rules"
@@ -161,29 +157,18 @@ func Run(reg *registry.Registry, args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-// tomlLine finds the line numbers the loader's errors name.
-var tomlLine = regexp.MustCompile(`(?:^|\n)converted\.toml:(\d+)|\(line (\d+)\)`)
-
 // Check loads the converted configuration as `router -check` does (the
 // loader, then every plugin's Init) with the plugins of reg, and returns
 // the router's complaints as Unsupported errors at the rule line they come
 // from.
 func Check(reg *registry.Registry, file string, out *Output) []*Error {
-	rc, err := agent.ParseConfig(reg, "converted.toml", out.TOML, func(string) (string, bool) { return "", false })
-	if err == nil {
-		_, err = agent.New(rc, zerolog.Nop())
-	}
-	if err == nil {
+	msg, n := agent.CheckConverted(reg, out.TOML)
+	if msg == "" {
 		return nil
 	}
 	at := Pos{File: file}
-	msg := err.Error()
-	if m := tomlLine.FindStringSubmatch(msg); m != nil {
-		n, _ := strconv.Atoi(m[1] + m[2])
-		if n >= 1 && n <= len(out.Origin) && out.Origin[n-1].File != "" {
-			at = out.Origin[n-1]
-		}
+	if n >= 1 && n <= len(out.Origin) && out.Origin[n-1].File != "" {
+		at = out.Origin[n-1]
 	}
-	msg = strings.ReplaceAll(msg, "\n", " ")
 	return []*Error{{Pos: at, Msg: "the router refuses the converted configuration: " + msg, Unsupported: true}}
 }

@@ -126,13 +126,5 @@ func Convert(file string, rules []*Rule, opt ConvertOptions) *Output {
 // basic quotes s as a TOML basic string.
 func basic(s string) string { return registry.QuoteTOML(s) }
 
-// literal quotes an expression: a TOML literal string when it can be one
-// (no single quote, no control character, no "${"), else a basic string.
-func literal(s string) string {
-	if strings.ContainsRune(s, '\'') || strings.Contains(s, "${") || strings.IndexFunc(s, func(r rune) bool {
-		return (r < 0x20 && r != '\t') || r == 0x7f
-	}) >= 0 {
-		return basic(s)
-	}
-	return "'" + s + "'"
-}
+// literal quotes an expression (registry.QuoteTOMLLiteral).
+func literal(s string) string { return registry.QuoteTOMLLiteral(s) }

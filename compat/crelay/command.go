@@ -24,11 +24,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"regexp"
 	"strconv"
 	"strings"
-
-	"github.com/rs/zerolog"
 
 	"github.com/metricsrouter/router/agent"
 	"github.com/metricsrouter/router/registry"
@@ -116,29 +113,19 @@ func Run(reg *registry.Registry, args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-// tomlLine finds the line numbers the loader's errors name.
-var tomlLine = regexp.MustCompile(`(?:^|\n)converted\.toml:(\d+)|\(line (\d+)\)`)
-
 // Check loads the converted configuration as `router -check` does (the
 // loader, then every plugin's Init) with the plugins of reg, and returns
 // the router's complaints as Unsupported errors at the carbon-c-relay
 // construct they come from.
 func Check(reg *registry.Registry, cfg *Config, out *Output) []*Error {
-	rc, err := agent.ParseConfig(reg, "converted.toml", out.TOML, func(string) (string, bool) { return "", false })
-	if err == nil {
-		_, err = agent.New(rc, zerolog.Nop())
-	}
-	if err == nil {
+	msg, n := agent.CheckConverted(reg, out.TOML)
+	if msg == "" {
 		return nil
 	}
 	at := Pos{File: cfg.File}
-	msg := err.Error()
-	if m := tomlLine.FindStringSubmatch(msg); m != nil {
-		n, _ := strconv.Atoi(m[1] + m[2])
-		if n >= 1 && n <= len(out.Origin) && out.Origin[n-1].File != "" {
-			at = out.Origin[n-1]
-		}
-	} else {
+	if n >= 1 && n <= len(out.Origin) && out.Origin[n-1].File != "" {
+		at = out.Origin[n-1]
+	} else if n == 0 {
 		for _, c := range cfg.Clusters {
 			if strings.Contains(msg, strconv.Quote(c.Name)) {
 				at = c.Pos
@@ -146,6 +133,5 @@ func Check(reg *registry.Registry, cfg *Config, out *Output) []*Error {
 			}
 		}
 	}
-	msg = strings.ReplaceAll(msg, "\n", " ")
 	return []*Error{{Pos: at, Msg: "the router refuses the converted configuration: " + msg, Unsupported: true}}
 }
