@@ -205,3 +205,25 @@ func QuoteTOMLLiteral(s string) string {
 	}
 	return "'" + s + "'"
 }
+
+// ConvertError is what a converter reports about its input.
+type ConvertError interface {
+	error
+	// IsUnsupported: a construct the router cannot express yet (exit
+	// status 2), rather than an input the original refuses (1).
+	IsUnsupported() bool
+}
+
+// ReportConvertErrors writes each error as "router convert: ERR" and
+// returns the exit status: 2 when every error is a construct not supported
+// yet, 1 when the input itself is wrong.
+func ReportConvertErrors[E ConvertError](w io.Writer, errs []E) int {
+	code := 2
+	for _, e := range errs {
+		fmt.Fprintf(w, "router convert: %v\n", e)
+		if !e.IsUnsupported() {
+			code = 1
+		}
+	}
+	return code
+}

@@ -144,14 +144,7 @@ func Run(reg *registry.Registry, args []string, stdout, stderr io.Writer) int {
 		errs = Check(reg, file, out)
 	}
 	if len(errs) > 0 {
-		code := 2
-		for _, e := range errs {
-			fmt.Fprintf(stderr, "router convert: %v\n", e)
-			if !e.Unsupported {
-				code = 1
-			}
-		}
-		return code
+		return registry.ReportConvertErrors(stderr, errs)
 	}
 	_, _ = io.WriteString(stdout, out.TOML)
 	return 0

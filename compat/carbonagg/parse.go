@@ -28,6 +28,9 @@ type Error struct {
 	atRun bool
 }
 
+// IsUnsupported implements registry.ConvertError.
+func (e *Error) IsUnsupported() bool { return e.Unsupported }
+
 func (e *Error) Error() string {
 	if e.Line <= 0 {
 		return comment(e.File) + ": " + e.Msg

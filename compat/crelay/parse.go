@@ -24,6 +24,9 @@ type Error struct {
 	Unsupported bool
 }
 
+// IsUnsupported implements registry.ConvertError.
+func (e *Error) IsUnsupported() bool { return e.Unsupported }
+
 func (e *Error) Error() string {
 	if e.Line <= 0 {
 		return e.File + ": " + e.Msg
