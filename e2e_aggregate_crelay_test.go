@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/metricsrouter/router/internal/crelaytest"
 	"github.com/metricsrouter/router/plugins/plugintest"
@@ -58,6 +59,19 @@ aggregate ^chained\.([a-z]+)\.sum$
 // aggregates.
 func TestAggregateAgainstCarbonCRelay(t *testing.T) {
 	crelaytest.Bin(t) // skips (fails under CI=true) without carbon-c-relay
+	// carbon-c-relay 3.7.3 sometimes segfaults with aggregates: then the
+	// whole comparison runs again, with a new router
+	for range 3 {
+		if !aggregateAgainstCRelayOnce(t) {
+			return
+		}
+	}
+	t.Fatal("carbon-c-relay crashed three times")
+}
+
+// aggregateAgainstCRelayOnce is TestAggregateAgainstCarbonCRelay; it
+// reports whether carbon-c-relay crashed (and nothing was compared).
+func aggregateAgainstCRelayOnce(t *testing.T) (crashed bool) {
 	bin, err := buildRouter()
 	if err != nil {
 		t.Fatal(err)
@@ -105,10 +119,16 @@ func TestAggregateAgainstCarbonCRelay(t *testing.T) {
 	// on their own and their products taken by "total"; the router by then
 	// as well
 	until := crelaytest.AggregateDeadline(to-1, 2, 7)
-	want := crelaytest.Aggregate(t, aggCRelayRules, lines, crelaytest.AggregateOptions{Until: until})
+	want := crelaytest.Aggregate(t, aggCRelayRules, lines, crelaytest.AggregateOptions{Until: until, Crashed: &crashed})
 	if code := p.stop(t); code != 0 {
 		t.Fatalf("router exit %d", code)
 	}
+	if crashed {
+		return true
+	}
+	// what the router sent at its stop, read by the sink
+	sink.WaitLen(len(want), 10*time.Second)
+	time.Sleep(100 * time.Millisecond)
 	got := sink.Sorted()
 	if !slices.Equal(got, want) {
 		var onlyR, onlyC []string
@@ -133,4 +153,5 @@ func TestAggregateAgainstCarbonCRelay(t *testing.T) {
 	}
 	t.Logf("5 aggregate statements, %d lines in; %d series x %d bucket times = %d aggregates out, identical (window [%d, %d))",
 		len(lines), len(series), len(buckets), len(got), from, to)
+	return false
 }
