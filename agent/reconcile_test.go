@@ -143,6 +143,8 @@ func TestReconcileByID(t *testing.T) {
 	f := newReconcileFixture(t, base)
 	a := f.a
 	x, y := a.st.outs["x"].r, a.st.outs["y"].r
+	// both outputs have connected (they do so in the background)
+	waitUntil(t, "both outputs connected", func() bool { return f.connects.Load() == 2 })
 
 	// nothing changed: nothing restarts
 	f.reload(t, base)
