@@ -3,9 +3,11 @@ package main
 import (
 	"fmt"
 	"math"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -165,4 +167,61 @@ func TestAggregateSpoolRestart(t *testing.T) {
 	if code := p2.stop(t); code != 0 {
 		t.Fatalf("exit %d", code)
 	}
+}
+
+// TestAggregateReloadRetires: a reload that changes an aggregate rule ends
+// the old rule's state: the buckets that have ended are emitted through the
+// new rules, the values of the open ones are dropped and counted
+// (router_aggregate_dropped_total), nothing silently.
+func TestAggregateReloadRetires(t *testing.T) {
+	sink := plugintest.NewLineSink(t)
+	in, stats := plugintest.FreeAddr(t), plugintest.FreeAddr(t)
+	cfg := func(every string) string {
+		return fmt.Sprintf(`
+[agent]
+  stats_addr = %q
+[[inputs.graphite]]
+  listen = %q
+[[outputs.graphite]]
+  id = "sink"
+  address = %q
+[[rules]]
+  id = "r"
+  match = '^in\.([a-z]+)\.[0-9]+$'
+  stop = true
+  [rules.aggregate]
+    every = %q
+    expire = "60s"
+    timestamp = "start"
+    compute = [ { type = "sum", write_to = 'agg.\1.sum' } ]
+[[rules]]
+  match = '^agg\.'
+  send_to = ["sink"]
+`, stats, in, sink.Addr, every)
+	}
+	file := writeConfig(t, cfg("10s"))
+	p := startBinary(t, file)
+	waitListen(t, in)
+	now := time.Now().Unix()
+	ended := (now/10)*10 - 20 // a bucket that has ended, not expired
+	open := (now/10)*10 + 10  // one that has not ended
+	sendLines(t, in, []string{
+		fmt.Sprintf("in.a.1 2 %d", ended), fmt.Sprintf("in.a.2 3 %d", ended),
+		fmt.Sprintf("in.b.1 5 %d", open), fmt.Sprintf("in.b.2 7 %d", open), fmt.Sprintf("in.b.3 1 %d", open),
+	}, 1)
+	waitFor(5*time.Second, func() bool { return scrape(t, stats)[`router_aggregate_received_total{aggregate="r"}`] == 5 })
+	if err := os.WriteFile(file, []byte(cfg("20s")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p.cmd.Process.Signal(syscall.SIGHUP)
+	if !sink.WaitLen(1, 10*time.Second) {
+		t.Fatal("the ended bucket of the changed rule was not emitted")
+	}
+	if got, want := sink.Lines(), []string{fmt.Sprintf("agg.a.sum 5.000000 %d", ended)}; !slices.Equal(got, want) {
+		t.Fatalf("got %q, want %q", got, want)
+	}
+	if !waitFor(5*time.Second, func() bool { return scrape(t, stats)[`router_aggregate_dropped_total{aggregate="r"}`] == 3 }) {
+		t.Fatalf("dropped %v, want 3", scrape(t, stats)[`router_aggregate_dropped_total{aggregate="r"}`])
+	}
+	p.waitLog(t, "aggregate rule removed or changed by a reload", 1)
 }

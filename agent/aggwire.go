@@ -54,6 +54,7 @@ func (a *Agent) bindAggregates(ch *rules.Chain) {
 			Refused:       m.Counter("aggregate_refused_total", "Values of new series refused at max_series (dropped, counted)."),
 			ValuesRefused: m.Counter("aggregate_values_refused_total", "Values left out of median, percentile, variance and stddev: a bucket keeps at most 1048576."),
 			Emitted:       m.Counter("aggregate_emitted_total", "Aggregate metrics produced."),
+			Dropped:       m.Counter("aggregate_dropped_total", "Values of open buckets dropped when a reload removed or changed the rule."),
 		})
 		m.Gauge("aggregate_series", "Series the aggregate rule holds (every compute).", func() float64 { n, _ := g.Series(); return float64(n) })
 		m.Gauge("aggregate_values", "Values its buckets keep for median, percentile, variance and stddev.", func() float64 { _, v := g.Series(); return float64(v) })
@@ -187,11 +188,51 @@ func (a *Agent) loadAggregate(r *rules.AggRule, g *aggregate.Aggregate) {
 	a.log.Warn().Err(err).Str("aggregate", r.Label).Str("file", file).Msg("aggregate: saved buckets not taken up (file kept)")
 }
 
+// retireAggregates ends the state of rules a reload removed or changed:
+// what has ended is emitted through the current rules (into no aggregate),
+// the values of buckets still open are dropped, counted and logged.
+func (a *Agent) retireAggregates(p *pipeline) {
+	s := &a.aggs
+	s.mu.Lock()
+	live := map[*aggregate.Aggregate]bool{}
+	if p.chain != nil {
+		for _, r := range p.chain.Aggregates() {
+			live[r.Agg] = true
+		}
+	}
+	var gone []*aggregate.Aggregate
+	for print, g := range s.byPrint {
+		if !live[g] {
+			gone = append(gone, g)
+			delete(s.byPrint, print)
+		}
+	}
+	s.mu.Unlock()
+	for _, g := range gone {
+		lines := g.Expire(nil, true)
+		emitted := bytes.Count(lines, []byte{'\n'})
+		if len(lines) > 0 && p.chain != nil {
+			a.deliverAggregate(p, &rules.AggRule{Index: rules.SkipAggregates}, lines, true)
+		}
+		dropped := g.Pending()
+		if emitted == 0 && dropped == 0 {
+			continue // never used (a reload prepared, then refused)
+		}
+		g.C.Dropped.Add(dropped)
+		a.log.Warn().Int("emitted", emitted).Uint64("dropped", dropped).
+			Msg("aggregate rule removed or changed by a reload: ended buckets emitted through the rules, values of open buckets dropped")
+	}
+}
+
 // expireAggregates emits what has expired (final: what has ended) in every
-// aggregate rule of the current pipeline.
+// aggregate rule of the current pipeline, after retiring the state of rules
+// a reload took away.
 func (a *Agent) expireAggregates(final bool) {
 	p := acquire(&a.pipe)
 	defer p.release()
+	if !final {
+		a.retireAggregates(p)
+	}
 	if p.chain == nil {
 		return
 	}

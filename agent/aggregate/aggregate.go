@@ -190,11 +190,11 @@ func Compile(s *Spec) (*Config, error) {
 
 // Counters of an aggregate; the agent binds them to its registry.
 type Counters struct {
-	Received, Late, Future, Refused, ValuesRefused, Emitted *atomic.Uint64
+	Received, Late, Future, Refused, ValuesRefused, Emitted, Dropped *atomic.Uint64
 }
 
 func newCounters() Counters {
-	return Counters{new(atomic.Uint64), new(atomic.Uint64), new(atomic.Uint64), new(atomic.Uint64), new(atomic.Uint64), new(atomic.Uint64)}
+	return Counters{new(atomic.Uint64), new(atomic.Uint64), new(atomic.Uint64), new(atomic.Uint64), new(atomic.Uint64), new(atomic.Uint64), new(atomic.Uint64)}
 }
 
 // Aggregate holds the series of one aggregate rule. It is safe for
@@ -368,6 +368,22 @@ func (a *Aggregate) schedule(s *series) {
 	if a.next == 0 || at < a.next {
 		a.next = at
 	}
+}
+
+// Pending returns how many values the buckets hold that no emission has
+// taken yet (after a final Expire: those of buckets that have not ended).
+func (a *Aggregate) Pending() uint64 {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	var n uint64
+	for _, m := range a.series {
+		for _, s := range m {
+			for i := range s.buckets {
+				n += uint64(s.buckets[i].cnt)
+			}
+		}
+	}
+	return n
 }
 
 // Series returns how many series the aggregate holds, and the values
