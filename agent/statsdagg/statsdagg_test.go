@@ -1,0 +1,182 @@
+package statsdagg
+
+import (
+	"encoding/json"
+	"errors"
+	"math"
+	"math/rand/v2"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestJSNumber(t *testing.T) {
+	// Expected texts are those of node's String(x).
+	for _, c := range []struct {
+		f    float64
+		want string
+	}{
+		{0, "0"}, {math.Copysign(0, -1), "0"}, {1, "1"}, {-1, "-1"}, {0.1, "0.1"},
+		{0.30000000000000004, "0.30000000000000004"}, {2.0 / 3, "0.6666666666666666"},
+		{1e-6, "0.000001"}, {1e-7, "1e-7"}, {1.5e-7, "1.5e-7"}, {123e-20, "1.23e-18"},
+		{1e20, "100000000000000000000"}, {1e21, "1e+21"}, {1.5e21, "1.5e+21"},
+		{123456789012345680000, "123456789012345680000"}, {1 << 60, "1152921504606847000"},
+		{math.MaxFloat64, "1.7976931348623157e+308"}, {5e-324, "5e-324"},
+		{math.NaN(), "NaN"}, {math.Inf(1), "Infinity"}, {math.Inf(-1), "-Infinity"},
+		{-0.000001234, "-0.000001234"}, {1e15, "1000000000000000"}, {999999999999999.9, "999999999999999.9"},
+	} {
+		if got := jsNumber(c.f); got != c.want {
+			t.Errorf("jsNumber(%v) = %q, want %q", c.f, got, c.want)
+		}
+	}
+}
+
+func TestJSToNumber(t *testing.T) {
+	for _, c := range []struct {
+		s    string
+		want float64
+		ok   bool
+	}{
+		{"", 0, true}, {"  ", 0, true}, {" 1 ", 1, true}, {"+1", 1, true}, {"-1.5e3", -1500, true},
+		{".5", 0.5, true}, {"5.", 5, true}, {"1E+2", 100, true}, {"0x10", 16, true}, {"0o17", 15, true},
+		{"0b101", 5, true}, {"Infinity", math.Inf(1), true}, {"-Infinity", math.Inf(-1), true},
+		{"1e999", math.Inf(1), true}, {"\u00a01\ufeff", 1, true},
+		{"-0x10", 0, false}, {"0x", 0, false}, {".", 0, false}, {"1e", 0, false}, {"inf", 0, false},
+		{"NaN", 0, false}, {"1_0", 0, false}, {"0x1p3", 0, false}, {"1 2", 0, false}, {"abc", 0, false},
+		{"infinity", 0, false}, {"1.2.3", 0, false},
+	} {
+		got, ok := jsToNumber(c.s)
+		if ok != c.ok || ok && got != c.want {
+			t.Errorf("jsToNumber(%q) = %v, %v; want %v, %v", c.s, got, ok, c.want, c.ok)
+		}
+	}
+}
+
+// TestJSNumberNode compares jsNumber and jsToNumber with node itself on
+// random doubles and on their texts.
+func TestJSNumberNode(t *testing.T) {
+	if _, err := exec.LookPath("node"); err != nil {
+		t.Skip("node is not installed")
+	}
+	r := rand.New(rand.NewPCG(1, 2))
+	var bits []string
+	var fs []float64
+	for i := 0; i < 3000; i++ {
+		var f float64
+		switch i % 3 {
+		case 0:
+			f = math.Float64frombits(r.Uint64())
+		case 1:
+			f = r.Float64() * math.Pow(10, float64(r.IntN(50)-25))
+		default:
+			f = float64(r.IntN(1000000)) / float64(1+r.IntN(1000))
+		}
+		if math.IsNaN(f) {
+			continue
+		}
+		fs = append(fs, f)
+		bits = append(bits, jsNumber(f))
+	}
+	in, _ := json.Marshal(fs)
+	// node prints String(x) for each number, and the text parsed back.
+	cmd := exec.Command("node", "-e", `let a=JSON.parse(require('fs').readFileSync(0,'utf8'));`+
+		`console.log(JSON.stringify(a.map(x=>[String(x), Number(String(x))===x])))`)
+	cmd.Stdin = strings.NewReader(string(in))
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var res [][2]any
+	if err := json.Unmarshal(out, &res); err != nil {
+		t.Fatal(err)
+	}
+	for i, f := range fs {
+		if res[i][0] != bits[i] {
+			t.Errorf("jsNumber(%b) = %q, node says %q", f, bits[i], res[i][0])
+		}
+		if g, ok := jsToNumber(bits[i]); !ok || g != f {
+			t.Errorf("jsToNumber(%q) = %v, %v; want %b", bits[i], g, ok, f)
+		}
+	}
+}
+
+func TestAddAndFlush(t *testing.T) {
+	c := DefaultConfig()
+	c.FlushInterval = 2 * time.Second
+	s, err := New(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range []string{"a:1|c", "a:3|c|@0.5", "g:5|g", "g:-2|g", "t:3|ms:1|ms", "s:x|s:y|s", "x|c"} {
+		err := s.Add([]byte(l))
+		if (err != nil) != (l == "x|c") {
+			t.Errorf("Add(%q) = %v", l, err)
+		}
+		if err != nil && !errors.Is(err, ErrBadLine) {
+			t.Errorf("Add(%q) = %v, not ErrBadLine", l, err)
+		}
+	}
+	got := string(s.Flush(100, nil))
+	for _, want := range []string{
+		"stats.a 3.5 100\n", "stats_counts.a 7 100\n", "stats.gauges.g 3 100\n", "stats.sets.s.count 2 100\n",
+		"stats.timers.t.upper_90 3 100\n", "stats.timers.t.count_ps 1 100\n", "stats.timers.t.median 2 100\n",
+		"stats_counts.statsd.bad_lines_seen 1 100\n", "stats_counts.statsd.metrics_received 7 100\n",
+		"statsd.numStats 7 100\n",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("flush lacks %q:\n%s", want, got)
+		}
+	}
+	got = string(s.Flush(102, nil))
+	for _, want := range []string{
+		"stats.a 0 102\n", "stats.gauges.g 3 102\n", "stats.sets.s.count 0 102\n",
+		"stats.timers.t.count 0 102\n", "stats.gauges.statsd.timestamp_lag 0 102\n", "statsd.numStats 8 102\n",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("second flush lacks %q:\n%s", want, got)
+		}
+	}
+	if strings.Contains(got, "stats.timers.t.upper ") {
+		t.Errorf("second flush has timer statistics of an empty timer:\n%s", got)
+	}
+	if _, err := New(Config{}); err == nil {
+		t.Error("New accepted a zero FlushInterval")
+	}
+}
+
+var benchLines = [][]byte{
+	[]byte("api.requests.count:1|c"), []byte("api.latency:12.5|ms|@0.5"), []byte("pool.size:+3|g"),
+	[]byte("users.seen:u12345|s"), []byte("api.requests.count:2|c|#env:prod,dc:eu"),
+}
+
+func BenchmarkAdd(b *testing.B) {
+	s, _ := New(DefaultConfig())
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		_ = s.Add(benchLines[i%len(benchLines)])
+		if i%100000 == 0 {
+			s.Flush(1, nil)
+		}
+	}
+}
+
+func BenchmarkFlush(b *testing.B) {
+	s, _ := New(DefaultConfig())
+	var keys [][]byte
+	for i := 0; i < 1000; i++ {
+		keys = append(keys, []byte("svc.counter."+strings.Repeat("x", i%7)+string(rune('a'+i%26))+jsNumber(float64(i))+":1|c"),
+			[]byte("svc.timer."+jsNumber(float64(i))+":"+jsNumber(float64(i%97))+"|ms"),
+			[]byte("svc.gauge."+jsNumber(float64(i))+":5|g"))
+	}
+	var dst []byte
+	b.ReportAllocs()
+	for b.Loop() {
+		b.StopTimer()
+		for _, k := range keys {
+			_ = s.Add(k)
+		}
+		b.StartTimer()
+		dst = s.Flush(1700000000, dst[:0])
+	}
+}
