@@ -2,7 +2,6 @@ package statsdagg
 
 import (
 	"bufio"
-	"bytes"
 	"fmt"
 	"io"
 	"net"
@@ -11,9 +10,10 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/metricsrouter/router/plugins/plugintest"
 
 	"github.com/metricsrouter/router/internal/etsytest"
 )
@@ -130,7 +130,7 @@ func runEtsy(t *testing.T, dir, js string, cfg Config) (split bool) {
 	}
 	cmd := exec.Command("node", "stats.js", conf)
 	cmd.Dir = dir
-	var out syncBuffer
+	var out plugintest.SyncBuffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -264,21 +264,4 @@ func freePort(t *testing.T, network string) int {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

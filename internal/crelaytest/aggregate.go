@@ -11,10 +11,11 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/metricsrouter/router/plugins/plugintest"
 )
 
 // AggregateSlack is how many seconds Aggregate may take to get every line
@@ -192,7 +193,7 @@ func Aggregate(t testing.TB, conf string, lines []string, opts AggregateOptions)
 type relay struct {
 	cmd    *exec.Cmd
 	conn   net.Conn
-	log    *syncBuffer
+	log    *plugintest.SyncBuffer
 	exited chan struct{}
 	err    error // Wait's result, once exited is closed
 }
@@ -219,7 +220,7 @@ func startRelay(t testing.TB, bin, dir, conf, outPath, sentPath string) (*relay,
 		t.Fatal(err)
 	}
 
-	r := &relay{log: &syncBuffer{}, exited: make(chan struct{})}
+	r := &relay{log: &plugintest.SyncBuffer{}, exited: make(chan struct{})}
 	r.cmd = exec.Command(bin, "-f", confPath, "-p", p, "-s", "-w", "2", "-q", "100000", "-H", "crelaytest")
 	r.cmd.Dir = dir
 	r.cmd.Stdout = r.log
@@ -320,25 +321,6 @@ func (r *relay) stop(t testing.TB, soft bool) bool {
 func (r *relay) fail(t testing.TB, format string, args ...any) {
 	t.Helper()
 	t.Fatalf("crelaytest.Aggregate: %s\ncarbon-c-relay's output:\n%s", fmt.Sprintf(format, args...), r.log.String())
-}
-
-// syncBuffer is a bytes.Buffer safe for the writer goroutines of exec.Cmd
-// and a concurrent reader.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // freePort returns a TCP port on 127.0.0.1 that was free a moment ago.
