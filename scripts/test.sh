@@ -37,14 +37,23 @@ echo "== consul (a real agent for the key store and discovery tests)"
 CONSUL_BIN="$(./scripts/install-consul.sh)"
 export CONSUL_BIN
 
-echo "== chromium (the real-browser CORS test of inputs.http_json)"
-if ! command -v chromium >/dev/null 2>&1; then
-	if [ "$(id -u)" = 0 ]; then
-		apt-get install -y -q chromium >/dev/null || { apt-get update -q && apt-get install -y -q chromium; }
-	else
-		sudo apt-get install -y -q chromium || { sudo apt-get update -q && sudo apt-get install -y -q chromium; }
+# apt_need CMD PACKAGE: install Debian's PACKAGE when CMD is missing.
+apt_need() {
+	if ! eval "$1" >/dev/null 2>&1; then
+		SUDO=
+		[ "$(id -u)" = 0 ] || SUDO=sudo
+		$SUDO apt-get install -y -q "$2" >/dev/null || { $SUDO apt-get update -q && $SUDO apt-get install -y -q "$2" >/dev/null; }
 	fi
-fi
+}
+
+echo "== chromium (the real-browser CORS test of inputs.http_json)"
+apt_need "command -v chromium" chromium
+
+echo "== graphite-carbon (carbon's own aggregator rules: the carbon-aggregator converter's reference)"
+apt_need "/usr/bin/python3 -c 'import carbon.aggregator.rules'" graphite-carbon
+
+echo "== a C compiler (glibc's qsort: the order carbon-c-relay's percentiles pick from)"
+apt_need "command -v cc" gcc
 
 echo "== carbon-c-relay (the oracle of the rule chain's differential tests, and its issues/*.conf)"
 CRELAY_SRC="$(./scripts/install-crelay.sh)"
