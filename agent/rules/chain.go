@@ -399,6 +399,7 @@ type State struct {
 	arena  []byte
 	// per aggregate: what this batch puts into it
 	aggs []aggregate.Batch
+	now  int64 // the clock, read once per batch for metrics without a timestamp
 }
 
 type send struct {
@@ -426,6 +427,7 @@ func (c *Chain) RouteFrom(b metric.Batch, origin int) []metric.Batch {
 	if len(st.aggs) != len(c.aggs) {
 		st.aggs = make([]aggregate.Batch, len(c.aggs))
 	}
+	st.now = 0
 	st.sends = st.sends[:0]
 	st.arena = nil
 	if len(st.hits) != len(c.specs) {
@@ -654,7 +656,11 @@ func (c *Chain) eval(st *State, m metric.Metric, tr *Trace, origin int) dropCaus
 func (c *Chain) feed(st *State, ar *AggRule, m *metric.Metric, name []byte, loc []int, n int, tr *Trace, step *Step) {
 	v, ts := m.Value(), m.Time()
 	if ts == 0 && m.Format() != metric.Graphite {
-		ts = time.Now().Unix() // StatsD lines carry no timestamp
+		// StatsD lines carry no timestamp: now, read once per batch
+		if st.now == 0 {
+			st.now = time.Now().Unix()
+		}
+		ts = st.now
 	}
 	var ab *aggregate.Batch
 	if tr == nil {
