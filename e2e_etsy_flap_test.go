@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"crypto/md5"
 	"encoding/binary"
@@ -100,21 +99,7 @@ func (s *flapSink) serveUDP() {
 
 func (s *flapSink) serveAdmin() {
 	defer s.wg.Done()
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	for {
-		c, err := s.ln.Accept()
-		if err != nil {
-			return
-		}
-		wg.Go(func() {
-			defer c.Close()
-			_ = c.SetDeadline(time.Now().Add(5 * time.Second))
-			if l, err := bufio.NewReader(c).ReadString('\n'); err == nil && strings.TrimSpace(l) == "health" {
-				fmt.Fprintf(c, "health: %s\n", s.health.Load())
-			}
-		})
-	}
+	serveHealth(s.ln, &s.health)
 }
 
 // etsyPoint is node hashring's point of virtual node i of node "host:port".

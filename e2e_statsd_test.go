@@ -146,22 +146,26 @@ func (s *udpStatsdSink) line(l []byte) {
 
 func (s *udpStatsdSink) serveAdmin() {
 	defer s.wg.Done()
+	serveHealth(s.adminLn, &s.health)
+}
+
+// serveHealth answers Etsy's health check on ln ("health" ->
+// "health: <state>") until ln is closed; state holds "up" or "down".
+func serveHealth(ln net.Listener, state *atomic.Value) {
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	for {
-		c, err := s.adminLn.Accept()
+		c, err := ln.Accept()
 		if err != nil {
 			return
 		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			defer c.Close()
 			_ = c.SetDeadline(time.Now().Add(5 * time.Second))
 			if l, err := bufio.NewReader(c).ReadString('\n'); err == nil && strings.TrimSpace(l) == "health" {
-				fmt.Fprintf(c, "health: %s\n", s.health.Load())
+				fmt.Fprintf(c, "health: %s\n", state.Load())
 			}
-		}()
+		})
 	}
 }
 
