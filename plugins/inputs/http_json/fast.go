@@ -181,8 +181,12 @@ func (s *fastServer) serve(ln net.Listener) error {
 		fc.set(stateIdle, s.clock.Load())
 		s.mu.Lock()
 		if s.closing.Load() {
+			// accepted just before the listener closed: the successor
+			// serves it, if there is one (at a reload), else it is closed
 			s.mu.Unlock()
-			_ = c.Close()
+			if ln := s.next.Load(); ln == nil || !ln.HandOver(c, nil, nil) {
+				_ = c.Close()
+			}
 			continue
 		}
 		s.conns[fc] = struct{}{}
