@@ -251,7 +251,7 @@ func TestCheckCountsLikeRun(t *testing.T) {
 	var logs plugintest.SyncBuffer
 	done := make(chan int, 1)
 	go func() { done <- agent.Run(ctx, []string{"-config", file}, io.Discard, &logs) }()
-	started := regexp.MustCompile(`"inputs":1,"processors":0,"outputs":2,"destinations":4,"rules":0,.*"message":"router started"`)
+	started := regexp.MustCompile(`"inputs":1,"processors":0,"aggregators":0,"outputs":2,"destinations":4,"rules":0,.*"message":"router started"`)
 	deadline := time.Now().Add(10 * time.Second)
 	for !started.MatchString(logs.String()) {
 		if time.Now().After(deadline) {

@@ -192,7 +192,7 @@ func (a *Agent) run(ctx context.Context, watch time.Duration) error {
 	nIn, nDest := len(a.st.inputs), len(a.st.outs)
 	a.mu.Unlock()
 	// counted as -check counts: tables, then what the outputs send to
-	a.log.Info().Int("inputs", nIn).Int("processors", len(cfg.Processors)).Int("outputs", len(cfg.Outputs)).
+	a.log.Info().Int("inputs", nIn).Int("processors", len(cfg.Processors)).Int("aggregators", len(cfg.Aggregators)).Int("outputs", len(cfg.Outputs)).
 		Int("destinations", nDest).Int("rules", len(cfg.Rules)).Str("config", cfg.File).Msg("router started")
 
 	var watchC <-chan time.Time
@@ -282,7 +282,10 @@ func (a *Agent) shutdown(cfg *config.Config, cancelInputs, cancelRunners context
 	for _, ir := range inputs {
 		<-ir.done
 	}
-	// what the inputs read is in the buckets: emit every bucket that ended
+	// what the inputs read is in the aggregators and the buckets: the
+	// aggregators' final flushes (which aggregate rules may take), then
+	// every bucket that ended
+	a.stopAggregators()
 	a.stopAggregates()
 	for _, r := range runners {
 		r.Close()

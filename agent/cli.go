@@ -163,8 +163,12 @@ func RunWith(ctx context.Context, reg *registry.Registry, args []string, stdin i
 		if discovered {
 			more = " + discovered"
 		}
-		fmt.Fprintf(stdout, "%s: ok (%d inputs, %d processors, %d outputs with %d destinations%s, %d rules)\n",
-			cfg.File, len(cfg.Inputs), len(cfg.Processors), len(cfg.Outputs), dests, more, len(cfg.Rules))
+		aggs := ""
+		if n := len(cfg.Aggregators); n > 0 {
+			aggs = fmt.Sprintf(", %d aggregators", n)
+		}
+		fmt.Fprintf(stdout, "%s: ok (%d inputs, %d processors%s, %d outputs with %d destinations%s, %d rules)\n",
+			cfg.File, len(cfg.Inputs), len(cfg.Processors), aggs, len(cfg.Outputs), dests, more, len(cfg.Rules))
 		return 0
 	}
 	hup := make(chan os.Signal, 1)
@@ -213,7 +217,7 @@ func findPlugin(reg *registry.Registry, name string) (registry.Plugin, error) {
 		return registry.Plugin{}, fmt.Errorf("no plugin %q (see router -list-plugins)", name)
 	}
 	var found []registry.Plugin
-	for _, k := range []registry.Kind{registry.Inputs, registry.Processors, registry.Outputs} {
+	for _, k := range registry.Kinds {
 		if p, ok := reg.Lookup(k, name); ok {
 			found = append(found, p)
 		}

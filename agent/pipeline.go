@@ -126,6 +126,7 @@ func (n *distNode) enqueue(ctx context.Context, b, keys metric.Batch) error {
 // emitter). A reconcile swaps it as a whole.
 type pipeline struct {
 	procs []registry.Processor
+	aggs  []*aggRun // after the processors, in file order
 	outs  []node
 	// chain, when the file has rules, decides where each metric goes:
 	// slots[i] is the node of the chain's output i. Without rules every
@@ -209,19 +210,12 @@ func (e *emitter) Emit(ctx context.Context, b metric.Batch) error {
 			return nil
 		}
 	}
-	if p.chain != nil {
-		var first error
-		for i, sub := range p.chain.Route(b) {
-			if len(sub) == 0 {
-				continue
-			}
-			if err := p.slots[i].Enqueue(ctx, sub); err != nil && first == nil {
-				first = err
-			}
+	for _, ag := range p.aggs {
+		if b = ag.take(b); len(b) == 0 {
+			return nil
 		}
-		return first
 	}
-	return enqueueAll(ctx, p.outs, b)
+	return p.deliver(ctx, b)
 }
 
 // enqueueAll hands b to every node; the first error is returned.

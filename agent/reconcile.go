@@ -40,6 +40,7 @@ type state struct {
 	outs   map[string]*outRun   // leaf outputs (distributor targets included)
 	dists  map[string]*distNode // distributors
 	inputs map[string]*inputRun
+	aggs   map[string]*aggRun // aggregators
 }
 
 // outRun is a running leaf output.
@@ -59,7 +60,8 @@ type plan struct {
 	fresh  []*outRun // runners made by this plan (closed again on abort)
 	revive []*runner.Runner
 	ins    []*inputRun // new input instances (replacing one with the same id, or new)
-	kept   struct{ outs, inputs int }
+	aggs   []*aggRun   // new aggregator instances
+	kept   struct{ outs, inputs, aggs int }
 	// atStart: the router's first commit (an input failing at once stops it)
 	atStart bool
 }
@@ -86,7 +88,7 @@ func (a *Agent) reconcile(desired *config.Config, why string) error {
 
 // prepare initialises what desired needs beyond what runs.
 func (a *Agent) prepare(desired *config.Config) (p *plan, err error) {
-	pl := &plan{cfg: desired, pipe: newPipeline(), st: state{outs: map[string]*outRun{}, dists: map[string]*distNode{}, inputs: map[string]*inputRun{}}}
+	pl := &plan{cfg: desired, pipe: newPipeline(), st: state{outs: map[string]*outRun{}, dists: map[string]*distNode{}, inputs: map[string]*inputRun{}, aggs: map[string]*aggRun{}}}
 	p = pl
 	defer func() {
 		if err != nil {
@@ -106,6 +108,21 @@ func (a *Agent) prepare(desired *config.Config) (p *plan, err error) {
 			proc = &selProc{p: proc, sel: pi.Sel}
 		}
 		p.pipe.procs = append(p.pipe.procs, proc)
+	}
+	for _, ai := range desired.Aggregators {
+		r := a.st.aggs[ai.ID]
+		if r != nil && r.inst.Fingerprint == ai.Fingerprint {
+			p.kept.aggs++
+		} else {
+			var err error
+			if r, err = a.newAggRun(desired, ai); err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			p.aggs = append(p.aggs, r)
+		}
+		p.st.aggs[ai.ID] = r
+		p.pipe.aggs = append(p.pipe.aggs, r)
 	}
 	for _, oi := range desired.Outputs {
 		n, err := a.prepareOutput(p, oi, false)
@@ -324,6 +341,9 @@ func (a *Agent) commit(p *plan, why string, began time.Time) {
 	if old != nil {
 		a.dropRuleSeries(old.chain, p.pipe.chain)
 	}
+	for _, r := range p.aggs {
+		a.startAggRun(r)
+	}
 	if why == "reload" {
 		for id, o := range p.st.outs {
 			if err := o.r.ReopenFiles(); err != nil {
@@ -335,6 +355,12 @@ func (a *Agent) commit(p *plan, why string, began time.Time) {
 	prev := a.st
 	a.st, a.cfg = p.st, p.cfg
 	var removed []*runner.Runner
+	var aggsGone []*aggRun
+	for id, r := range prev.aggs {
+		if p.st.aggs[id] != r {
+			aggsGone = append(aggsGone, r)
+		}
+	}
 	for id, o := range prev.outs {
 		if n := p.st.outs[id]; n == nil || n.r != o.r {
 			removed = append(removed, o.r)
@@ -371,18 +397,19 @@ func (a *Agent) commit(p *plan, why string, began time.Time) {
 		}
 	}
 	if old != nil {
-		go a.retire(old, removed)
+		go a.retire(old, removed, aggsGone)
 	}
 	a.log.Info().Str("cause", why).Dur("elapsed_ms", time.Since(began)).
 		Int("destinations_kept", p.kept.outs).Int("destinations_started", len(p.starts)-restarted).Int("destinations_restarted", restarted).Int("destinations_removed", len(removed)).
-		Int("inputs_kept", p.kept.inputs).Int("inputs_started", len(p.ins)).Int("inputs_stopped", stopped).Int("rules", len(p.cfg.Rules)).
+		Int("inputs_kept", p.kept.inputs).Int("inputs_started", len(p.ins)).Int("inputs_stopped", stopped).
+		Int("aggregators_kept", p.kept.aggs).Int("aggregators_started", len(p.aggs)).Int("aggregators_stopped", len(aggsGone)).Int("rules", len(p.cfg.Rules)).
 		Msg("configuration applied")
 }
 
 // retire waits until no Emit uses the old pipeline (bounded: a blocked Emit
 // gives up at its own deadline), then drains and closes the removed
 // runners and unregisters their metrics unless their id runs again.
-func (a *Agent) retire(old *pipeline, removed []*runner.Runner) {
+func (a *Agent) retire(old *pipeline, removed []*runner.Runner, aggsGone []*aggRun) {
 	t := time.NewTimer(10 * time.Second)
 	select {
 	case <-old.retire():
@@ -390,6 +417,14 @@ func (a *Agent) retire(old *pipeline, removed []*runner.Runner) {
 		a.log.Warn().Msg("a sender kept the previous pipeline busy for 10s; closing its removed outputs anyway")
 	}
 	t.Stop()
+	// what removed or changed aggregators hold goes out through the new
+	// pipeline, before the removed outputs close
+	for _, r := range aggsGone {
+		a.finishAggRun(r)
+		if cur := a.currentAgg(r.inst.ID); cur == nil || cur.inst.Name != r.inst.Name {
+			a.metrics.Remove("aggregators."+r.inst.Name, r.inst.ID)
+		}
+	}
 	for _, r := range removed {
 		go func() {
 			a.mu.Lock()

@@ -155,7 +155,7 @@ func TestReconcileByID(t *testing.T) {
 	// one key of the spooled output: the same runner (buffer, spool) gets
 	// a new plugin instance; the other output and the input are untouched
 	changed := base
-	for _, kv := range [][2]string{{"batch_size = 5000", "batch_size = 4000"}, {"batch_size = 4000", "batch_size = 3000\n  spool_max_bytes = 2000000"}} {
+	for i, kv := range [][2]string{{"batch_size = 5000", "batch_size = 4000"}, {"batch_size = 4000", "batch_size = 3000\n  spool_max_bytes = 2000000"}} {
 		next := replaceOnce(t, changed, kv[0], kv[1])
 		f.emit(t, 100)
 		f.reload(t, next)
@@ -163,8 +163,10 @@ func TestReconcileByID(t *testing.T) {
 		if a.st.outs["x"].r != x || a.st.outs["y"].r != y {
 			t.Fatal("a changed output got a new runner: its buffer was not kept")
 		}
+		// its new writer connects (before the next reload, which would
+		// replace it before it did)
+		waitUntil(t, "x reconnected", func() bool { return f.connects.Load() == int32(3+i) })
 	}
-	waitUntil(t, "x reconnected twice", func() bool { return f.connects.Load() == 4 })
 	if f.runs.Load() != 1 {
 		t.Fatalf("runs %d: want the input untouched", f.runs.Load())
 	}

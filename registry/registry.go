@@ -23,6 +23,7 @@ import (
 	"sort"
 	"strings"
 	"sync/atomic"
+	"time"
 
 	"github.com/rs/zerolog"
 
@@ -61,6 +62,25 @@ type Emitter interface {
 // After the last processor, metrics are read-only.
 type Processor interface {
 	Process(b metric.Batch) metric.Batch
+}
+
+// Aggregator takes metrics out of the pipeline and puts back, every
+// Interval, what it computed from them (a StatsD server's flush). The agent
+// hands it every batch after the processors, from the inputs' goroutines,
+// and calls Flush from one goroutine of its own: an aggregator locks what
+// Take and Flush share. It does no I/O.
+type Aggregator interface {
+	// Take keeps the metrics of b it aggregates and returns the others in
+	// their order; like a processor it may reuse b's array. The metrics
+	// are read-only and live only for the call: it copies what it keeps.
+	Take(b metric.Batch) metric.Batch
+	// Flush returns what the interval that ends at now produced and starts
+	// the next. final is the last call, once the inputs have stopped
+	// (shutdown, or the aggregator removed by a reload).
+	Flush(now time.Time, final bool) metric.Batch
+	// Interval is how often Flush is called (a multiple of it is a
+	// wall-clock boundary: the flushes of several routers line up).
+	Interval() time.Duration
 }
 
 // Output writes metrics to a destination. Its runner calls Connect, Write and
@@ -221,10 +241,14 @@ type Kind string
 
 // Plugin kinds, as spelled in TOML.
 const (
-	Inputs     Kind = "inputs"
-	Processors Kind = "processors"
-	Outputs    Kind = "outputs"
+	Inputs      Kind = "inputs"
+	Processors  Kind = "processors"
+	Aggregators Kind = "aggregators"
+	Outputs     Kind = "outputs"
 )
+
+// Kinds are the plugin kinds in the order a batch meets them.
+var Kinds = []Kind{Inputs, Processors, Aggregators, Outputs}
 
 // Plugin describes one registered plugin.
 type Plugin struct {
@@ -258,7 +282,7 @@ type Registry struct {
 
 // New returns an empty registry (tests build their own with fakes).
 func New() *Registry {
-	return &Registry{plugins: map[Kind]map[string]Plugin{Inputs: {}, Processors: {}, Outputs: {}}}
+	return &Registry{plugins: map[Kind]map[string]Plugin{Inputs: {}, Processors: {}, Aggregators: {}, Outputs: {}}}
 }
 
 // Default is the registry the built-in and third-party plugins register with
@@ -324,7 +348,7 @@ func (r *Registry) Names(kind Kind) []string {
 // All returns every plugin, sorted by kind then name.
 func (r *Registry) All() []Plugin {
 	var out []Plugin
-	for _, k := range []Kind{Inputs, Processors, Outputs} {
+	for _, k := range Kinds {
 		for _, n := range r.Names(k) {
 			out = append(out, r.plugins[k][n])
 		}
@@ -340,6 +364,11 @@ func AddInput(name string, factory func() Input, sample string) {
 // AddProcessor registers a processor with Default; call it only from init().
 func AddProcessor(name string, factory func() Processor, sample string) {
 	Default.Add(Processors, name, func() any { return factory() }, sample)
+}
+
+// AddAggregator registers an aggregator with Default; call it only from init().
+func AddAggregator(name string, factory func() Aggregator, sample string) {
+	Default.Add(Aggregators, name, func() any { return factory() }, sample)
 }
 
 // AddOutput registers an output with Default; call it only from init().

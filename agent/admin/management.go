@@ -190,6 +190,9 @@ func (m *management) command(cmd string, w io.Writer, authed *bool, remote strin
 		for _, p := range cfg.Processors {
 			fmt.Fprintf(w, "processors.%s: %s\n", p.Name, p.ID)
 		}
+		for _, p := range cfg.Aggregators {
+			fmt.Fprintf(w, "aggregators.%s: %s\n", p.Name, p.ID)
+		}
 		var walk func(in *config.Instance, depth int)
 		walk = func(in *config.Instance, depth int) {
 			fmt.Fprintf(w, "%soutputs.%s: %s %s\n", strings.Repeat("  ", depth), in.Name, in.ID, in.Spec())

@@ -133,8 +133,9 @@ const (
 func CommonKeys(kind registry.Kind) []string { return slices.Clone(commonKeys[kind]) }
 
 var commonKeys = map[registry.Kind][]string{
-	registry.Inputs:     {"id", "log_level", "namepass", "namedrop", "namepass_separator", "namedrop_separator"},
-	registry.Processors: {"id", "log_level", "namepass", "namedrop", "namepass_separator", "namedrop_separator"},
+	registry.Inputs:      {"id", "log_level", "namepass", "namedrop", "namepass_separator", "namedrop_separator"},
+	registry.Processors:  {"id", "log_level", "namepass", "namedrop", "namepass_separator", "namedrop_separator"},
+	registry.Aggregators: {"id", "log_level", "namepass", "namedrop", "namepass_separator", "namedrop_separator"},
 	registry.Outputs: {"id", "log_level", "namepass", "namedrop", "namepass_separator", "namedrop_separator", "batch_size", "buffer_limit", "flush_interval", "flush_idle", "overflow",
 		"retry_initial", "retry_max", "write_timeout", "workers", "spool_dir", "spool_max_bytes", "spool_fsync",
 		"spool_replay_rate", "instance", "to"},
@@ -146,7 +147,9 @@ type Config struct {
 	Agent      Agent
 	Inputs     []*Instance
 	Processors []*Instance
-	Outputs    []*Instance
+	// Aggregators, in file order, take metrics after the processors.
+	Aggregators []*Instance
+	Outputs     []*Instance
 	// Rules is the rule chain in file order ([[rules]]); Chain is it
 	// compiled, nil without rules (every metric to every output).
 	Rules []rules.Spec
@@ -266,11 +269,12 @@ func (in *Instance) TargetList() []registry.Target {
 }
 
 type fileConfig struct {
-	Agent      Agent                     `toml:"agent"`
-	Inputs     map[string]toml.Primitive `toml:"inputs"`
-	Processors map[string]toml.Primitive `toml:"processors"`
-	Outputs    map[string]toml.Primitive `toml:"outputs"`
-	Rules      []toml.Primitive          `toml:"rules"`
+	Agent       Agent                     `toml:"agent"`
+	Inputs      map[string]toml.Primitive `toml:"inputs"`
+	Processors  map[string]toml.Primitive `toml:"processors"`
+	Aggregators map[string]toml.Primitive `toml:"aggregators"`
+	Outputs     map[string]toml.Primitive `toml:"outputs"`
+	Rules       []toml.Primitive          `toml:"rules"`
 }
 
 // Error is a configuration error: it names the file, line (where known),
@@ -421,19 +425,21 @@ func ParseAll(reg *registry.Registry, file, text string, lookup func(string) (st
 			continue
 		}
 		kind := registry.Kind(k[0])
-		if kind != registry.Inputs && kind != registry.Processors && kind != registry.Outputs {
+		if !slices.Contains(registry.Kinds, kind) {
 			continue
 		}
 		order[kind] = append(order[kind], k[1])
 		tables[kind]++
 	}
-	for _, kind := range []registry.Kind{registry.Inputs, registry.Processors, registry.Outputs} {
+	for _, kind := range registry.Kinds {
 		var prims map[string]toml.Primitive
 		switch kind {
 		case registry.Inputs:
 			prims = fc.Inputs
 		case registry.Processors:
 			prims = fc.Processors
+		case registry.Aggregators:
+			prims = fc.Aggregators
 		default:
 			prims = fc.Outputs
 		}
@@ -474,6 +480,8 @@ func ParseAll(reg *registry.Registry, file, text string, lookup func(string) (st
 				cfg.Inputs = append(cfg.Inputs, in)
 			case registry.Processors:
 				cfg.Processors = append(cfg.Processors, in)
+			case registry.Aggregators:
+				cfg.Aggregators = append(cfg.Aggregators, in)
 			default:
 				cfg.Outputs = append(cfg.Outputs, in)
 			}
@@ -1026,6 +1034,8 @@ func (l *loader) checkKind(in *Instance) error {
 		_, ok = in.Plugin.(registry.Input)
 	case registry.Processors:
 		_, ok = in.Plugin.(registry.Processor)
+	case registry.Aggregators:
+		_, ok = in.Plugin.(registry.Aggregator)
 	case registry.Outputs:
 		_, o := in.Plugin.(registry.Output)
 		_, d := in.Plugin.(registry.Distributor)
@@ -1074,7 +1084,7 @@ func (l *loader) checkUndecoded() {
 		}
 		var msg string
 		if len(k) == 1 {
-			msg = fmt.Sprintf("unknown top-level key or table %q; want [agent], [[inputs.*]], [[processors.*]], [[outputs.*]], [[rules]]", k.String())
+			msg = fmt.Sprintf("unknown top-level key or table %q; want [agent], [[inputs.*]], [[processors.*]], [[aggregators.*]], [[outputs.*]], [[rules]]", k.String())
 			table = "(top level)"
 		} else {
 			msg = fmt.Sprintf("unknown key %q (typo, or not in this build)", key)

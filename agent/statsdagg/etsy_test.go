@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"os"
 	"os/exec"
@@ -21,7 +22,7 @@ import (
 // The differential test runs Etsy statsd's own daemon (node stats.js, the npm
 // package statsd 0.9.0 in $STATSD_DIR) with its graphite backend pointed at a
 // TCP sink, sends it two batches of datagrams, each right after a flush, and
-// compares every line of three consecutive flushes with State.Flush at the
+// compares every line of three or more consecutive flushes with State.Flush at the
 // same timestamps. Lines of Etsy's own statistics that State does not write
 // (see the package doc) are dropped from Etsy's side.
 
@@ -63,13 +64,14 @@ func TestEtsyDifferential(t *testing.T) {
 		name string
 		js   string // the graphite section and percentThreshold of the config
 		cfg  func() Config
+		idle int // flushes after the last batch, beyond the first
 	}{
 		{"legacy", `percentThreshold: [90, 99.9, -10], graphite: {legacyNamespace: true}`, func() Config {
 			c := DefaultConfig()
 			c.FlushInterval = 2 * time.Second
 			c.PercentThreshold = []float64{90, 99.9, -10}
 			return c
-		}},
+		}, 0},
 		{"namespaced", `percentThreshold: [50, 99.9, -25, 150, -100, 0, 90, 90], prefixStats: "mystatsd",
 			graphite: {legacyNamespace: false, globalPrefix: "glob", prefixCounter: "", prefixTimer: "tm",
 			prefixGauge: "gg", prefixSet: "st", globalSuffix: "sfx"}`, func() Config {
@@ -80,13 +82,30 @@ func TestEtsyDifferential(t *testing.T) {
 			c.GlobalPrefix, c.PrefixCounter, c.PrefixTimer = "glob", "", "tm"
 			c.PrefixGauge, c.PrefixSet, c.GlobalSuffix, c.PrefixStats = "gg", "st", "sfx", "mystatsd"
 			return c
-		}},
+		}, 0},
+		{"delete-idle-histogram", `percentThreshold: [90], deleteIdleStats: true, gaugesMaxTTL: 2,
+			histogram: [{metric: "t.a", bins: [1, 100, 150.5, "inf"]}, {metric: "t.", bins: [5, 10]}, {metric: "t.many", bins: [1]}]`, func() Config {
+			c := DefaultConfig()
+			c.FlushInterval = 1500 * time.Millisecond
+			c.DeleteCounters, c.DeleteTimers, c.DeleteSets, c.DeleteGauges = true, true, true, true
+			c.GaugesMaxTTL = 2
+			c.Histogram = []Histogram{{"t.a", []float64{1, 100, 150.5, math.Inf(1)}}, {"t.", []float64{5, 10}}, {"t.many", []float64{1}}}
+			return c
+		}, 2},
+		{"delete-some-namespaced", `deleteCounters: true, deleteGauges: true, gaugesMaxTTL: 3,
+			graphite: {legacyNamespace: false}`, func() Config {
+			c := DefaultConfig()
+			c.FlushInterval = 1500 * time.Millisecond
+			c.LegacyNamespace = false
+			c.DeleteCounters, c.DeleteGauges, c.GaugesMaxTTL = true, true, 3
+			return c
+		}, 3},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			for attempt := 1; ; attempt++ {
-				split := runEtsy(t, dir, tc.js, tc.cfg())
+				split := runEtsy(t, dir, tc.js, tc.cfg(), tc.idle)
 				if !split {
 					return
 				}
@@ -99,9 +118,9 @@ func TestEtsyDifferential(t *testing.T) {
 	}
 }
 
-// runEtsy runs one daemon and compares three flushes. It returns true when a
+// runEtsy runs one daemon and compares three or more flushes. It returns true when a
 // batch did not arrive within one flush interval (the caller retries).
-func runEtsy(t *testing.T, dir, js string, cfg Config) (split bool) {
+func runEtsy(t *testing.T, dir, js string, cfg Config, idle int) (split bool) {
 	sink, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -161,7 +180,7 @@ func runEtsy(t *testing.T, dir, js string, cfg Config) (split bool) {
 		}
 	}
 	packetsName := cfg.PrefixStats + ".packets_received"
-	batches := [][]string{batchA, batchB, nil}
+	batches := append([][]string{batchA, batchB, nil}, make([][]string, idle)...)
 	etsy := wait()
 	for i := 0; ; i++ {
 		want, ts := parseEtsy(t, etsy, cfg.PrefixStats)
@@ -178,7 +197,11 @@ func runEtsy(t *testing.T, dir, js string, cfg Config) (split bool) {
 				return true
 			}
 		}
-		compareLines(t, fmt.Sprintf("flush %d", i+1), want, parseLines(string(got)))
+		gotLines, procs := withoutProcessingTime(parseLines(string(got)), cfg.PrefixStats)
+		if procs != 1 {
+			t.Errorf("flush %d: %d processing_time lines, want 1 (as Etsy)", i+1, procs)
+		}
+		compareLines(t, fmt.Sprintf("flush %d", i+1), want, gotLines)
 		t.Logf("flush %d at %d: %d lines compared", i+1, ts, len(want))
 		if i == len(batches)-1 {
 			return false
@@ -213,6 +236,21 @@ func parseEtsy(t *testing.T, b []byte, prefixStats string) ([]string, int64) {
 		t.Fatalf("no numStats line in Etsy's flush:\n%s", b)
 	}
 	return lines, ts
+}
+
+// withoutProcessingTime drops the processing_time line (its value measures
+// the daemon) and says how many there were.
+func withoutProcessingTime(lines []string, prefixStats string) ([]string, int) {
+	out := lines[:0:0]
+	n := 0
+	for _, l := range lines {
+		if strings.Contains(l[:strings.IndexByte(l, ' ')], prefixStats+".processing_time") {
+			n++
+			continue
+		}
+		out = append(out, l)
+	}
+	return out, n
 }
 
 func parseLines(s string) []string {

@@ -5,25 +5,31 @@
 //
 // A State is the daemon's memory between flushes: counters, timers with their
 // sample-rate-weighted counts, gauges (with +N/-N deltas) and sets. Flush
-// writes one line per statistic and resets the state as Etsy's defaults do:
-// counters to 0, timers and sets emptied, gauges kept. Keys are never
-// forgotten (Etsy's deleteIdleStats, deleteCounters, deleteTimers, deleteSets,
-// deleteGauges and gaugesMaxTTL are not implemented).
+// writes one line per statistic and resets the state as Etsy does: counters
+// to 0, timers and sets emptied, gauges kept, or, with the delete options
+// (deleteCounters, deleteTimers, deleteSets, deleteGauges with gaugesMaxTTL),
+// idle keys forgotten. Timer histograms (Etsy's histogram setting) are
+// written as Etsy's process_metrics.js counts them.
 //
 // Of Etsy's own statistics, Flush writes the counters
 // <prefixStats>.bad_lines_seen, .packets_received and .metrics_received, the
-// gauge <prefixStats>.timestamp_lag and the numStats line. It leaves out the
-// ones that measure the daemon rather than the input: processing_time,
-// graphiteStats.calculationtime and graphiteStats.{last_exception,
-// last_flush,flush_time,flush_length}.
+// gauge <prefixStats>.timestamp_lag, the numStats line and processing_time
+// (the flush's own computation time in milliseconds, so its value is not
+// Etsy's). It leaves out the graphite backend's graphiteStats.calculationtime
+// and graphiteStats.{last_exception,last_flush,flush_time,flush_length},
+// which measure the backend.
 //
-// Not reproduced either: timer histograms, calculatedTimerMetrics,
-// keyNameSanitize=false, flush order of integer-like keys (JavaScript lists
-// them first), keys named after Object.prototype properties ("__proto__",
-// "constructor", ...), set members that are not valid UTF-8 (compared as
-// bytes, where Etsy compares their decoded text), and sample rates on which
-// Etsy's daemon throws and exits (such as "@+1", "@ 1" or "@Infinity"): Add
-// reports those lines as bad.
+// Beyond Etsy, for the router's StatsD server: TimerTypes (DogStatsD's "h"
+// and "d" as timers), Influx-style tags in the key ("name,k=v:1|c" becomes
+// the Graphite tags ";k=v"), MaxSeries, and Lines (where each line of a
+// flush is, so that a caller builds metrics without parsing them).
+//
+// Not reproduced: calculatedTimerMetrics, keyNameSanitize=false, flush order
+// of integer-like keys (JavaScript lists them first), keys named after
+// Object.prototype properties ("__proto__", "constructor", ...), set members
+// that are not valid UTF-8 (compared as bytes, where Etsy compares their
+// decoded text), and sample rates on which Etsy's daemon throws and exits
+// (such as "@+1", "@ 1" or "@Infinity"): Add reports those lines as bad.
 //
 // A State is not safe for concurrent use.
 package statsdagg
@@ -69,6 +75,34 @@ type Config struct {
 	// FlushCounts is flush_counts (Etsy's default: true): also write each
 	// counter's raw count, not only its rate.
 	FlushCounts bool
+	// DeleteCounters, DeleteTimers and DeleteSets are deleteCounters,
+	// deleteTimers and deleteSets: after a flush the keys are forgotten
+	// instead of being reset (so an idle key writes nothing). Counters whose
+	// key contains "packets_received", "metrics_received" or
+	// "bad_lines_seen" are reset all the same, as Etsy does.
+	DeleteCounters, DeleteTimers, DeleteSets bool
+	// DeleteGauges is deleteGauges: a gauge not updated for GaugesMaxTTL
+	// flushes is forgotten (GaugesMaxTTL below 2 counts as 1, as Etsy's).
+	DeleteGauges bool
+	GaugesMaxTTL int
+	// Histogram is Etsy's histogram setting: the bins of the timers whose
+	// key contains Metric (the first entry that matches). A bin counts the
+	// values below its bound not counted by an earlier bin; +Inf is 'inf'.
+	Histogram []Histogram
+	// TimerTypes are the type tokens aggregated as timers (validated as
+	// Etsy validates "ms"). nil: Etsy's ["ms"]; Etsy adds every other
+	// type, "h" and "d" included, to counters.
+	TimerTypes []string
+	// MaxSeries bounds the keys held (counters, timers, gauges and sets,
+	// without Etsy's own statistics); a value of a new key past it is
+	// dropped and counted (Refused). 0: no limit.
+	MaxSeries int
+}
+
+// Histogram is one entry of Config.Histogram.
+type Histogram struct {
+	Metric string
+	Bins   []float64
 }
 
 // DefaultConfig returns Etsy statsd 0.9.0's defaults.
@@ -103,11 +137,18 @@ type timer struct {
 	base, tail string // base + "." + statistic + tail
 	values     []float64
 	count      float64
+	bins       []bin // the histogram, if one matches the key
+}
+
+type bin struct {
+	bound float64
+	name  string // "histogram.bin_<bound>"
 }
 
 type gauge struct {
 	name  string
 	value float64
+	ttl   int // flushes left without an update (DeleteGauges); -1: none
 }
 
 type set struct {
@@ -136,6 +177,10 @@ type State struct {
 	prevTs                       int64
 	key                          []byte
 	cum, cumSq                   []float64
+	timerTypes                   map[string]bool
+	lines                        []Line // of the last Flush
+	procName                     string // processing_time
+	refused                      uint64
 }
 
 // New returns an empty State for cfg, with Etsy's own counters at 0.
@@ -201,8 +246,55 @@ func New(cfg Config) (*State, error) {
 	s.packets = s.counter(cfg.PrefixStats + ".packets_received")
 	s.metrics = s.counter(cfg.PrefixStats + ".metrics_received")
 	s.lagKey = cfg.PrefixStats + ".timestamp_lag"
+	if cfg.LegacyNamespace {
+		s.procName = "stats." + cfg.PrefixStats + ".processing_time" + s.suffix
+	} else {
+		s.procName = s.format(s.globalNS, cfg.PrefixStats, "processing_time")
+	}
+	s.timerTypes = map[string]bool{"ms": true}
+	for _, t := range cfg.TimerTypes {
+		if t == "" || strings.ContainsAny(t, "|:\n") {
+			return nil, fmt.Errorf("statsdagg: timer type %q", t)
+		}
+		s.timerTypes[t] = true
+	}
+	if s.cfg.GaugesMaxTTL < 1 {
+		s.cfg.GaugesMaxTTL = 1
+	}
+	for _, h := range cfg.Histogram {
+		for _, b := range h.Bins {
+			if b != b {
+				return nil, fmt.Errorf("statsdagg: histogram %q: a bin is NaN", h.Metric)
+			}
+		}
+	}
 	return s, nil
 }
+
+// Series returns the number of keys held, as MaxSeries counts them.
+func (s *State) Series() int {
+	n := len(s.counters) - 3 + len(s.timers) + len(s.gauges) + len(s.sets)
+	if _, ok := s.gaugeIdx[s.lagKey]; ok {
+		n--
+	}
+	return n
+}
+
+// Refused returns how many values of new keys MaxSeries refused since New.
+func (s *State) Refused() uint64 { return s.refused }
+
+// full reports whether a new key is refused (and counts the value).
+func (s *State) full() bool {
+	if s.cfg.MaxSeries > 0 && s.Series() >= s.cfg.MaxSeries {
+		s.refused++
+		return true
+	}
+	return false
+}
+
+// AddPackets counts n datagrams in packets_received, without lines (for a
+// caller that gets the lines of datagrams one by one).
+func (s *State) AddPackets(n int) { s.counters[s.packets].value += float64(n) }
 
 // format is the graphite backend's name: the namespace, the key up to its
 // first ';', the further parts, joined by dots, then the global suffix, then
@@ -285,7 +377,22 @@ func (s *State) Add(line []byte) error {
 	}
 	keyRaw, values, hasValues := strings.Cut(body, ":")
 	s.key = s.key[:0]
-	s.key = appendSanitized(s.key, keyRaw, tagPart)
+	if name, tags, ok := influxTags(keyRaw); ok {
+		// Telegraf's form: the tags become Graphite tags before any
+		// DogStatsD ones (Etsy would drop the ',' and '=' from the name)
+		s.key = appendSanitizedPart(s.key, name)
+		for tags != "" {
+			var t string
+			t, tags, _ = strings.Cut(tags, ",")
+			s.key = append(s.key, ';')
+			s.key = appendSanitizedPart(s.key, t)
+		}
+		if tagPart != "" {
+			s.key = appendSanitized(s.key, "", tagPart)
+		}
+	} else {
+		s.key = appendSanitized(s.key, keyRaw, tagPart)
+	}
 	if !hasValues {
 		// Etsy reads "key" alone as "key:1", which has no type: a bad line.
 		values = "1"
@@ -305,6 +412,28 @@ func (s *State) Add(line []byte) error {
 		values = more
 	}
 	return first
+}
+
+// influxTags splits an Influx-style key "name,k1=v1,k2=v2" into the name and
+// "k1=v1,k2=v2"; ok is false unless every part after the name is a k=v with
+// both sides non-empty.
+func influxTags(key string) (name, tags string, ok bool) {
+	name, tags, found := strings.Cut(key, ",")
+	if !found || name == "" {
+		return "", "", false
+	}
+	for rest := tags; ; {
+		t, more, again := strings.Cut(rest, ",")
+		k, v, eq := strings.Cut(t, "=")
+		if !eq || k == "" || v == "" {
+			return "", "", false
+		}
+		if !again {
+			break
+		}
+		rest = more
+	}
+	return name, tags, true
 }
 
 // appendSanitized appends Etsy's key for raw and tags: the tags (split at ',')
@@ -411,9 +540,9 @@ func (s *State) addValue(v string) error {
 	}
 	// Etsy validates with the type as written and then acts on it trimmed.
 	var num float64
-	switch typ {
-	case "s":
-	case "ms":
+	switch {
+	case typ == "s":
+	case s.timerTypes[typ]:
 		n, ok := jsToNumber(value)
 		if value == "" || !ok || !(n >= 0) {
 			return fmt.Errorf("bad timer value %q", value)
@@ -426,10 +555,13 @@ func (s *State) addValue(v string) error {
 		}
 		num = n
 	}
-	switch jsTrim(typ) {
-	case "ms":
+	switch typ = jsTrim(typ); {
+	case s.timerTypes[typ]:
 		i, ok := s.timerIdx[string(s.key)]
 		if !ok {
+			if s.full() {
+				return nil
+			}
 			key := string(s.key)
 			name, tags := key, ""
 			if k := strings.IndexByte(key, ';'); k >= 0 {
@@ -438,6 +570,7 @@ func (s *State) addValue(v string) error {
 			s.timers = append(s.timers, timer{
 				base: strings.Join(append(slices.Clone(s.timerNS), name), "."),
 				tail: s.suffix + tags,
+				bins: s.binsFor(key),
 			})
 			i = len(s.timers) - 1
 			s.timerIdx[key] = i
@@ -445,24 +578,33 @@ func (s *State) addValue(v string) error {
 		t := &s.timers[i]
 		t.values = append(t.values, num)
 		t.count += 1 / rate
-	case "g":
+	case typ == "g":
 		i, ok := s.gaugeIdx[string(s.key)]
 		if !ok {
+			if s.full() {
+				return nil
+			}
 			key := string(s.key)
-			s.gauges = append(s.gauges, gauge{name: s.format(s.gaugeNS, key)})
+			s.gauges = append(s.gauges, gauge{name: s.format(s.gaugeNS, key), ttl: -1})
 			i = len(s.gauges) - 1
 			s.gaugeIdx[key] = i
 		}
 		g := &s.gauges[i]
+		if s.cfg.DeleteGauges {
+			g.ttl = s.cfg.GaugesMaxTTL
+		}
 		// A delta applies only to a truthy (non-zero, non-NaN) gauge.
 		if ok && g.value != 0 && g.value == g.value && value != "" && (value[0] == '+' || value[0] == '-') {
 			g.value += num
 		} else {
 			g.value = num
 		}
-	case "s":
+	case typ == "s":
 		i, ok := s.setIdx[string(s.key)]
 		if !ok {
+			if s.full() {
+				return nil
+			}
 			key := string(s.key)
 			s.sets = append(s.sets, set{name: s.format(s.setNS, key, "count"), members: map[string]struct{}{}})
 			i = len(s.sets) - 1
@@ -480,6 +622,9 @@ func (s *State) addValue(v string) error {
 	default:
 		i, ok := s.counterIdx[string(s.key)]
 		if !ok {
+			if s.full() {
+				return nil
+			}
 			i = s.counter(string(s.key))
 		}
 		c := &s.counters[i]
@@ -491,16 +636,52 @@ func (s *State) addValue(v string) error {
 	return nil
 }
 
+// binsFor returns the histogram bins of the first Histogram entry whose
+// Metric key contains (process_metrics.js: key.indexOf(metric) > -1).
+func (s *State) binsFor(key string) []bin {
+	for _, h := range s.cfg.Histogram {
+		if !strings.Contains(key, h.Metric) {
+			continue
+		}
+		bins := make([]bin, len(h.Bins))
+		for i, b := range h.Bins {
+			text := "inf"
+			if !math.IsInf(b, 1) {
+				text = jsNumber(b)
+			}
+			bins[i] = bin{bound: b, name: "histogram.bin_" + strings.Replace(text, ".", "_", 1)}
+		}
+		return bins
+	}
+	return nil
+}
+
+// Line is where one line of the last Flush is in what it appended (offsets
+// from the start of the appended text): the path is [Start, PathEnd), the
+// value (JavaScript's text of Value) [PathEnd+1, ValueEnd), the line
+// without its '\n' [Start, End).
+type Line struct {
+	Start, PathEnd, ValueEnd, End int
+	Value                         float64
+}
+
+// Lines returns the lines of the last Flush; valid until the next one.
+func (s *State) Lines() []Line { return s.lines }
+
 // Flush appends the Graphite plaintext lines ("name value ts\n") Etsy's
 // graphite backend writes for a flush at Unix time ts, then resets the state
 // for the next interval.
 func (s *State) Flush(ts int64, dst []byte) []byte {
+	began := time.Now()
+	base := len(dst)
+	s.lines = s.lines[:0]
 	if s.prevTs > 0 {
 		i, ok := s.gaugeIdx[s.lagKey]
 		if !ok {
 			s.gauges = append(s.gauges, gauge{name: s.format(s.gaugeNS, s.lagKey)})
 			i = len(s.gauges) - 1
 			s.gaugeIdx[s.lagKey] = i
+			s.gauges[i].ttl = -1
 		}
 		s.gauges[i].value = float64(ts-s.prevTs) - s.secs
 	}
@@ -508,11 +689,15 @@ func (s *State) Flush(ts int64, dst []byte) []byte {
 	var tsText [24]byte
 	tsb := strconv.AppendInt(tsText[:0], ts, 10)
 	line := func(name string, v float64) {
+		start := len(dst)
 		dst = append(dst, name...)
+		pathEnd := len(dst)
 		dst = append(dst, ' ')
 		dst = appendJSNumber(dst, v)
+		valueEnd := len(dst)
 		dst = append(dst, ' ')
 		dst = append(dst, tsb...)
+		s.lines = append(s.lines, Line{Start: start - base, PathEnd: pathEnd - base, ValueEnd: valueEnd - base, End: len(dst) - base, Value: v})
 		dst = append(dst, '\n')
 	}
 	for i := range s.counters {
@@ -521,34 +706,119 @@ func (s *State) Flush(ts int64, dst []byte) []byte {
 		if s.cfg.FlushCounts {
 			line(c.countName, c.value)
 		}
-		c.value = 0
 	}
 	for i := range s.timers {
-		dst = s.flushTimer(&s.timers[i], dst, tsb)
+		dst = s.flushTimer(&s.timers[i], dst, tsb, base)
 	}
 	for i := range s.gauges {
 		line(s.gauges[i].name, s.gauges[i].value)
 	}
 	for i := range s.sets {
 		line(s.sets[i].name, float64(len(s.sets[i].members)))
-		clear(s.sets[i].members)
 	}
 	line(s.numStatsName, float64(len(s.counters)+len(s.timers)+len(s.gauges)+len(s.sets)))
+	// Etsy's graphiteStats.calculationtime is left out; processing_time is
+	// its last line (the one statistic of metrics.statsd_metrics)
+	line(s.procName, float64(time.Since(began).Milliseconds()))
+	s.reset()
 	return dst
+}
+
+// reset prepares the next interval as Etsy's clear_metrics does after the
+// backends flushed: counters zeroed (or deleted), timers and sets emptied
+// (or deleted), gauges kept (or deleted once idle for GaugesMaxTTL flushes).
+func (s *State) reset() {
+	if s.cfg.DeleteCounters {
+		keep := func(key string) bool {
+			return strings.Contains(key, "packets_received") || strings.Contains(key, "metrics_received") ||
+				strings.Contains(key, "bad_lines_seen")
+		}
+		s.counters, s.badLines = compact(s.counters, s.counterIdx, keep, s.badLines)
+		s.packets = s.counterIdx[s.cfg.PrefixStats+".packets_received"]
+		s.metrics = s.counterIdx[s.cfg.PrefixStats+".metrics_received"]
+	}
+	for i := range s.counters {
+		s.counters[i].value = 0
+	}
+	if s.cfg.DeleteTimers {
+		for i := range s.timers {
+			s.timers[i] = timer{}
+		}
+		s.timers = s.timers[:0]
+		clear(s.timerIdx)
+	}
+	if s.cfg.DeleteSets {
+		for i := range s.sets {
+			s.sets[i] = set{}
+		}
+		s.sets = s.sets[:0]
+		clear(s.setIdx)
+	} else {
+		for i := range s.sets {
+			clear(s.sets[i].members)
+		}
+	}
+	if s.cfg.DeleteGauges {
+		dead := false
+		for i := range s.gauges {
+			if g := &s.gauges[i]; g.ttl >= 0 {
+				if g.ttl--; g.ttl < 1 {
+					dead = true
+				}
+			}
+		}
+		if dead {
+			live := func(key string) bool { g := s.gauges[s.gaugeIdx[key]]; return g.ttl < 0 || g.ttl >= 1 }
+			s.gauges, _ = compact(s.gauges, s.gaugeIdx, live, 0)
+		}
+	}
+}
+
+// compact keeps the entries of a whose key passes keep, in order, and
+// renumbers idx; track is an index into a, returned renumbered (it must
+// be kept).
+func compact[T any](a []T, idx map[string]int, keep func(string) bool, track int) ([]T, int) {
+	keys := make([]string, len(a))
+	for k, i := range idx {
+		keys[i] = k
+	}
+	n := 0
+	tracked := 0
+	for i, k := range keys {
+		if !keep(k) {
+			delete(idx, k)
+			continue
+		}
+		if i == track {
+			tracked = n
+		}
+		a[n] = a[i]
+		idx[k] = n
+		n++
+	}
+	var zero T
+	for i := n; i < len(a); i++ {
+		a[i] = zero
+	}
+	return a[:n], tracked
 }
 
 // flushTimer appends the lines of one timer (lib/process_metrics.js) and
 // empties it.
-func (s *State) flushTimer(t *timer, dst, tsb []byte) []byte {
+func (s *State) flushTimer(t *timer, dst, tsb []byte, base int) []byte {
 	line := func(stat string, v float64) {
+		start := len(dst)
 		dst = append(dst, t.base...)
 		dst = append(dst, '.')
 		dst = append(dst, stat...)
 		dst = append(dst, t.tail...)
+		pathEnd := len(dst)
 		dst = append(dst, ' ')
 		dst = appendJSNumber(dst, v)
+		valueEnd := len(dst)
 		dst = append(dst, ' ')
 		dst = append(dst, tsb...)
+		s.lines = append(s.lines, Line{Start: start - base, PathEnd: pathEnd - base, ValueEnd: valueEnd - base, End: len(dst) - base, Value: v})
 		dst = append(dst, '\n')
 	}
 	defer func() {
@@ -635,6 +905,15 @@ func (s *State) flushTimer(t *timer, dst, tsb []byte) []byte {
 	line("sum_squares", sumSq)
 	line("mean", mean)
 	line("median", median)
+	// histogram bins: values below each bound not in an earlier bin
+	i := 0
+	for _, b := range t.bins {
+		freq := 0
+		for ; i < count && (math.IsInf(b.bound, 1) || values[i] < b.bound); i++ {
+			freq++
+		}
+		line(b.name, float64(freq))
+	}
 	return dst
 }
 

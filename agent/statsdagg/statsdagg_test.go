@@ -180,3 +180,154 @@ func BenchmarkFlush(b *testing.B) {
 		dst = s.Flush(1700000000, dst[:0])
 	}
 }
+
+// flushMap flushes s into name -> value text.
+func flushMap(t *testing.T, s *State) map[string]string {
+	t.Helper()
+	m := map[string]string{}
+	for _, l := range strings.Split(strings.TrimSpace(string(s.Flush(1700000000, nil))), "\n") {
+		f := strings.Fields(l)
+		if len(f) != 3 {
+			t.Fatalf("bad line %q", l)
+		}
+		m[f[0]] = f[1]
+	}
+	return m
+}
+
+func TestMaxSeries(t *testing.T) {
+	c := DefaultConfig()
+	c.MaxSeries = 3
+	s, _ := New(c)
+	for _, l := range []string{"a:1|c", "b:1|ms", "c:1|g", "d:1|s", "e:1|c", "a:2|c", "b:3|ms"} {
+		if err := s.Add([]byte(l)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if s.Series() != 3 || s.Refused() != 2 {
+		t.Fatalf("series %d refused %d, want 3 and 2", s.Series(), s.Refused())
+	}
+	m := flushMap(t, s)
+	if m["stats_counts.a"] != "3" || m["stats.timers.b.count"] != "2" || m["stats.gauges.c"] != "1" {
+		t.Fatalf("kept keys wrong: %v", m)
+	}
+	if _, ok := m["stats.sets.d.count"]; ok {
+		t.Fatal("a refused key was written")
+	}
+	// timestamp_lag (from the second flush on) does not count
+	s.Flush(1700000010, nil)
+	if s.Series() != 3 {
+		t.Fatalf("series %d after the lag gauge, want 3", s.Series())
+	}
+	// deleted keys free room
+	c.DeleteCounters, c.DeleteTimers = true, true
+	s, _ = New(c)
+	_ = s.Add([]byte("a:1|c"))
+	_ = s.Add([]byte("b:1|ms"))
+	_ = s.Add([]byte("c:1|g"))
+	s.Flush(1700000000, nil)
+	_ = s.Add([]byte("x:1|c"))
+	if s.Series() != 2 || s.Refused() != 0 {
+		t.Fatalf("series %d refused %d after deletion, want 2 and 0", s.Series(), s.Refused())
+	}
+}
+
+func TestAddPackets(t *testing.T) {
+	s, _ := New(DefaultConfig())
+	s.AddPackets(3)
+	_ = s.AddPacket([]byte("a:1|c\nb:1|c"))
+	if m := flushMap(t, s); m["stats_counts.statsd.packets_received"] != "4" || m["stats_counts.statsd.metrics_received"] != "2" {
+		t.Fatalf("packets %s metrics %s, want 4 and 2", m["stats_counts.statsd.packets_received"], m["stats_counts.statsd.metrics_received"])
+	}
+}
+
+func TestTimerTypes(t *testing.T) {
+	lines := []string{"lat:3|ms", "lat:5|h", "lat:7|d", "neg:-1|h"}
+	etsy, _ := New(DefaultConfig())
+	c := DefaultConfig()
+	c.TimerTypes = []string{"ms", "h", "d"}
+	dog, _ := New(c)
+	var dogBad int
+	for _, l := range lines {
+		_ = etsy.Add([]byte(l))
+		if dog.Add([]byte(l)) != nil {
+			dogBad++
+		}
+	}
+	e, d := flushMap(t, etsy), flushMap(t, dog)
+	// Etsy: h and d are counters; "neg:-1|h" is a counter of -1
+	if e["stats.timers.lat.count"] != "1" || e["stats_counts.lat"] != "12" || e["stats_counts.neg"] != "-1" {
+		t.Fatalf("Etsy's types: %v", e)
+	}
+	if d["stats.timers.lat.count"] != "3" || d["stats.timers.lat.mean"] != "5" || d["stats_counts.lat"] != "" || dogBad != 1 {
+		t.Fatalf("timer types ms, h, d: %v (bad %d)", d, dogBad)
+	}
+}
+
+func TestInfluxTags(t *testing.T) {
+	s, _ := New(DefaultConfig())
+	for _, l := range []string{"req,host=a b,dc=eu:1|c", "req,host=a b,dc=eu:2|c|#env:prod", "plain,notag:1|c", "t,k=v:4|ms"} {
+		if err := s.Add([]byte(l)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m := flushMap(t, s)
+	for name, want := range map[string]string{
+		"stats_counts.req;host=a_b;dc=eu":          "1",
+		"stats_counts.req;host=a_b;dc=eu;env=prod": "2",
+		"stats_counts.plainnotag":                  "1", // not k=v: Etsy's sanitizing
+		"stats.timers.t.mean;k=v":                  "4",
+	} {
+		if m[name] != want {
+			t.Errorf("%s = %q, want %q", name, m[name], want)
+		}
+	}
+}
+
+func TestHistogramNames(t *testing.T) {
+	c := DefaultConfig()
+	c.Histogram = []Histogram{{"lat", []float64{0.5, 10, math.Inf(1)}}}
+	s, _ := New(c)
+	for _, l := range []string{"lat:0.1|ms", "lat:5|ms", "lat:9.99|ms", "lat:10|ms", "lat:1e6|ms", "other:1|ms"} {
+		_ = s.Add([]byte(l))
+	}
+	m := flushMap(t, s)
+	if m["stats.timers.lat.histogram.bin_0_5"] != "1" || m["stats.timers.lat.histogram.bin_10"] != "2" || m["stats.timers.lat.histogram.bin_inf"] != "2" {
+		t.Fatalf("bins: %v", m)
+	}
+	if _, ok := m["stats.timers.other.histogram.bin_10"]; ok {
+		t.Fatal("a timer no entry matches has bins")
+	}
+}
+
+// BenchmarkFlush1M flushes a million keys: 600k counters, 300k timers of 3
+// values each, 100k gauges.
+func BenchmarkFlush1M(b *testing.B) {
+	c := DefaultConfig()
+	c.MaxSeries = 0
+	s, _ := New(c)
+	var lines [][]byte
+	for i := range 1_000_000 {
+		n := jsNumber(float64(i))
+		switch {
+		case i%10 < 6:
+			lines = append(lines, []byte("svc.c."+n+":1|c"))
+		case i%10 < 9:
+			for v := range 3 {
+				lines = append(lines, []byte("svc.t."+n+":"+jsNumber(float64(i%97+v))+"|ms"))
+			}
+		default:
+			lines = append(lines, []byte("svc.g."+n+":5|g"))
+		}
+	}
+	var dst []byte
+	b.ReportAllocs()
+	for b.Loop() {
+		b.StopTimer()
+		for _, l := range lines {
+			_ = s.Add(l)
+		}
+		b.StartTimer()
+		dst = s.Flush(1700000000, dst[:0])
+	}
+}

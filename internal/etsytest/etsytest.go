@@ -3,8 +3,13 @@
 package etsytest
 
 import (
+	"bytes"
+	"io"
+	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"sync"
 	"testing"
 )
 
@@ -27,4 +32,79 @@ func StatsdDir(t testing.TB) string {
 		t.Fatal("STATSD_DIR is set but node is not installed:", err)
 	}
 	return dir
+}
+
+// Daemon runs Etsy statsd's own daemon (node stats.js) on the
+// configuration object conf (JavaScript text, without the braces' content
+// checks) until the test ends; its output is logged if the test failed.
+func Daemon(t testing.TB, dir, conf string) {
+	t.Helper()
+	file := filepath.Join(t.TempDir(), "config.js")
+	if err := os.WriteFile(file, []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("node", "stats.js", file)
+	cmd.Dir = dir
+	var out syncBuffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		if t.Failed() {
+			t.Logf("node stats.js output:\n%s", out.String())
+		}
+	})
+}
+
+// FlushSink is a TCP server taking the flushes of Etsy statsd's graphite
+// backend, which opens one connection per flush: each connection's bytes
+// are one flush, on Flushes.
+type FlushSink struct {
+	Port    int
+	Flushes chan []byte
+}
+
+// NewFlushSink listens on a free loopback port until the test ends.
+func NewFlushSink(t testing.TB) *FlushSink {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	s := &FlushSink{Port: ln.Addr().(*net.TCPAddr).Port, Flushes: make(chan []byte, 64)}
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				b, _ := io.ReadAll(c)
+				c.Close()
+				s.Flushes <- b
+			}()
+		}
+	}()
+	return s
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

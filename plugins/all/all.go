@@ -15,6 +15,7 @@ import (
 	_ "github.com/metricsrouter/router/compat/carbonagg"
 	_ "github.com/metricsrouter/router/compat/crelay"
 	_ "github.com/metricsrouter/router/compat/polymur"
+	_ "github.com/metricsrouter/router/plugins/aggregators/statsd"
 	_ "github.com/metricsrouter/router/plugins/discovery/consul"
 	_ "github.com/metricsrouter/router/plugins/inputs/graphite"
 	_ "github.com/metricsrouter/router/plugins/inputs/http_json"

@@ -128,6 +128,7 @@ const (
 	flagTags                       // tags present (possibly empty: "|#")
 	flagWide                       // the spans are in the table at the buffer's end
 	flagOpaque                     // a StatsD line passed on unparsed (see Opaque)
+	flagPacket                     // the first metric of its datagram (see PacketStart)
 )
 
 // The fields of a metric: indexes of Metric.sp and layout.sp.
@@ -437,6 +438,14 @@ func (m *Metric) Ext() []byte { return m.field(fExt) }
 // A processor may rename it: the new path replaces the key, the rest stays.
 func (m *Metric) Opaque() bool { return m.flags&flagOpaque != 0 }
 
+// PacketStart reports the first metric of a UDP datagram (a StatsD
+// server counts the packets it received by it). Only inputs set it
+// (MarkPacketStart), after parsing.
+func (m *Metric) PacketStart() bool { return m.flags&flagPacket != 0 }
+
+// MarkPacketStart marks m as the first metric of its datagram.
+func (m *Metric) MarkPacketStart() { m.flags |= flagPacket }
+
 // Modified reports whether the metric's line is a rendering, not the input
 // (also true for the zero Metric, which has no input).
 func (m *Metric) Modified() bool { return m.flags&flagModified != 0 || m.ptr == nil }
@@ -468,7 +477,7 @@ func (m *Metric) rebuild(dst []byte, f *fields) []byte {
 	}
 	var n Metric
 	var l layout
-	n.num, n.format, n.typ, n.flags = m.num, m.format, m.typ, flagModified|m.flags&flagOpaque
+	n.num, n.format, n.typ, n.flags = m.num, m.format, m.typ, flagModified|m.flags&(flagOpaque|flagPacket)
 	if f.hasTags {
 		n.flags |= flagTags
 	}

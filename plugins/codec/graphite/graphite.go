@@ -454,3 +454,15 @@ func appendSplitTags(dst, list []byte, sep byte) []byte {
 	}
 	return dst
 }
+
+// SetRendered makes *m the Graphite metric of line, which this process
+// rendered as "path value timestamp" with single spaces: the path ends at
+// pathEnd, the value at valueEnd and is num. Nothing is checked (callers
+// render what Parse accepts); it costs no parse.
+func SetRendered(m *metric.Metric, line []byte, pathEnd, valueEnd int, num float64) {
+	nameLen := bytes.IndexByte(line[:pathEnd], ';')
+	if nameLen < 0 {
+		nameLen = pathEnd
+	}
+	metric.SetGraphite(m, line, 0, pathEnd, nameLen, pathEnd+1, valueEnd, valueEnd+1, len(line), num)
+}

@@ -478,6 +478,7 @@ func (s *Server) ServeUDP(ctx context.Context, out registry.Emitter) error {
 		n, src, err := conn.ReadFromUDPAddrPort(buf[:65536])
 		if n > 0 {
 			if b := f.Datagram(n); len(b) > 0 {
+				b[0].MarkPacketStart()
 				if e := out.Emit(peers.ctx(src.Addr()), b); e != nil {
 					s.log.Error().Err(e).Int("count", len(b)).Msg("emit failed")
 				}

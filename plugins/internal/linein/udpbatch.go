@@ -154,6 +154,12 @@ func (r *BatchReader) frame(grams [][]byte, lines int, from []byte) metric.Batch
 // frameDatagram appends the metrics of one datagram to s (lines bounds the
 // metrics of the call: s grows towards it).
 func (r *BatchReader) frameDatagram(s metric.Batch, data []byte, lines int) metric.Batch {
+	first := len(s)
+	defer func() {
+		if len(s) > first {
+			s[first].MarkPacketStart()
+		}
+	}()
 	for len(data) > 0 {
 		var line []byte
 		if i := bytes.IndexByte(data, '\n'); i >= 0 {
