@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"net"
+	"net/http"
 	"slices"
 	"strconv"
 	"strings"
@@ -274,4 +275,91 @@ func dialUDP(t *testing.T, addr string) net.Conn {
 	}
 	t.Cleanup(func() { c.Close() })
 	return c
+}
+
+// TestStatsDServerInputsAndShutdown: the server aggregates what every input
+// gives it (StatsD over TCP and UDP, http_json), Graphite lines pass by
+// untouched, and the last values, sent just before the router stops, come
+// out in the final flush at shutdown.
+func TestStatsDServerInputsAndShutdown(t *testing.T) {
+	sink := plugintest.NewLineSink(t)
+	tcpIn, udpIn, httpIn, gIn, stats := plugintest.FreeAddr(t), freeUDPAddr(t), plugintest.FreeAddr(t), plugintest.FreeAddr(t), plugintest.FreeAddr(t)
+	p := startRouter(t, fmt.Sprintf(`
+[agent]
+  stats_addr = %q
+  shutdown_timeout = "5s"
+[[inputs.statsd]]
+  listen = %q
+  protocol = "tcp"
+[[inputs.statsd]]
+  listen = %q
+[[inputs.http_json]]
+  listen = %q
+[[inputs.graphite]]
+  listen = %q
+[[aggregators.statsd]]
+  flush_interval = "1s"
+[[outputs.graphite]]
+  address = %q
+`, stats, tcpIn, udpIn, httpIn, gIn, sink.Addr))
+	waitListen(t, tcpIn)
+	waitListen(t, httpIn)
+	waitListen(t, gIn)
+	sendLines(t, tcpIn, []string{"srv.tcp:2|c", "srv.tcp:4|c", "srv.lat:10|ms"}, 1)
+	udp := dialUDP(t, udpIn)
+	for range 3 {
+		if _, err := udp.Write([]byte("srv.udp:1|c\nsrv.lat:20|ms")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range 2 {
+		res, err := http.Post("http://"+httpIn+"/count/srv.http", "application/x-www-form-urlencoded", strings.NewReader("value=5"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != 200 {
+			t.Fatalf("http_json: %d", res.StatusCode)
+		}
+	}
+	sendLines(t, gIn, []string{"graphite.untouched 7 1700000000"}, 1)
+	waitCounter(t, stats, series("received_total", "aggregators.statsd", "statsd-1"), 3+6+2, 10*time.Second)
+	// the last ones: in the final flush
+	sendLines(t, tcpIn, []string{"srv.tcp:100|c"}, 1)
+	waitCounter(t, stats, series("received_total", "aggregators.statsd", "statsd-1"), 3+6+2+1, 10*time.Second)
+	if code := p.stop(t); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	var sums map[string]float64
+	var lat float64
+	var untouched bool
+	read := func() bool {
+		sums, lat, untouched = map[string]float64{}, 0, false
+		for _, l := range sink.Lines() {
+			f := strings.Fields(l)
+			if len(f) != 3 {
+				t.Fatalf("bad line %q", l)
+			}
+			v, _ := strconv.ParseFloat(f[1], 64)
+			switch f[0] {
+			case "stats_counts.srv.tcp", "stats_counts.srv.udp", "stats_counts.srv.http":
+				sums[f[0]] += v
+			case "stats.timers.srv.lat.count":
+				lat += v
+			case "graphite.untouched":
+				untouched = l == "graphite.untouched 7 1700000000"
+			}
+		}
+		return sums["stats_counts.srv.tcp"] == 106 && untouched
+	}
+	waitFor(5*time.Second, read) // the sink reads what the router wrote before it stopped
+	if sums["stats_counts.srv.tcp"] != 106 || sums["stats_counts.srv.udp"] != 3 || sums["stats_counts.srv.http"] != 10 || lat != 4 {
+		t.Fatalf("sums %v, timer count %v: want tcp 106, udp 3, http 10, 4 timer values", sums, lat)
+	}
+	if !untouched {
+		t.Fatal("the Graphite line did not pass untouched")
+	}
+	if !strings.Contains(p.out.String(), `"message":"aggregator summary"`) {
+		t.Fatal("no aggregator summary at shutdown")
+	}
 }
