@@ -50,6 +50,9 @@ type Agent struct {
 	stopNow chan struct{}
 	invalid invalidLog // validate else = "log"
 	fatal   chan error // an output that cannot go on (registry.ErrFatal)
+	// aggsRetiring: final flushes of aggregators a reload removed, still
+	// to come (shutdown waits for them before the outputs close)
+	aggsRetiring sync.WaitGroup
 
 	reg      *registry.Registry
 	inTimes  inputTimes
@@ -285,6 +288,7 @@ func (a *Agent) shutdown(cfg *config.Config, cancelInputs, cancelRunners context
 	// what the inputs read is in the aggregators and the buckets: the
 	// aggregators' final flushes (which aggregate rules may take), then
 	// every bucket that ended
+	a.aggsRetiring.Wait()
 	a.stopAggregators()
 	a.stopAggregates()
 	for _, r := range runners {

@@ -397,6 +397,7 @@ func (a *Agent) commit(p *plan, why string, began time.Time) {
 		}
 	}
 	if old != nil {
+		a.aggsRetiring.Add(1)
 		go a.retire(old, removed, aggsGone)
 	}
 	a.log.Info().Str("cause", why).Dur("elapsed_ms", time.Since(began)).
@@ -425,6 +426,7 @@ func (a *Agent) retire(old *pipeline, removed []*runner.Runner, aggsGone []*aggR
 			a.metrics.Remove("aggregators."+r.inst.Name, r.inst.ID)
 		}
 	}
+	a.aggsRetiring.Done()
 	for _, r := range removed {
 		go func() {
 			a.mu.Lock()
