@@ -14,6 +14,7 @@ package all
 import (
 	_ "github.com/metricsrouter/router/compat/carbonagg"
 	_ "github.com/metricsrouter/router/compat/crelay"
+	_ "github.com/metricsrouter/router/compat/etsyconf"
 	_ "github.com/metricsrouter/router/compat/polymur"
 	_ "github.com/metricsrouter/router/plugins/aggregators/statsd"
 	_ "github.com/metricsrouter/router/plugins/discovery/consul"
