@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"fmt"
+	"maps"
 	"math"
 	"net"
 	"net/http"
@@ -361,5 +362,78 @@ func TestStatsDServerInputsAndShutdown(t *testing.T) {
 	}
 	if !strings.Contains(p.out.String(), `"message":"aggregator summary"`) {
 		t.Fatal("no aggregator summary at shutdown")
+	}
+}
+
+// TestSumCountersIntoEtsy: a proxy router with sum_counters in front of
+// Etsy statsd's daemon: Etsy's stats_counts add up to what the clients
+// sent (sample rates applied), from far fewer lines than were sent, and the
+// router counts the lines it merged away.
+func TestSumCountersIntoEtsy(t *testing.T) {
+	dir := etsytest.StatsdDir(t)
+	etsy := etsytest.NewFlushSink(t)
+	etsyPort := freeUDPPort(t)
+	etsytest.Daemon(t, dir, fmt.Sprintf(`{ port: %d, address: "127.0.0.1", mgmt_port: %d, mgmt_address: "127.0.0.1",
+  flushInterval: 1000, backends: ["./backends/graphite"], graphiteHost: "127.0.0.1", graphitePort: %d }`,
+		etsyPort, freeTCPPort(t), etsy.Port))
+	in, stats := freeUDPAddr(t), plugintest.FreeAddr(t)
+	startRouter(t, fmt.Sprintf(`
+[agent]
+  stats_addr = %q
+[[inputs.statsd]]
+  listen = %q
+  read_buffer = 4194304
+[[outputs.statsd]]
+  address = "127.0.0.1:%d"
+  sum_counters = true
+  flush_interval = "500ms"
+  batch_size = 100000
+`, stats, in, etsyPort))
+	// the first flush: Etsy is up
+	select {
+	case <-etsy.Flushes:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no flush from Etsy statsd")
+	}
+	c := dialUDP(t, in)
+	want := map[string]float64{}
+	sent := 0
+	for i := range 2000 {
+		name := fmt.Sprintf("sum.c%d", i%20)
+		line := name + ":3|c"
+		want["stats_counts."+name] += 3
+		if i%4 == 0 {
+			line = name + ":1|c|@0.25"
+			want["stats_counts."+name] += 4 - 3
+		}
+		if _, err := c.Write([]byte(line)); err != nil {
+			t.Fatal(err)
+		}
+		sent++
+	}
+	got := map[string]float64{}
+	received := 0.0
+	deadline := time.After(15 * time.Second)
+	for !maps.Equal(got, want) {
+		select {
+		case b := <-etsy.Flushes:
+			for _, l := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+				f := strings.Fields(l)
+				v, _ := strconv.ParseFloat(f[1], 64)
+				if strings.HasPrefix(f[0], "stats_counts.sum.") {
+					got[f[0]] += v
+				}
+				if f[0] == "stats_counts.statsd.metrics_received" {
+					received += v
+				}
+			}
+		case <-deadline:
+			t.Fatalf("Etsy's counts %v, want %v", got, want)
+		}
+	}
+	summed := scrape(t, stats)[series("counters_summed_total", "outputs.statsd", "statsd-1")]
+	t.Logf("%d lines sent, Etsy received %v, the router merged %v away", sent, received, summed)
+	if received > 200 || summed == 0 || received+summed != float64(sent) {
+		t.Fatalf("Etsy received %v lines and the router merged %v of %d", received, summed, sent)
 	}
 }

@@ -75,7 +75,10 @@ type StatsD struct {
 	WriteBuffer   int               `toml:"write_buffer"`
 	Admin         string            `toml:"admin"`
 	CheckInterval registry.Duration `toml:"check_interval"`
+	SumCounters   bool              `toml:"sum_counters"`
 
+	sum       *summer        // sum_counters
+	summed    *atomic.Uint64 // lines sum_counters merged away
 	as        metric.Type
 	oversize  *atomic.Uint64
 	refused   *atomic.Uint64
@@ -137,6 +140,10 @@ func (s *StatsD) Init(env registry.Env) error {
 	s.oversize = env.Metrics.Counter("oversize_dropped_total", "UDP: lines longer than 65507 bytes, which no datagram carries, dropped (and counted as rejected).")
 	s.refused = env.Metrics.Counter("conversion_refused_total", "Graphite metrics StatsD cannot carry (NaN, Inf, a negative timer), not written (and counted as rejected).")
 	s.datagrams = env.Metrics.Counter("datagrams_total", "UDP datagrams sent.")
+	if s.SumCounters {
+		s.sum = newSummer()
+		s.summed = env.Metrics.Counter("counters_summed_total", "sum_counters: counter lines merged into the sum of their batch (not written on their own).")
+	}
 	s.log = env.Log.Sample(&zerolog.BurstSampler{Burst: 1, Period: 10 * time.Second})
 	if s.Admin != "" {
 		if err := registry.CheckAddress("admin", s.Admin); err != nil {
@@ -215,6 +222,13 @@ func portOf(a string) string { _, p, _ := net.SplitHostPort(a); return p }
 // again. A batch with metrics left out returns a *streamout.Refused error
 // once the others are written.
 func (s *StatsD) Write(ctx context.Context, b metric.Batch) error {
+	if s.sum != nil {
+		return s.writeSummed(ctx, b)
+	}
+	return s.write(ctx, b)
+}
+
+func (s *StatsD) write(ctx context.Context, b metric.Batch) error {
 	var err error
 	if s.Protocol == "tcp" {
 		if s.line == nil {
