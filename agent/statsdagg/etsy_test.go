@@ -22,9 +22,31 @@ import (
 // The differential test runs Etsy statsd's own daemon (node stats.js, the npm
 // package statsd 0.9.0 in $STATSD_DIR) with its graphite backend pointed at a
 // TCP sink, sends it two batches of datagrams, each right after a flush, and
-// compares every line of three or more consecutive flushes with State.Flush at the
-// same timestamps. Lines of Etsy's own statistics that State does not write
-// (see the package doc) are dropped from Etsy's side.
+// compares whole flushes with State.Flush at the same timestamps.
+//
+// Compared, for every case: every line of flush 1 (before any input: Etsy's
+// own statistics), flush 2 (batchA), flush 3 (batchB: what each type keeps,
+// resets or deletes), then of the case's idle flushes (nothing sent:
+// deletions, gauge TTLs running out). Names and values are compared as
+// text, which is stricter than 1e-9 relative; processing_time by name only
+// (its value measures each implementation); Etsy's graphiteStats.* lines
+// are dropped (see the package doc). The cases:
+//   - legacy: legacy namespace, percentThreshold [90, 99.9, -10], no delete
+//     option, flushes 1-3;
+//   - namespaced: legacyNamespace false with every prefix, a global suffix and
+//     prefixStats set, eight percent thresholds (out of range, zero, negative,
+//     repeated), flushes 1-3;
+//   - delete-idle-histogram: legacy, deleteIdleStats (the four delete options),
+//     gaugesMaxTTL 2, histogram bins with 'inf' and three entries of which the
+//     first match wins, flushes 1-5;
+//   - delete-some-namespaced: namespaced, deleteCounters and deleteGauges alone
+//     with gaugesMaxTTL 3 (the gauges of batchA only are written in flushes
+//     2-4 and gone from flush 5; those of batchB in 3-5, gone in flush 6),
+//     flushes 1-6;
+//   - idle-overrides: namespaced with a global suffix, deleteIdleStats with
+//     deleteCounters and deleteGauges false (timers and sets deleted),
+//     histogram bins unsorted and repeated (2.5 and 2.50: one line),
+//     flushes 1-4.
 
 // batchA covers every type, sample rates, tags, sanitizing, multi-value lines,
 // bad lines and Etsy's quirks that do not make it throw.
@@ -49,6 +71,8 @@ var batchA = []string{
 	"dup:1|c", "dup:2|ms", "dup:3|g", "dup:z|s",
 	"m.p1:1|c\nm.p2:2|c\n\nm.p3:3|ms\n",
 	"c.tagempty:1|c|#x,,y", "c.tagcomma:1|c|#,", "c.tagonly:1|c|#", "c.tagws:1|c|#a b: c d",
+	"c.tagorder:1|c|#zz:1,aa:2,mm", "h.dog:4|h", "h.dog:6|h|@0.5", "d.dog:5|d", "h.neg:-4|h", "d.bad:x|d",
+	"c.comma,x:1|c", "c.comma2,k=v,x:1|c", "c.comma3,k=:1|c", "c.semi;k=v:1|c",
 	"statsd.bad_lines_seen:3|c",
 }
 
@@ -56,6 +80,7 @@ var batchA = []string{
 // Etsy keeps (gauges, zeroed counters, emptied timers and sets).
 var batchB = []string{
 	"c.basic:5|c", "g.a:+1|g", "t.a:10|ms", "s.a:q|s", "g.new:1|g", "c.nan:1|c|@0x1",
+	"t.new:3|ms:1|ms", "s.new:a|s",
 }
 
 func TestEtsyDifferential(t *testing.T) {
@@ -100,6 +125,17 @@ func TestEtsyDifferential(t *testing.T) {
 			c.DeleteCounters, c.DeleteGauges, c.GaugesMaxTTL = true, true, 3
 			return c
 		}, 3},
+		{"idle-overrides", `deleteIdleStats: true, deleteCounters: false, deleteGauges: false,
+			histogram: [{metric: "t.", bins: [10, 2.5, 0.5, 2.50, 1e21, "inf"]}],
+			graphite: {legacyNamespace: false, globalSuffix: "sfx"}`, func() Config {
+			c := DefaultConfig()
+			c.FlushInterval = 1500 * time.Millisecond
+			c.LegacyNamespace, c.GlobalSuffix = false, "sfx"
+			no := false
+			c.DeleteCounters, c.DeleteTimers, c.DeleteGauges, c.DeleteSets = ResolveDeleteIdle(true, &no, nil, &no, nil)
+			c.Histogram = []Histogram{{"t.", []float64{10, 2.5, 0.5, 2.50, 1e21, math.Inf(1)}}}
+			return c
+		}, 1},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -197,9 +233,10 @@ func runEtsy(t *testing.T, dir, js string, cfg Config, idle int) (split bool) {
 				return true
 			}
 		}
-		gotLines, procs := withoutProcessingTime(parseLines(string(got)), cfg.PrefixStats)
-		if procs != 1 {
-			t.Errorf("flush %d: %d processing_time lines, want 1 (as Etsy)", i+1, procs)
+		gotLines, procs := blankProcessingTime(parseLines(string(got)), cfg.PrefixStats)
+		want, etsyProcs := blankProcessingTime(want, cfg.PrefixStats)
+		if procs != 1 || etsyProcs != 1 {
+			t.Errorf("flush %d: %d processing_time lines, Etsy %d, want 1", i+1, procs, etsyProcs)
 		}
 		compareLines(t, fmt.Sprintf("flush %d", i+1), want, gotLines)
 		t.Logf("flush %d at %d: %d lines compared", i+1, ts, len(want))
@@ -223,8 +260,7 @@ func parseEtsy(t *testing.T, b []byte, prefixStats string) ([]string, int64) {
 	var ts int64 = -1
 	for _, l := range parseLines(string(b)) {
 		name := l[:strings.IndexByte(l, ' ')]
-		if strings.Contains(name, prefixStats+".processing_time") ||
-			strings.Contains(name, prefixStats+".graphiteStats.") {
+		if strings.Contains(name, prefixStats+".graphiteStats.") {
 			continue
 		}
 		if strings.Contains(name, ".numStats") {
@@ -238,19 +274,20 @@ func parseEtsy(t *testing.T, b []byte, prefixStats string) ([]string, int64) {
 	return lines, ts
 }
 
-// withoutProcessingTime drops the processing_time line (its value measures
-// the daemon) and says how many there were.
-func withoutProcessingTime(lines []string, prefixStats string) ([]string, int) {
-	out := lines[:0:0]
+// blankProcessingTime replaces the value of the processing_time lines (it
+// measures each implementation) by "-", so that their names are compared,
+// and says how many there were.
+func blankProcessingTime(lines []string, prefixStats string) ([]string, int) {
 	n := 0
-	for _, l := range lines {
-		if strings.Contains(l[:strings.IndexByte(l, ' ')], prefixStats+".processing_time") {
+	for i, l := range lines {
+		name, rest, _ := strings.Cut(l, " ")
+		if strings.Contains(name, prefixStats+".processing_time") {
+			_, ts, _ := strings.Cut(rest, " ")
+			lines[i] = name + " - " + ts
 			n++
-			continue
 		}
-		out = append(out, l)
 	}
-	return out, n
+	return lines, n
 }
 
 func parseLines(s string) []string {

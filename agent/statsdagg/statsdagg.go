@@ -9,27 +9,39 @@
 // to 0, timers and sets emptied, gauges kept, or, with the delete options
 // (deleteCounters, deleteTimers, deleteSets, deleteGauges with gaugesMaxTTL),
 // idle keys forgotten. Timer histograms (Etsy's histogram setting) are
-// written as Etsy's process_metrics.js counts them.
+// written as process_metrics.js counts and names them. DogStatsD tags
+// ("|#k:v,k2:v2") become ";k=v;k2=v2" in the key, in the order given (Etsy
+// does not sort them), each tag's first ';' made '_' and first ':' '='.
 //
 // Of Etsy's own statistics, Flush writes the counters
 // <prefixStats>.bad_lines_seen, .packets_received and .metrics_received, the
-// gauge <prefixStats>.timestamp_lag, the numStats line and processing_time
-// (the flush's own computation time in milliseconds, so its value is not
-// Etsy's). It leaves out the graphite backend's graphiteStats.calculationtime
-// and graphiteStats.{last_exception,last_flush,flush_time,flush_length},
-// which measure the backend.
+// gauge <prefixStats>.timestamp_lag, the numStats line and processing_time,
+// under the names graphite.js gives them (legacy namespace:
+// <prefixStats>.numStats and stats.<prefixStats>.processing_time, else
+// <globalPrefix>.<prefixStats>.numStats and .processing_time, each with the
+// global suffix). processing_time is the flush's own computation time in
+// whole milliseconds, so its value is not Etsy's. Left out are the
+// graphite backend's graphiteStats.calculationtime (its time to build the
+// lines of each flush) and graphiteStats.last_exception, .last_flush,
+// .flush_time and .flush_length (written when the connection to carbon is
+// up, with the values of the previous send): they measure the backend and
+// its connection, not the aggregation.
 //
 // Beyond Etsy, for the router's StatsD server: TimerTypes (DogStatsD's "h"
-// and "d" as timers), Influx-style tags in the key ("name,k=v:1|c" becomes
-// the Graphite tags ";k=v"), MaxSeries, and Lines (where each line of a
-// flush is, so that a caller builds metrics without parsing them).
+// and "d" as timers), Influx-style tags in the key (Telegraf's
+// "name,k1=v1,k2=v2:1|c" becomes "name;k1=v1;k2=v2", before any DogStatsD
+// tags, when every ','-separated part after the name is a k=v with both
+// sides non-empty once sanitized; otherwise the key is Etsy's, which drops
+// the ','), AddPackets, MaxSeries, and Lines (where each line of a flush
+// is, so that a caller builds metrics without parsing them).
 //
-// Not reproduced: calculatedTimerMetrics, keyNameSanitize=false, flush order
-// of integer-like keys (JavaScript lists them first), keys named after
-// Object.prototype properties ("__proto__", "constructor", ...), set members
-// that are not valid UTF-8 (compared as bytes, where Etsy compares their
-// decoded text), and sample rates on which Etsy's daemon throws and exits
-// (such as "@+1", "@ 1" or "@Infinity"): Add reports those lines as bad.
+// Not reproduced: calculatedTimerMetrics, keyNameSanitize=false, keyFlush,
+// the pickle protocol, flush order of integer-like keys (JavaScript lists
+// them first), keys named after Object.prototype properties ("__proto__",
+// "constructor", ...), set members that are not valid UTF-8 (compared as
+// bytes, where Etsy compares their decoded text), and sample rates on which
+// Etsy's daemon throws and exits (such as "@+1", "@ 1" or "@Infinity"): Add
+// reports those lines as bad.
 //
 // A State is not safe for concurrent use.
 package statsdagg
@@ -77,26 +89,51 @@ type Config struct {
 	FlushCounts bool
 	// DeleteCounters, DeleteTimers and DeleteSets are deleteCounters,
 	// deleteTimers and deleteSets: after a flush the keys are forgotten
-	// instead of being reset (so an idle key writes nothing). Counters whose
-	// key contains "packets_received", "metrics_received" or
-	// "bad_lines_seen" are reset all the same, as Etsy does.
+	// instead of being reset (so a key idle for a whole interval writes
+	// nothing). Counters whose key contains "packets_received",
+	// "metrics_received" or "bad_lines_seen" are zeroed instead, as Etsy
+	// does. Etsy's deleteIdleStats is the default of the four; resolving
+	// it is the caller's (ResolveDeleteIdle).
 	DeleteCounters, DeleteTimers, DeleteSets bool
-	// DeleteGauges is deleteGauges: a gauge not updated for GaugesMaxTTL
-	// flushes is forgotten (GaugesMaxTTL below 2 counts as 1, as Etsy's).
+	// DeleteGauges is deleteGauges: every gauge update sets the gauge's
+	// TTL to GaugesMaxTTL, every flush (after writing) takes one from each
+	// TTL and forgets the gauges whose TTL is then below 1. The
+	// timestamp_lag gauge has no TTL unless a line updates it. As Etsy,
+	// GaugesMaxTTL below 2 counts as 1 (forgotten after one idle flush).
 	DeleteGauges bool
 	GaugesMaxTTL int
 	// Histogram is Etsy's histogram setting: the bins of the timers whose
-	// key contains Metric (the first entry that matches). A bin counts the
-	// values below its bound not counted by an earlier bin; +Inf is 'inf'.
+	// key contains Metric (the first entry that matches, even with no
+	// Bins). A bin counts the values below its bound not counted by an
+	// earlier bin; +Inf stands for Etsy's 'inf' (every value left). Its
+	// line is <timer>.histogram.bin_<bound>; bounds of the same name
+	// write one line, at the first one's place, with the last one's count.
+	// NaN bounds are refused.
 	Histogram []Histogram
-	// TimerTypes are the type tokens aggregated as timers (validated as
-	// Etsy validates "ms"). nil: Etsy's ["ms"]; Etsy adds every other
-	// type, "h" and "d" included, to counters.
+	// TimerTypes are type tokens aggregated as timers, in addition to
+	// "ms" (always one), and validated as Etsy validates "ms" (a number
+	// >= 0). nil: Etsy's ["ms"] alone; Etsy adds every other type, "h" and
+	// "d" included, to counters. "g", "s", "" and types with white space
+	// around or with '|', ':' or '\n' are refused.
 	TimerTypes []string
-	// MaxSeries bounds the keys held (counters, timers, gauges and sets,
-	// without Etsy's own statistics); a value of a new key past it is
-	// dropped and counted (Refused). 0: no limit.
+	// MaxSeries bounds the keys held: counters, timers, gauges and sets,
+	// not Etsy's three own counters nor its timestamp_lag gauge. A value
+	// of a new key past it is dropped and counted (Refused); keys the
+	// Delete options forget make room. 0: no limit; negative is refused.
 	MaxSeries int
+}
+
+// ResolveDeleteIdle returns the four Delete options as Etsy's stats.js
+// resolves deleteIdleStats: each one set (non-nil) is kept, each one unset
+// takes deleteIdle.
+func ResolveDeleteIdle(deleteIdle bool, counters, timers, gauges, sets *bool) (dc, dt, dg, ds bool) {
+	get := func(p *bool) bool {
+		if p != nil {
+			return *p
+		}
+		return deleteIdle
+	}
+	return get(counters), get(timers), get(gauges), get(sets)
 }
 
 // Histogram is one entry of Config.Histogram.
@@ -129,6 +166,7 @@ type pctName struct {
 
 // counter, timer, gauge and set hold one key's value and its output names.
 type counter struct {
+	key                 string // as in counterIdx
 	rateName, countName string
 	value               float64
 }
@@ -143,9 +181,14 @@ type timer struct {
 type bin struct {
 	bound float64
 	name  string // "histogram.bin_<bound>"
+	// slot is the index of the first bin of the same name: JavaScript
+	// keeps one property per name, at the first one's place, with the last
+	// one's value
+	slot int
 }
 
 type gauge struct {
+	key   string // as in gaugeIdx
 	name  string
 	value float64
 	ttl   int // flushes left without an update (DeleteGauges); -1: none
@@ -177,6 +220,9 @@ type State struct {
 	prevTs                       int64
 	key                          []byte
 	cum, cumSq                   []float64
+	freqs                        []float64 // of one timer's histogram bins
+	timerNames                   int       // the length of the statistics' names of a timer with values, bins aside
+	hists                        [][]bin   // of each Config.Histogram entry
 	timerTypes                   map[string]bool
 	lines                        []Line // of the last Flush
 	procName                     string // processing_time
@@ -220,6 +266,7 @@ func New(cfg Config) (*State, error) {
 		}
 		s.pcts = append(s.pcts, pctName{pct: p, count: "count_" + clean, mean: "mean_" + clean,
 			bound: bound, sum: "sum_" + clean, sumSquares: "sum_squares_" + clean})
+		s.timerNames += len("count_mean_upper_sum_sum_squares_") + 5*len(clean)
 	}
 	if cfg.LegacyNamespace {
 		s.globalNS = []string{"stats"}
@@ -251,22 +298,42 @@ func New(cfg Config) (*State, error) {
 	} else {
 		s.procName = s.format(s.globalNS, cfg.PrefixStats, "processing_time")
 	}
+	s.timerNames += len("stdupperlowercountcount_pssumsum_squaresmeanmedian")
 	s.timerTypes = map[string]bool{"ms": true}
 	for _, t := range cfg.TimerTypes {
-		if t == "" || strings.ContainsAny(t, "|:\n") {
-			return nil, fmt.Errorf("statsdagg: timer type %q", t)
+		// a type is matched as written, then trimmed (as Etsy does with
+		// "ms"), so one with white space around could never aggregate
+		if t == "" || t != jsTrim(t) || strings.ContainsAny(t, "|:\n") || t == "g" || t == "s" {
+			return nil, fmt.Errorf("statsdagg: timer type %q: want a StatsD type other than \"g\" and \"s\"", t)
 		}
 		s.timerTypes[t] = true
+	}
+	if cfg.MaxSeries < 0 {
+		return nil, fmt.Errorf("statsdagg: MaxSeries %d is negative", cfg.MaxSeries)
 	}
 	if s.cfg.GaugesMaxTTL < 1 {
 		s.cfg.GaugesMaxTTL = 1
 	}
-	for _, h := range cfg.Histogram {
-		for _, b := range h.Bins {
+	s.hists = make([][]bin, len(cfg.Histogram))
+	for i, h := range cfg.Histogram {
+		bins := make([]bin, len(h.Bins))
+		slot := map[string]int{}
+		for j, b := range h.Bins {
 			if b != b {
 				return nil, fmt.Errorf("statsdagg: histogram %q: a bin is NaN", h.Metric)
 			}
+			// process_metrics.js: 'bin_' + bound.toString().replace('.', '_')
+			text := "inf"
+			if !math.IsInf(b, 1) {
+				text = jsNumber(b)
+			}
+			name := "histogram.bin_" + strings.Replace(text, ".", "_", 1)
+			if _, ok := slot[name]; !ok {
+				slot[name] = j
+			}
+			bins[j] = bin{bound: b, name: name, slot: slot[name]}
 		}
+		s.hists[i] = bins
 	}
 	return s, nil
 }
@@ -316,7 +383,7 @@ func (s *State) counter(key string) int {
 	if i, ok := s.counterIdx[key]; ok {
 		return i
 	}
-	c := counter{}
+	c := counter{key: key}
 	if s.cfg.LegacyNamespace {
 		c.rateName = s.format(s.counterNS, key)
 		c.countName = s.format([]string{"stats_counts"}, key)
@@ -385,7 +452,14 @@ func (s *State) Add(line []byte) error {
 			var t string
 			t, tags, _ = strings.Cut(tags, ",")
 			s.key = append(s.key, ';')
+			start := len(s.key)
 			s.key = appendSanitizedPart(s.key, t)
+			// a ';' would split the tag in two
+			for j := start; j < len(s.key); j++ {
+				if s.key[j] == ';' {
+					s.key[j] = '_'
+				}
+			}
 		}
 		if tagPart != "" {
 			s.key = appendSanitized(s.key, "", tagPart)
@@ -416,7 +490,8 @@ func (s *State) Add(line []byte) error {
 
 // influxTags splits an Influx-style key "name,k1=v1,k2=v2" into the name and
 // "k1=v1,k2=v2"; ok is false unless every part after the name is a k=v with
-// both sides non-empty.
+// both sides non-empty once sanitized (Graphite refuses an empty tag name
+// or value).
 func influxTags(key string) (name, tags string, ok bool) {
 	name, tags, found := strings.Cut(key, ",")
 	if !found || name == "" {
@@ -425,7 +500,7 @@ func influxTags(key string) (name, tags string, ok bool) {
 	for rest := tags; ; {
 		t, more, again := strings.Cut(rest, ",")
 		k, v, eq := strings.Cut(t, "=")
-		if !eq || k == "" || v == "" {
+		if !eq || !survives(k) || !survives(v) {
 			return "", "", false
 		}
 		if !again {
@@ -434,6 +509,18 @@ func influxTags(key string) (name, tags string, ok bool) {
 		rest = more
 	}
 	return name, tags, true
+}
+
+// survives reports whether sanitizing leaves anything of s.
+func survives(s string) bool {
+	for _, r := range s {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '_', r == '-', r == '.',
+			r == ';', r == '=', r == '/', isJSSpace(r):
+			return true
+		}
+	}
+	return false
 }
 
 // appendSanitized appends Etsy's key for raw and tags: the tags (split at ',')
@@ -585,7 +672,7 @@ func (s *State) addValue(v string) error {
 				return nil
 			}
 			key := string(s.key)
-			s.gauges = append(s.gauges, gauge{name: s.format(s.gaugeNS, key), ttl: -1})
+			s.gauges = append(s.gauges, gauge{key: key, name: s.format(s.gaugeNS, key), ttl: -1})
 			i = len(s.gauges) - 1
 			s.gaugeIdx[key] = i
 		}
@@ -637,21 +724,13 @@ func (s *State) addValue(v string) error {
 }
 
 // binsFor returns the histogram bins of the first Histogram entry whose
-// Metric key contains (process_metrics.js: key.indexOf(metric) > -1).
+// Metric key contains (process_metrics.js: key.indexOf(metric) > -1); an
+// entry without bins matches all the same, and gives none.
 func (s *State) binsFor(key string) []bin {
-	for _, h := range s.cfg.Histogram {
-		if !strings.Contains(key, h.Metric) {
-			continue
+	for i, h := range s.cfg.Histogram {
+		if strings.Contains(key, h.Metric) {
+			return s.hists[i]
 		}
-		bins := make([]bin, len(h.Bins))
-		for i, b := range h.Bins {
-			text := "inf"
-			if !math.IsInf(b, 1) {
-				text = jsNumber(b)
-			}
-			bins[i] = bin{bound: b, name: "histogram.bin_" + strings.Replace(text, ".", "_", 1)}
-		}
-		return bins
 	}
 	return nil
 }
@@ -678,7 +757,7 @@ func (s *State) Flush(ts int64, dst []byte) []byte {
 	if s.prevTs > 0 {
 		i, ok := s.gaugeIdx[s.lagKey]
 		if !ok {
-			s.gauges = append(s.gauges, gauge{name: s.format(s.gaugeNS, s.lagKey)})
+			s.gauges = append(s.gauges, gauge{key: s.lagKey, name: s.format(s.gaugeNS, s.lagKey)})
 			i = len(s.gauges) - 1
 			s.gaugeIdx[s.lagKey] = i
 			s.gauges[i].ttl = -1
@@ -688,6 +767,20 @@ func (s *State) Flush(ts int64, dst []byte) []byte {
 	s.prevTs = ts
 	var tsText [24]byte
 	tsb := strconv.AppendInt(tsText[:0], ts, 10)
+	// One allocation at most, of the size the flush needs, rather than
+	// the copies of growing by append (a flush of a million keys is
+	// hundreds of megabytes); make, unlike slices.Grow, leaves fresh
+	// memory untouched, so the room reserved and not written costs no
+	// page.
+	nLines, nBytes := s.size(len(tsb))
+	if cap(s.lines) < nLines {
+		s.lines = make([]Line, 0, nLines)
+	}
+	if cap(dst)-len(dst) < nBytes {
+		d := make([]byte, len(dst), len(dst)+nBytes)
+		copy(d, dst)
+		dst = d
+	}
 	line := func(name string, v float64) {
 		start := len(dst)
 		dst = append(dst, name...)
@@ -724,16 +817,70 @@ func (s *State) Flush(ts int64, dst []byte) []byte {
 	return dst
 }
 
+// valueRoom is the room a flush reserves for each value's text: the
+// longest a JavaScript number takes, "-1.2345678901234567e-300", is 24.
+const valueRoom = 20
+
+// size returns the number of lines of the coming flush and the bytes they
+// take, their values counted as valueRoom bytes each.
+func (s *State) size(tsLen int) (lines, bytes int) {
+	per := 1 + valueRoom + 1 + tsLen + 1 // " value ts\n"
+	for i := range s.counters {
+		c := &s.counters[i]
+		lines++
+		bytes += len(c.rateName) + per
+		if s.cfg.FlushCounts {
+			lines++
+			bytes += len(c.countName) + per
+		}
+	}
+	for i := range s.timers {
+		t := &s.timers[i]
+		n, names := 2, len("countcount_ps")
+		if len(t.values) > 0 {
+			n, names = 9+5*len(s.pcts), s.timerNames
+			for j, b := range t.bins {
+				if b.slot == j {
+					n++
+					names += len(b.name)
+				}
+			}
+		}
+		lines += n
+		bytes += n*(len(t.base)+1+len(t.tail)+per) + names
+	}
+	for i := range s.gauges {
+		lines++
+		bytes += len(s.gauges[i].name) + per
+	}
+	for i := range s.sets {
+		lines++
+		bytes += len(s.sets[i].name) + per
+	}
+	return lines + 2, bytes + len(s.numStatsName) + len(s.procName) + 2*per
+}
+
 // reset prepares the next interval as Etsy's clear_metrics does after the
 // backends flushed: counters zeroed (or deleted), timers and sets emptied
 // (or deleted), gauges kept (or deleted once idle for GaugesMaxTTL flushes).
 func (s *State) reset() {
 	if s.cfg.DeleteCounters {
-		keep := func(key string) bool {
-			return strings.Contains(key, "packets_received") || strings.Contains(key, "metrics_received") ||
-				strings.Contains(key, "bad_lines_seen")
+		// Etsy keeps (and zeroes) every counter whose key contains one of
+		// the names of its own three, whatever its prefix
+		n := 0
+		for _, c := range s.counters {
+			if !strings.Contains(c.key, "packets_received") && !strings.Contains(c.key, "metrics_received") &&
+				!strings.Contains(c.key, "bad_lines_seen") {
+				delete(s.counterIdx, c.key)
+				continue
+			}
+			s.counters[n] = c
+			s.counterIdx[c.key] = n
+			n++
 		}
-		s.counters, s.badLines = compact(s.counters, s.counterIdx, keep, s.badLines)
+		clear(s.counters[n:])
+		s.counters = s.counters[:n]
+		s.badLines = s.counterIdx[s.cfg.PrefixStats+".bad_lines_seen"]
 		s.packets = s.counterIdx[s.cfg.PrefixStats+".packets_received"]
 		s.metrics = s.counterIdx[s.cfg.PrefixStats+".metrics_received"]
 	}
@@ -761,46 +908,27 @@ func (s *State) reset() {
 	if s.cfg.DeleteGauges {
 		dead := false
 		for i := range s.gauges {
-			if g := &s.gauges[i]; g.ttl >= 0 {
+			if g := &s.gauges[i]; g.ttl > 0 {
 				if g.ttl--; g.ttl < 1 {
 					dead = true
 				}
 			}
 		}
 		if dead {
-			live := func(key string) bool { g := s.gauges[s.gaugeIdx[key]]; return g.ttl < 0 || g.ttl >= 1 }
-			s.gauges, _ = compact(s.gauges, s.gaugeIdx, live, 0)
+			n := 0
+			for _, g := range s.gauges {
+				if g.ttl == 0 {
+					delete(s.gaugeIdx, g.key)
+					continue
+				}
+				s.gauges[n] = g
+				s.gaugeIdx[g.key] = n
+				n++
+			}
+			clear(s.gauges[n:])
+			s.gauges = s.gauges[:n]
 		}
 	}
-}
-
-// compact keeps the entries of a whose key passes keep, in order, and
-// renumbers idx; track is an index into a, returned renumbered (it must
-// be kept).
-func compact[T any](a []T, idx map[string]int, keep func(string) bool, track int) ([]T, int) {
-	keys := make([]string, len(a))
-	for k, i := range idx {
-		keys[i] = k
-	}
-	n := 0
-	tracked := 0
-	for i, k := range keys {
-		if !keep(k) {
-			delete(idx, k)
-			continue
-		}
-		if i == track {
-			tracked = n
-		}
-		a[n] = a[i]
-		idx[k] = n
-		n++
-	}
-	var zero T
-	for i := n; i < len(a); i++ {
-		a[i] = zero
-	}
-	return a[:n], tracked
 }
 
 // flushTimer appends the lines of one timer (lib/process_metrics.js) and
@@ -906,13 +1034,21 @@ func (s *State) flushTimer(t *timer, dst, tsb []byte, base int) []byte {
 	line("mean", mean)
 	line("median", median)
 	// histogram bins: values below each bound not in an earlier bin
-	i := 0
-	for _, b := range t.bins {
-		freq := 0
-		for ; i < count && (math.IsInf(b.bound, 1) || values[i] < b.bound); i++ {
-			freq++
+	if len(t.bins) > 0 {
+		s.freqs = slices.Grow(s.freqs[:0], len(t.bins))[:len(t.bins)]
+		i := 0
+		for _, b := range t.bins {
+			freq := 0
+			for ; i < count && (math.IsInf(b.bound, 1) || values[i] < b.bound); i++ {
+				freq++
+			}
+			s.freqs[b.slot] = float64(freq)
 		}
-		line(b.name, float64(freq))
+		for j, b := range t.bins {
+			if b.slot == j {
+				line(b.name, s.freqs[j])
+			}
+		}
 	}
 	return dst
 }

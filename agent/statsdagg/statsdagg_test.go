@@ -6,6 +6,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"os/exec"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -266,7 +267,8 @@ func TestTimerTypes(t *testing.T) {
 
 func TestInfluxTags(t *testing.T) {
 	s, _ := New(DefaultConfig())
-	for _, l := range []string{"req,host=a b,dc=eu:1|c", "req,host=a b,dc=eu:2|c|#env:prod", "plain,notag:1|c", "t,k=v:4|ms"} {
+	for _, l := range []string{"req,host=a b,dc=eu:1|c", "req,host=a b,dc=eu:2|c|#env:prod", "plain,notag:1|c", "t,k=v:4|ms",
+		"semi,k=a;b:1|c", "empty,k=!!:1|c", "emptyk,=v:1|c", "part,k=v,x:1|c", "dog:1|c|#z:1,a:2", "g,k=v:5|g", "s,k=v:x|s"} {
 		if err := s.Add([]byte(l)); err != nil {
 			t.Fatal(err)
 		}
@@ -277,6 +279,13 @@ func TestInfluxTags(t *testing.T) {
 		"stats_counts.req;host=a_b;dc=eu;env=prod": "2",
 		"stats_counts.plainnotag":                  "1", // not k=v: Etsy's sanitizing
 		"stats.timers.t.mean;k=v":                  "4",
+		"stats_counts.semi;k=a_b":                  "1", // a ';' would make two tags
+		"stats_counts.emptyk=":                     "1", // a value sanitized away: Etsy's key
+		"stats_counts.emptyk=v":                    "1", // an empty tag name: Etsy's key
+		"stats_counts.partk=vx":                    "1", // not every part a k=v: Etsy's key
+		"stats_counts.dog;z=1;a=2":                 "1", // DogStatsD tags unsorted, as Etsy
+		"stats.gauges.g;k=v":                       "5",
+		"stats.sets.s.count;k=v":                   "1",
 	} {
 		if m[name] != want {
 			t.Errorf("%s = %q, want %q", name, m[name], want)
@@ -320,14 +329,151 @@ func BenchmarkFlush1M(b *testing.B) {
 			lines = append(lines, []byte("svc.g."+n+":5|g"))
 		}
 	}
-	var dst []byte
-	b.ReportAllocs()
-	for b.Loop() {
-		b.StopTimer()
+	add := func() {
 		for _, l := range lines {
 			_ = s.Add(l)
 		}
+	}
+	// one flush first, as every flush after a server's first: the output
+	// buffer and the line index have their size
+	add()
+	dst := s.Flush(1700000000, nil)
+	b.ReportAllocs()
+	for b.Loop() {
+		b.StopTimer()
+		add()
 		b.StartTimer()
 		dst = s.Flush(1700000000, dst[:0])
+	}
+}
+
+// TestAllocs holds Add to 0 allocations for the lines of existing keys and
+// Flush to 0 allocations once its buffers have their size, with and without
+// the delete options.
+func TestAllocs(t *testing.T) {
+	lines := [][]byte{
+		[]byte("api.count:1|c"), []byte("api.count:2|c|@0.5|#env:prod,dc:eu"), []byte("api.lat:12.5|ms|@0.5"),
+		[]byte("api.h:3|h"), []byte("pool:+3|g"), []byte("users:u1|s"), []byte("req,host=a b,dc=eu:1|c"),
+		[]byte("multi:1|c:2|c"),
+	}
+	for _, del := range []bool{false, true} {
+		c := DefaultConfig()
+		c.TimerTypes = []string{"ms", "h", "d"}
+		c.Histogram = []Histogram{{"lat", []float64{1, 10, math.Inf(1)}}}
+		c.DeleteCounters, c.DeleteTimers, c.DeleteGauges, c.DeleteSets, c.GaugesMaxTTL = del, del, del, del, 3
+		c.MaxSeries = 100
+		s, _ := New(c)
+		add := func() {
+			for _, l := range lines {
+				_ = s.Add(l)
+			}
+		}
+		add()
+		dst := s.Flush(1, nil)
+		add()
+		dst = s.Flush(2, dst[:0])
+		add()
+		if n := testing.AllocsPerRun(100, add); n != 0 {
+			t.Errorf("delete %v: Add: %v allocations per run of existing keys", del, n)
+		}
+		dst = s.Flush(3, dst[:0]) // of the 100 runs' values
+		// a set member new in an interval is copied: count Flush alone
+		var before, after runtime.MemStats
+		var n uint64
+		for range 20 {
+			add()
+			runtime.ReadMemStats(&before)
+			dst = s.Flush(3, dst[:0])
+			runtime.ReadMemStats(&after)
+			n += after.Mallocs - before.Mallocs
+		}
+		if n != 0 {
+			t.Errorf("delete %v: Flush: %d allocations in 20 flushes", del, n)
+		}
+	}
+}
+
+func TestGaugesTTL(t *testing.T) {
+	c := DefaultConfig()
+	c.DeleteGauges, c.GaugesMaxTTL = true, 3
+	s, _ := New(c)
+	_ = s.Add([]byte("a:1|g"))
+	_ = s.Add([]byte("b:2|g"))
+	has := func(m map[string]string, k string) bool { _, ok := m[k]; return ok }
+	for i, want := range []struct{ a, b bool }{{true, true}, {true, true}, {true, true}, {true, false}, {false, false}} {
+		if i == 1 {
+			_ = s.Add([]byte("a:+1|g")) // a delta resets the TTL too
+		}
+		m := flushMap(t, s)
+		if has(m, "stats.gauges.a") != want.a || has(m, "stats.gauges.b") != want.b {
+			t.Fatalf("flush %d: a %v b %v, want %v %v", i+1, has(m, "stats.gauges.a"), has(m, "stats.gauges.b"), want.a, want.b)
+		}
+		if i == 0 && m["stats.gauges.a"] != "1" || i == 1 && m["stats.gauges.a"] != "2" {
+			t.Fatalf("flush %d: a = %s", i+1, m["stats.gauges.a"])
+		}
+	}
+	// the lag gauge stays; gaugesMaxTTL 0 counts as 1
+	c.GaugesMaxTTL = 0
+	s, _ = New(c)
+	_ = s.Add([]byte("a:1|g"))
+	flushMap(t, s)
+	if m := flushMap(t, s); has(m, "stats.gauges.a") || !has(m, "stats.gauges.statsd.timestamp_lag") {
+		t.Fatalf("TTL 0: %v", m)
+	}
+	if s.Series() != 0 {
+		t.Fatalf("series %d after the deletion, want 0", s.Series())
+	}
+}
+
+func TestResolveDeleteIdle(t *testing.T) {
+	f, tr := false, true
+	if a, b, c, d := ResolveDeleteIdle(true, &f, nil, nil, &tr); a || !b || !c || !d {
+		t.Errorf("deleteIdleStats true: %v %v %v %v", a, b, c, d)
+	}
+	if a, b, c, d := ResolveDeleteIdle(false, nil, &tr, nil, nil); a || !b || c || d {
+		t.Errorf("deleteIdleStats false: %v %v %v %v", a, b, c, d)
+	}
+}
+
+func TestHistogramSameNames(t *testing.T) {
+	c := DefaultConfig()
+	// 2.50 and 2.5 are one name: node keeps one property, at the first
+	// place, with the last value
+	c.Histogram = []Histogram{{"x", nil}, {"lat", []float64{5, 2.5, 10, 2.50, 1e21, math.Inf(-1)}}}
+	s, _ := New(c)
+	for _, l := range []string{"lat:1|ms", "lat:3|ms", "lat:7|ms", "xlat:1|ms"} {
+		_ = s.Add([]byte(l))
+	}
+	var got []string
+	for _, l := range strings.Split(string(s.Flush(1, nil)), "\n") {
+		if strings.Contains(l, "histogram") {
+			got = append(got, strings.Fields(l)[0]+"="+strings.Fields(l)[1])
+		}
+	}
+	want := []string{"stats.timers.lat.histogram.bin_5=2", "stats.timers.lat.histogram.bin_2_5=0",
+		"stats.timers.lat.histogram.bin_10=1", "stats.timers.lat.histogram.bin_1e+21=0",
+		"stats.timers.lat.histogram.bin_-Infinity=0"}
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Fatalf("bins\n got %v\nwant %v", got, want)
+	}
+}
+
+func TestConfigRefused(t *testing.T) {
+	for _, tt := range [][]string{{""}, {"g"}, {"s"}, {" h"}, {"a|b"}, {"a:b"}} {
+		c := DefaultConfig()
+		c.TimerTypes = tt
+		if _, err := New(c); err == nil {
+			t.Errorf("New accepted timer types %q", tt)
+		}
+	}
+	c := DefaultConfig()
+	c.MaxSeries = -1
+	if _, err := New(c); err == nil {
+		t.Error("New accepted MaxSeries -1")
+	}
+	c = DefaultConfig()
+	c.Histogram = []Histogram{{"a", []float64{math.NaN()}}}
+	if _, err := New(c); err == nil {
+		t.Error("New accepted a NaN bin")
 	}
 }

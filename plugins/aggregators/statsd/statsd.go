@@ -29,7 +29,9 @@ func init() {
 	registry.AddAggregator("statsd", func() registry.Aggregator { return New() }, sample)
 }
 
-// Histogram is one entry of the histogram key.
+// Histogram is one entry of the histogram key. As in Etsy, metric "" matches
+// every timer, and empty bins keep the timers it matches out of the later
+// entries.
 type Histogram struct {
 	Metric string `toml:"metric"`
 	// Bins are numbers or "inf".
@@ -137,9 +139,6 @@ func (s *StatsD) config() (statsdagg.Config, error) {
 		return c, errors.New("gauges_max_ttl: want 1 or more")
 	}
 	for i, h := range s.Histogram {
-		if h.Metric == "" {
-			return c, fmt.Errorf("histogram[%d]: metric is required", i)
-		}
 		hs := statsdagg.Histogram{Metric: h.Metric}
 		for _, b := range h.Bins {
 			switch v := b.(type) {
@@ -155,9 +154,6 @@ func (s *StatsD) config() (statsdagg.Config, error) {
 			default:
 				return c, fmt.Errorf("histogram[%d]: bin %v: want a number or \"inf\"", i, b)
 			}
-		}
-		if len(hs.Bins) == 0 {
-			return c, fmt.Errorf("histogram[%d]: bins is empty", i)
 		}
 		c.Histogram = append(c.Histogram, hs)
 	}

@@ -141,7 +141,6 @@ func TestConfigErrors(t *testing.T) {
 		{func(s *StatsD) { s.TimerTypes = []string{"h"} }, `"ms" is always`},
 		{func(s *StatsD) { s.GaugesMaxTTL = 0 }, "gauges_max_ttl"},
 		{func(s *StatsD) { s.Histogram = []Histogram{{Metric: "a", Bins: []any{"x"}}} }, "histogram[0]"},
-		{func(s *StatsD) { s.Histogram = []Histogram{{Bins: []any{1.0}}} }, "metric is required"},
 		{func(s *StatsD) { s.MaxSeries = 0 }, "max_series"},
 		{func(s *StatsD) { s.MaxValues = -1 }, "max_values"},
 	} {
