@@ -154,6 +154,7 @@ func DefaultConfig() Config {
 		PrefixSet:       "sets",
 		PrefixStats:     "statsd",
 		FlushCounts:     true,
+		GaugesMaxTTL:    1,
 	}
 }
 
@@ -739,8 +740,9 @@ func (s *State) binsFor(key string) []bin {
 // from the start of the appended text): the path is [Start, PathEnd), the
 // value (JavaScript's text of Value) [PathEnd+1, ValueEnd), the line
 // without its '\n' [Start, End).
+// A flush is far below 4 GiB (max_series bounds it).
 type Line struct {
-	Start, PathEnd, ValueEnd, End int
+	Start, PathEnd, ValueEnd, End uint32
 	Value                         float64
 }
 
@@ -772,12 +774,13 @@ func (s *State) Flush(ts int64, dst []byte) []byte {
 	// hundreds of megabytes); make, unlike slices.Grow, leaves fresh
 	// memory untouched, so the room reserved and not written costs no
 	// page.
+	// An eighth more leaves room for the next flushes' new keys.
 	nLines, nBytes := s.size(len(tsb))
 	if cap(s.lines) < nLines {
-		s.lines = make([]Line, 0, nLines)
+		s.lines = make([]Line, 0, nLines+nLines/8)
 	}
 	if cap(dst)-len(dst) < nBytes {
-		d := make([]byte, len(dst), len(dst)+nBytes)
+		d := make([]byte, len(dst), len(dst)+nBytes+nBytes/8)
 		copy(d, dst)
 		dst = d
 	}
@@ -790,7 +793,7 @@ func (s *State) Flush(ts int64, dst []byte) []byte {
 		valueEnd := len(dst)
 		dst = append(dst, ' ')
 		dst = append(dst, tsb...)
-		s.lines = append(s.lines, Line{Start: start - base, PathEnd: pathEnd - base, ValueEnd: valueEnd - base, End: len(dst) - base, Value: v})
+		s.lines = append(s.lines, Line{Start: uint32(start - base), PathEnd: uint32(pathEnd - base), ValueEnd: uint32(valueEnd - base), End: uint32(len(dst) - base), Value: v})
 		dst = append(dst, '\n')
 	}
 	for i := range s.counters {
@@ -946,7 +949,7 @@ func (s *State) flushTimer(t *timer, dst, tsb []byte, base int) []byte {
 		valueEnd := len(dst)
 		dst = append(dst, ' ')
 		dst = append(dst, tsb...)
-		s.lines = append(s.lines, Line{Start: start - base, PathEnd: pathEnd - base, ValueEnd: valueEnd - base, End: len(dst) - base, Value: v})
+		s.lines = append(s.lines, Line{Start: uint32(start - base), PathEnd: uint32(pathEnd - base), ValueEnd: uint32(valueEnd - base), End: uint32(len(dst) - base), Value: v})
 		dst = append(dst, '\n')
 	}
 	defer func() {

@@ -477,3 +477,36 @@ func TestConfigRefused(t *testing.T) {
 		t.Error("New accepted a NaN bin")
 	}
 }
+
+// TestSize checks the estimate Flush sizes its buffers by: every line
+// counted, and the bytes too while values take at most valueRoom bytes.
+func TestSize(t *testing.T) {
+	for _, legacy := range []bool{true, false} {
+		c := DefaultConfig()
+		c.LegacyNamespace, c.GlobalSuffix = legacy, "sfx"
+		c.PercentThreshold = []float64{90, -10, 99.9, 150}
+		c.Histogram = []Histogram{{"lat", []float64{1, 2.5, 2.5, math.Inf(1)}}}
+		c.FlushCounts = legacy
+		s, _ := New(c)
+		for _, l := range []string{"a:1|c", "b;k=v:2|c", "lat:1|ms:2|ms:3|ms", "lat2:4|ms", "t:1|ms", "g:1|g", "s:a|s", "bad"} {
+			_ = s.Add([]byte(l))
+		}
+		for i := range 4 {
+			if i == 2 {
+				_ = s.Add([]byte("t:5|ms"))
+			}
+			lines, bytes := s.size(len("1700000000"))
+			if i == 1 {
+				lines++ // the lag gauge, from the second flush on
+				bytes += len("stats.gauges.statsd.timestamp_lag.sfx -0.0000000001 1700000000\n")
+			}
+			out := s.Flush(1700000000, []byte("before\n"))
+			if lines < len(s.Lines()) || bytes < len(out)-len("before\n") {
+				t.Errorf("legacy %v flush %d: estimated %d lines, %d bytes; wrote %d, %d", legacy, i+1, lines, bytes, len(s.Lines()), len(out)-7)
+			}
+			if l := s.Lines()[0]; string(out[7+l.Start:7+l.End]) != strings.SplitN(string(out), "\n", 3)[1] {
+				t.Errorf("Lines are not offsets from the text appended: %+v in %q", l, out)
+			}
+		}
+	}
+}

@@ -68,7 +68,6 @@ type StatsD struct {
 	mu       sync.Mutex
 	st       *statsdagg.State
 	values   int // timer values and set members taken since the last flush
-	lastLen  int // bytes of the last flush
 
 	received, bad, refused, valuesRefused, notNumbers *atomic.Uint64
 }
@@ -254,10 +253,10 @@ func (s *StatsD) Take(b metric.Batch) metric.Batch {
 func (s *StatsD) Flush(now time.Time, final bool) metric.Batch {
 	ts := (now.UnixMilli() + 500) / 1000
 	s.mu.Lock()
-	// a new buffer each flush (the batch points into it), sized by the last
-	text := s.st.Flush(ts, make([]byte, 0, s.lastLen+s.lastLen/16))
+	// a new buffer each flush (the batch points into it), which Flush
+	// sizes once
+	text := s.st.Flush(ts, nil)
 	lines := s.st.Lines()
-	s.lastLen = len(text)
 	s.values = 0
 	b := make(metric.Batch, len(lines))
 	n := 0
@@ -267,7 +266,7 @@ func (s *StatsD) Flush(now time.Time, final bool) metric.Batch {
 			nan++ // "NaN": carbon would drop it
 			continue
 		}
-		graphite.SetRendered(&b[n], text[l.Start:l.End:l.End], l.PathEnd-l.Start, l.ValueEnd-l.Start, l.Value)
+		graphite.SetRendered(&b[n], text[l.Start:l.End:l.End], int(l.PathEnd-l.Start), int(l.ValueEnd-l.Start), l.Value)
 		n++
 	}
 	s.mu.Unlock()
