@@ -62,12 +62,15 @@ type StatsD struct {
 	MaxSeries        int               `toml:"max_series"`
 	MaxValues        int               `toml:"max_values"`
 
-	log      zerolog.Logger
-	every    time.Duration
-	timerTyp [8]bool // by metric.Type
-	mu       sync.Mutex
-	st       *statsdagg.State
-	values   int // timer values and set members taken since the last flush
+	log       zerolog.Logger
+	every     time.Duration
+	timerTyp  [8]bool // by metric.Type
+	mu        sync.Mutex
+	st        *statsdagg.State
+	pmu       sync.Mutex // pend, pendLines
+	pend      []byte     // lines taken while a flush held mu
+	pendLines []pendLine
+	values    int // timer values and set members taken since the last flush
 
 	received, bad, refused, valuesRefused, notNumbers *atomic.Uint64
 }
@@ -200,11 +203,35 @@ func (s *StatsD) Init(env registry.Env) error {
 func (s *StatsD) Interval() time.Duration { return s.every }
 
 // Take aggregates the StatsD metrics of b (opaque lines included: Etsy
-// counts them as bad lines) and returns the others.
+// counts them as bad lines) and returns the others. While a flush holds
+// the state, the lines wait in a side buffer (up to maxPending bytes) that
+// the flush adds once it is done: an input never waits for a flush.
 func (s *StatsD) Take(b metric.Batch) metric.Batch {
 	rest := b[:0]
-	var taken, bad, refusedValues, packets uint64
-	s.mu.Lock()
+	if !s.mu.TryLock() {
+		s.pmu.Lock()
+		if len(s.pend) < maxPending {
+			var taken uint64
+			for i := range b {
+				m := &b[i]
+				if m.Format() != metric.StatsD {
+					rest = append(rest, *m)
+					continue
+				}
+				taken++
+				s.pend = append(s.pend, m.Line()...)
+				s.pendLines = append(s.pendLines, pendLine{end: uint32(len(s.pend)), kind: s.kindOf(m)})
+			}
+			s.pmu.Unlock()
+			s.received.Add(taken)
+			return rest
+		}
+		s.pmu.Unlock()
+		s.mu.Lock() // a flush of more than maxPending bytes of input: wait
+	}
+	var c takeCounts
+	s.addPending(&c)
+	packetsBefore := c.packets
 	refusedBefore := s.st.Refused()
 	for i := range b {
 		m := &b[i]
@@ -212,40 +239,101 @@ func (s *StatsD) Take(b metric.Batch) metric.Batch {
 			rest = append(rest, *m)
 			continue
 		}
-		taken++
-		if m.PacketStart() {
-			packets++
-		}
-		if !m.Opaque() && (m.Type() == metric.Set || s.timerTyp[m.Type()]) {
-			if s.values >= s.MaxValues {
-				refusedValues++
-				continue
-			}
-			s.values++
-		}
-		if err := s.st.Add(m.Line()); err != nil {
-			bad++
-			if e := s.log.Debug(); e.Enabled() {
-				e.Err(err).Msg("bad line")
-			}
-		}
+		c.taken++
+		s.add(m.Line(), s.kindOf(m), &c)
 	}
-	if packets > 0 {
-		s.st.AddPackets(int(packets))
+	if n := c.packets - packetsBefore; n > 0 {
+		s.st.AddPackets(int(n))
 	}
 	refused := s.st.Refused() - refusedBefore
 	s.mu.Unlock()
-	s.received.Add(taken)
-	if bad > 0 {
-		s.bad.Add(bad)
+	s.count(&c, refused)
+	return rest
+}
+
+// maxPending bounds the input a flush makes wait (see Take).
+const maxPending = 64 << 20
+
+// pendLine is a line waiting for a flush to end: its end in StatsD.pend.
+type pendLine struct {
+	end  uint32
+	kind uint8
+}
+
+// Line kinds for add.
+const (
+	kindPacket uint8 = 1 << iota // the first line of its datagram
+	kindValue                    // a timer value or set member (max_values)
+)
+
+func (s *StatsD) kindOf(m *metric.Metric) uint8 {
+	var k uint8
+	if m.PacketStart() {
+		k |= kindPacket
+	}
+	if !m.Opaque() && (m.Type() == metric.Set || s.timerTyp[m.Type()]) {
+		k |= kindValue
+	}
+	return k
+}
+
+type takeCounts struct{ taken, bad, valuesRefused, packets uint64 }
+
+// add adds one line (s.mu held).
+func (s *StatsD) add(line []byte, kind uint8, c *takeCounts) {
+	if kind&kindPacket != 0 {
+		c.packets++
+	}
+	if kind&kindValue != 0 {
+		if s.values >= s.MaxValues {
+			c.valuesRefused++
+			return
+		}
+		s.values++
+	}
+	if err := s.st.Add(line); err != nil {
+		c.bad++
+		if e := s.log.Debug(); e.Enabled() {
+			e.Err(err).Msg("bad line")
+		}
+	}
+}
+
+// addPending adds the lines that waited for a flush (s.mu held).
+func (s *StatsD) addPending(c *takeCounts) {
+	s.pmu.Lock()
+	defer s.pmu.Unlock()
+	if len(s.pendLines) == 0 {
+		return
+	}
+	refusedBefore := s.st.Refused()
+	packets := c.packets
+	start := uint32(0)
+	for _, l := range s.pendLines {
+		s.add(s.pend[start:l.end], l.kind, c)
+		start = l.end
+	}
+	if n := c.packets - packets; n > 0 {
+		s.st.AddPackets(int(n))
+	}
+	s.refused.Add(s.st.Refused() - refusedBefore)
+	s.pend, s.pendLines = s.pend[:0], s.pendLines[:0]
+	if cap(s.pend) > 1<<20 {
+		s.pend, s.pendLines = nil, nil // what a long flush made grow
+	}
+}
+
+func (s *StatsD) count(c *takeCounts, refused uint64) {
+	s.received.Add(c.taken)
+	if c.bad > 0 {
+		s.bad.Add(c.bad)
 	}
 	if refused > 0 {
 		s.refused.Add(refused)
 	}
-	if refusedValues > 0 {
-		s.valuesRefused.Add(refusedValues)
+	if c.valuesRefused > 0 {
+		s.valuesRefused.Add(c.valuesRefused)
 	}
-	return rest
 }
 
 // Flush renders the interval as Etsy's graphite backend does, timestamped
@@ -256,8 +344,13 @@ func (s *StatsD) Flush(now time.Time, final bool) metric.Batch {
 	// a new buffer each flush (the batch points into it), which Flush
 	// sizes once
 	text := s.st.Flush(ts, nil)
-	lines := s.st.Lines()
+	lines := s.st.Lines() // valid until the next Flush: after the unlock too
 	s.values = 0
+	// what came during the flush is the next interval's
+	var c takeCounts
+	s.addPending(&c)
+	s.mu.Unlock()
+	s.count(&c, 0)
 	b := make(metric.Batch, len(lines))
 	n := 0
 	var nan uint64
@@ -269,7 +362,6 @@ func (s *StatsD) Flush(now time.Time, final bool) metric.Batch {
 		graphite.SetRendered(&b[n], text[l.Start:l.End:l.End], int(l.PathEnd-l.Start), int(l.ValueEnd-l.Start), l.Value)
 		n++
 	}
-	s.mu.Unlock()
 	if nan > 0 {
 		s.notNumbers.Add(nan)
 	}

@@ -233,3 +233,28 @@ func BenchmarkFlush1M(b *testing.B) {
 		s.Flush(time.Unix(1700000000, 0), false)
 	}
 }
+
+// TestTakeDuringFlush: lines taken while a flush holds the state do not
+// wait: they count in the next interval, in order (a gauge and its delta).
+func TestTakeDuringFlush(t *testing.T) {
+	s, m := newPlugin(t, nil)
+	s.mu.Lock() // as a flush does
+	done := make(chan metric.Batch)
+	in := batch(t, "c:1|c", "gg:5|g", "gg:+2|g", "g:graphite.x 1 1700000000")
+	go func() { done <- s.Take(in) }()
+	var rest metric.Batch
+	select {
+	case rest = <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Take waited for the flush")
+	}
+	if len(rest) != 1 || m.Get("received_total") != 3 {
+		t.Fatalf("rest %d, received %d", len(rest), m.Get("received_total"))
+	}
+	s.mu.Unlock()
+	s.Take(batch(t, "gg:+1|g")) // after the waiting ones
+	f := flushed(s.Flush(time.Unix(1700000000, 0), false))
+	if f["stats_counts.c"] != 1 || f["stats.gauges.gg"] != 8 || f["stats_counts.statsd.packets_received"] != 2 {
+		t.Fatalf("flush: %v", f)
+	}
+}
