@@ -6,6 +6,7 @@
 #   bench/run.sh                 # w1 w2 w3s w3p w4 w5, 3 repeats each
 #   bench/run.sh w6              # 1000 carbon-c-relay rules (bench/w6-conf.sh), converted
 #   bench/run.sh w7              # a carbon-c-relay aggregate of 10k groups (bench/w7-conf.sh), converted
+#   bench/run.sh w8              # the StatsD server vs Etsy statsd (and Telegraf): bench/w8.sh
 #   REPEAT=5 LINES=2000000 bench/run.sh w1 w2
 #
 # Prints, per workload, the harness's median table: rate, CPU-seconds, rate
@@ -116,6 +117,9 @@ exec $ROUTER -config $BENCH_WORKDIR/r.toml' ;;
 }
 
 for w in "${workloads[@]}"; do
+	case $w in
+	w8) exec "$HERE/w8.sh" ;; # StatsD server: its own sender, sink and rate search (ROUTER as built above)
+	esac
 	suts=(router "$(router_cmd "$w")")
 	if [[ -n ${ROUTER_B:-} ]]; then
 		suts+=(router-b "$(router_cmd "$w" | sed "s#\$ROUTER#$ROUTER_B#g")")
