@@ -15,10 +15,14 @@ import (
 )
 
 // summer merges the counters of a batch (sum_counters): the counters with
-// the same name, DogStatsD tags, timestamp and extra sections become one line, at the
-// place of the first, whose value is the sum of value / sample rate (no
-// rate section: the sum is already scaled). A counter alone in its batch,
-// and every other metric, is written unchanged, in order.
+// the same name, DogStatsD tags, timestamp and extra sections become one
+// line, at the place of the first, whose value is the sum of value /
+// sample rate (no rate section: the sum is already scaled), written as
+// metric.SetValue renders a value (the shortest decimal that parses back,
+// no exponent; Etsy statsd reads it with Number()). A counter alone in its
+// batch, and every other metric, is written unchanged, in order. So is a
+// counter a StatsD server may read otherwise than the codec (see
+// summable), and the counters of a name whose sum overflows to Inf.
 type summer struct {
 	seed   maphash.Seed
 	group  map[uint64]int32 // key hash -> index in groups
@@ -40,16 +44,51 @@ func newSummer() *summer {
 	return &summer{seed: maphash.MakeSeed(), group: map[uint64]int32{}}
 }
 
-// summable reports a counter whose value can be summed.
-func summable(m *metric.Metric) bool {
+// summable returns the scaled value (value / sample rate) of a counter
+// whose lines can be summed: parsed (not opaque), finite, its value and
+// rate tokens read alike by the codec and by Etsy statsd, and no extra
+// sections after a rate (without the rate they would take its place).
+// Others are written unchanged: NaN and Inf as the codec handles them
+// (refused), and tokens like "1_000", "0x1p4" or "@1e-1", which Etsy's
+// Number() and its rate pattern /^@([\d\.]+)/ do not read as the codec does.
+func summable(m *metric.Metric) (float64, bool) {
 	if m.Format() != metric.StatsD || m.Opaque() || m.Type() != metric.Counter {
-		return false
+		return 0, false
 	}
-	if ext := m.Ext(); len(ext) > 0 && ext[0] == ':' {
-		return false // an Etsy multi-value line: its other values follow
+	ext := m.Ext()
+	if len(ext) > 0 && ext[0] == ':' {
+		return 0, false // an Etsy multi-value line: its other values follow
+	}
+	if !plainNumber(m.ValueToken(), true) {
+		return 0, false
 	}
 	v := m.Value()
-	return !math.IsNaN(v) && !math.IsInf(v, 0)
+	if rt := m.RateToken(); len(rt) > 0 {
+		if len(ext) > 0 || !plainNumber(rt, false) {
+			return 0, false
+		}
+		v /= m.Rate()
+	}
+	if math.IsNaN(v) || math.IsInf(v, 0) {
+		return 0, false
+	}
+	return v, true
+}
+
+// plainNumber reports a decimal token: digits and '.', with a sign and an
+// exponent when exp (what both strconv.ParseFloat and JavaScript's
+// Number() read the same way), digits and '.' only otherwise. An empty
+// token (a value a processor set) is plain.
+func plainNumber(tok []byte, exp bool) bool {
+	for _, c := range tok {
+		switch {
+		case c >= '0' && c <= '9', c == '.':
+		case exp && (c == '+' || c == '-' || c == 'e' || c == 'E'):
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 // sameCounter reports whether a and b have the same name, tags, timestamp
@@ -68,14 +107,10 @@ func (s *summer) merge(b metric.Batch) (metric.Batch, int) {
 	for i := range b {
 		m := &b[i]
 		g := int32(-1)
-		if summable(m) {
+		if v, ok := summable(m); ok {
 			s.key = append(append(append(append(s.key[:0], m.Path()...), 0), m.Tags()...), 0)
 			s.key = append(append(append(s.key, m.TimeToken()...), 0), m.Ext()...)
 			h := maphash.Bytes(s.seed, s.key)
-			v := m.Value()
-			if r := m.Rate(); r > 0 {
-				v /= r
-			}
 			if j, ok := s.group[h]; ok && sameCounter(&b[s.groups[j].first], m) {
 				g = j
 				s.groups[j].n++
@@ -88,7 +123,15 @@ func (s *summer) merge(b metric.Batch) (metric.Batch, int) {
 		}
 		s.member = append(s.member, g)
 	}
-	if !anyMerged(s.groups) {
+	merged := false
+	for j := range s.groups {
+		g := &s.groups[j]
+		if math.IsInf(g.sum, 0) {
+			g.n = 1 // an overflowing sum: its counters are written as they came
+		}
+		merged = merged || g.n > 1
+	}
+	if !merged {
 		return b, 0
 	}
 	s.merged = s.merged[:0]
@@ -100,7 +143,7 @@ func (s *summer) merge(b metric.Batch) (metric.Batch, int) {
 	for _, g := range s.groups {
 		if g.n > 1 {
 			m := &b[g.first]
-			need += len(m.Path()) + len(m.Tags()) + len(m.TimeToken()) + len(m.Ext()) + 40
+			need += len(m.Path()) + len(m.Tags()) + len(m.TimeToken()) + len(m.Ext()) + 8 + maxDecimal(g.sum)
 		}
 	}
 	if cap(s.arena) < need {
@@ -118,7 +161,7 @@ func (s *summer) merge(b metric.Batch) (metric.Batch, int) {
 			start := len(s.arena)
 			s.arena = append(s.arena, m.Path()...)
 			s.arena = append(s.arena, ':')
-			s.arena = strconv.AppendFloat(s.arena, s.groups[g].sum, 'g', -1, 64)
+			s.arena = strconv.AppendFloat(s.arena, s.groups[g].sum, 'f', -1, 64)
 			s.arena = append(s.arena, "|c"...)
 			if t := m.Tags(); len(t) > 0 {
 				s.arena = append(s.arena, "|#"...)
@@ -132,7 +175,7 @@ func (s *summer) merge(b metric.Batch) (metric.Batch, int) {
 			line := s.arena[start:len(s.arena):len(s.arena)]
 			s.merged = append(s.merged, metric.Metric{})
 			if codec.Parse(line, &s.merged[len(s.merged)-1]) != nil {
-				// cannot happen (a finite sum of a parsed counter): keep
+				// not expected (a finite sum of a parsed counter): keep
 				// the counters as they came
 				s.merged = s.merged[:len(s.merged)-1]
 				return b, 0
@@ -144,13 +187,14 @@ func (s *summer) merge(b metric.Batch) (metric.Batch, int) {
 	return s.merged, gone
 }
 
-func anyMerged(gs []sumGroup) bool {
-	for _, g := range gs {
-		if g.n > 1 {
-			return true
-		}
+// maxDecimal bounds the length of v written with 'f' and precision -1:
+// at most 17 significant digits, a sign and a point, within 21 digits of
+// the point from 1e-6 to 1e21, and up to 324 digits from it beyond.
+func maxDecimal(v float64) int {
+	if a := math.Abs(v); a == 0 || a >= 1e-6 && a < 1e21 {
+		return 32
 	}
-	return false
+	return 350
 }
 
 // writeSummed writes b with its counters summed. A sum cannot be split
