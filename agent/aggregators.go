@@ -55,7 +55,7 @@ func (a *Agent) newAggRun(cfg *config.Config, ai *config.Instance) (*aggRun, err
 	m := a.metrics.Scope("aggregators."+ai.Name, ai.ID)
 	r.flushes = m.Counter("flushes_total", "Flushes made (the final one at shutdown or removal included).")
 	r.emitted = m.Counter("emitted_total", "Metrics the flushes put into the pipeline.")
-	m.Gauge("flush_duration_seconds", "How long the last flush took.", func() float64 { return float64(r.lastNano.Load()) / 1e9 })
+	m.Gauge("flush_duration_seconds", "How long the last flush took (rendering and queueing its metrics).", func() float64 { return float64(r.lastNano.Load()) / 1e9 })
 	m.Gauge("flush_duration_max_seconds", "The longest flush since the instance started.", func() float64 { return float64(r.maxNano.Load()) / 1e9 })
 	return r, nil
 }
@@ -121,15 +121,33 @@ func (a *Agent) finishAggRun(r *aggRun) {
 // flushAgg flushes r into the current pipeline.
 func (a *Agent) flushAgg(r *aggRun, final bool) {
 	r.flushMu.Lock()
+	defer r.flushMu.Unlock()
 	if r.final {
-		r.flushMu.Unlock()
 		return
 	}
 	r.final = final
+	ctx := a.rctx
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	p := acquire(&a.pipe)
+	defer p.release()
+	var emitted, failed int
+	var firstErr error
 	began := time.Now()
-	b := r.agg.Flush(began, final)
+	r.agg.Flush(began, final, func(b metric.Batch) {
+		if len(b) == 0 {
+			return
+		}
+		emitted += len(b)
+		if err := p.deliver(ctx, b); err != nil {
+			failed += len(b)
+			if firstErr == nil {
+				firstErr = err
+			}
+		}
+	})
 	d := int64(time.Since(began))
-	r.flushMu.Unlock()
 	r.lastNano.Store(d)
 	for {
 		m := r.maxNano.Load()
@@ -138,18 +156,9 @@ func (a *Agent) flushAgg(r *aggRun, final bool) {
 		}
 	}
 	r.flushes.Add(1)
-	if len(b) == 0 {
-		return
-	}
-	r.emitted.Add(uint64(len(b)))
-	ctx := a.rctx
-	if ctx == nil {
-		ctx = context.Background()
-	}
-	p := acquire(&a.pipe)
-	defer p.release()
-	if err := p.deliver(ctx, b); err != nil {
-		a.log.Warn().Err(err).Str("plugin", "aggregators."+r.inst.Name).Str("id", r.inst.ID).Int("metrics", len(b)).
+	r.emitted.Add(uint64(emitted))
+	if firstErr != nil {
+		a.log.Warn().Err(firstErr).Str("plugin", "aggregators."+r.inst.Name).Str("id", r.inst.ID).Int("metrics", failed).
 			Msg("flush not queued everywhere (counted by the outputs)")
 	}
 }

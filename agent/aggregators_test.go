@@ -44,7 +44,7 @@ func (s *sumAgg) Take(b metric.Batch) metric.Batch {
 	return rest
 }
 
-func (s *sumAgg) Flush(now time.Time, final bool) metric.Batch {
+func (s *sumAgg) Flush(now time.Time, final bool, emit func(metric.Batch)) {
 	s.calls.Add(1)
 	if final {
 		s.final.Add(1)
@@ -52,14 +52,14 @@ func (s *sumAgg) Flush(now time.Time, final bool) metric.Batch {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.n == 0 {
-		return nil
+		return
 	}
 	b := make(metric.Batch, 1)
 	if err := graphite.Parse(fmt.Appendf(nil, "sum.%s %g %d", s.Tag, s.sum, now.Unix()), &b[0]); err != nil {
 		panic(err)
 	}
 	s.sum, s.n = 0, 0
-	return b
+	emit(b)
 }
 
 func (s *sumAgg) Interval() time.Duration { return time.Second }

@@ -140,6 +140,7 @@ sut_start() {
   percent_threshold = [90]
 [[outputs.graphite]]
   address = "127.0.0.1:$sink"
+  buffer_limit = 20000000 # a flush is one batch of every line: NAMES=1000000 makes 5.5 million
 EOT
 		setsid bash -c "exec '$ROUTER' -config '$d/r.toml'" >"$d/sut.log" 2>&1 </dev/null &
 		;;

@@ -74,10 +74,13 @@ type Aggregator interface {
 	// their order; like a processor it may reuse b's array. The metrics
 	// are read-only and live only for the call: it copies what it keeps.
 	Take(b metric.Batch) metric.Batch
-	// Flush returns what the interval that ends at now produced and starts
-	// the next. final is the last call, once the inputs have stopped
-	// (shutdown, or the aggregator removed by a reload).
-	Flush(now time.Time, final bool) metric.Batch
+	// Flush hands emit what the interval that ends at now produced, in
+	// batches (a few thousand metrics each keeps memory reused from one
+	// flush to the next), and starts the next interval. emit queues each
+	// batch before it returns (it may wait for room: hold no lock Take
+	// needs while calling it). final is the last call, once the inputs
+	// have stopped (shutdown, or the aggregator removed by a reload).
+	Flush(now time.Time, final bool, emit func(metric.Batch))
 	// Interval is how often Flush is called (a multiple of it is a
 	// wall-clock boundary: the flushes of several routers line up).
 	Interval() time.Duration

@@ -69,6 +69,7 @@ type StatsD struct {
 	st        *statsdagg.State
 	pmu       sync.Mutex // pend, pendLines
 	pend      []byte     // lines taken while a flush held mu
+	render    []byte     // the text of the last flush (Flush only)
 	pendLines []pendLine
 	values    int // timer values and set members taken since the last flush
 
@@ -337,13 +338,14 @@ func (s *StatsD) count(c *takeCounts, refused uint64) {
 }
 
 // Flush renders the interval as Etsy's graphite backend does, timestamped
-// with now rounded to the second (as Etsy: Math.round(Date.now() / 1000)).
-func (s *StatsD) Flush(now time.Time, final bool) metric.Batch {
+// with now rounded to the second (as Etsy: Math.round(Date.now() / 1000)),
+// and hands it to emit in batches of flushBatch metrics. The rendering
+// buffer is kept from one flush to the next; each batch gets a copy of its
+// lines, small enough for the memory of earlier batches to be reused.
+func (s *StatsD) Flush(now time.Time, final bool, emit func(metric.Batch)) {
 	ts := (now.UnixMilli() + 500) / 1000
 	s.mu.Lock()
-	// a new buffer each flush (the batch points into it), which Flush
-	// sizes once
-	text := s.st.Flush(ts, nil)
+	s.render = s.st.Flush(ts, s.render[:0])
 	lines := s.st.Lines() // valid until the next Flush: after the unlock too
 	s.values = 0
 	// what came during the flush is the next interval's
@@ -351,22 +353,38 @@ func (s *StatsD) Flush(now time.Time, final bool) metric.Batch {
 	s.addPending(&c)
 	s.mu.Unlock()
 	s.count(&c, 0)
-	b := make(metric.Batch, len(lines))
-	n := 0
+	text := s.render
 	var nan uint64
-	for _, l := range lines {
-		if l.Value != l.Value {
-			nan++ // "NaN": carbon would drop it
-			continue
+	for len(lines) > 0 {
+		chunk := lines[:min(flushBatch, len(lines))]
+		lines = lines[len(chunk):]
+		from, to := chunk[0].Start, chunk[len(chunk)-1].End
+		buf := append([]byte(nil), text[from:to]...)
+		b := make(metric.Batch, len(chunk))
+		n := 0
+		for _, l := range chunk {
+			if l.Value != l.Value {
+				nan++ // "NaN": carbon would drop it
+				continue
+			}
+			st, end := l.Start-from, l.End-from
+			graphite.SetRendered(&b[n], buf[st:end:end], int(l.PathEnd-l.Start), int(l.ValueEnd-l.Start), l.Value)
+			n++
 		}
-		graphite.SetRendered(&b[n], text[l.Start:l.End:l.End], int(l.PathEnd-l.Start), int(l.ValueEnd-l.Start), l.Value)
-		n++
+		if n > 0 {
+			emit(b[:n])
+		}
+	}
+	if cap(s.render) > 4*len(text)+1<<20 {
+		s.render = nil // the keys went (delete_*): let the buffer go too
 	}
 	if nan > 0 {
 		s.notNumbers.Add(nan)
 	}
-	return b[:n]
 }
+
+// flushBatch is the most metrics of one batch of a flush.
+const flushBatch = 8192
 
 var (
 	_ registry.Aggregator  = (*StatsD)(nil)

@@ -50,6 +50,13 @@ func newPlugin(t testing.TB, set func(*StatsD)) (*StatsD, *plugintest.Metrics) {
 	return s, m
 }
 
+// flushAll returns what one flush emits, in one batch.
+func flushAll(s *StatsD, now time.Time) metric.Batch {
+	var all metric.Batch
+	s.Flush(now, false, func(b metric.Batch) { all = append(all, b...) })
+	return all
+}
+
 func flushed(b metric.Batch) map[string]float64 {
 	m := map[string]float64{}
 	for i := range b {
@@ -67,7 +74,7 @@ func TestTakeAndFlush(t *testing.T) {
 	if m.Get("received_total") != 6 || m.Get("bad_lines_total") != 2 {
 		t.Fatalf("received %d bad %d, want 6 and 2", m.Get("received_total"), m.Get("bad_lines_total"))
 	}
-	out := s.Flush(time.Unix(1700000000, 600e6), false)
+	out := flushAll(s, time.Unix(1700000000, 600e6))
 	f := flushed(out)
 	for name, want := range map[string]float64{
 		"stats_counts.a": 1, "stats.a": 0.1, "stats.timers.lat.count": 2, "stats.timers.lat.mean": 15,
@@ -85,7 +92,7 @@ func TestTakeAndFlush(t *testing.T) {
 		t.Errorf("timestamp %d, want the flush time rounded (1700000001)", ts)
 	}
 	// the next flush starts from zero, gauges kept
-	f = flushed(s.Flush(time.Unix(1700000010, 0), false))
+	f = flushed(flushAll(s, time.Unix(1700000010, 0)))
 	if f["stats_counts.a"] != 0 || f["stats.timers.lat.count"] != 0 || f["stats.gauges.gg"] != 3 {
 		t.Errorf("second flush: %v", f)
 	}
@@ -102,13 +109,13 @@ func TestLimits(t *testing.T) {
 	if m.Get("values_refused_total") != 2 {
 		t.Fatalf("values refused %d, want 2", m.Get("values_refused_total"))
 	}
-	f := flushed(s.Flush(time.Unix(1700000000, 0), false))
+	f := flushed(flushAll(s, time.Unix(1700000000, 0)))
 	if f["stats.timers.t.count"] != 2 || f["stats.sets.u.count"] != 1 || f["stats_counts.c"] != 1 {
 		t.Fatalf("flush: %v", f)
 	}
 	// the limit is per interval
 	s.Take(batch(t, "t:1|ms", "t:2|ms", "t:3|ms"))
-	if f := flushed(s.Flush(time.Unix(1700000010, 0), false)); f["stats.timers.t.count"] != 3 {
+	if f := flushed(flushAll(s, time.Unix(1700000010, 0))); f["stats.timers.t.count"] != 3 {
 		t.Fatalf("second interval: %v", f)
 	}
 }
@@ -117,7 +124,7 @@ func TestNaNNotEmitted(t *testing.T) {
 	// a percentile whose range holds Infinity - Infinity: Etsy writes NaN
 	s, m := newPlugin(t, func(s *StatsD) { s.PercentThreshold = []float64{-50} })
 	s.Take(batch(t, "t:1e999|ms", "t:1e999|ms"))
-	out := s.Flush(time.Unix(1700000000, 0), false)
+	out := flushAll(s, time.Unix(1700000000, 0))
 	for i := range out {
 		if v := out[i].Value(); v != v {
 			t.Fatalf("NaN emitted: %s", out[i].Line())
@@ -192,7 +199,7 @@ func BenchmarkTake(b *testing.B) {
 		s.Take(work)
 		if i%1000 == 999 {
 			b.StopTimer()
-			s.Flush(time.Unix(1700000000, 0), false)
+			s.Flush(time.Unix(1700000000, 0), false, func(metric.Batch) {})
 			b.StartTimer()
 		}
 	}
@@ -223,14 +230,14 @@ func BenchmarkFlush1M(b *testing.B) {
 	// first one finds them
 	copy(work, in)
 	s.Take(work)
-	s.Flush(time.Unix(1700000000, 0), false)
+	s.Flush(time.Unix(1700000000, 0), false, func(metric.Batch) {})
 	b.ReportAllocs()
 	for b.Loop() {
 		b.StopTimer()
 		copy(work, in)
 		s.Take(work)
 		b.StartTimer()
-		s.Flush(time.Unix(1700000000, 0), false)
+		s.Flush(time.Unix(1700000000, 0), false, func(metric.Batch) {})
 	}
 }
 
@@ -253,8 +260,37 @@ func TestTakeDuringFlush(t *testing.T) {
 	}
 	s.mu.Unlock()
 	s.Take(batch(t, "gg:+1|g")) // after the waiting ones
-	f := flushed(s.Flush(time.Unix(1700000000, 0), false))
+	f := flushed(flushAll(s, time.Unix(1700000000, 0)))
 	if f["stats_counts.c"] != 1 || f["stats.gauges.gg"] != 8 || f["stats_counts.statsd.packets_received"] != 2 {
 		t.Fatalf("flush: %v", f)
+	}
+}
+
+// TestFlushBatches: a flush larger than flushBatch comes in several batches
+// whose lines are their own (the rendering buffer is reused).
+func TestFlushBatches(t *testing.T) {
+	s, _ := newPlugin(t, nil)
+	var lines []string
+	for i := range 3 * flushBatch {
+		lines = append(lines, fmt.Sprintf("c%d:1|c", i))
+	}
+	s.Take(batch(t, lines...))
+	var batches []metric.Batch
+	s.Flush(time.Unix(1700000000, 0), false, func(b metric.Batch) { batches = append(batches, b) })
+	total := 0
+	for _, b := range batches {
+		if len(b) > flushBatch {
+			t.Fatalf("a batch of %d metrics", len(b))
+		}
+		total += len(b)
+	}
+	if len(batches) < 6 || total != 2*3*flushBatch+3*2+2 {
+		t.Fatalf("%d batches, %d metrics", len(batches), total)
+	}
+	first := string(batches[0][0].Line())
+	s.Take(batch(t, "other:5|g"))
+	flushAll(s, time.Unix(1700000010, 0))
+	if got := string(batches[0][0].Line()); got != first {
+		t.Fatalf("an emitted line changed with the next flush: %q, was %q", got, first)
 	}
 }
