@@ -65,21 +65,7 @@ func (r *aggRun) take(b metric.Batch) metric.Batch {
 	if r.sel == nil {
 		return r.agg.Take(b)
 	}
-	var in, out metric.Batch
-	for i := range b {
-		if r.sel.Pass(b[i].Name()) {
-			in = append(in, b[i])
-		} else {
-			out = append(out, b[i])
-		}
-	}
-	if len(in) == 0 {
-		return b
-	}
-	if len(out) == 0 {
-		return r.agg.Take(b)
-	}
-	return append(out, r.agg.Take(in)...)
+	return onSelected(r.sel, b, r.agg.Take)
 }
 
 // start runs the flush loop until stopFlushing.

@@ -71,10 +71,14 @@ type selProc struct {
 	sel *selector.Selector
 }
 
-func (s *selProc) Process(b metric.Batch) metric.Batch {
+func (s *selProc) Process(b metric.Batch) metric.Batch { return onSelected(s.sel, b, s.p.Process) }
+
+// onSelected runs fn on the metrics of b that sel passes and returns the
+// others followed by what fn returned.
+func onSelected(sel *selector.Selector, b metric.Batch, fn func(metric.Batch) metric.Batch) metric.Batch {
 	var in, out metric.Batch
 	for i := range b {
-		if s.sel.Pass(b[i].Name()) {
+		if sel.Pass(b[i].Name()) {
 			in = append(in, b[i])
 		} else {
 			out = append(out, b[i])
@@ -84,7 +88,7 @@ func (s *selProc) Process(b metric.Batch) metric.Batch {
 		return b
 	}
 	if len(out) == 0 {
-		return s.p.Process(b)
+		return fn(b)
 	}
-	return append(out, s.p.Process(in)...)
+	return append(out, fn(in)...)
 }

@@ -8,6 +8,7 @@ import (
 	"io"
 	"sort"
 	"strings"
+	"time"
 )
 
 // Command is a `router NAME args...` subcommand a plugin package provides
@@ -226,4 +227,28 @@ func ReportConvertErrors[E ConvertError](w io.Writer, errs []E) int {
 		}
 	}
 	return code
+}
+
+// TOMLComment keeps s on one comment line of a converted file: valid UTF-8,
+// control characters and Unicode line separators replaced by spaces.
+func TOMLComment(s string) string {
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	return strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f || r == 0x85 || r == 0x2028 || r == 0x2029 {
+			return ' '
+		}
+		return r
+	}, s)
+}
+
+// FormatDuration writes d as a TOML duration the router reads, without zero
+// units ("10s", "1m", "1h30m", "250ms").
+func FormatDuration(d time.Duration) string {
+	s := d.String()
+	for _, z := range []string{"m0s", "h0m"} {
+		if strings.HasSuffix(s, z) {
+			s = s[:len(s)-len(z)+1]
+		}
+	}
+	return s
 }

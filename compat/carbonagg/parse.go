@@ -6,6 +6,8 @@ import (
 	"strings"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/metricsrouter/router/registry"
 )
 
 // Pos is a line of the rules file.
@@ -716,12 +718,4 @@ func translateOutput(out string, fields []string, iss *issues) string {
 }
 
 // comment keeps s on one comment line.
-func comment(s string) string {
-	s = strings.ToValidUTF8(s, "\uFFFD")
-	return strings.Map(func(r rune) rune {
-		if r < 0x20 || r == 0x7f {
-			return ' '
-		}
-		return r
-	}, s)
-}
+func comment(s string) string { return registry.TOMLComment(s) }

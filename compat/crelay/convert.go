@@ -125,15 +125,7 @@ func array(ss []string, q func(string) string) string {
 }
 
 // comment keeps s on one comment line of valid UTF-8.
-func comment(s string) string {
-	s = strings.ToValidUTF8(s, "\uFFFD")
-	return strings.Map(func(r rune) rune {
-		if r < 0x20 || r == 0x7f {
-			return ' '
-		}
-		return r
-	}, s)
-}
+func comment(s string) string { return registry.TOMLComment(s) }
 
 func (p Pos) String() string { return fmt.Sprintf("%s:%d", comment(p.File), p.Line) }
 

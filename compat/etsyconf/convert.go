@@ -801,25 +801,10 @@ func number(f float64) string {
 
 // formatDuration writes d as time.ParseDuration reads it, without zero
 // units ("10s", "1m", "1h30m").
-func formatDuration(d time.Duration) string {
-	s := d.String()
-	for _, z := range []string{"m0s", "h0m"} {
-		if strings.HasSuffix(s, z) {
-			s = s[:len(s)-len(z)+1]
-		}
-	}
-	return s
-}
+func formatDuration(d time.Duration) string { return registry.FormatDuration(d) }
 
 // basic quotes s as a TOML basic string.
 func basic(s string) string { return registry.QuoteTOML(s) }
 
 // comment keeps s on one comment line.
-func comment(s string) string {
-	return strings.Map(func(r rune) rune {
-		if r < 0x20 || r == 0x7f || r == 0x2028 || r == 0x2029 || r == 0x85 {
-			return ' '
-		}
-		return r
-	}, s)
-}
+func comment(s string) string { return registry.TOMLComment(s) }

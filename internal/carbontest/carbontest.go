@@ -15,10 +15,11 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/metricsrouter/router/plugins/plugintest"
 )
 
 // The Debian paths; scripts/test.sh installs graphite-carbon, which brings
@@ -112,7 +113,7 @@ LOG_LISTENER_CONN_SUCCESS = False
 	cmd := exec.Command(CarbonCacheBin, "--config="+filepath.Join(confDir, "carbon.conf"), "--nodaemon", "start")
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "PYTHONWARNINGS=ignore")
-	var out syncBuffer
+	var out plugintest.SyncBuffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -323,21 +324,4 @@ func freePort(t testing.TB) int {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

@@ -3,14 +3,14 @@
 package etsytest
 
 import (
-	"bytes"
 	"io"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sync"
 	"testing"
+
+	"github.com/metricsrouter/router/plugins/plugintest"
 )
 
 // StatsdDir returns $STATSD_DIR, the directory of the npm package statsd
@@ -45,7 +45,7 @@ func Daemon(t testing.TB, dir, conf string) {
 	}
 	cmd := exec.Command("node", "stats.js", file)
 	cmd.Dir = dir
-	var out syncBuffer
+	var out plugintest.SyncBuffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -90,21 +90,4 @@ func NewFlushSink(t testing.TB) *FlushSink {
 		}
 	}()
 	return s
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

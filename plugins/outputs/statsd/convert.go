@@ -383,25 +383,10 @@ func jsonKey(k string) string {
 
 // formatDuration writes d as time.ParseDuration reads it, without zero units
 // ("1s", "16m40s", "250ms").
-func formatDuration(d time.Duration) string {
-	s := d.String()
-	for _, z := range []string{"m0s", "h0m"} {
-		if strings.HasSuffix(s, z) {
-			s = s[:len(s)-len(z)+1]
-		}
-	}
-	return s
-}
+func formatDuration(d time.Duration) string { return registry.FormatDuration(d) }
 
 // tomlString quotes s as a TOML basic string.
 func tomlString(s string) string { return registry.QuoteTOML(s) }
 
 // tomlComment keeps s on one comment line.
-func tomlComment(s string) string {
-	return strings.Map(func(r rune) rune {
-		if r < 0x20 || r == 0x7f {
-			return ' '
-		}
-		return r
-	}, s)
-}
+func tomlComment(s string) string { return registry.TOMLComment(s) }
