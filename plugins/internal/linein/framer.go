@@ -145,14 +145,29 @@ func (f *Framer) DropPartial() {
 }
 
 // Pending returns a copy of the bytes read but not yet framed (an
-// incomplete last line), and whether the framer is skipping the rest of a
-// line too long (already counted): what a server that hands the stream over
-// passes on, for the next framer to go on with (SkipLine).
-func (f *Framer) Pending() (tail []byte, skipping bool) {
+// incomplete last line), and as state whether the framer is skipping the
+// rest of a line too long (already counted, a lineState): what a server that
+// hands the stream over passes on, for the next framer to go on with
+// (Resume).
+func (f *Framer) Pending() (tail []byte, state any) {
+	st := lineState{skipping: f.discarding}
 	if f.end == f.start {
-		return nil, f.discarding
+		return nil, st
 	}
-	return bytes.Clone(f.chunk[f.start:f.end]), f.discarding
+	return bytes.Clone(f.chunk[f.start:f.end]), st
+}
+
+// lineState is the state Framer.Pending passes on.
+type lineState struct {
+	skipping bool // inside a line already counted as too long
+}
+
+// Resume goes on from the state of a Framer's Pending: skipping the rest of
+// a line too long if it was. Any other state is ignored.
+func (f *Framer) Resume(state any) {
+	if st, ok := state.(lineState); ok && st.skipping {
+		f.SkipLine()
+	}
 }
 
 // SkipLine makes the framer skip what comes up to the next '\n': the stream

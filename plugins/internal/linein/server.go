@@ -43,6 +43,9 @@ type Config struct {
 	// Cleanse, if set, cleanses every line before it is parsed (see
 	// Framer.SetCleanse), in ServeTCP and in ServeUDP without ReadBatch.
 	Cleanse CleanseFunc
+	// NewFramer, if set, returns the framer of each TCP connection instead
+	// of a line Framer (Cleanse and MaxLine then do not apply to it).
+	NewFramer func() StreamFramer
 }
 
 // Server is a TCP or UDP line listener feeding an Emitter.
@@ -161,8 +164,7 @@ func (s *Server) ServeTCP(ctx context.Context, out registry.Emitter) error {
 			tc := &tcpConn{c: c, ip: remoteIP(c)}
 			if hc, ok := c.(*netx.HandedConn); ok {
 				tc.handed = true
-				st, _ := hc.State.(handState)
-				tc.skip = st.skipping
+				tc.state = hc.State
 			}
 			tc.last.Store(time.Now().UnixNano())
 			if !s.admit(t, tc) {
@@ -206,12 +208,6 @@ func (s *Server) ServeTCP(ctx context.Context, out registry.Emitter) error {
 	return nil
 }
 
-// handState is what a connection handed over carries for the next server
-// (netx.HandedConn.State) besides its unread bytes.
-type handState struct {
-	skipping bool // inside a line already counted as too long
-}
-
 // defShedMinIdle is how long a connection must have sent nothing before a
 // new connection may shed it: a sender between two lines is not idle.
 const defShedMinIdle = time.Second
@@ -228,7 +224,7 @@ type tcpConn struct {
 	shed atomic.Bool  // closed to make room: its partial line is dropped
 
 	handed bool // handed over by the previous instance (netx.HandedConn)
-	skip   bool // ... inside a line too long
+	state  any  // ... with its framer's state (StreamFramer.Pending)
 }
 
 // tracker is the open connections of ServeTCP, by source address.
@@ -339,10 +335,9 @@ func remoteIP(c net.Conn) netip.Addr {
 // a successor through ln); true: it was handed over (not to be closed).
 func (s *Server) readConn(t *tracker, tc *tcpConn, out registry.Emitter, ctx context.Context, ln *netx.Listener) bool {
 	c := tc.c
-	f := NewFramer(s.parse, s.cfg.MaxLine, s.c, s.onError)
-	f.SetCleanse(s.cfg.Cleanse)
-	if tc.skip {
-		f.SkipLine()
+	f := s.newStreamFramer()
+	if tc.state != nil {
+		f.Resume(tc.state)
 	}
 	remote := c.RemoteAddr().String()
 	ctx = registry.WithPeer(ctx, connPeer(c.RemoteAddr())) // once per connection
@@ -391,8 +386,8 @@ func (s *Server) readConn(t *tracker, tc *tcpConn, out registry.Emitter, ctx con
 			}
 			if handOver && !draining {
 				// every complete line is emitted: the rest goes on with it
-				tail, skipping := f.Pending()
-				if ln.HandOver(c, tail, handState{skipping: skipping}) {
+				tail, state := f.Pending()
+				if ln.HandOver(c, tail, state) {
 					s.handedOver.Add(1)
 					return true
 				}
@@ -416,6 +411,16 @@ func (s *Server) readConn(t *tracker, tc *tcpConn, out registry.Emitter, ctx con
 			return false
 		}
 	}
+}
+
+// newStreamFramer returns the framer of one TCP connection.
+func (s *Server) newStreamFramer() StreamFramer {
+	if s.cfg.NewFramer != nil {
+		return s.cfg.NewFramer()
+	}
+	f := NewFramer(s.parse, s.cfg.MaxLine, s.c, s.onError)
+	f.SetCleanse(s.cfg.Cleanse)
+	return f
 }
 
 // ServeUDP reads datagrams until ctx ends. Each datagram is one or more
