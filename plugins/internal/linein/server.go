@@ -2,6 +2,7 @@ package linein
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -43,6 +44,16 @@ type Config struct {
 	// Cleanse, if set, cleanses every line before it is parsed (see
 	// Framer.SetCleanse), in ServeTCP and in ServeUDP without ReadBatch.
 	Cleanse CleanseFunc
+	// TLS, if set, serves TCP connections over TLS: the handshake runs in
+	// the connection's goroutine, within handshakeTimeout; a failed one is
+	// counted (tls_handshake_errors_total) and logged with the peer.
+	TLS *tls.Config
+	// Transport, if set, wraps each TCP connection (after TLS) for a
+	// compressed transport (plugins/internal/transport.Server). Deadlines set
+	// on the wrapped connection must apply to its reads without breaking the
+	// stream: a connection handed to the next instance at a reload is handed
+	// wrapped, and read on as it is.
+	Transport func(net.Conn) net.Conn
 	// NewFramer, if set, returns the framer of each TCP connection instead
 	// of a line Framer (Cleanse and MaxLine then do not apply to it).
 	NewFramer func() StreamFramer
@@ -59,6 +70,7 @@ type Server struct {
 	connsTotal, connsRejected, idleClosed *atomic.Uint64
 	connsShed, acceptErrors, readErrors   *atomic.Uint64
 	handedOver                            *atomic.Uint64
+	tlsErrors                             *atomic.Uint64
 	active                                atomic.Int64
 	datagrams, readCalls                  *atomic.Uint64 // batched UDP only
 	rcvbuf                                atomic.Int64   // SO_RCVBUF the kernel gave (UDP)
@@ -88,6 +100,9 @@ func NewServer(cfg Config, parse ParseFunc, env registry.Env) *Server {
 	s.acceptErrors = m.Counter("accept_errors_total", "Failed accepts (e.g. out of file descriptors), retried with backoff.")
 	s.readErrors = m.Counter("read_errors_total", "Failed UDP reads, retried.")
 	s.handedOver = m.Counter("connections_handed_over_total", "Open TCP connections handed to the next instance of this input (a reload), with their unread bytes.")
+	if cfg.TLS != nil {
+		s.tlsErrors = m.Counter("tls_handshake_errors_total", "TLS handshakes that failed (wrong or missing client certificate, protocol version, not TLS): the connection is closed.")
+	}
 	m.Gauge("connections_active", "Open TCP connections.", func() float64 { return float64(s.active.Load()) })
 	if cfg.ReadBatch > 0 {
 		s.datagrams = m.Counter("datagrams_total", "UDP datagrams received.")
@@ -334,6 +349,12 @@ func remoteIP(c net.Conn) netip.Addr {
 // (after DrainGrace, or at once when the connection can be handed over to
 // a successor through ln); true: it was handed over (not to be closed).
 func (s *Server) readConn(t *tracker, tc *tcpConn, out registry.Emitter, ctx context.Context, ln *netx.Listener) bool {
+	if !tc.handed && (s.cfg.TLS != nil || s.cfg.Transport != nil) {
+		// a handed-over connection comes wrapped as it was
+		if !s.wrap(t, tc) {
+			return false
+		}
+	}
 	c := tc.c
 	f := s.newStreamFramer()
 	if tc.state != nil {
@@ -421,6 +442,43 @@ func (s *Server) newStreamFramer() StreamFramer {
 	f := NewFramer(s.parse, s.cfg.MaxLine, s.c, s.onError)
 	f.SetCleanse(s.cfg.Cleanse)
 	return f
+}
+
+// handshakeTimeout bounds a TLS handshake.
+const handshakeTimeout = 10 * time.Second
+
+// wrap runs the TLS handshake of a new connection and wraps it for its
+// transport; false: it failed (counted and logged), the connection is to be
+// closed.
+func (s *Server) wrap(t *tracker, tc *tcpConn) bool {
+	c := tc.c
+	if s.cfg.TLS != nil {
+		tlc := tls.Server(c, s.cfg.TLS)
+		_ = c.SetDeadline(time.Now().Add(handshakeTimeout))
+		err := tlc.Handshake()
+		_ = c.SetDeadline(time.Time{})
+		if err != nil {
+			if tc.shed.Load() {
+				return false
+			}
+			s.tlsErrors.Add(1)
+			s.bad.Warn().Err(err).Str("remote", c.RemoteAddr().String()).Msg("TLS handshake failed: connection closed")
+			return false
+		}
+		c = tlc
+	}
+	if s.cfg.Transport != nil {
+		c = s.cfg.Transport(c)
+	}
+	t.mu.Lock()
+	tc.c = c
+	stopping := t.stopping
+	t.mu.Unlock()
+	if stopping {
+		// the shutdown set its deadline on the raw connection
+		_ = c.SetReadDeadline(time.Now())
+	}
+	return true
 }
 
 // ServeUDP reads datagrams until ctx ends. Each datagram is one or more

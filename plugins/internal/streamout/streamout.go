@@ -40,9 +40,11 @@ package streamout
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -101,6 +103,15 @@ type Stream struct {
 	Timeout     time.Duration // dial and per-write timeout
 	WriteBuffer int           // bytes per write(2)
 
+	// TLS, if set, speaks TLS on the connection (the handshake is part of
+	// Connect).
+	TLS *tls.Config
+	// Compressor, if set, compresses each chunk (a compressed transport:
+	// plugins/internal/transport), after framing and before TLS.
+	Compressor Compressor
+	// Framing, if set, wraps each chunk's lines in one message (pickle).
+	Framing *Framing
+
 	conn    net.Conn
 	raw     syscall.RawConn
 	peekFn  func(fd uintptr)
@@ -113,6 +124,38 @@ type Stream struct {
 	// with cut[:cutSent]; empty when the wire ends with a whole line
 	cut     []byte
 	cutSent int
+
+	zbuf   []byte       // the compressed chunk
+	closed *atomic.Bool // TLS: the peer closed (set by the connection's reader)
+}
+
+// Compressor compresses a connection's stream (see package transport).
+type Compressor interface {
+	// Compress appends the compressed form of p to dst, flushed so that the
+	// peer can decode all of p from what was appended so far.
+	Compress(dst, p []byte) ([]byte, error)
+	// Reset starts the stream of a new connection.
+	Reset()
+}
+
+// Framing wraps the lines of a chunk into one message.
+type Framing struct {
+	// Begin appends a message's header to dst.
+	Begin func(dst []byte) []byte
+	// End appends the message's trailer and completes the header that
+	// begins at dst[start:].
+	End func(dst []byte, start int) []byte
+}
+
+// whole reports whether a chunk goes out whole or not at all (TLS, a
+// compressed transport, messages): a failed write then closes the
+// connection, and only the chunks written completely count as written (the
+// peer drops a message cut short; TLS delivers only whole records, so the
+// lines of a plaintext stream within them are counted). A compressed chunk
+// cut short may have delivered some of its lines, which the retry sends
+// again.
+func (s *Stream) whole() bool {
+	return s.TLS != nil || s.Compressor != nil || s.Framing != nil
 }
 
 // Connect dials the server (closing any previous connection).
@@ -123,12 +166,43 @@ func (s *Stream) Connect(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	s.conn = c
+	if s.TLS != nil {
+		tlc := tls.Client(c, s.TLS)
+		hctx, cancel := context.WithTimeout(ctx, s.Timeout)
+		err := tlc.HandshakeContext(hctx)
+		cancel()
+		if err != nil {
+			c.Close()
+			return fmt.Errorf("TLS handshake with %s: %w", s.Address, err)
+		}
+		// Graphite and StatsD servers send nothing on their data port: a
+		// reader takes TLS's own records (session tickets) and notes when
+		// the peer closes, which a peek at the socket cannot tell.
+		closed := new(atomic.Bool)
+		go func() {
+			var buf [512]byte
+			for {
+				if _, err := tlc.Read(buf[:]); err != nil {
+					closed.Store(true)
+					return
+				}
+			}
+		}()
+		s.conn, s.closed = tlc, closed
+		if s.Compressor != nil {
+			s.Compressor.Reset()
+		}
+		return nil
+	}
+	s.conn, s.closed = c, nil
 	if tc, ok := c.(*net.TCPConn); ok {
 		s.raw, _ = tc.SyscallConn()
 		if s.peekFn == nil {
 			s.peekFn = s.peek // bound once, so that peeking allocates nothing
 		}
+	}
+	if s.Compressor != nil {
+		s.Compressor.Reset()
 	}
 	return nil
 }
@@ -157,6 +231,9 @@ func (s *Stream) Write(ctx context.Context, b metric.Batch, appendLine AppendFun
 		if own {
 			start = 1
 		}
+	}
+	if s.whole() {
+		return s.writeWhole(ctx, b, appendLine)
 	}
 	buf := s.buf[:0]
 	flushed, refused := start, 0 // b[:flushed] are in the kernel whole
@@ -192,6 +269,78 @@ func (s *Stream) Write(ctx context.Context, b metric.Batch, appendLine AppendFun
 		}
 		flushed, flushedRefused = i+1, refused
 		buf = buf[:0]
+	}
+	s.buf = buf[:0]
+	if refused > 0 {
+		return &Refused{N: refused}
+	}
+	return nil
+}
+
+// writeWhole is Write for chunks that go out whole or not at all (see
+// whole).
+func (s *Stream) writeWhole(ctx context.Context, b metric.Batch, appendLine AppendFunc) error {
+	buf := s.buf[:0]
+	flushed, refused := 0, 0 // b[:flushed] are written
+	flushedRefused := 0      // metrics of b[:flushed] left out
+	first := 0               // the first metric of the chunk in buf
+	msg, lines := 0, 0       // where the message and its lines begin in buf
+	for i := 0; i < len(b); i++ {
+		if i == first && s.Framing != nil {
+			buf = s.Framing.Begin(buf[:0])
+			lines = len(buf)
+		} else if i == first {
+			buf = buf[:0]
+		}
+		n := len(buf)
+		buf = appendLine(buf, &b[i])
+		if len(buf) == n {
+			refused++
+		}
+		if len(buf) < s.WriteBuffer && i < len(b)-1 {
+			continue
+		}
+		next := i + 1
+		if len(buf) == lines {
+			// every metric of the chunk was refused: nothing to send
+			flushed, flushedRefused, first = next, refused, next
+			continue
+		}
+		if s.Framing != nil {
+			buf = s.Framing.End(buf, msg)
+		}
+		if s.PeerClosed() {
+			s.buf = buf[:0]
+			s.Close()
+			return Partial(flushed, flushedRefused, fmt.Errorf("%s: connection closed by peer: %w", s.Address, registry.ErrNotConnected))
+		}
+		out := buf
+		if s.Compressor != nil {
+			z, err := s.Compressor.Compress(s.zbuf[:0], buf)
+			s.zbuf = z[:0]
+			if err != nil {
+				s.buf = buf[:0]
+				s.Close()
+				return Partial(flushed, flushedRefused, fmt.Errorf("%s: compress: %w: %w", s.Address, err, registry.ErrNotConnected))
+			}
+			out = z
+		}
+		if wrote, err := s.write(ctx, out); err != nil {
+			// the connection's stream state is lost with a part of the
+			// chunk: it goes
+			s.Close()
+			if s.Framing == nil && s.Compressor == nil {
+				// TLS delivered the lines of whole records
+				whole, wholeRefused, _ := s.measure(b[flushed:next], wrote, appendLine)
+				flushed, flushedRefused = flushed+whole, flushedRefused+wholeRefused
+			}
+			s.buf = buf[:0]
+			if !errors.Is(err, registry.ErrNotConnected) {
+				err = fmt.Errorf("%w: %w", err, registry.ErrNotConnected)
+			}
+			return Partial(flushed, flushedRefused, err)
+		}
+		flushed, flushedRefused, first = next, refused, next
 	}
 	s.buf = buf[:0]
 	if refused > 0 {
@@ -292,6 +441,9 @@ func (s *Stream) write(ctx context.Context, p []byte) (int, error) {
 // PeerClosed peeks at the socket without blocking: true when the peer has
 // closed or reset the connection.
 func (s *Stream) PeerClosed() bool {
+	if s.closed != nil {
+		return s.closed.Load()
+	}
 	if s.raw == nil {
 		return false
 	}
@@ -322,7 +474,7 @@ func (s *Stream) Close() error {
 		return nil
 	}
 	err := s.conn.Close()
-	s.conn, s.raw = nil, nil
+	s.conn, s.raw, s.closed = nil, nil, nil
 	s.cut, s.cutSent = s.cut[:0], 0
 	return err
 }
