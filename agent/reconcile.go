@@ -345,6 +345,10 @@ func (a *Agent) commit(p *plan, why string, began time.Time) {
 		a.startAggRun(r)
 	}
 	if why == "reload" {
+		// certificates: new handshakes use the files as they are now
+		for _, err := range registry.ReloadTLS() {
+			a.log.Error().Err(err).Msg("TLS files not reloaded; the ones read before stay in use")
+		}
 		for id, o := range p.st.outs {
 			if err := o.r.ReopenFiles(); err != nil {
 				a.log.Error().Err(err).Str("id", id).Msg("files not reopened; writing on to the open ones")

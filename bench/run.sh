@@ -7,6 +7,9 @@
 #   bench/run.sh w6              # 1000 carbon-c-relay rules (bench/w6-conf.sh), converted
 #   bench/run.sh w7              # a carbon-c-relay aggregate of 10k groups (bench/w7-conf.sh), converted
 #   bench/run.sh w8              # the StatsD server vs Etsy statsd (and Telegraf): bench/w8.sh
+#   bench/run.sh w9              # w1 over a relay-to-relay link: plain, TLS, gzip, lz4, snappy
+#                                # (router pairs; carbon-c-relay pairs plain and gzip, CCR_FULL or
+#                                # ../shared/tools/build-carbon-c-relay.sh)
 #   REPEAT=5 LINES=2000000 bench/run.sh w1 w2
 #
 # Prints, per workload, the harness's median table: rate, CPU-seconds, rate
@@ -110,6 +113,35 @@ cat > $BENCH_WORKDIR/px.toml <<EOT
 EOT
 GOGC=400 $ROUTER -config $BENCH_WORKDIR/gw.toml &
 exec $ROUTER -config $BENCH_WORKDIR/px.toml' ;;
+	w9-*) # w1 through a relay-to-relay link: $1 = w9-plain | w9-tls | w9-gzip | w9-lz4 | w9-snappy
+		local keys="" in_keys=""
+		case $1 in
+		w9-tls)
+			keys="tls_ca = \"$TLS_DIR/cert.pem\""
+			in_keys="tls_cert = \"$TLS_DIR/cert.pem\"
+  tls_key = \"$TLS_DIR/key.pem\"" ;;
+		w9-gzip | w9-lz4 | w9-snappy) keys="transport = \"${1#w9-}\"" in_keys=$keys ;;
+		esac
+		echo 'cat > $BENCH_WORKDIR/b.toml <<EOT
+[[inputs.graphite]]
+  listen = "127.0.0.1:$BENCH_AUX_PORT1"
+  '"$in_keys"'
+[[outputs.broadcast]]
+  protocol = "graphite"
+  destinations = ["127.0.0.1:$BENCH_SINK1_PORT", "127.0.0.1:$BENCH_SINK2_PORT"]
+  overflow = "block"
+EOT
+cat > $BENCH_WORKDIR/a.toml <<EOT
+[[inputs.graphite]]
+  listen = "127.0.0.1:$BENCH_IN_PORT"
+[[outputs.graphite]]
+  address = "127.0.0.1:$BENCH_AUX_PORT1"
+  overflow = "block"
+  '"$keys"'
+EOT
+$ROUTER -config $BENCH_WORKDIR/b.toml &
+$BENCH waitport -addr 127.0.0.1:$BENCH_AUX_PORT1
+exec $ROUTER -config $BENCH_WORKDIR/a.toml' ;;
 	w6 | w7) echo "$HERE/$1"'-conf.sh $BENCH_IN_PORT $BENCH_SINK1_PORT $BENCH_SINK2_PORT > $BENCH_WORKDIR/c.conf
 $ROUTER convert carbon-c-relay $BENCH_WORKDIR/c.conf > $BENCH_WORKDIR/r.toml
 exec $ROUTER -config $BENCH_WORKDIR/r.toml' ;;
@@ -120,6 +152,21 @@ for w in "${workloads[@]}"; do
 	case $w in
 	w8) exec "$HERE/w8.sh" ;; # StatsD server: its own sender, sink and rate search (ROUTER as built above)
 	esac
+	if [[ $w == w9 ]]; then
+		# w1 with the relay-to-relay link in between, plain, TLS and compressed:
+		# router pairs, and carbon-c-relay pairs (the build with transports)
+		suts=()
+		for l in plain tls gzip lz4 snappy; do suts+=("router-$l" "$(router_cmd "w9-$l")"); done
+		base=router-plain
+		if [[ ${PEERS:-1} != 0 ]] && CCR_FULL=${CCR_FULL:-$("$ROOT/../shared/tools/build-carbon-c-relay.sh" 2>/dev/null)}; then
+			for l in plain gzip; do suts+=("ccr-$l" "L=$l CCR=$CCR_FULL $HERE/w9-ccr.sh"); done
+			base=ccr-gzip
+		fi
+		export LINES=${LINES:-2000000}
+		echo "== w9 (w1 over a link)"
+		(cd "$RESULTS_DIR" && LABEL=w9 RESULTS=$RESULTS_DIR/results-w9.jsonl BASE=$base "$HARNESS/compare.sh" w1 "$REPEAT" "${suts[@]}") | sed -n '/^| workload/,$p'
+		continue
+	fi
 	suts=(router "$(router_cmd "$w")")
 	if [[ -n ${ROUTER_B:-} ]]; then
 		suts+=(router-b "$(router_cmd "$w" | sed "s#\$ROUTER#$ROUTER_B#g")")

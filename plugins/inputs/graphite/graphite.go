@@ -58,6 +58,9 @@ type Graphite struct {
 	MaxInputLength  int    `toml:"max_input_length"`
 	MaxMetricLength int    `toml:"max_metric_length"`
 
+	// TCP: TLS, mutual with tls_ca (registry.TLSServer)
+	registry.TLSServer
+
 	srv *linein.Server
 }
 
@@ -92,7 +95,14 @@ func (g *Graphite) Init(env registry.Env) error {
 	if g.MaxMetricLength > 0 && g.MaxMetricLength >= g.MaxInputLength {
 		return fmt.Errorf("max_metric_length %d: must be smaller than max_input_length %d", g.MaxMetricLength, g.MaxInputLength)
 	}
+	if g.TLSServer.Enabled() && g.Protocol == "udp" {
+		return fmt.Errorf("tls_cert: TLS is for protocol \"tcp\" or \"unix\", not udp")
+	}
+	if err := g.TLSServer.Check(); err != nil {
+		return err
+	}
 	cfg := linein.Config{
+		TLS:            &g.TLSServer,
 		Listen:         g.Listen,
 		MaxLine:        g.MaxLineLength,
 		MaxConnections: g.MaxConnections,

@@ -60,6 +60,9 @@ type StatsD struct {
 	DrainGrace     registry.Duration `toml:"drain_grace"`
 	Strict         bool              `toml:"strict"`
 
+	// TCP: TLS, mutual with tls_ca (registry.TLSServer)
+	registry.TLSServer
+
 	srv *linein.Server
 }
 
@@ -81,7 +84,14 @@ func (s *StatsD) Init(env registry.Env) error {
 		return fmt.Errorf("read_batch = %d: want 1..%d", s.ReadBatch, maxReadBatch)
 	}
 
+	if s.TLSServer.Enabled() && s.Protocol == "udp" {
+		return fmt.Errorf("tls_cert: TLS is for protocol \"tcp\", not udp")
+	}
+	if err := s.TLSServer.Check(); err != nil {
+		return err
+	}
 	cfg := linein.Config{
+		TLS:             &s.TLSServer,
 		Listen:          s.Listen,
 		MaxLine:         s.MaxLineLength,
 		MaxConnections:  s.MaxConnections,

@@ -44,10 +44,12 @@ type Config struct {
 	// Cleanse, if set, cleanses every line before it is parsed (see
 	// Framer.SetCleanse), in ServeTCP and in ServeUDP without ReadBatch.
 	Cleanse CleanseFunc
-	// TLS, if set, serves TCP connections over TLS: the handshake runs in
-	// the connection's goroutine, within handshakeTimeout; a failed one is
-	// counted (tls_handshake_errors_total) and logged with the peer.
-	TLS *tls.Config
+	// TLS, if enabled, serves TCP connections over TLS: ServeTCP builds the
+	// *tls.Config when it starts (kept up to date by registry.ReloadTLS
+	// until it returns); the handshake runs in the connection's goroutine,
+	// within handshakeTimeout; a failed one is counted
+	// (tls_handshake_errors_total) and logged with the peer.
+	TLS *registry.TLSServer
 	// Transport, if set, wraps each TCP connection (after TLS) for a
 	// compressed transport (plugins/internal/transport.Server). Deadlines set
 	// on the wrapped connection must apply to its reads without breaking the
@@ -75,6 +77,8 @@ type Server struct {
 	datagrams, readCalls                  *atomic.Uint64 // batched UDP only
 	rcvbuf                                atomic.Int64   // SO_RCVBUF the kernel gave (UDP)
 
+	tlsConf *tls.Config // built by ServeTCP when TLS is enabled
+
 	ready chan struct{}
 	addr  atomic.Value // net.Addr
 	owner string       // netx.Config.Owner: instances of one input share sockets
@@ -100,7 +104,7 @@ func NewServer(cfg Config, parse ParseFunc, env registry.Env) *Server {
 	s.acceptErrors = m.Counter("accept_errors_total", "Failed accepts (e.g. out of file descriptors), retried with backoff.")
 	s.readErrors = m.Counter("read_errors_total", "Failed UDP reads, retried.")
 	s.handedOver = m.Counter("connections_handed_over_total", "Open TCP connections handed to the next instance of this input (a reload), with their unread bytes.")
-	if cfg.TLS != nil {
+	if cfg.TLS != nil && cfg.TLS.Enabled() {
 		s.tlsErrors = m.Counter("tls_handshake_errors_total", "TLS handshakes that failed (wrong or missing client certificate, protocol version, not TLS): the connection is closed.")
 	}
 	m.Gauge("connections_active", "Open TCP connections.", func() float64 { return float64(s.active.Load()) })
@@ -150,6 +154,15 @@ func (s *Server) ServeTCP(ctx context.Context, out registry.Emitter) error {
 	network := s.cfg.Network
 	if network == "" {
 		network = "tcp"
+	}
+	if s.cfg.TLS != nil && s.cfg.TLS.Enabled() {
+		c, err := s.cfg.TLS.ServerConfig()
+		if err != nil {
+			close(s.ready)
+			return err
+		}
+		s.tlsConf = c
+		defer registry.ReleaseTLS(c)
 	}
 	ln, err := netx.ListenContext(ctx, network, s.cfg.Listen, netx.Config{Errors: s.acceptErrors, Log: s.log, Owner: s.owner})
 	if err != nil {
@@ -349,7 +362,7 @@ func remoteIP(c net.Conn) netip.Addr {
 // (after DrainGrace, or at once when the connection can be handed over to
 // a successor through ln); true: it was handed over (not to be closed).
 func (s *Server) readConn(t *tracker, tc *tcpConn, out registry.Emitter, ctx context.Context, ln *netx.Listener) bool {
-	if !tc.handed && (s.cfg.TLS != nil || s.cfg.Transport != nil) {
+	if !tc.handed && (s.tlsConf != nil || s.cfg.Transport != nil) {
 		// a handed-over connection comes wrapped as it was
 		if !s.wrap(t, tc) {
 			return false
@@ -452,8 +465,8 @@ const handshakeTimeout = 10 * time.Second
 // closed.
 func (s *Server) wrap(t *tracker, tc *tcpConn) bool {
 	c := tc.c
-	if s.cfg.TLS != nil {
-		tlc := tls.Server(c, s.cfg.TLS)
+	if s.tlsConf != nil {
+		tlc := tls.Server(c, s.tlsConf)
 		_ = c.SetDeadline(time.Now().Add(handshakeTimeout))
 		err := tlc.Handshake()
 		_ = c.SetDeadline(time.Time{})
@@ -462,7 +475,8 @@ func (s *Server) wrap(t *tracker, tc *tcpConn) bool {
 				return false
 			}
 			s.tlsErrors.Add(1)
-			s.bad.Warn().Err(err).Str("remote", c.RemoteAddr().String()).Msg("TLS handshake failed: connection closed")
+			remote := c.RemoteAddr().String()
+			s.bad.Warn().Err(registry.TLSHandshakeError(remote, err)).Str("remote", remote).Msg("TLS handshake failed: connection closed")
 			return false
 		}
 		c = tlc

@@ -7,8 +7,10 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/pem"
 	"math/big"
 	"net"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -17,6 +19,7 @@ import (
 
 	"github.com/metricsrouter/router/plugins/internal/linein"
 	"github.com/metricsrouter/router/plugins/plugintest"
+	"github.com/metricsrouter/router/registry"
 )
 
 // testCA is a CA that signs leaf certificates for tests.
@@ -75,7 +78,10 @@ func (ca *testCA) leaf(t *testing.T, client bool) tls.Certificate {
 // read on there.
 func TestMutualTLS(t *testing.T) {
 	ca, other := newCA(t, "ca"), newCA(t, "other")
-	srvCfg := &tls.Config{Certificates: []tls.Certificate{ca.leaf(t, false)}, ClientCAs: ca.pool, ClientAuth: tls.RequireAndVerifyClientCert}
+	dir := t.TempDir()
+	srvCfg := &registry.TLSServer{TLSCert: dir + "/cert.pem", TLSKey: dir + "/key.pem", TLSCA: dir + "/ca.pem"}
+	writePEM(t, srvCfg.TLSCert, srvCfg.TLSKey, ca.leaf(t, false))
+	writeCA(t, srvCfg.TLSCA, ca.cert)
 	addr := plugintest.FreeAddr(t)
 	env, m := plugintest.Env(t, "inputs.graphite")
 	var logs plugintest.SyncBuffer
@@ -150,6 +156,33 @@ func TestMutualTLS(t *testing.T) {
 	}
 	if n := m.Get("parse_errors_total"); n != 0 {
 		t.Errorf("parse_errors_total = %d", n)
+	}
+}
+
+// writePEM writes c's chain and key as PEM files.
+func writePEM(t *testing.T, certFile, keyFile string, c tls.Certificate) {
+	t.Helper()
+	var chain []byte
+	for _, der := range c.Certificate {
+		chain = append(chain, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})...)
+	}
+	key, err := x509.MarshalPKCS8PrivateKey(c.PrivateKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(certFile, chain, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: key}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// writeCA writes a CA certificate as a PEM file.
+func writeCA(t *testing.T, file string, c *x509.Certificate) {
+	t.Helper()
+	if err := os.WriteFile(file, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw}), 0o600); err != nil {
+		t.Fatal(err)
 	}
 }
 

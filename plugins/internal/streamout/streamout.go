@@ -106,6 +106,11 @@ type Stream struct {
 	// TLS, if set, speaks TLS on the connection (the handshake is part of
 	// Connect).
 	TLS *tls.Config
+	// TLSClient, if enabled and TLS is nil, is what Connect builds TLS from
+	// (registry.ReloadTLS keeps it up to date; Close releases it, so that
+	// each connection reads the files as they are).
+	TLSClient *registry.TLSClient
+	ownTLS    bool // TLS was built from TLSClient
 	// Compressor, if set, compresses each chunk (a compressed transport:
 	// plugins/internal/transport), after framing and before TLS.
 	Compressor Compressor
@@ -162,6 +167,13 @@ func (s *Stream) whole() bool {
 func (s *Stream) Connect(ctx context.Context) error {
 	s.Close()
 	d := net.Dialer{Timeout: s.Timeout, KeepAlive: 30 * time.Second}
+	if s.TLS == nil && s.TLSClient != nil && s.TLSClient.Enabled() {
+		cfg, err := s.TLSClient.ClientConfig(s.Address)
+		if err != nil {
+			return err
+		}
+		s.TLS, s.ownTLS = cfg, true
+	}
 	c, err := d.DialContext(ctx, "tcp", s.Address)
 	if err != nil {
 		return err
@@ -470,6 +482,10 @@ func (s *Stream) peek(fd uintptr) {
 // Close closes the connection. A line it leaves cut is the peer's to drop:
 // the metric was not counted as written.
 func (s *Stream) Close() error {
+	if s.ownTLS {
+		registry.ReleaseTLS(s.TLS)
+		s.TLS, s.ownTLS = nil, false
+	}
 	if s.conn == nil {
 		return nil
 	}

@@ -39,7 +39,11 @@ func init() {
 
 // Graphite is the outputs.graphite plugin.
 type Graphite struct {
-	Address       string            `toml:"address"`
+	Address string `toml:"address"`
+
+	// TCP: TLS, mutual with tls_cert (registry.TLSClient)
+	registry.TLSClient
+
 	Protocol      string            `toml:"protocol"`
 	Timeout       registry.Duration `toml:"timeout"`
 	WriteBuffer   int               `toml:"write_buffer"`
@@ -67,6 +71,15 @@ func (g *Graphite) Init(env registry.Env) error {
 	if err := registry.CheckOneOf("protocol", g.Protocol, "tcp", "udp"); err != nil {
 		return err
 	}
+	if g.TLSClient.Enabled() && g.Protocol != "tcp" {
+		return errors.New("tls_enable, tls_cert, tls_ca: TLS is for protocol \"tcp\"")
+	}
+	if err := g.TLSClient.Check(); err != nil {
+		return err
+	}
+	if w := g.TLSClient.Warning(); w != "" {
+		env.Log.Warn().Str("address", g.Address).Msg(w)
+	}
 	if g.WriteBuffer < 512 {
 		return errors.New("write_buffer: at least 512 bytes")
 	}
@@ -87,6 +100,7 @@ func (g *Graphite) Connect(ctx context.Context) error {
 	g.Close()
 	if g.Protocol == "tcp" {
 		g.tcp.Address, g.tcp.Timeout, g.tcp.WriteBuffer = g.Address, g.Timeout.D(), g.WriteBuffer
+		g.tcp.TLSClient = &g.TLSClient
 		return g.tcp.Connect(ctx)
 	}
 	d := net.Dialer{Timeout: g.Timeout.D()}

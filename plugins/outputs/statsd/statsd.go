@@ -67,7 +67,11 @@ const maxUDPPayload = 65507
 
 // StatsD is the outputs.statsd plugin.
 type StatsD struct {
-	Address       string            `toml:"address"`
+	Address string `toml:"address"`
+
+	// TCP: TLS, mutual with tls_cert (registry.TLSClient)
+	registry.TLSClient
+
 	Protocol      string            `toml:"protocol"`
 	MaxPacketSize int               `toml:"max_packet_size"`
 	As            string            `toml:"as"`
@@ -117,6 +121,15 @@ func (s *StatsD) Init(env registry.Env) error {
 	}
 	if err := registry.CheckOneOf("protocol", s.Protocol, "udp", "tcp"); err != nil {
 		return err
+	}
+	if s.TLSClient.Enabled() && s.Protocol != "tcp" {
+		return errors.New("tls_enable, tls_cert, tls_ca: TLS is for protocol \"tcp\"")
+	}
+	if err := s.TLSClient.Check(); err != nil {
+		return err
+	}
+	if w := s.TLSClient.Warning(); w != "" {
+		env.Log.Warn().Str("address", s.Address).Msg(w)
 	}
 	if s.MaxPacketSize < 64 || s.MaxPacketSize > maxUDPPayload {
 		return fmt.Errorf("max_packet_size = %d: want 64..%d", s.MaxPacketSize, maxUDPPayload)
@@ -180,6 +193,7 @@ func (s *StatsD) Connect(ctx context.Context) error {
 	s.closeConn()
 	if s.Protocol == "tcp" {
 		s.tcp.Address, s.tcp.Timeout, s.tcp.WriteBuffer = s.Address, s.Timeout.D(), s.WriteBuffer
+		s.tcp.TLSClient = &s.TLSClient
 		return s.tcp.Connect(ctx)
 	}
 	addrs, err := net.DefaultResolver.LookupNetIP(ctx, "ip", hostOf(s.Address))
