@@ -18,6 +18,7 @@ import (
 	"time"
 
 	codec "github.com/metricsrouter/router/plugins/codec/graphite"
+	"github.com/metricsrouter/router/plugins/codec/pickle"
 	"github.com/metricsrouter/router/plugins/internal/linein"
 	"github.com/metricsrouter/router/registry"
 )
@@ -37,6 +38,8 @@ func init() {
 			DrainGrace:     registry.Duration(200 * time.Millisecond),
 			AllowedChars:   codec.DefaultAllowedChars,
 			MaxInputLength: codec.DefaultMaxInputLength,
+			Format:         "plaintext",
+			MaxMessageSize: pickle.DefaultMaxMessage,
 		}
 	}, sample)
 }
@@ -57,6 +60,10 @@ type Graphite struct {
 	AllowedChars    string `toml:"allowed_chars"`
 	MaxInputLength  int    `toml:"max_input_length"`
 	MaxMetricLength int    `toml:"max_metric_length"`
+
+	// carbon's pickle receiver (format = "pickle")
+	Format         string `toml:"format"`
+	MaxMessageSize int    `toml:"max_message_size"`
 
 	// TCP: TLS, mutual with tls_ca (registry.TLSServer)
 	registry.TLSServer
@@ -79,6 +86,20 @@ func (g *Graphite) Init(env registry.Env) error {
 		}
 	} else if err := registry.CheckHostPort("listen", g.Listen); err != nil {
 		return err
+	}
+	if err := registry.CheckOneOf("format", g.Format, "plaintext", "pickle"); err != nil {
+		return err
+	}
+	if g.Format == "pickle" {
+		if g.Protocol == "udp" {
+			return fmt.Errorf("format = \"pickle\": for protocol \"tcp\" or \"unix\" (carbon's pickle receiver is TCP)")
+		}
+		if g.Cleanse {
+			return fmt.Errorf("format = \"pickle\": cleanse is for plaintext lines")
+		}
+		if g.MaxMessageSize <= 0 {
+			return fmt.Errorf("max_message_size: must be positive")
+		}
 	}
 	if g.MaxLineLength <= 0 {
 		return fmt.Errorf("max_line_length: must be positive")
@@ -116,6 +137,13 @@ func (g *Graphite) Init(env registry.Env) error {
 	}
 	if g.Cleanse {
 		cfg.Cleanse = codec.NewCleanser(g.AllowedChars, g.MaxInputLength, g.MaxMetricLength).Cleanse
+	}
+	if g.Format == "pickle" {
+		refused := env.Metrics.Counter("pickle_refused_total", "Pickle messages refused whole because they hold what carbon's data never does (GLOBAL, REDUCE, BUILD, ...: never executed).")
+		maxMsg := g.MaxMessageSize
+		cfg.NewFramer = func(c linein.Counters, onError func([]byte, error)) linein.StreamFramer {
+			return pickle.NewFramer(maxMsg, c, refused, onError)
+		}
 	}
 	g.srv = linein.NewServer(cfg, codec.Parse, env)
 	return nil

@@ -57,8 +57,9 @@ type Config struct {
 	// wrapped, and read on as it is.
 	Transport func(net.Conn) net.Conn
 	// NewFramer, if set, returns the framer of each TCP connection instead
-	// of a line Framer (Cleanse and MaxLine then do not apply to it).
-	NewFramer func() StreamFramer
+	// of a line Framer (Cleanse and MaxLine then do not apply to it), given
+	// the server's counters and its (sampled) logger of bad input.
+	NewFramer func(c Counters, onError func(line []byte, err error)) StreamFramer
 }
 
 // Server is a TCP or UDP line listener feeding an Emitter.
@@ -450,7 +451,7 @@ func (s *Server) readConn(t *tracker, tc *tcpConn, out registry.Emitter, ctx con
 // newStreamFramer returns the framer of one TCP connection.
 func (s *Server) newStreamFramer() StreamFramer {
 	if s.cfg.NewFramer != nil {
-		return s.cfg.NewFramer()
+		return s.cfg.NewFramer(s.c, s.onError)
 	}
 	f := NewFramer(s.parse, s.cfg.MaxLine, s.c, s.onError)
 	f.SetCleanse(s.cfg.Cleanse)

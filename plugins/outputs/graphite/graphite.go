@@ -23,6 +23,7 @@ import (
 	"github.com/rs/zerolog"
 
 	codec "github.com/metricsrouter/router/plugins/codec/graphite"
+	"github.com/metricsrouter/router/plugins/codec/pickle"
 	"github.com/metricsrouter/router/plugins/internal/streamout"
 	"github.com/metricsrouter/router/plugins/metric"
 	"github.com/metricsrouter/router/registry"
@@ -33,7 +34,7 @@ var sample string
 
 func init() {
 	registry.AddOutput("graphite", func() registry.Output {
-		return &Graphite{Protocol: "tcp", Timeout: registry.Duration(10 * time.Second), WriteBuffer: 64 << 10, MaxPacketSize: 1432}
+		return &Graphite{Protocol: "tcp", Format: "plaintext", Timeout: registry.Duration(10 * time.Second), WriteBuffer: 64 << 10, MaxPacketSize: 1432}
 	}, sample, registry.OutputSpec{})
 }
 
@@ -48,6 +49,7 @@ type Graphite struct {
 	Timeout       registry.Duration `toml:"timeout"`
 	WriteBuffer   int               `toml:"write_buffer"`
 	MaxPacketSize int               `toml:"max_packet_size"`
+	Format        string            `toml:"format"`
 
 	oversize *atomic.Uint64
 	refused  *atomic.Uint64
@@ -58,6 +60,11 @@ type Graphite struct {
 	buf  []byte
 	now  int64
 	line streamout.AppendFunc
+
+	// format = "pickle": one message per chunk of write_buffer bytes
+	enc     pickle.Encoder
+	scratch []byte
+	conv    metric.Metric
 }
 
 // Init validates the configuration.
@@ -80,6 +87,12 @@ func (g *Graphite) Init(env registry.Env) error {
 	if w := g.TLSClient.Warning(); w != "" {
 		env.Log.Warn().Str("address", g.Address).Msg(w)
 	}
+	if err := registry.CheckOneOf("format", g.Format, "plaintext", "pickle"); err != nil {
+		return err
+	}
+	if g.Format == "pickle" && g.Protocol != "tcp" {
+		return errors.New(`format = "pickle": for protocol "tcp" (carbon's pickle receiver is TCP)`)
+	}
 	if g.WriteBuffer < 512 {
 		return errors.New("write_buffer: at least 512 bytes")
 	}
@@ -101,6 +114,12 @@ func (g *Graphite) Connect(ctx context.Context) error {
 	if g.Protocol == "tcp" {
 		g.tcp.Address, g.tcp.Timeout, g.tcp.WriteBuffer = g.Address, g.Timeout.D(), g.WriteBuffer
 		g.tcp.TLSClient = &g.TLSClient
+		if g.Format == "pickle" && g.tcp.Framing == nil {
+			g.tcp.Framing = &streamout.Framing{
+				Begin: g.enc.Begin,
+				End:   func(dst []byte, _ int) []byte { return g.enc.End(dst) },
+			}
+		}
 		return g.tcp.Connect(ctx)
 	}
 	d := net.Dialer{Timeout: g.Timeout.D()}
@@ -123,6 +142,9 @@ func (g *Graphite) Write(ctx context.Context, b metric.Batch) error {
 	if g.Protocol == "tcp" {
 		if g.line == nil {
 			g.line = g.appendLine // bound once: no allocation per Write
+			if g.Format == "pickle" {
+				g.line = g.appendPickle
+			}
 		}
 		err = g.tcp.Write(ctx, b, g.line)
 	} else {
@@ -144,6 +166,24 @@ func (g *Graphite) appendLine(dst []byte, m *metric.Metric) []byte {
 	return codec.Append(dst, m, g.now)
 }
 
+// appendPickle appends m's datapoint to the pickle message being written:
+// a StatsD metric as its Graphite line would carry it; nothing for a metric
+// the Graphite line or carbon's unpickler cannot carry (refused).
+func (g *Graphite) appendPickle(dst []byte, m *metric.Metric) []byte {
+	if m.Format() != metric.Graphite {
+		g.scratch = codec.Append(g.scratch[:0], m, g.now)
+		if len(g.scratch) == 0 || codec.Parse(g.scratch[:len(g.scratch)-1], &g.conv) != nil {
+			return dst
+		}
+		m = &g.conv
+	}
+	out, err := g.enc.AppendMetric(dst, m, g.now)
+	if err != nil {
+		return dst
+	}
+	return out
+}
+
 // explain counts and logs (sampled) the n metrics of b that a write left
 // out, and returns the reason of the first: the codec's, or oversize (UDP).
 func (g *Graphite) explain(b metric.Batch, n int) error {
@@ -153,7 +193,13 @@ func (g *Graphite) explain(b metric.Batch, n int) error {
 		g.log.Warn().Int("count", conv).Err(reason).Bytes("name", streamout.LogName(first.Name())).Str("format", first.Format().String()).
 			Msg("metrics a Graphite line cannot carry were not written (counted as rejected)")
 	}
-	if over := n - conv; over > 0 {
+	if over := n - conv; over > 0 && g.Format == "pickle" {
+		g.refused.Add(uint64(over))
+		g.log.Warn().Int("count", over).Msg("metrics carbon's pickle receiver cannot take (a name that is not UTF-8, a timestamp that is not a finite number) were not written (counted as rejected)")
+		if first == nil {
+			reason = errPickle
+		}
+	} else if over > 0 {
 		g.oversize.Add(uint64(over))
 		g.log.Warn().Int("count", over).Int("max_packet_size", g.MaxPacketSize).
 			Msg("lines longer than max_packet_size dropped (counted as rejected)")
@@ -164,7 +210,10 @@ func (g *Graphite) explain(b metric.Batch, n int) error {
 	return reason
 }
 
-var errOversize = errors.New("line longer than max_packet_size")
+var (
+	errOversize = errors.New("line longer than max_packet_size")
+	errPickle   = errors.New("not a datapoint carbon's pickle receiver takes")
+)
 
 // writeUDP sends b in datagrams. If a send fails, the metrics of the
 // datagrams sent before it are written (a datagram goes whole or not at
