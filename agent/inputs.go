@@ -57,7 +57,7 @@ func (a *Agent) newInputRun(cfg *config.Config, ii *config.Instance) (*inputRun,
 		done:     make(chan struct{}),
 	}
 	if ii.Sel != nil {
-		ir.em.filtered = m.Counter("filtered_total", "Metrics namepass / namedrop kept out of the pipeline.")
+		ir.em.filtered = m.Counter("filtered_total", "Metrics namepass / namedrop / tagpass / tagdrop kept out of the pipeline.")
 	}
 	return ir, nil
 }

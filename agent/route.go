@@ -73,7 +73,7 @@ func routeSpecs(n node, m *metric.Metric) []string {
 	case *peerNode:
 		return routeSpecs(n.node, m)
 	case *selNode:
-		if !n.sel.Pass(m.Name()) {
+		if !n.sel.PassMetric(m) {
 			return nil
 		}
 		return routeSpecs(n.node, m)
@@ -160,7 +160,7 @@ func routeRules(a *Agent, name string, asJSON bool, in io.Reader, w *bufio.Write
 			}
 		}
 		for _, t := range targets {
-			if sn, ok := t.n.(*selNode); ok && !sn.sel.Pass(t.m.Name()) {
+			if sn, ok := t.n.(*selNode); ok && !sn.sel.PassMetric(&t.m) {
 				continue // the output's namepass / namedrop keep it out
 			}
 			dests := routeSpecs(t.n, &t.m)

@@ -10,17 +10,17 @@ import (
 	"github.com/metricsrouter/router/registry"
 )
 
-// Telegraf's metric selectors (namepass, namedrop) on inputs, processors and
-// outputs. A metric an input's or output's selector does not pass is
+// Telegraf's metric selectors (namepass, namedrop, tagpass, tagdrop) on
+// inputs, processors, aggregators and outputs. A metric an input's or output's selector does not pass is
 // counted in that instance's filtered_total; it is configuration, not a
 // loss, so it is not a drop.
 
-// selectBatch returns the metrics of b whose name sel passes: b itself when
+// selectBatch returns the metrics of b that sel passes: b itself when
 // all pass, else a new batch.
 func selectBatch(sel *selector.Selector, b metric.Batch, filtered *atomic.Uint64) metric.Batch {
 	first := -1
 	for i := range b {
-		if !sel.Pass(b[i].Name()) {
+		if !sel.PassMetric(&b[i]) {
 			first = i
 			break
 		}
@@ -31,7 +31,7 @@ func selectBatch(sel *selector.Selector, b metric.Batch, filtered *atomic.Uint64
 	out := make(metric.Batch, first, len(b)-1)
 	copy(out, b[:first])
 	for i := first + 1; i < len(b); i++ {
-		if sel.Pass(b[i].Name()) {
+		if sel.PassMetric(&b[i]) {
 			out = append(out, b[i])
 		}
 	}
@@ -59,13 +59,13 @@ func (a *Agent) selWrap(oi *config.Instance, n node) node {
 	if oi.Sel == nil {
 		return n
 	}
-	f := a.metrics.Scope("outputs."+oi.Name, oi.ID).Counter("filtered_total", "Metrics namepass / namedrop kept from this output.")
+	f := a.metrics.Scope("outputs."+oi.Name, oi.ID).Counter("filtered_total", "Metrics namepass / namedrop / tagpass / tagdrop kept from this output.")
 	return &selNode{node: n, sel: oi.Sel, filtered: f}
 }
 
 // selProc runs a processor on the metrics its selector passes; the others
-// go on unchanged (after the processed ones: the order of one name is kept,
-// since a name either passes or not).
+// go on unchanged (after the processed ones: the order of one series is
+// kept, since a series either passes or not).
 type selProc struct {
 	p   registry.Processor
 	sel *selector.Selector
@@ -78,7 +78,7 @@ func (s *selProc) Process(b metric.Batch) metric.Batch { return onSelected(s.sel
 func onSelected(sel *selector.Selector, b metric.Batch, fn func(metric.Batch) metric.Batch) metric.Batch {
 	var in, out metric.Batch
 	for i := range b {
-		if sel.Pass(b[i].Name()) {
+		if sel.PassMetric(&b[i]) {
 			in = append(in, b[i])
 		} else {
 			out = append(out, b[i])

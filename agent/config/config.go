@@ -72,11 +72,14 @@ type Agent struct {
 type InputCommon struct {
 	ID       string `toml:"id"`
 	LogLevel string `toml:"log_level"`
-	// Telegraf's metric selectors: glob lists on the metric name.
-	NamePass          []string `toml:"namepass"`
-	NameDrop          []string `toml:"namedrop"`
-	NamePassSeparator string   `toml:"namepass_separator"`
-	NameDropSeparator string   `toml:"namedrop_separator"`
+	// Telegraf's metric selectors: glob lists on the metric name, tables
+	// of tag -> glob list on its tags.
+	NamePass          []string            `toml:"namepass"`
+	NameDrop          []string            `toml:"namedrop"`
+	NamePassSeparator string              `toml:"namepass_separator"`
+	NameDropSeparator string              `toml:"namedrop_separator"`
+	TagPass           map[string][]string `toml:"tagpass"`
+	TagDrop           map[string][]string `toml:"tagdrop"`
 }
 
 // OutputCommon holds the keys every [[outputs.X]] table may have. They belong
@@ -84,20 +87,22 @@ type InputCommon struct {
 type OutputCommon struct {
 	ID       string `toml:"id"`
 	LogLevel string `toml:"log_level"`
-	// Telegraf's metric selectors: the output gets only the metrics whose
-	// name passes them.
-	NamePass          []string          `toml:"namepass"`
-	NameDrop          []string          `toml:"namedrop"`
-	NamePassSeparator string            `toml:"namepass_separator"`
-	NameDropSeparator string            `toml:"namedrop_separator"`
-	BatchSize         int               `toml:"batch_size"`
-	BufferLimit       int               `toml:"buffer_limit"`
-	FlushInterval     registry.Duration `toml:"flush_interval"`
-	FlushIdle         registry.Duration `toml:"flush_idle"`
-	Overflow          string            `toml:"overflow"`
-	RetryInitial      registry.Duration `toml:"retry_initial"`
-	RetryMax          registry.Duration `toml:"retry_max"`
-	WriteTimeout      registry.Duration `toml:"write_timeout"`
+	// Telegraf's metric selectors: the output gets only the metrics that
+	// pass them (name lists, tag tables).
+	NamePass          []string            `toml:"namepass"`
+	NameDrop          []string            `toml:"namedrop"`
+	NamePassSeparator string              `toml:"namepass_separator"`
+	NameDropSeparator string              `toml:"namedrop_separator"`
+	TagPass           map[string][]string `toml:"tagpass"`
+	TagDrop           map[string][]string `toml:"tagdrop"`
+	BatchSize         int                 `toml:"batch_size"`
+	BufferLimit       int                 `toml:"buffer_limit"`
+	FlushInterval     registry.Duration   `toml:"flush_interval"`
+	FlushIdle         registry.Duration   `toml:"flush_idle"`
+	Overflow          string              `toml:"overflow"`
+	RetryInitial      registry.Duration   `toml:"retry_initial"`
+	RetryMax          registry.Duration   `toml:"retry_max"`
+	WriteTimeout      registry.Duration   `toml:"write_timeout"`
 	// Workers is the number of concurrent writers, each with its own copy
 	// of the output (connection), sharing one queue.
 	Workers int `toml:"workers"`
@@ -133,10 +138,10 @@ const (
 func CommonKeys(kind registry.Kind) []string { return slices.Clone(commonKeys[kind]) }
 
 var commonKeys = map[registry.Kind][]string{
-	registry.Inputs:      {"id", "log_level", "namepass", "namedrop", "namepass_separator", "namedrop_separator"},
-	registry.Processors:  {"id", "log_level", "namepass", "namedrop", "namepass_separator", "namedrop_separator"},
-	registry.Aggregators: {"id", "log_level", "namepass", "namedrop", "namepass_separator", "namedrop_separator"},
-	registry.Outputs: {"id", "log_level", "namepass", "namedrop", "namepass_separator", "namedrop_separator", "batch_size", "buffer_limit", "flush_interval", "flush_idle", "overflow",
+	registry.Inputs:      {"id", "log_level", "namepass", "namedrop", "namepass_separator", "namedrop_separator", "tagpass", "tagdrop"},
+	registry.Processors:  {"id", "log_level", "namepass", "namedrop", "namepass_separator", "namedrop_separator", "tagpass", "tagdrop"},
+	registry.Aggregators: {"id", "log_level", "namepass", "namedrop", "namepass_separator", "namedrop_separator", "tagpass", "tagdrop"},
+	registry.Outputs: {"id", "log_level", "namepass", "namedrop", "namepass_separator", "namedrop_separator", "tagpass", "tagdrop", "batch_size", "buffer_limit", "flush_interval", "flush_idle", "overflow",
 		"retry_initial", "retry_max", "write_timeout", "workers", "spool_dir", "spool_max_bytes", "spool_fsync",
 		"spool_replay_rate", "instance", "to"},
 }
@@ -224,8 +229,8 @@ type Instance struct {
 	Out     OutputCommon
 	Targets []*Instance // distributor targets
 	Target  registry.Target
-	// Sel is the compiled namepass / namedrop of the table (nil: every
-	// metric).
+	// Sel is the compiled namepass / namedrop / tagpass / tagdrop of the
+	// table (nil: every metric).
 	Sel    *selector.Selector
 	outRaw OutputCommon // output keys as written, before defaults (targets inherit them)
 	// Fingerprint identifies the instance's configuration: a reload keeps
@@ -592,7 +597,7 @@ func (l *loader) decodeInstance(kind registry.Kind, name string, prim toml.Primi
 			in.Out = parent.outRaw // what the parent set, not its defaults
 			in.Out.ID, in.Out.Instance, in.Out.To = "", "", nil
 			// the distributor filters; its targets select on their own keys
-			in.Out.NamePass, in.Out.NameDrop = nil, nil
+			in.Out.NamePass, in.Out.NameDrop, in.Out.TagPass, in.Out.TagDrop = nil, nil, nil, nil
 		}
 		if err := l.md.PrimitiveDecode(prim, &in.Out); err != nil {
 			l.failed[key] = true
@@ -616,12 +621,15 @@ func (l *loader) decodeInstance(kind registry.Kind, name string, prim toml.Primi
 		l.failed[key] = true
 		return nil, l.wrapDecode(in.Table, err)
 	}
-	sel := selector.CompileEach
 	var err error
 	if kind == registry.Outputs {
-		in.Sel, err = sel(in.Out.NamePass, in.Out.NamePassSeparator, in.Out.NameDrop, in.Out.NameDropSeparator)
+		o := &in.Out
+		in.Sel, err = selector.New(selector.Spec{NamePass: o.NamePass, NamePassSeparator: o.NamePassSeparator,
+			NameDrop: o.NameDrop, NameDropSeparator: o.NameDropSeparator, TagPass: o.TagPass, TagDrop: o.TagDrop})
 	} else {
-		in.Sel, err = sel(in.In.NamePass, in.In.NamePassSeparator, in.In.NameDrop, in.In.NameDropSeparator)
+		c := &in.In
+		in.Sel, err = selector.New(selector.Spec{NamePass: c.NamePass, NamePassSeparator: c.NamePassSeparator,
+			NameDrop: c.NameDrop, NameDropSeparator: c.NameDropSeparator, TagPass: c.TagPass, TagDrop: c.TagDrop})
 	}
 	if err != nil {
 		return nil, &Error{File: l.file, Line: in.Line, Table: in.Table, Msg: err.Error()}
@@ -887,7 +895,7 @@ func (l *loader) shorthandTarget(parent *Instance, proto, dest string) (*Instanc
 	t := &Instance{Kind: registry.Outputs, Name: proto, Plugin: p.New(), Registered: p, Line: parent.Line, Table: parent.Table + " destination " + dest}
 	t.Out = parent.outRaw
 	t.Out.ID, t.Out.To, t.Out.Instance = parent.ID+"/"+dest, nil, inst
-	t.Out.NamePass, t.Out.NameDrop = nil, nil
+	t.Out.NamePass, t.Out.NameDrop, t.Out.TagPass, t.Out.TagDrop = nil, nil, nil, nil
 	t.ID = t.Out.ID
 	text := fmt.Sprintf("address = %q\n", addr)
 	t.fresh = func() (any, error) {

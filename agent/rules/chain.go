@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/metricsrouter/router/agent/aggregate"
+	"github.com/metricsrouter/router/agent/selector"
 	"github.com/metricsrouter/router/plugins/metric"
 )
 
@@ -56,6 +57,9 @@ type route struct {
 }
 
 type action struct {
+	// tags: match_tag, which a metric must pass besides the expression
+	// (nil: none)
+	tags      *selector.Tags
 	agg       *AggRule
 	rewrite   bool
 	into      string
@@ -135,6 +139,22 @@ func Compile(specs []Spec, isOutput func(id string) bool) (*Chain, error) {
 			ids[s.ID] = i
 		}
 		act := &action{}
+		if len(s.MatchTag) > 0 {
+			if s.Rewrite != "" {
+				fail("match_tag belongs to a match or aggregate rule")
+				continue
+			}
+			table := make(map[string][]string, len(s.MatchTag))
+			for k, v := range s.MatchTag {
+				table[k] = v
+			}
+			tags, err := selector.CompileTags("match_tag", table)
+			if err != nil {
+				fail("%v", err)
+				continue
+			}
+			act.tags = &tags
+		}
 		var exprs []string
 		switch {
 		case s.Aggregate != nil:
@@ -192,7 +212,7 @@ func Compile(specs []Spec, isOutput func(id string) bool) (*Chain, error) {
 			}
 			act.rewrite, act.into, act.intoT = true, *s.Into, compileTmpl(*s.Into)
 			exprs = []string{s.Rewrite}
-		case len(s.Match) > 0:
+		case len(s.Match) > 0 || act.tags != nil:
 			if s.Into != nil {
 				fail("into belongs to a rewrite rule")
 			}
@@ -201,6 +221,9 @@ func Compile(specs []Spec, isOutput func(id string) bool) (*Chain, error) {
 				continue
 			}
 			exprs = s.Match
+			if len(exprs) == 0 {
+				exprs = []string{"*"} // match_tag alone: every name
+			}
 		default:
 			fail("needs match or rewrite")
 			continue
@@ -370,7 +393,7 @@ func (c *Chain) Specs() []Spec { return c.specs }
 // every metric ("match *" with stop, or to blackhole).
 func (c *Chain) Unreachable() []string {
 	for i, r := range c.routes {
-		if r.pat.kind == kindAll && !r.act.rewrite && r.act.validate == nil && r.act.stop {
+		if r.pat.kind == kindAll && !r.act.rewrite && r.act.validate == nil && r.act.tags == nil && r.act.stop {
 			var w []string
 			seen := map[int32]bool{}
 			for _, later := range c.routes[i+1:] {
@@ -557,7 +580,7 @@ func (c *Chain) eval(st *State, m metric.Metric, tr *Trace, origin int) dropCaus
 			loc = st.loc[:]
 		}
 		n := r.pat.match(name, loc)
-		if n == 0 {
+		if n == 0 || a.tags != nil && !a.tags.All(&m) {
 			continue
 		}
 		st.hits[r.rule]++

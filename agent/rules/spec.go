@@ -2,6 +2,7 @@ package rules
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/metricsrouter/router/agent/aggregate"
@@ -19,14 +20,23 @@ import (
 //	  rewrite = '^server\.([^.]+)\.'
 //	  into = 'srv.\_1.'
 type Spec struct {
-	ID       string   `toml:"id"`
-	Match    Exprs    `toml:"match"`
-	Validate string   `toml:"validate"`
-	Else     string   `toml:"else"`
-	SendTo   []string `toml:"send_to"`
-	Stop     bool     `toml:"stop"`
-	Rewrite  string   `toml:"rewrite"`
-	Into     *string  `toml:"into"`
+	ID    string `toml:"id"`
+	Match Exprs  `toml:"match"`
+	// MatchTag narrows a match or aggregate rule to the metrics that have,
+	// for every key, a tag whose value one of its patterns matches (glob
+	// patterns, as in tagpass):
+	//
+	//	[[rules]]
+	//	  match = '^servers\.'                     # optional: "*" without
+	//	  match_tag = {env = "prod", dc = ["ams*", "fra*"]}
+	//	  send_to = ["carbon-prod"]
+	MatchTag map[string]Exprs `toml:"match_tag"`
+	Validate string           `toml:"validate"`
+	Else     string           `toml:"else"`
+	SendTo   []string         `toml:"send_to"`
+	Stop     bool             `toml:"stop"`
+	Rewrite  string           `toml:"rewrite"`
+	Into     *string          `toml:"into"`
 	// Aggregate makes the rule carbon-c-relay's aggregate: what matches is
 	// put into buckets (agent/aggregate); send_to, when set, is where the
 	// produced metrics go, else they re-enter the chain from the top.
@@ -45,7 +55,7 @@ type Spec struct {
 }
 
 // Keys are the keys a [[rules]] table may have.
-var Keys = []string{"id", "match", "validate", "else", "send_to", "stop", "rewrite", "into", "aggregate", "route_using"}
+var Keys = []string{"id", "match", "match_tag", "validate", "else", "send_to", "stop", "rewrite", "into", "aggregate", "route_using"}
 
 // Blackhole is the send_to name that discards.
 const Blackhole = "blackhole"
@@ -107,7 +117,7 @@ func (s *Spec) Describe() string {
 	case s.Aggregate != nil:
 		var b strings.Builder
 		a := s.Aggregate
-		fmt.Fprintf(&b, "aggregate %s every %v expire after %v", strings.Join(s.Match, " "), a.Every.D(), a.Expire.D())
+		fmt.Fprintf(&b, "aggregate %s%s every %v expire after %v", strings.Join(s.Match, " "), s.describeTags(), a.Every.D(), a.Expire.D())
 		for _, c := range a.Compute {
 			fmt.Fprintf(&b, " compute %s write to %s", c.Type, c.WriteTo)
 		}
@@ -120,7 +130,12 @@ func (s *Spec) Describe() string {
 		return b.String()
 	default:
 		var b strings.Builder
-		b.WriteString("match " + strings.Join(s.Match, " "))
+		match := s.Match
+		if len(match) == 0 {
+			match = Exprs{"*"}
+		}
+		b.WriteString("match " + strings.Join(match, " "))
+		b.WriteString(s.describeTags())
 		if s.Validate != "" {
 			els := s.Else
 			if els == "" {
@@ -139,4 +154,23 @@ func (s *Spec) Describe() string {
 		}
 		return b.String()
 	}
+}
+
+// describeTags renders match_tag for Describe: " tagged k=v|w* k2=x", the
+// keys sorted; "" without match_tag.
+func (s *Spec) describeTags() string {
+	if len(s.MatchTag) == 0 {
+		return ""
+	}
+	keys := make([]string, 0, len(s.MatchTag))
+	for k := range s.MatchTag {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	var b strings.Builder
+	b.WriteString(" tagged")
+	for _, k := range keys {
+		fmt.Fprintf(&b, " %s=%s", k, strings.Join(s.MatchTag[k], "|"))
+	}
+	return b.String()
 }

@@ -1,7 +1,7 @@
 // Package crelay reads carbon-c-relay's configuration language and converts
 // it to router TOML:
 //
-//	router convert carbon-c-relay [-H HOST] [-p PORT] [-c CHARS] [-m N] [-M N] [-s] [-dir DIR] FILE.conf
+//	router convert carbon-c-relay [-H HOST] [-p PORT] [-c CHARS] [-m N] [-M N] [-s] [-C CA] [-dir DIR] FILE.conf
 //
 // The parser accepts exactly what carbon-c-relay 3.7.3 accepts: its scanner
 // (start conditions, keywords, quoting, comments), its grammar, and the
@@ -16,7 +16,9 @@
 // What the router cannot express is reported with its file and line and
 // exit status 2, and nothing is printed; a configuration carbon-c-relay
 // refuses (or accepts and then crashes on) gives exit status 1. The TOML is
-// checked against the router's own loader before it is printed.
+// checked against the router's own loader before it is printed. What the
+// configuration file cannot tell (the CA of -C when it is not given) is
+// left as a TOML comment to fill in and a warning on standard error.
 package crelay
 
 import (
@@ -24,6 +26,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"strconv"
 	"strings"
 
@@ -32,7 +35,7 @@ import (
 )
 
 func init() {
-	registry.AddConverter("carbon-c-relay", "[-H HOST] [-p PORT] [-c CHARS] [-m N] [-M N] [-s] [-dir DIR] FILE.conf", func(_ context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) int {
+	registry.AddConverter("carbon-c-relay", "[-H HOST] [-p PORT] [-c CHARS] [-m N] [-M N] [-s] [-C CA] [-dir DIR] FILE.conf", func(_ context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) int {
 		return Run(registry.Default, args, stdout, stderr)
 	})
 }
@@ -50,12 +53,16 @@ carbon-c-relay's own that change what the configuration means:
   -m N      carbon-c-relay's -m: the longest metric name
   -M N      carbon-c-relay's -M: the longest input line
   -s        carbon-c-relay's -s: submission mode, no statistics
+  -C CA     carbon-c-relay's -C: the CA file that verifies the servers of
+            members with ssl (tls_ca); without it each such output gets a
+            tls_ca comment to fill in and a warning
   -dir DIR  the directory carbon-c-relay runs in: relative include paths are
             read from there (default: the current directory)
 
 Exit status: 0 converted; 1 carbon-c-relay would refuse the configuration
 (or crash on it); 2 it uses what the router cannot express yet (each is
-listed with its file and line) or a usage error.
+listed with its file and line) or a usage error. Warnings (what to fill
+in) go to standard error with exit status 0.
 `
 
 // Run is `router convert carbon-c-relay args...`; the TOML is checked
@@ -70,6 +77,7 @@ func Run(reg *registry.Registry, args []string, stdout, stderr io.Writer) int {
 	maxMetric := fs.Int("m", 0, "")
 	maxInput := fs.Int("M", 0, "")
 	submission := fs.Bool("s", false, "")
+	ca := fs.String("C", "", "")
 	dir := fs.String("dir", "", "")
 	if code, ok := registry.ParseConverterArgs(fs, args); !ok {
 		return code
@@ -78,8 +86,12 @@ func Run(reg *registry.Registry, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "router convert carbon-c-relay: -p %d: want a port\n", *port)
 		return 2
 	}
+	if fi, err := os.Stat(*ca); err == nil && fi.IsDir() {
+		fmt.Fprintf(stderr, "router convert carbon-c-relay: -C %s: a directory of CA certificates is not supported by router (tls_ca names a file)\n", *ca)
+		return 2
+	}
 	file := fs.Arg(0)
-	opt := ConvertOptions{Hostname: *host, Submission: *submission, Command: "router convert carbon-c-relay " + strings.Join(args, " ")}
+	opt := ConvertOptions{Hostname: *host, Submission: *submission, CA: *ca, Command: "router convert carbon-c-relay " + strings.Join(args, " ")}
 	fs.Visit(func(f *flag.Flag) {
 		switch f.Name {
 		case "c":
@@ -103,6 +115,9 @@ func Run(reg *registry.Registry, args []string, stdout, stderr io.Writer) int {
 		return registry.ReportConvertErrors(stderr, errs)
 	}
 	_, _ = io.WriteString(stdout, out.TOML)
+	for _, w := range out.Warnings {
+		fmt.Fprintf(stderr, "router convert: warning: %s\n", w)
+	}
 	return 0
 }
 

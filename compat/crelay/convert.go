@@ -28,6 +28,9 @@ type ConvertOptions struct {
 	AllowedChars    *string
 	MaxMetricLength *int
 	MaxInputLength  *int
+	// CA is -C: the CA file carbon-c-relay verifies its servers'
+	// certificates against (members with ssl); "" when not given.
+	CA string
 }
 
 // Output is a converted configuration.
@@ -37,6 +40,9 @@ type Output struct {
 	// no construct), so that the router's complaints about the TOML can
 	// name the carbon-c-relay line.
 	Origin []Pos
+	// Warnings name what the TOML leaves for the operator to fill in (each
+	// also a comment in the TOML), one line each, led by the position.
+	Warnings []string
 }
 
 // Convert renders cfg as router TOML. It fails with every construct the
@@ -62,7 +68,7 @@ func Convert(cfg *Config, opt ConvertOptions) (*Output, []*Error) {
 		sortErrors(w.errs)
 		return nil, w.errs
 	}
-	return &Output{TOML: w.b.String(), Origin: w.origin}, nil
+	return &Output{TOML: w.b.String(), Origin: w.origin, Warnings: w.warnings}, nil
 }
 
 // sortErrors orders errors by place of appearance (stable: files in the
@@ -91,6 +97,8 @@ type writer struct {
 	errs   []*Error
 	notes  []string
 	pfx    string // the statistics prefix, mapped
+	// warnings: see Output.Warnings
+	warnings []string
 }
 
 // line writes one line of TOML, attributed to w.at.
@@ -171,6 +179,10 @@ func (w *writer) check(errs *[]*Error) {
 	for _, r := range cfg.Listeners {
 		utf(r.Pos, "listen path", r.Path)
 		utf(r.Pos, "listen host", r.Host)
+		utf(r.Pos, "certificate", r.PEM)
+	}
+	if w.opt.CA != "" && !utf8.ValidString(w.opt.CA) {
+		unsup(Pos{File: cfg.File}, "-C %q is not valid UTF-8: not supported by router (TOML holds UTF-8 text only)", w.opt.CA)
 	}
 	for _, c := range cfg.Clusters {
 		utf(c.Pos, "cluster name", c.Name)
@@ -188,11 +200,11 @@ func (w *writer) check(errs *[]*Error) {
 			if m.Syslog {
 				unsup(m.Pos, "cluster %s: type syslog is not supported by router yet", c.Name)
 			}
-			if m.Transport != "plain" {
-				unsup(m.Pos, "cluster %s: transport %s is not supported by router yet (carbon-c-relay as packaged by Debian lacks it too)", c.Name, m.Transport)
+			if m.Proto == "udp" && (m.Transport != "plain" || m.SSL) {
+				unsup(m.Pos, "cluster %s: %s over proto udp is not supported by router (transport and ssl are stream options)", c.Name, strings.TrimPrefix(transportClause(m.Transport, m.SSL), " "))
 			}
-			if m.SSL {
-				unsup(m.Pos, "cluster %s: ssl is not supported by router yet (outputs.graphite has no TLS)", c.Name)
+			if m.Host == "mtls" && m.Proto != "file" {
+				unsup(m.Pos, "cluster %s: member mtls: carbon-c-relay 3.7 has no mtls clause (3.8 has) and reads mtls and the words after it as more servers: not supported by router", c.Name)
 			}
 			if c.UseAll && m.Proto != "file" {
 				if _, ok := numericAddr(m.Host); !ok || m.expandedFrom != "" {
@@ -480,8 +492,57 @@ func (w *writer) inputs() {
 		if w.opt.MaxMetricLength != nil {
 			w.line("  max_metric_length = %d", *w.opt.MaxMetricLength)
 		}
+		if r.Transport != "plain" {
+			w.line("  transport = %s", basic(r.Transport))
+		}
+		if r.SSL {
+			w.line("  # ssl %s: carbon-c-relay reads the certificate and its key from this one PEM file and asks for no client certificate", comment(r.PEM))
+			if !strings.HasPrefix(r.PEM, "/") {
+				w.line("  # a relative path is read from the directory the router runs in, as it was from carbon-c-relay's")
+			}
+			w.line("  tls_cert = %s", basic(r.PEM))
+			w.line("  tls_key = %s", basic(r.PEM))
+		}
 	}
 	w.at = Pos{}
+}
+
+// transportClause is a member's transport clause as carbon-c-relay writes
+// it, with a leading space; "" for the default.
+func transportClause(transport string, ssl bool) string {
+	var s string
+	if transport != "plain" || ssl {
+		s = " transport " + transport
+	}
+	if ssl {
+		s += " ssl"
+	}
+	return s
+}
+
+// link writes a member's transport and ssl clauses as the keys of its
+// outputs.graphite, at indent.
+func (w *writer) link(indent string, c *Cluster, m *Member) {
+	at := w.at
+	w.at = m.Pos
+	defer func() { w.at = at }()
+	if m.Transport != "plain" {
+		w.line("%stransport = %s", indent, basic(m.Transport))
+	}
+	if !m.SSL {
+		return
+	}
+	w.line("%s# ssl: carbon-c-relay verifies the server's certificate chain only; the router also wants %s named in it (tls_server_name names another)", indent, comment(m.Host))
+	w.line("%stls_enable = true", indent)
+	if w.opt.CA != "" {
+		w.line("%stls_ca = %s   # carbon-c-relay -C", indent, basic(w.opt.CA))
+		return
+	}
+	w.line(`%s# tls_ca = "/path/to/ca.pem"   # FILL IN: the CA file of carbon-c-relay's -C (or convert with -C CA); the router trusts the system's CAs until then`, indent)
+	msg := fmt.Sprintf("%s: cluster %s: ssl: fill in tls_ca with the CA file of carbon-c-relay's -C (or convert with -C CA); until then the router trusts the system's CAs", c.Pos, comment(c.Name))
+	if !slices.Contains(w.warnings, msg) {
+		w.warnings = append(w.warnings, msg)
+	}
 }
 
 // hostPort joins host and port; numeric IPv4 addresses in inet_aton's
@@ -526,6 +587,7 @@ func (w *writer) outputs() {
 				if m.Proto == "udp" {
 					w.line(`  protocol = "udp"`)
 				}
+				w.link("  ", c, m)
 				continue
 			}
 			w.line("[[outputs.broadcast]]")
@@ -566,7 +628,7 @@ func (w *writer) outputs() {
 		// the destinations shorthand when every member fits it
 		short := true
 		for _, m := range c.Members {
-			if m.Proto != "tcp" || (c.Type.Hashing() && strings.Contains(m.Instance, ":")) {
+			if m.Proto != "tcp" || m.Transport != "plain" || m.SSL || (c.Type.Hashing() && strings.Contains(m.Instance, ":")) {
 				short = false
 			}
 		}
@@ -599,6 +661,7 @@ func (w *writer) outputs() {
 			} else {
 				w.instanceNote("    ", m)
 			}
+			w.link("    ", c, m)
 		}
 	}
 	w.at = Pos{}

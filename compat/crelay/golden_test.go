@@ -21,7 +21,8 @@ import (
 var update = flag.Bool("update", false, "rewrite the golden .toml files")
 
 // goldenCases are the testdata/golden/*.conf files, each with its
-// command-line options (NAME.args) and expected output (NAME.toml).
+// command-line options (NAME.args), expected output (NAME.toml) and
+// expected warnings (NAME.stderr, none when absent).
 func goldenCases(t *testing.T) []string {
 	t.Helper()
 	confs, err := filepath.Glob("testdata/golden/*.conf")
@@ -40,8 +41,8 @@ func goldenArgs(t *testing.T, conf string) []string {
 	return append(strings.Fields(string(raw)), conf)
 }
 
-// TestGolden: each configuration converts to exactly its .toml (go test
-// -run TestGolden -update rewrites them).
+// TestGolden: each configuration converts to exactly its .toml and
+// .stderr (go test -run TestGolden -update rewrites them).
 func TestGolden(t *testing.T) {
 	for _, conf := range goldenCases(t) {
 		t.Run(filepath.Base(conf), func(t *testing.T) {
@@ -49,15 +50,27 @@ func TestGolden(t *testing.T) {
 			if code := crelay.Run(registry.Default, goldenArgs(t, conf), &out, &errb); code != 0 {
 				t.Fatalf("exit %d: %s", code, errb.String())
 			}
-			if errb.Len() > 0 {
-				t.Errorf("stderr: %s", errb.String())
-			}
 			want := strings.TrimSuffix(conf, ".conf") + ".toml"
+			wantErr := strings.TrimSuffix(conf, ".conf") + ".stderr"
 			if *update {
 				if err := os.WriteFile(want, out.Bytes(), 0o644); err != nil {
 					t.Fatal(err)
 				}
+				if errb.Len() > 0 {
+					if err := os.WriteFile(wantErr, errb.Bytes(), 0o644); err != nil {
+						t.Fatal(err)
+					}
+				} else if err := os.Remove(wantErr); err != nil && !os.IsNotExist(err) {
+					t.Fatal(err)
+				}
 				return
+			}
+			expErr, err := os.ReadFile(wantErr)
+			if err != nil && !os.IsNotExist(err) {
+				t.Fatal(err)
+			}
+			if errb.String() != string(expErr) {
+				t.Errorf("stderr differs from %s:\n%s", wantErr, errb.String())
 			}
 			exp, err := os.ReadFile(want)
 			if err != nil {
@@ -71,8 +84,7 @@ func TestGolden(t *testing.T) {
 }
 
 // TestGoldenLoads: every golden output is TOML the router loads and
-// initialises (router -check), and its strings decode to exactly what the
-// carbon-c-relay configuration says.
+// initialises, and `router -check` accepts it.
 func TestGoldenLoads(t *testing.T) {
 	for _, conf := range goldenCases(t) {
 		t.Run(filepath.Base(conf), func(t *testing.T) {
@@ -91,6 +103,10 @@ func TestGoldenLoads(t *testing.T) {
 			}
 			if _, err := agent.New(cfg, zerolog.Nop()); err != nil {
 				t.Fatalf("the router does not initialise it: %v", err)
+			}
+			var out, errb bytes.Buffer
+			if code := agent.RunWith(t.Context(), registry.Default, []string{"-config", want, "-check"}, strings.NewReader(""), &out, &errb); code != 0 {
+				t.Fatalf("router -config %s -check: exit %d: %s", want, code, errb.String())
 			}
 		})
 	}

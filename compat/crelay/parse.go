@@ -1058,22 +1058,18 @@ func (p *parser) listen() error {
 		return err
 	}
 	transport, ssl, pem := "plain", false, ""
-	if t, ok := p.accept(tTransport); ok {
+	if _, ok := p.accept(tTransport); ok {
 		v, err := p.expect(tPlain, tGzip, tLz4, tSnappy)
 		if err != nil {
 			return err
 		}
 		transport = v.kind.String()
-		if v.kind != tPlain {
-			p.unsupported(t.line, "listen with transport %s is not supported by router yet (carbon-c-relay as packaged by Debian lacks it too)", transport)
-		}
-		if s, ok := p.accept(tSSL); ok {
+		if _, ok := p.accept(tSSL); ok {
 			v, err := p.expect(tString)
 			if err != nil {
 				return err
 			}
 			ssl, pem = true, v.text
-			p.unsupported(s.line, "listen with ssl is not supported by router yet (inputs.graphite has no TLS)")
 		}
 	}
 	var recs []*Receptor

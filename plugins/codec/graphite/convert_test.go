@@ -9,6 +9,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"unicode"
@@ -75,7 +76,7 @@ var fromStatsDCases = []fromStatsDCase{
 	{name: "pipe, at, hash", in: "a|b@c#d:1|c", want: "a|b@c#d 1 1800000000\n", carbon: "a|b@c#d"},
 	{name: "tag-forbidden characters in the name", in: "a!b^c~d:1|c", want: "a!b^c~d 1 1800000000\n", carbon: "a!b^c~d"},
 	// Influx-style tags
-	{name: "influx tags", in: "a,k=v,k2=v2:1|c", want: "a;k=v;k2=v2 1 1800000000\n", carbon: "a;k2=v2;k=v"},
+	{name: "influx tags", in: "a,k=v,k2=v2:1|c", want: "a;k2=v2;k=v 1 1800000000\n", carbon: "a;k2=v2;k=v"},
 	{name: "influx tag key with a space", in: "a,k x=v:1|c", want: "a;k_x=v 1 1800000000\n", carbon: "a;k_x=v"},
 	{name: "influx tag value with a space", in: "a,k=v w:1|c", want: "a;k=v_w 1 1800000000\n", carbon: "a;k=v_w"},
 	{name: "influx tag value with a semicolon", in: "a,k=v;evil=1:1|c", want: "a;k=v_evil=1 1 1800000000\n", carbon: "a;k=v_evil=1"},
@@ -84,7 +85,7 @@ var fromStatsDCases = []fromStatsDCase{
 	{name: "influx tag value with = and ~ inside", in: "a,k=x=y~z:1|c", want: "a;k=x=y~z 1 1800000000\n", carbon: "a;k=x=y~z"},
 	{name: "influx tags without key, value or '=' left out", in: "a,=v,k=,bare,k2=v2:1|c", want: "a;k2=v2 1 1800000000\n", carbon: "a;k2=v2"},
 	// DogStatsD tags
-	{name: "dogstatsd tags", in: "a:1|c|#k:v,k2:v2", want: "a;k=v;k2=v2 1 1800000000\n", carbon: "a;k2=v2;k=v"},
+	{name: "dogstatsd tags", in: "a:1|c|#k:v,k2:v2", want: "a;k2=v2;k=v 1 1800000000\n", carbon: "a;k2=v2;k=v"},
 	{name: "dogstatsd tag key with =", in: "a:1|c|#k=x:v", want: "a;k_x=v 1 1800000000\n", carbon: "a;k_x=v"},
 	{name: "dogstatsd tag value with ;", in: "a:1|c|#k:v;evil=1", want: "a;k=v_evil=1 1 1800000000\n", carbon: "a;k=v_evil=1"},
 	{name: "dogstatsd tag with spaces", in: "a:1|c|#k x:v w", want: "a;k_x=v_w 1 1800000000\n", carbon: "a;k_x=v_w"},
@@ -94,7 +95,11 @@ var fromStatsDCases = []fromStatsDCase{
 	{name: "dogstatsd tag with a tab", mk: func() metric.Metric {
 		return metric.NewStatsD(metric.StatsDSpec{Path: "a", Value: "1", Type: metric.Counter, Tags: "k:v\tw"})
 	}, want: "a;k=v_w 1 1800000000\n", carbon: "a;k=v_w"},
-	{name: "influx and dogstatsd tags", in: "a,k=v:1|c|#k2:v2", want: "a;k=v;k2=v2 1 1800000000\n", carbon: "a;k2=v2;k=v"},
+	{name: "dogstatsd key written twice: the last", in: "a:1|c|#k:1,j:x,k:2", want: "a;j=x;k=2 1 1800000000\n", carbon: "a;j=x;k=2"},
+	{name: "dogstatsd name tag: carbon's is the name", in: "a:1|c|#name:x,k:v", want: "a;k=v 1 1800000000\n", carbon: "a;k=v"},
+	{name: "tagged name with a leading ~", in: "~a:1|c|#k:v", want: "a;k=v 1 1800000000\n", carbon: "a;k=v"},
+	{name: "tags sorted as ;k=v strings", in: "a:1|c|#k:1,k-x:2", want: "a;k-x=2;k=1 1 1800000000\n", carbon: "a;k-x=2;k=1"},
+	{name: "influx and dogstatsd tags", in: "a,k=v:1|c|#k2:v2", want: "a;k2=v2;k=v 1 1800000000\n", carbon: "a;k2=v2;k=v"},
 	// values
 	{name: "gauge delta keeps its sign", in: "g:+3|g", want: "g +3 1800000000\n", carbon: "g"},
 	{name: "negative gauge", in: "g:-2|g", want: "g -2 1800000000\n", carbon: "g"},
@@ -192,11 +197,12 @@ func checkGraphiteLine(t *testing.T, s *metric.Metric, out []byte) {
 	if err := graphite.Parse(line, &g); err != nil {
 		t.Fatalf("%q does not parse as Graphite: %v", line, err)
 	}
-	if want := refGraphiteName(s.Name()); string(g.Name()) != want {
-		t.Fatalf("%q: name %q, want %q", line, g.Name(), want)
+	wantName, wantTags := refCanonical(refGraphiteName(s.Name()), refGraphiteTags(s))
+	if string(g.Name()) != wantName {
+		t.Fatalf("%q: name %q, want %q", line, g.Name(), wantName)
 	}
-	if want := refGraphiteTags(s); string(g.PathTags()) != want {
-		t.Fatalf("%q: tags %q, want %q", line, g.PathTags(), want)
+	if string(g.PathTags()) != wantTags {
+		t.Fatalf("%q: tags %q, want %q", line, g.PathTags(), wantTags)
 	}
 	if g.Value() != s.Value() {
 		t.Fatalf("%q: value %v, want %v", line, g.Value(), s.Value())
@@ -259,6 +265,30 @@ func refGraphiteTags(s *metric.Metric) string {
 	add(string(s.PathTags()), "=")
 	add(string(s.Tags()), ":")
 	return b.String()
+}
+
+// refCanonical is carbon's canonical form of name and its tags
+// (";k=v;..."), written plainly: the last value of each key, no "name"
+// tag, the ";k=v" strings sorted, the name's leading '~'s stripped; name
+// and tags as they are when there are no tags or the name is '~'s only.
+func refCanonical(name, tags string) (string, string) {
+	trimmed := strings.TrimLeft(name, "~")
+	if tags == "" || trimmed == "" {
+		return name, tags
+	}
+	last := map[string]string{}
+	for _, tag := range strings.Split(tags, ";")[1:] {
+		k, v, _ := strings.Cut(tag, "=")
+		last[k] = v
+	}
+	var list []string
+	for k, v := range last {
+		if k != "name" {
+			list = append(list, ";"+k+"="+v)
+		}
+	}
+	slices.Sort(list)
+	return trimmed, strings.Join(list, "")
 }
 
 // carbonRead is what carbon's line receiver did with one line: "stored"

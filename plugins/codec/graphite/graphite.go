@@ -26,11 +26,20 @@
 //     U+202F, U+205F, U+3000) and byte that is not part of valid UTF-8
 //     becomes one '_'; everything else is kept (one for one, so distinct
 //     names rarely merge). "my metric:1|c" becomes "my_metric 1 <now>".
-//   - Tags: Influx-style ",k=v" tags of the path, then DogStatsD "k:v"
-//     tags, become ";k=v" in their order, key and value mapped as the name,
-//     '!', '^' and '=' in a key and a leading '~' in a value becoming '_'
-//     too. A bare tag, or one with an empty key or value, is left out:
-//     carbon has no place for it.
+//   - Tags: Influx-style ",k=v" tags of the path and DogStatsD "k:v" tags
+//     (split at the first ':') become ";k=v", key and value mapped as the
+//     name, '!', '^' and '=' in a key and a leading '~' in a value becoming
+//     '_' too; the path is then written in carbon's canonical form
+//     (AppendCanonical: tags sorted, the last of a key written twice, no
+//     "name" tag, no leading '~' in the name), the series carbon stores it
+//     under. A bare tag, or one with an empty key or value, is left out:
+//     carbon has no place for it. (Etsy statsd, flushing its own
+//     aggregates, writes a DogStatsD tag as ";k=v" with its first ':' made
+//     '=', its first ';' made '_', and, with its default keyNameSanitize,
+//     runs of whitespace made '_', '/' made '-' and every other character
+//     outside [A-Za-z0-9_.;=-] deleted; it keeps the tags unsorted and
+//     writes a bare tag as ";k", which carbon refuses: the series is then
+//     stored under its raw name, out of reach of tag queries.)
 //   - Value: the token when it is a plain decimal, which Python's float()
 //     reads as strconv does; otherwise the number, formatted by strconv
 //     ('f', shortest), so "0x1p3" becomes "8". A gauge delta "+3" or "-2"
@@ -348,9 +357,16 @@ func appendRendered(dst []byte, m *metric.Metric, now int64) []byte {
 	if Refused(m) != nil {
 		return dst
 	}
+	start := len(dst)
 	dst = appendMapped(dst, m.Name(), &nameSet)
-	dst = appendInfluxTags(dst, m.PathTags())
-	dst = appendDogTags(dst, m.Tags())
+	{
+		tags := len(dst)
+		dst = appendInfluxTags(dst, m.PathTags())
+		dst = appendDogTags(dst, m.Tags())
+		if len(dst) > tags {
+			dst = canonicalIn(dst, start)
+		}
+	}
 	dst = append(dst, ' ')
 	if v := m.ValueToken(); num.PlainDecimal(v) {
 		dst = append(dst, v...)
@@ -364,6 +380,18 @@ func appendRendered(dst []byte, m *metric.Metric, now int64) []byte {
 		dst = strconv.AppendInt(dst, now, 10)
 	}
 	return append(dst, '\n')
+}
+
+// canonicalIn rewrites the tagged path dst[start:] into carbon's canonical
+// form (AppendCanonical); it leaves a path carbon would refuse (a name of
+// '~'s only) as it is.
+func canonicalIn(dst []byte, start int) []byte {
+	var scratch [512]byte
+	out, err := AppendCanonical(scratch[:0], dst[start:])
+	if err != nil {
+		return dst
+	}
+	return append(dst[:start], out...)
 }
 
 // The ASCII bytes that become '_' in a name, a tag key and a tag value

@@ -301,11 +301,17 @@ func TestFromStatsD(t *testing.T) {
 		{"timer", "lat:320|ms", "lat 320 1800000000\n"},
 		{"gauge delta keeps its token", "g:+3|g", "g +3 1800000000\n"},
 		{"negative gauge", "g:-2|g", "g -2 1800000000\n"},
-		{"influx tags", "api.req,host=a,env=prod:5|ms", "api.req;host=a;env=prod 5 1800000000\n"},
+		{"influx tags, sorted", "api.req,host=a,env=prod:5|ms", "api.req;env=prod;host=a 5 1800000000\n"},
 		{"dogstatsd tags, bare dropped", "foo:1|c|#env:prod,canary,region:eu", "foo;env=prod;region=eu 1 1800000000\n"},
 		{"dogstatsd tags with empty key or value dropped", "foo:1|c|#:x,k:,a:b", "foo;a=b 1 1800000000\n"},
 		{"dogstatsd tag value with colon", "foo:1|c|#url:http://x", "foo;url=http://x 1 1800000000\n"},
-		{"influx and dogstatsd tags", "foo,host=a:1|g|#env:prod", "foo;host=a;env=prod 1 1800000000\n"},
+		{"influx and dogstatsd tags, sorted", "foo,host=a:1|g|#env:prod", "foo;env=prod;host=a 1 1800000000\n"},
+		{"a key written twice: the last", "foo:1|c|#env:dev,env:prod", "foo;env=prod 1 1800000000\n"},
+		{"name tag: carbon's name", "foo:1|c|#name:bar,a:b", "foo;a=b 1 1800000000\n"},
+		{"tagged name: leading '~' stripped", "~foo:1|c|#a:b", "foo;a=b 1 1800000000\n"},
+		{"untagged name keeps its '~'", "~foo:1|c", "~foo 1 1800000000\n"},
+		{"tagged name of '~'s only: as written", "~~:1|c|#a:b", "~~;a=b 1 1800000000\n"},
+		{"sorted as strings, not by key", "foo:1|c|#a:1,a-b:2", "foo;a-b=2;a=1 1 1800000000\n"},
 		{"empty tags section", "foo:1|c|#", "foo 1 1800000000\n"},
 		{"T timestamp used", "foo:1|g|T1700000000", "foo 1 1700000000\n"},
 		{"T0 means now", "foo:1|g|T0", "foo 1 1800000000\n"},
@@ -337,7 +343,7 @@ func TestFromStatsD(t *testing.T) {
 			t.Fatal(err)
 		}
 		m.SetPath(append([]byte("p."), m.Path()...))
-		if got, want := string(graphite.Append(nil, &m, now)), "p.foo;host=a;env=prod 1 1800000000\n"; got != want {
+		if got, want := string(graphite.Append(nil, &m, now)), "p.foo;env=prod;host=a 1 1800000000\n"; got != want {
 			t.Errorf("graphite.Append = %q, want %q", got, want)
 		}
 	})

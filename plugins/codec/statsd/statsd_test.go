@@ -269,7 +269,7 @@ func TestNewStatsD(t *testing.T) {
 		{"set member", metric.StatsDSpec{Path: "users", Value: "user42", Type: metric.Set},
 			"users:user42|s\n", "", "users", "", nan, 0}, // no Graphite line carries it
 		{"influx and dogstatsd tags", metric.StatsDSpec{Path: "api.req,host=a", Value: "5", Type: metric.Timer, Rate: 0.5, Tags: "env:prod,canary"},
-			"api.req,host=a:5|ms|@0.5|#env:prod,canary\n", "api.req;host=a;env=prod 5 1700000000\n", "api.req", ",host=a", 5, 0.5},
+			"api.req,host=a:5|ms|@0.5|#env:prod,canary\n", "api.req;env=prod;host=a 5 1700000000\n", "api.req", ",host=a", 5, 0.5},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

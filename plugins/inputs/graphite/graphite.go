@@ -20,6 +20,7 @@ import (
 	codec "github.com/metricsrouter/router/plugins/codec/graphite"
 	"github.com/metricsrouter/router/plugins/codec/pickle"
 	"github.com/metricsrouter/router/plugins/internal/linein"
+	"github.com/metricsrouter/router/plugins/internal/transport"
 	"github.com/metricsrouter/router/registry"
 )
 
@@ -39,6 +40,8 @@ func init() {
 			AllowedChars:   codec.DefaultAllowedChars,
 			MaxInputLength: codec.DefaultMaxInputLength,
 			Format:         "plaintext",
+			Transport:      "none",
+			Tags:           "keep",
 			MaxMessageSize: pickle.DefaultMaxMessage,
 		}
 	}, sample)
@@ -64,6 +67,13 @@ type Graphite struct {
 	// carbon's pickle receiver (format = "pickle")
 	Format         string `toml:"format"`
 	MaxMessageSize int    `toml:"max_message_size"`
+
+	// carbon-c-relay's compressed transports (TCP, unix)
+	Transport string `toml:"transport"`
+
+	// Graphite 1.1 tags: "keep" as they come, or "sort" into carbon's
+	// canonical form
+	Tags string `toml:"tags"`
 
 	// TCP: TLS, mutual with tls_ca (registry.TLSServer)
 	registry.TLSServer
@@ -101,6 +111,18 @@ func (g *Graphite) Init(env registry.Env) error {
 			return fmt.Errorf("max_message_size: must be positive")
 		}
 	}
+	if err := registry.CheckOneOf("tags", g.Tags, "keep", "sort"); err != nil {
+		return err
+	}
+	if g.Tags == "sort" && g.Format == "pickle" {
+		return fmt.Errorf("tags = \"sort\": for format \"plaintext\"")
+	}
+	if err := transport.Check(g.Transport); err != nil {
+		return fmt.Errorf("transport: %w", err)
+	}
+	if transport.Compressed(g.Transport) && g.Protocol == "udp" {
+		return fmt.Errorf("transport = %q: for protocol \"tcp\" or \"unix\"", g.Transport)
+	}
 	if g.MaxLineLength <= 0 {
 		return fmt.Errorf("max_line_length: must be positive")
 	}
@@ -137,6 +159,22 @@ func (g *Graphite) Init(env registry.Env) error {
 	}
 	if g.Cleanse {
 		cfg.Cleanse = codec.NewCleanser(g.AllowedChars, g.MaxInputLength, g.MaxMetricLength).Cleanse
+	}
+	if g.Tags == "sort" {
+		if cleanse := cfg.Cleanse; cleanse != nil {
+			cfg.Cleanse = func(line []byte) ([]byte, error) {
+				l, err := cleanse(line)
+				if err != nil {
+					return l, err
+				}
+				return codec.SortTags(l)
+			}
+		} else {
+			cfg.Cleanse = codec.SortTags
+		}
+	}
+	if kind := g.Transport; transport.Compressed(kind) {
+		cfg.Transport = func(c net.Conn) net.Conn { return transport.Server(kind, c) }
 	}
 	if g.Format == "pickle" {
 		refused := env.Metrics.Counter("pickle_refused_total", "Pickle messages refused whole because they hold what carbon's data never does (GLOBAL, REDUCE, BUILD, ...: never executed).")

@@ -96,7 +96,7 @@ func TestWrite(t *testing.T) {
 		}, 0},
 		{"graphite", []string{
 			"a.b;dc=eu  1.50\t1700000000",
-			"hits;host=a;env=prod +3 {now}",
+			"hits;env=prod;host=a +3 {now}",
 			"new.name 2 1700000001", // users:alice|s: a set member is not a number
 		}, 1},
 		{"statsd", []string{

@@ -25,6 +25,7 @@ import (
 	codec "github.com/metricsrouter/router/plugins/codec/graphite"
 	"github.com/metricsrouter/router/plugins/codec/pickle"
 	"github.com/metricsrouter/router/plugins/internal/streamout"
+	"github.com/metricsrouter/router/plugins/internal/transport"
 	"github.com/metricsrouter/router/plugins/metric"
 	"github.com/metricsrouter/router/registry"
 )
@@ -34,7 +35,7 @@ var sample string
 
 func init() {
 	registry.AddOutput("graphite", func() registry.Output {
-		return &Graphite{Protocol: "tcp", Format: "plaintext", Timeout: registry.Duration(10 * time.Second), WriteBuffer: 64 << 10, MaxPacketSize: 1432}
+		return &Graphite{Protocol: "tcp", Format: "plaintext", Transport: "none", Timeout: registry.Duration(10 * time.Second), WriteBuffer: 64 << 10, MaxPacketSize: 1432}
 	}, sample, registry.OutputSpec{})
 }
 
@@ -50,6 +51,7 @@ type Graphite struct {
 	WriteBuffer   int               `toml:"write_buffer"`
 	MaxPacketSize int               `toml:"max_packet_size"`
 	Format        string            `toml:"format"`
+	Transport     string            `toml:"transport"`
 
 	oversize *atomic.Uint64
 	refused  *atomic.Uint64
@@ -92,6 +94,19 @@ func (g *Graphite) Init(env registry.Env) error {
 	}
 	if g.Format == "pickle" && g.Protocol != "tcp" {
 		return errors.New(`format = "pickle": for protocol "tcp" (carbon's pickle receiver is TCP)`)
+	}
+	if err := transport.Check(g.Transport); err != nil {
+		return fmt.Errorf("transport: %w", err)
+	}
+	if transport.Compressed(g.Transport) {
+		if g.Protocol != "tcp" {
+			return fmt.Errorf("transport = %q: for protocol \"tcp\"", g.Transport)
+		}
+		c, err := transport.NewCompressor(g.Transport)
+		if err != nil {
+			return err
+		}
+		g.tcp.Compressor = c
 	}
 	if g.WriteBuffer < 512 {
 		return errors.New("write_buffer: at least 512 bytes")

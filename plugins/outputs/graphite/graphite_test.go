@@ -192,7 +192,7 @@ func TestWriteTCP(t *testing.T) {
 		{
 			name: "statsd metrics get the write time as timestamp",
 			in:   []string{"statsd:hits:3|c", "statsd:lat,host=a:12.5|ms|@0.1|#env:prod,bare", "statsd:temp:-2|g|T1700000000"},
-			want: []string{"hits 3 {now}", "lat;host=a;env=prod 12.5 {now}", "temp -2 1700000000"},
+			want: []string{"hits 3 {now}", "lat;env=prod;host=a 12.5 {now}", "temp -2 1700000000"},
 		},
 		{
 			name: "statsd names carbon would split are mapped, what no line carries is left out",

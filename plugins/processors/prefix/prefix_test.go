@@ -129,7 +129,7 @@ func TestProcess(t *testing.T) {
 		{
 			name: "statsd influx tags stay after the name", in: "statsd:lat,host=a,dc=eu:12|ms|@0.1",
 			path: "dc1.lat,host=a,dc=eu", metName: "dc1.lat",
-			graphite: "dc1.lat;host=a;dc=eu 12 1", statsd: "dc1.lat,host=a,dc=eu:12|ms|@0.1",
+			graphite: "dc1.lat;dc=eu;host=a 12 1", statsd: "dc1.lat,host=a,dc=eu:12|ms|@0.1",
 		},
 		{
 			name: "dogstatsd tags, time and unknown sections kept", in: "statsd:g:-2|g|#env:prod,bare|T1700000000|c:xyz",
