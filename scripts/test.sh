@@ -59,6 +59,10 @@ echo "== carbon-c-relay (the oracle of the rule chain's differential tests, and 
 CRELAY_SRC="$(./scripts/install-crelay.sh)"
 export CRELAY_SRC
 
+echo "== carbon-c-relay with its transports (gzip, lz4, snappy, ssl: the link tests' peer; built once)"
+CRELAY_FULL="$(./scripts/install-crelay-full.sh)"
+export CRELAY_FULL
+
 echo "== Etsy statsd (proxy.js: the StatsD proxy's management and ring differential tests)"
 STATSD_DIR="$(./scripts/install-statsd.sh)"
 export STATSD_DIR

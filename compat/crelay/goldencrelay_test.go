@@ -2,38 +2,15 @@ package crelay
 
 import (
 	"os"
-	"os/exec"
 	"path/filepath"
 	"testing"
 
 	"github.com/metricsrouter/router/internal/crelaytest"
 )
 
-// fullBin returns a carbon-c-relay 3.7.3 built with its gzip, lz4 and
-// snappy transports (Debian's lacks them): $CRELAY_FULL, else where
-// /work/shared/tools/build-carbon-c-relay.sh caches it. It skips the test
-// when there is none, and fails under CI.
-func fullBin(t *testing.T) string {
-	t.Helper()
-	cands := []string{os.Getenv("CRELAY_FULL")}
-	if d, err := os.UserCacheDir(); err == nil {
-		cands = append(cands, filepath.Join(d, "carbon-c-relay-full", "relay"))
-	}
-	for _, c := range cands {
-		if c == "" {
-			continue
-		}
-		if out, err := exec.Command(c, "-v").CombinedOutput(); err == nil && len(out) > 0 {
-			return c
-		}
-	}
-	const msg = "no carbon-c-relay with transports: set CRELAY_FULL (build-carbon-c-relay.sh builds one)"
-	if os.Getenv("CI") != "" {
-		t.Fatal(msg)
-	}
-	t.Skip(msg)
-	return ""
-}
+// fullBin returns a carbon-c-relay 3.7.3 built with its transports
+// (crelaytest.FullBin).
+func fullBin(t *testing.T) string { return crelaytest.FullBin(t) }
 
 // TestGoldenInputsCRelay: the golden inputs of the transport, ssl and
 // proto clauses are accepted by carbon-c-relay 3.7.3 itself and parsed as

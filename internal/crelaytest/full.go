@@ -14,19 +14,21 @@ import (
 	"github.com/metricsrouter/router/plugins/plugintest"
 )
 
-// FullBuildScript builds the carbon-c-relay that FullBin looks for.
-const FullBuildScript = "/work/shared/tools/build-carbon-c-relay.sh"
+// FullBuildScript builds the carbon-c-relay that FullBin looks for (from
+// the module root; scripts/test.sh runs it and sets CRELAY_FULL).
+const FullBuildScript = "scripts/install-crelay-full.sh"
 
 // FullBin returns a carbon-c-relay 3.7.3 built with its gzip, lz4, snappy
 // and ssl transports (Debian's binary has none of them): $CRELAY_FULL, else
 // the one FullBuildScript caches in the user cache directory
-// (carbon-c-relay-full/relay). Without one it skips the test, or fails it
+// (router-test/carbon-c-relay-full/relay, or carbon-c-relay-full/relay). Without one it skips the test, or fails it
 // under CI.
 func FullBin(t testing.TB) string {
 	t.Helper()
 	cands := []string{os.Getenv("CRELAY_FULL")}
 	if d, err := os.UserCacheDir(); err == nil {
-		cands = append(cands, filepath.Join(d, "carbon-c-relay-full", "relay"))
+		cands = append(cands, filepath.Join(d, "router-test", "carbon-c-relay-full", "relay"),
+			filepath.Join(d, "carbon-c-relay-full", "relay"))
 	}
 	for _, c := range cands {
 		if c == "" {
