@@ -4,6 +4,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
@@ -13,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -290,3 +292,100 @@ var crelayQueue = []string{"-q", "1000000", "-T", "5000"}
 
 // linkWait bounds the wait for a link's lines.
 var linkWait = 30 * time.Second
+
+// serverCert dials addr over TLS (trusting any certificate) and returns the
+// common name of the certificate the server presents.
+func serverCert(t *testing.T, addr string) string {
+	t.Helper()
+	c, err := tls.Dial("tcp", addr, &tls.Config{InsecureSkipVerify: true})
+	if err != nil {
+		t.Fatalf("dial %s: %v", addr, err)
+	}
+	defer c.Close()
+	return c.ConnectionState().PeerCertificates[0].Subject.CommonName
+}
+
+// TestStatsDOverTLSAndCertificateReload: StatsD over TCP inside TLS, router
+// to router (outputs.statsd -> inputs.statsd), every line delivered; the
+// receiving router serves a new certificate after its files are replaced
+// and SIGHUP, without a restart of the input, and the link goes on over a
+// new connection with the new certificate.
+func TestStatsDOverTLSAndCertificateReload(t *testing.T) {
+	skipShort(t)
+	ca := newPKI(t, "statsd")
+	cert1, key1, _ := ca.leaf(t, "first")
+	cert2, key2, _ := ca.leaf(t, "second")
+	dir := t.TempDir()
+	cert, key := filepath.Join(dir, "server.crt"), filepath.Join(dir, "server.key")
+	install := func(c, k string) {
+		for src, dst := range map[string]string{c: cert, k: key} {
+			b, err := os.ReadFile(src)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(dst+".tmp", b, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Rename(dst+".tmp", dst); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	install(cert1, key1)
+	sink := plugintest.NewLineSink(t)
+	link := plugintest.FreeAddr(t)
+	recvCfg := writeConfig(t, fmt.Sprintf(`
+[[inputs.statsd]]
+  listen = %q
+  protocol = "tcp"
+  tls_cert = %q
+  tls_key = %q
+[[outputs.graphite]]
+  address = %q
+`, link, cert, key, sink.Addr))
+	recv := startBinary(t, recvCfg)
+	waitListen(t, link)
+	in := plugintest.FreeAddr(t)
+	sendCfg := fmt.Sprintf(`
+[[inputs.statsd]]
+  listen = %q
+  protocol = "tcp"
+[[outputs.statsd]]
+  address = %q
+  protocol = "tcp"
+  tls_ca = %q
+`, in, link, ca.CA)
+	send := startRouter(t, sendCfg)
+	waitListen(t, in)
+	if cn := serverCert(t, link); cn != "first" {
+		t.Fatalf("served certificate %q, want first", cn)
+	}
+	batch := func(from, n int) []string {
+		l := make([]string, n)
+		for i := range l {
+			l[i] = fmt.Sprintf("tls.g%d:%d|g", from+i, from+i)
+		}
+		return l
+	}
+	sendLines(t, in, batch(0, 20000), 2)
+	if !sink.WaitLen(20000, 30*time.Second) {
+		t.Fatalf("sink got %d of 20000\n%s", sink.Len(), tail(send.out.String(), 2000))
+	}
+	install(cert2, key2)
+	recv.cmd.Process.Signal(syscall.SIGHUP)
+	recv.waitLog(t, "configuration applied", 2)
+	if cn := serverCert(t, link); cn != "second" {
+		t.Fatalf("after SIGHUP the served certificate is %q, want second", cn)
+	}
+	if recv.count(`"inputs_kept":1`) != 1 {
+		t.Errorf("the reload restarted the input: %v", recv.logEntries("configuration applied"))
+	}
+	sendLines(t, in, batch(20000, 20000), 2)
+	if !sink.WaitLen(40000, 30*time.Second) {
+		t.Fatalf("sink got %d of 40000", sink.Len())
+	}
+	time.Sleep(200 * time.Millisecond)
+	if got := sink.Len(); got != 40000 {
+		t.Fatalf("sink got %d lines, want 40000", got)
+	}
+}
