@@ -93,10 +93,11 @@ func Convert(file string, rules []*Rule, opt ConvertOptions) *Output {
 	w.line(`  protocol = "tcp"`)
 	w.line("")
 	w.line("[[outputs.graphite]]")
-	w.line("  # carbon-aggregator's DESTINATIONS, at their line receiver (the router sends")
-	w.line("  # plaintext; carbon's default 127.0.0.1:2004 is carbon-cache's pickle port)")
+	w.line("  # carbon-aggregator's DESTINATIONS (carbon's default: carbon-cache's pickle")
+	w.line("  # port), in pickle as carbon-aggregator sends them")
 	w.line("  id = %s", basic(out))
-	w.line(`  address = "127.0.0.1:2003"`)
+	w.line(`  address = "127.0.0.1:2004"`)
+	w.line(`  format = "pickle"`)
 	for _, r := range rules {
 		w.at = r.Pos
 		w.line("")

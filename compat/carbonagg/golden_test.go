@@ -70,6 +70,7 @@ type converted struct {
 		Graphite []struct {
 			ID      string `toml:"id"`
 			Address string `toml:"address"`
+			Format  string `toml:"format"`
 		} `toml:"graphite"`
 	} `toml:"outputs"`
 	Rules []struct {
@@ -123,7 +124,7 @@ func TestGoldenLoads(t *testing.T) {
 			if slices.Contains(g.args, "caches") {
 				out, expire = "caches", map[string]string{"10s": "30s", "15s": "45s", "30s": "90s", "60s": "180s"}
 			}
-			if len(c.Inputs.Graphite) != 1 || c.Inputs.Graphite[0].Listen != ":2023" || len(c.Outputs.Graphite) != 1 || c.Outputs.Graphite[0].ID != out {
+			if len(c.Inputs.Graphite) != 1 || c.Inputs.Graphite[0].Listen != ":2023" || len(c.Outputs.Graphite) != 1 || c.Outputs.Graphite[0].ID != out || c.Outputs.Graphite[0].Format != "pickle" {
 				t.Errorf("inputs %+v outputs %+v", c.Inputs, c.Outputs)
 			}
 			raw, _ := os.ReadFile("testdata/sample.conf")
