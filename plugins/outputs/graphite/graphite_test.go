@@ -692,3 +692,39 @@ func BenchmarkWriteTCP(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/line")
 }
+
+// BenchmarkWriteTCPLinks: BenchmarkWriteTCP's batch as pickle messages and
+// over each compressed transport (one chunk of write_buffer compressed per
+// write).
+func BenchmarkWriteTCPLinks(b *testing.B) {
+	const n = 5000
+	var buf bytes.Buffer
+	for i := range n {
+		fmt.Fprintf(&buf, "bench.output.path.%d %d.5 1700000000\n", i, i)
+	}
+	lines := strings.Split(strings.TrimSuffix(buf.String(), "\n"), "\n")
+	batch := plugintest.Batch(b, lines...)
+	for _, v := range []struct{ name, format, transport string }{
+		{"pickle", "pickle", "none"}, {"gzip", "plaintext", "gzip"}, {"lz4", "plaintext", "lz4"}, {"snappy", "plaintext", "snappy"},
+	} {
+		b.Run(v.name, func(b *testing.B) {
+			p, _ := registry.Default.Lookup(registry.Outputs, "graphite")
+			g := p.New().(*Graphite)
+			g.Address, g.Format, g.Transport = discardServer(b), v.format, v.transport
+			if err := g.Init(registry.Env{Log: zerolog.Nop(), Metrics: plugintest.NewMetrics()}); err != nil {
+				b.Fatal(err)
+			}
+			connect(b, g)
+			defer g.Close()
+			ctx := b.Context()
+			b.ReportAllocs()
+			b.SetBytes(int64(buf.Len()))
+			for b.Loop() {
+				if err := g.Write(ctx, batch); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/line")
+		})
+	}
+}
