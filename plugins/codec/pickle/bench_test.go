@@ -59,21 +59,6 @@ func BenchmarkDecodeOgRek(b *testing.B) {
 	reportPerPoint(b, 500)
 }
 
-// BenchmarkFramer: the same message, framed and parsed into a batch.
-func BenchmarkFramer(b *testing.B) {
-	msg := frame(benchMessage(b))
-	var cs counters
-	f := cs.framer(0)
-	b.ReportAllocs()
-	b.SetBytes(int64(len(msg)))
-	for b.Loop() {
-		if bt := f.Advance(copy(f.Space(len(msg)), msg)); len(bt) != 500 {
-			b.Fatalf("%d metrics", len(bt))
-		}
-	}
-	reportPerPoint(b, 500)
-}
-
 // BenchmarkEncode: 500 Graphite metrics into one message.
 func BenchmarkEncode(b *testing.B) {
 	ms := make([]metric.Metric, 500)

@@ -11,7 +11,7 @@
 // imports, calls or builds anything but the values below, and turns one
 // message body into Graphite plaintext lines "path value timestamp\n"
 // appended to a caller's buffer, which the Graphite codec then parses (the
-// Framer does that for one TCP connection).
+// Framer of plugins/internal/picklein does that for one TCP connection).
 //
 // Accepted: the opcodes that Python 2 and 3 (protocols 0 to 5) write for
 // lists and tuples of strings and numbers: PROTO, FRAME, STOP, MARK, POP,

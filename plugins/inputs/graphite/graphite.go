@@ -18,8 +18,8 @@ import (
 	"time"
 
 	codec "github.com/metricsrouter/router/plugins/codec/graphite"
-	"github.com/metricsrouter/router/plugins/codec/pickle"
 	"github.com/metricsrouter/router/plugins/internal/linein"
+	"github.com/metricsrouter/router/plugins/internal/picklein"
 	"github.com/metricsrouter/router/plugins/internal/transport"
 	"github.com/metricsrouter/router/registry"
 )
@@ -42,7 +42,7 @@ func init() {
 			Format:         "plaintext",
 			Transport:      "none",
 			Tags:           "keep",
-			MaxMessageSize: pickle.DefaultMaxMessage,
+			MaxMessageSize: picklein.DefaultMaxMessage,
 		}
 	}, sample)
 }
@@ -180,7 +180,7 @@ func (g *Graphite) Init(env registry.Env) error {
 		refused := env.Metrics.Counter("pickle_refused_total", "Pickle messages refused whole because they hold what carbon's data never does (GLOBAL, REDUCE, BUILD, ...: never executed).")
 		maxMsg := g.MaxMessageSize
 		cfg.NewFramer = func(c linein.Counters, onError func([]byte, error)) linein.StreamFramer {
-			return pickle.NewFramer(maxMsg, c, refused, onError)
+			return picklein.NewFramer(maxMsg, c, refused, onError)
 		}
 	}
 	g.srv = linein.NewServer(cfg, codec.Parse, env)

@@ -1,4 +1,8 @@
-package pickle
+// Package picklein frames the pickle messages of a TCP connection for
+// inputs.graphite format = "pickle" (a linein.StreamFramer over
+// plugins/codec/pickle's decoder). It lives outside the codec so that the
+// codecs depend on no network code.
+package picklein
 
 import (
 	"bytes"
@@ -7,6 +11,7 @@ import (
 	"sync/atomic"
 
 	"github.com/metricsrouter/router/plugins/codec/graphite"
+	"github.com/metricsrouter/router/plugins/codec/pickle"
 	"github.com/metricsrouter/router/plugins/internal/linein"
 	"github.com/metricsrouter/router/plugins/metric"
 )
@@ -21,7 +26,7 @@ const DefaultMaxMessage = 1 << 20
 // too long and its bytes are skipped by its length, without being held.
 // It is used by one goroutine.
 //
-// Counting: a refused message is one parse error (ErrForbidden ones go to
+// Counting: a refused message is one parse error (pickle.ErrForbidden ones go to
 // refused instead), each skipped entry one parse error; a message cut by
 // the end of the stream is truncated. onError, if not nil, is called per
 // refused message and per message with skipped entries, with the start of
@@ -32,7 +37,7 @@ type Framer struct {
 	refused *atomic.Uint64
 	onError func(line []byte, err error)
 
-	dec   Decoder
+	dec   pickle.Decoder
 	buf   []byte
 	start int   // buf[start:end] is read but not framed
 	end   int   //
@@ -132,7 +137,7 @@ func (f *Framer) decode(msg []byte) {
 	out, skipped, err := f.dec.Decode(f.lines, msg)
 	f.lines = out
 	switch {
-	case errors.Is(err, ErrForbidden):
+	case errors.Is(err, pickle.ErrForbidden):
 		f.count(f.refused)
 	case err != nil:
 		f.count(f.c.ParseErrors)

@@ -1,15 +1,20 @@
-package pickle
+package picklein
 
 import (
 	"bytes"
 	"encoding/binary"
+	"fmt"
 	"io"
 	"net"
+	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/metricsrouter/router/plugins/codec/pickle"
 	"github.com/metricsrouter/router/plugins/internal/linein"
 	"github.com/metricsrouter/router/plugins/metric"
 )
@@ -147,4 +152,66 @@ func TestFramerBatchOwnsBytes(t *testing.T) {
 	if got := string(collect(nil, b1)); got != "a 2 1\n" {
 		t.Fatalf("first batch now reads %q", got)
 	}
+}
+
+// golden is a message of plugins/codec/pickle's golden files, with the
+// lines it decodes to and how many entries it skips.
+type golden struct {
+	name    string
+	msg     []byte
+	lines   []byte
+	skipped int
+}
+
+// loadGolden reads the codec's golden messages (testdata/README.md there
+// says how they were made).
+func loadGolden(tb testing.TB) []golden {
+	tb.Helper()
+	files, err := filepath.Glob("../../codec/pickle/testdata/golden/*.pickle")
+	if err != nil || len(files) == 0 {
+		tb.Fatalf("no golden messages: %v", err)
+	}
+	var gs []golden
+	for _, f := range files {
+		msg, err := os.ReadFile(f)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		want, err := os.ReadFile(strings.TrimSuffix(f, ".pickle") + ".txt")
+		if err != nil {
+			tb.Fatal(err)
+		}
+		head, lines, _ := bytes.Cut(want, []byte("\n"))
+		n, err := strconv.Atoi(strings.TrimPrefix(string(head), "# skipped "))
+		if err != nil {
+			tb.Fatalf("%s: bad header %q", f, head)
+		}
+		gs = append(gs, golden{filepath.Base(f), msg, lines, n})
+	}
+	return gs
+}
+
+// BenchmarkFramer: a protocol-2 message of 500 datapoints (as carbon-relay
+// writes them), framed and parsed into a batch.
+func BenchmarkFramer(b *testing.B) {
+	var enc pickle.Encoder
+	msg := enc.Begin(nil)
+	for i := range 500 {
+		var err error
+		msg, err = enc.Append(msg, fmt.Appendf(nil, "servers.host%d.cpu.user", i), []byte("1700000000"), float64(i)+0.25, 0)
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+	msg = enc.End(msg)
+	var cs counters
+	f := cs.framer(0)
+	b.ReportAllocs()
+	b.SetBytes(int64(len(msg)))
+	for b.Loop() {
+		if bt := f.Advance(copy(f.Space(len(msg)), msg)); len(bt) != 500 {
+			b.Fatalf("%d metrics", len(bt))
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*500), "ns/datapoint")
 }
