@@ -25,11 +25,34 @@
 //     further gzip members after a trailer.
 //   - lz4: each flush is one complete LZ4 frame (LZ4F_compressFrame with
 //     default preferences: 64 KiB blocks, no checksums), written with one
-//     write; the stream is a concatenation of frames. The receiver feeds
-//     the bytes to one LZ4F_decompress context, which starts a new frame
-//     after each end mark. This sender writes one frame per Compress
-//     (64 KiB blocks, no content checksum); its receiver reads any
-//     sequence of frames (pierrec/lz4 reads concatenated frames).
+//     write; the stream is a concatenation of frames. The receiver
+//     (lzread/lzreadbuf) reads into a 32 KiB input buffer and hands all of
+//     it to one LZ4F_decompress context, which starts a new frame after
+//     each end mark. In 3.7.3, lzreadbuf moves its input position only
+//     when a call produced output: bytes that LZ4F_decompress consumed
+//     without producing any (a frame header, or part of a block, which it
+//     keeps in its own buffer) are fed again on the next call, and the
+//     stream is corrupt from there on ("input buffer overflow" once the
+//     buffer fills). 3.8 moves the position by what was consumed. So 3.7.3
+//     decodes every line only if each read() holds the end of a compressed
+//     block or a byte of a stored one. A frame ends a call of
+//     LZ4F_decompress, and the next call starts on the next frame's header,
+//     so a read ending inside a frame's first block breaks it; that is
+//     why this sender writes one frame per connection instead: the frame
+//     header once, then for each Compress p but its last byte in blocks of
+//     at most lz4WriteBlock bytes (compressed, or stored when that is not
+//     smaller), then p's last byte in a block of its own, stored. The
+//     stored block makes the receiver call LZ4F_decompress again after the
+//     last compressed block, which flushes what it decoded but could not
+//     yet hand over (its output buffer is the 32 KiB line buffer), and
+//     any part of it yields output. The frame is never ended: the
+//     connection's end ends it. This holds as long as TCP does not deliver
+//     a compressed block in more than two pieces; it may (a loaded
+//     receiver shrinks the window), so 3.7.3 can still lose a connection's
+//     data. This receiver reads any sequence of frames (pierrec/lz4 reads
+//     concatenated frames) and takes the end of the connection, inside a
+//     frame too, as the end of the stream (a block cut short is lost, as
+//     a gzip stream cut short is).
 //   - snappy: each flush is one raw snappy block (snappy_compress: a varint
 //     of the uncompressed length, then literals and copies), with neither
 //     the snappy framing format nor a length prefix: blocks are simply
@@ -192,9 +215,9 @@ func (z *conn) pump() {
 	switch {
 	case errors.Is(err, io.EOF):
 		err = io.EOF
-	case errors.Is(err, io.ErrUnexpectedEOF) && src.err == io.EOF && z.kind == Gzip:
-		// carbon-c-relay never ends its gzip stream: the peer closing
-		// after a flush is the normal end
+	case errors.Is(err, io.ErrUnexpectedEOF) && src.err == io.EOF && (z.kind == Gzip || z.kind == LZ4):
+		// carbon-c-relay never ends its gzip stream, nor Compressor its
+		// LZ4 frame: the peer closing after a flush is the normal end
 		err = io.EOF
 	case src.err != nil && errors.Is(err, src.err):
 		// the connection's own error (reset, closed): as is
@@ -543,7 +566,9 @@ type Compressor struct {
 	kind string
 	out  appender
 	gz   *gzip.Writer
-	lz   *lz4.Writer
+	lz   lz4.Compressor
+	// lzFrame: the LZ4 frame header of this connection is written
+	lzFrame bool
 }
 
 // appender is an io.Writer appending to a slice.
@@ -568,11 +593,6 @@ func NewCompressor(kind string) (*Compressor, error) {
 			return nil, err
 		}
 		c.gz = w
-	case LZ4:
-		c.lz = lz4.NewWriter(&c.out)
-		if err := c.lz.Apply(lz4.BlockSizeOption(lz4.Block64Kb), lz4.ChecksumOption(false)); err != nil {
-			return nil, err
-		}
 	}
 	return c, nil
 }
@@ -596,19 +616,7 @@ func (c *Compressor) Compress(dst, p []byte) ([]byte, error) {
 		dst, c.out.b = c.out.b, nil
 		return dst, nil
 	case LZ4:
-		if len(p) == 0 {
-			return dst, nil
-		}
-		c.out.b = dst
-		c.lz.Reset(&c.out)
-		if _, err := c.lz.Write(p); err != nil {
-			return dst, fmt.Errorf("lz4 transport: %w", err)
-		}
-		if err := c.lz.Close(); err != nil {
-			return dst, fmt.Errorf("lz4 transport: %w", err)
-		}
-		dst, c.out.b = c.out.b, nil
-		return dst, nil
+		return c.compressLZ4(dst, p)
 	case Snappy:
 		for len(p) > 0 {
 			chunk := p[:min(len(p), snappyWriteBlock)]
@@ -629,8 +637,57 @@ func (c *Compressor) Reset() {
 	case Gzip:
 		c.gz.Reset(&c.out)
 	case LZ4:
-		c.lz.Reset(&c.out)
+		c.lzFrame = false
 	}
+}
+
+// lz4FrameHeader opens an LZ4 frame: the magic number, FLG (version 1,
+// independent blocks, no checksums, no content size), BD (64 KiB blocks)
+// and the header checksum of those two bytes.
+var lz4FrameHeader = [...]byte{0x04, 0x22, 0x4d, 0x18, 0x60, 0x40, 0x82}
+
+const (
+	// lz4Uncompressed flags a block stored as it is.
+	lz4Uncompressed = 1 << 31
+	// lz4WriteBlock is the most a written LZ4 block holds.
+	lz4WriteBlock = 16<<10 - 64
+)
+
+// compressLZ4 appends p to the connection's one LZ4 frame (see the
+// package doc): the frame header first on a connection, then p but its
+// last byte in compressed blocks of at most lz4WriteBlock bytes, then that
+// last byte in a block of its own stored as it is. The frame is never
+// ended: the connection's end ends it.
+func (c *Compressor) compressLZ4(dst, p []byte) ([]byte, error) {
+	if len(p) == 0 {
+		return dst, nil
+	}
+	if !c.lzFrame {
+		dst = append(dst, lz4FrameHeader[:]...)
+		c.lzFrame = true
+	}
+	body, last := p[:len(p)-1], p[len(p)-1]
+	for len(body) > 0 {
+		chunk := body[:min(len(body), lz4WriteBlock)]
+		body = body[len(chunk):]
+		l := len(dst)
+		bound := lz4.CompressBlockBound(len(chunk))
+		dst = grow(dst, 4+bound)
+		out := dst[l+4 : l+4+bound]
+		n, err := c.lz.CompressBlock(chunk, out)
+		if err != nil {
+			return dst[:l], fmt.Errorf("lz4 transport: %w", err)
+		}
+		size := uint32(n)
+		if n == 0 || n >= len(chunk) {
+			n = copy(out, chunk)
+			size = uint32(n) | lz4Uncompressed
+		}
+		binary.LittleEndian.PutUint32(dst[l:l+4], size)
+		dst = dst[:l+4+n]
+	}
+	dst = binary.LittleEndian.AppendUint32(dst, 1|lz4Uncompressed)
+	return append(dst, last), nil
 }
 
 // grow returns b with room for n more bytes.

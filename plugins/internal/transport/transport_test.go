@@ -9,6 +9,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/binary"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -25,6 +26,7 @@ import (
 
 	"github.com/metricsrouter/router/internal/crelaytest"
 	"github.com/metricsrouter/router/registry"
+	"github.com/pierrec/lz4/v4"
 )
 
 var kinds = []string{Gzip, LZ4, Snappy}
@@ -537,7 +539,8 @@ func TestCorrupt(t *testing.T) {
 		{Gzip, func(z *Compressor) []byte { b, _ := z.Compress(nil, good); return append(b, junk...) }, "gzip transport: "},
 		{Gzip, func(z *Compressor) []byte { return junk }, "gzip transport: gzip: invalid header"},
 		{LZ4, func(z *Compressor) []byte { b, _ := z.Compress(nil, good); return append(b, junk...) }, "lz4 transport: "},
-		{LZ4, func(z *Compressor) []byte { b, _ := z.Compress(nil, good); return b[:len(b)-3] }, "lz4 transport: "},
+		// a block larger than the frame's 64 KiB
+		{LZ4, func(z *Compressor) []byte { b, _ := z.Compress(nil, good); return append(b, 0x01, 0x00, 0x02, 0x00) }, "lz4 transport: "},
 		{Snappy, func(z *Compressor) []byte { b, _ := z.Compress(nil, good); return append(b, junk...) }, "snappy transport: "},
 		// a copy before any byte was written
 		{Snappy, func(z *Compressor) []byte { b, _ := z.Compress(nil, good); return append(b, 10, 0x2a, 0x05, 0x00) }, "snappy transport: "},
@@ -581,6 +584,70 @@ func TestGzipWithoutTrailer(t *testing.T) {
 	got, err := io.ReadAll(z)
 	if err != nil || string(got) != "a 1 1\n" {
 		t.Fatalf("%q, %v", got, err)
+	}
+}
+
+// TestLZ4Frame: one LZ4 frame per connection, never ended: its header
+// once after Reset, then per Compress p but its last byte in blocks of at
+// most lz4WriteBlock bytes, then the last byte in a stored block of its
+// own (the package doc says why); the end of the connection ends the
+// stream cleanly.
+func TestLZ4Frame(t *testing.T) {
+	comp, _ := NewCompressor(LZ4)
+	lines := metricLines("lz4.frame", 3000)
+	var stream []byte
+	for _, p := range [][]byte{lines, []byte("x 1 2\n"), []byte("\n")} {
+		start := len(stream)
+		stream, _ = comp.Compress(stream, p)
+		b := stream[start:]
+		if start == 0 {
+			if !bytes.Equal(b[:7], lz4FrameHeader[:]) {
+				t.Fatalf("frame header % x", b[:7])
+			}
+			b = b[7:]
+		}
+		var got []byte
+		for len(b) > 5 {
+			size := binary.LittleEndian.Uint32(b)
+			n := int(size &^ lz4Uncompressed)
+			out := make([]byte, lz4WriteBlock)
+			if size&lz4Uncompressed != 0 {
+				out = out[:copy(out, b[4:4+n])]
+			} else {
+				k, err := lz4.UncompressBlock(b[4:4+n], out)
+				if err != nil {
+					t.Fatal(err)
+				}
+				out = out[:k]
+			}
+			if len(out) == 0 || len(out) > lz4WriteBlock {
+				t.Fatalf("block of %d bytes", len(out))
+			}
+			got, b = append(got, out...), b[4+n:]
+		}
+		want := []byte{1, 0, 0, 0x80, p[len(p)-1]}
+		if !bytes.Equal(b, want) {
+			t.Fatalf("chunk ends with % x, want % x", b, want)
+		}
+		if got = append(got, b[4]); !bytes.Equal(got, p) {
+			t.Fatalf("blocks hold %d bytes, want %d", len(got), len(p))
+		}
+	}
+	comp.Reset()
+	again, _ := comp.Compress(nil, []byte("a 1 1\n"))
+	if !bytes.HasPrefix(again, lz4FrameHeader[:]) {
+		t.Fatalf("no frame header after Reset: % x", again)
+	}
+	a, b := net.Pipe()
+	go func() {
+		a.Write(stream)
+		a.Close()
+	}()
+	z := Server(LZ4, b)
+	defer z.Close()
+	got, err := io.ReadAll(z)
+	if want := append(append(append([]byte(nil), lines...), "x 1 2\n"...), '\n'); err != nil || !bytes.Equal(got, want) {
+		t.Fatalf("read %d bytes, %v; want %d bytes", len(got), err, len(want))
 	}
 }
 
