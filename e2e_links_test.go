@@ -1,16 +1,8 @@
 package main
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"fmt"
-	"math/big"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -21,69 +13,6 @@ import (
 	"github.com/metricsrouter/router/internal/crelaytest"
 	"github.com/metricsrouter/router/plugins/plugintest"
 )
-
-// pki is a test CA and certificates it signed, as PEM files in a directory.
-type pki struct {
-	dir    string
-	caCert *x509.Certificate
-	caKey  *ecdsa.PrivateKey
-	CA     string // the CA certificate
-}
-
-func newPKI(t *testing.T, name string) *pki {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: name},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, _ := x509.ParseCertificate(der)
-	p := &pki{dir: t.TempDir(), caCert: c, caKey: key}
-	p.CA = p.write(t, name+"-ca.pem", pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
-	return p
-}
-
-func (p *pki) write(t *testing.T, name string, data []byte) string {
-	t.Helper()
-	f := filepath.Join(p.dir, name)
-	if err := os.WriteFile(f, data, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return f
-}
-
-// leaf issues a certificate for 127.0.0.1 (server and client use) and
-// returns the files of its certificate, its key, and both in one PEM (as
-// carbon-c-relay's "ssl <pemcert>" reads them).
-func (p *pki) leaf(t *testing.T, name string) (cert, key, both string) {
-	t.Helper()
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: name},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}, DNSNames: []string{"localhost"},
-		KeyUsage:    x509.KeyUsageDigitalSignature,
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, p.caCert, &k.PublicKey, p.caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kb, err := x509.MarshalECPrivateKey(k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cp := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
-	kp := pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb})
-	return p.write(t, name+".crt", cp), p.write(t, name+".key", kp), p.write(t, name+".pem", append(cp, kp...))
-}
 
 // linkCase is one kind of relay-to-relay link.
 type linkCase struct {
@@ -156,8 +85,9 @@ func checkExact(t *testing.T, what string, sink *plugintest.LineSink, lines []st
 func TestLinksWithCarbonCRelay(t *testing.T) {
 	skipShort(t)
 	bin := crelaytest.FullBin(t)
-	ca := newPKI(t, "links")
-	cert, key, both := ca.leaf(t, "relay")
+	ca := plugintest.NewPKI(t, "links")
+	relayCert := ca.Leaf(t, "relay")
+	cert, key, both := relayCert.Cert, relayCert.Key, relayCert.PEM
 	const n = 200_000
 	for _, c := range linkCases {
 		t.Run(c.name+"/router-to-crelay", func(t *testing.T) {
@@ -233,10 +163,11 @@ match * send to out stop;
 // refused at the handshake, counted, and logged with its address.
 func TestMutualTLSBetweenRouters(t *testing.T) {
 	skipShort(t)
-	ca, other := newPKI(t, "fleet"), newPKI(t, "other")
-	srvCert, srvKey, _ := ca.leaf(t, "receiver")
-	cliCert, cliKey, _ := ca.leaf(t, "sender")
-	badCert, badKey, _ := other.leaf(t, "intruder")
+	ca, other := plugintest.NewPKI(t, "fleet"), plugintest.NewPKI(t, "other")
+	srv, cli, bad := ca.Leaf(t, "receiver"), ca.Leaf(t, "sender"), other.Leaf(t, "intruder")
+	srvCert, srvKey := srv.Cert, srv.Key
+	cliCert, cliKey := cli.Cert, cli.Key
+	badCert, badKey := bad.Cert, bad.Key
 	sink := plugintest.NewLineSink(t)
 	link, stats := plugintest.FreeAddr(t), plugintest.FreeAddr(t)
 	recv := startRouter(t, fmt.Sprintf(`
@@ -272,8 +203,8 @@ func TestMutualTLSBetweenRouters(t *testing.T) {
 	sendLines(t, good, lines, 2)
 	checkExact(t, "mutual TLS", sink, lines, recv.out.String)
 
-	bad, badProc := sender(badCert, badKey)
-	sendLines(t, bad, graphiteLines("intruder", 0, 10), 1)
+	intruder, _ := sender(badCert, badKey)
+	sendLines(t, intruder, graphiteLines("intruder", 0, 10), 1)
 	waitCounter(t, stats, series("tls_handshake_errors_total", "inputs.graphite", "graphite-1"), 1, 20*time.Second)
 	if l := recv.out.String(); !strings.Contains(l, "TLS handshake failed") || !strings.Contains(l, `"remote":"127.0.0.1:`) {
 		t.Errorf("no log line naming the refused peer:\n%s", tail(l, 2000))
@@ -282,7 +213,6 @@ func TestMutualTLSBetweenRouters(t *testing.T) {
 	if sink.Len() != len(lines) {
 		t.Errorf("sink got %d lines, want %d: the intruder's lines went through", sink.Len(), len(lines))
 	}
-	_ = badProc
 }
 
 // crelayQueue are carbon-c-relay's options in these tests: a queue that
@@ -312,9 +242,9 @@ func serverCert(t *testing.T, addr string) string {
 // new connection with the new certificate.
 func TestStatsDOverTLSAndCertificateReload(t *testing.T) {
 	skipShort(t)
-	ca := newPKI(t, "statsd")
-	cert1, key1, _ := ca.leaf(t, "first")
-	cert2, key2, _ := ca.leaf(t, "second")
+	ca := plugintest.NewPKI(t, "statsd")
+	first, second := ca.Leaf(t, "first"), ca.Leaf(t, "second")
+	cert1, key1, cert2, key2 := first.Cert, first.Key, second.Cert, second.Key
 	dir := t.TempDir()
 	cert, key := filepath.Join(dir, "server.crt"), filepath.Join(dir, "server.key")
 	install := func(c, k string) {

@@ -2,21 +2,16 @@ package streamout
 
 import (
 	"bufio"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"errors"
 	"fmt"
-	"math/big"
 	"net"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/metricsrouter/router/plugins/metric"
+	"github.com/metricsrouter/router/plugins/plugintest"
 	"github.com/metricsrouter/router/registry"
 )
 
@@ -100,36 +95,12 @@ func TestWholeChunksEveryCut(t *testing.T) {
 	}
 }
 
-// selfSigned returns a server certificate for 127.0.0.1 and a pool that
-// trusts it.
-func selfSigned(t *testing.T) (tls.Certificate, *x509.CertPool) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "127.0.0.1"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}, KeyUsage: x509.KeyUsageDigitalSignature,
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}, IsCA: true, BasicConstraintsValid: true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, _ := x509.ParseCertificate(der)
-	pool := x509.NewCertPool()
-	pool.AddCert(c)
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, pool
-}
-
 // TestTLSStream: lines over TLS arrive whole and in order; when the peer
 // closes, the next Write says the connection is gone rather than writing
 // into it.
 func TestTLSStream(t *testing.T) {
-	cert, pool := selfSigned(t)
-	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{cert}})
+	ca := plugintest.NewPKI(t, "streamout")
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{ca.Leaf(t, "sink").TLS}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -151,7 +122,7 @@ func TestTLSStream(t *testing.T) {
 		got <- lines
 		peer <- c
 	}()
-	s := &Stream{Address: ln.Addr().String(), Timeout: wait, WriteBuffer: 4096, TLS: &tls.Config{RootCAs: pool, ServerName: "127.0.0.1"}}
+	s := &Stream{Address: ln.Addr().String(), Timeout: wait, WriteBuffer: 4096, TLS: &tls.Config{RootCAs: ca.Pool, ServerName: "127.0.0.1"}}
 	if err := s.Connect(t.Context()); err != nil {
 		t.Fatal(err)
 	}

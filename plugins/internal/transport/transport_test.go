@@ -3,21 +3,13 @@ package transport
 import (
 	"bufio"
 	"bytes"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/binary"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
-	"math/big"
 	"net"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -25,6 +17,7 @@ import (
 	"time"
 
 	"github.com/metricsrouter/router/internal/crelaytest"
+	"github.com/metricsrouter/router/plugins/plugintest"
 	"github.com/metricsrouter/router/registry"
 	"github.com/pierrec/lz4/v4"
 )
@@ -186,55 +179,9 @@ type testPKI struct {
 
 func newPKI(t *testing.T) testPKI {
 	t.Helper()
-	dir := t.TempDir()
-	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "transport test CA"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ca, _ := x509.ParseCertificate(caDER)
-	write := func(name string, blocks ...*pem.Block) string {
-		var b []byte
-		for _, bl := range blocks {
-			b = append(b, pem.EncodeToMemory(bl)...)
-		}
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, b, 0o600); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
-	leaf := func(serial int64, cn string) (*pem.Block, *pem.Block) {
-		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		if err != nil {
-			t.Fatal(err)
-		}
-		tmpl := &x509.Certificate{SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: cn},
-			NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-			KeyUsage:    x509.KeyUsageDigitalSignature,
-			ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
-			DNSNames:    []string{"localhost"}, IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}}
-		der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
-		if err != nil {
-			t.Fatal(err)
-		}
-		kb, err := x509.MarshalECPrivateKey(key)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return &pem.Block{Type: "CERTIFICATE", Bytes: der}, &pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}
-	}
-	sc, sk := leaf(2, "127.0.0.1")
-	cc, ck := leaf(3, "client")
-	return testPKI{cert: write("server.crt", sc), key: write("server.key", sk), pem: write("server.pem", sc, sk),
-		ca:      write("ca.crt", &pem.Block{Type: "CERTIFICATE", Bytes: caDER}),
-		cliCert: write("client.crt", cc), cliKey: write("client.key", ck)}
+	ca := plugintest.NewPKI(t, "transport test CA")
+	srv, cli := ca.Leaf(t, "127.0.0.1"), ca.Leaf(t, "client")
+	return testPKI{cert: srv.Cert, key: srv.Key, pem: srv.PEM, ca: ca.CA, cliCert: cli.Cert, cliKey: cli.Key}
 }
 
 func serverTLS(t *testing.T, s registry.TLSServer) *tls.Config {
