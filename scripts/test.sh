@@ -59,6 +59,10 @@ echo "== carbon-c-relay (the oracle of the rule chain's differential tests, and 
 CRELAY_SRC="$(./scripts/install-crelay.sh)"
 export CRELAY_SRC
 
+echo "== Prometheus and VictoriaMetrics (remote_write receivers of outputs.prometheus_remote_write's e2e test)"
+apt_need "command -v prometheus" prometheus
+apt_need "command -v victoria-metrics" victoria-metrics
+
 echo "== carbon-c-relay with its transports (gzip, lz4, snappy, ssl: the link tests' peer; built once)"
 CRELAY_FULL="$(./scripts/install-crelay-full.sh)"
 export CRELAY_FULL

@@ -29,8 +29,10 @@ import (
 	_ "github.com/metricsrouter/router/plugins/outputs/failover"
 	_ "github.com/metricsrouter/router/plugins/outputs/file"
 	_ "github.com/metricsrouter/router/plugins/outputs/graphite"
+	_ "github.com/metricsrouter/router/plugins/outputs/http_json"
 	_ "github.com/metricsrouter/router/plugins/outputs/https_batch"
 	_ "github.com/metricsrouter/router/plugins/outputs/mirror"
+	_ "github.com/metricsrouter/router/plugins/outputs/prometheus_remote_write"
 	_ "github.com/metricsrouter/router/plugins/outputs/statsd"
 	_ "github.com/metricsrouter/router/plugins/processors/prefix"
 )
