@@ -60,3 +60,20 @@ func TestDuration(t *testing.T) {
 		}
 	}
 }
+
+// TestURLDestination: an HTTP output's destination is the URL's host:port,
+// with the scheme's default port when the URL has none.
+func TestURLDestination(t *testing.T) {
+	for in, want := range map[string]string{
+		"http://10.0.0.1:8825/batch":           "10.0.0.1:8825",
+		"https://metrics.example.com/api/v1/w": "metrics.example.com:443",
+		"http://[::1]/batch":                   "[::1]:80",
+		"https://[::1]:9090/x":                 "[::1]:9090",
+		"/relative":                            "",
+		"::bad":                                "",
+	} {
+		if got := URLDestination(in); got != want {
+			t.Errorf("URLDestination(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

@@ -178,7 +178,7 @@ func validHeaderName(k string) bool {
 }
 
 // Destination returns the receiver's host:port.
-func (h *HTTPJSON) Destination() string { return h.host }
+func (h *HTTPJSON) Destination() string { return registry.URLDestination(h.URL) }
 
 // Connect prepares the HTTP client; connections are opened by the requests.
 func (h *HTTPJSON) Connect(context.Context) error {

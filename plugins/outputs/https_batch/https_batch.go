@@ -151,7 +151,7 @@ func (h *HTTPSBatch) Init(env registry.Env) error {
 }
 
 // Destination returns the gateway's host:port.
-func (h *HTTPSBatch) Destination() string { return h.host }
+func (h *HTTPSBatch) Destination() string { return registry.URLDestination(h.URL) }
 
 // Connect checks the API key with POST /ping. 401 is fatal.
 func (h *HTTPSBatch) Connect(ctx context.Context) error {

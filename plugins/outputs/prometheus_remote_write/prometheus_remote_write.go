@@ -193,7 +193,7 @@ func readToken(file string) (string, error) {
 }
 
 // Destination returns the receiver's host:port.
-func (p *RemoteWrite) Destination() string { return p.host }
+func (p *RemoteWrite) Destination() string { return registry.URLDestination(p.URL) }
 
 // Connect does nothing: each Write is one request.
 func (p *RemoteWrite) Connect(context.Context) error { return nil }
