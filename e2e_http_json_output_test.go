@@ -69,6 +69,7 @@ func TestHTTPJSONOutputRouterToRouter(t *testing.T) {
   protocol = "tcp"
 [[outputs.http_json]]
   url = "http://%s/batch"
+  gzip = true
   buffer_limit = 1000000
   overflow = "block"
   retry_max = "1s"

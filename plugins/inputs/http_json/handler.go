@@ -1,6 +1,7 @@
 package http_json
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -12,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/klauspost/compress/gzip"
 	"github.com/rs/zerolog"
 
 	"github.com/metricsrouter/router/plugins/metric"
@@ -224,6 +226,25 @@ func (h *handler) serve(w http.ResponseWriter, r *http.Request, rt route, typ me
 	default:
 		return writeError(w, status, &fieldError{msg: "cannot read body", field: "body", index: -1})
 	}
+	if enc := r.Header.Get("Content-Encoding"); enc != "" && !strings.EqualFold(enc, "identity") {
+		if !strings.EqualFold(enc, "gzip") {
+			return writeError(w, http.StatusUnsupportedMediaType, &fieldError{msg: "Content-Encoding: only gzip", field: "Content-Encoding", index: -1})
+		}
+		plain, held2, status := gunzipBody(body, h.cfg.maxBody, h.budget)
+		defer func() { h.budget.Release(held2) }()
+		switch status {
+		case 0:
+			body = plain
+		case http.StatusRequestEntityTooLarge:
+			h.tooLarge.Add(1)
+			return writeError(w, status, &fieldError{msg: "body larger than max_body_bytes once decompressed", field: "body", index: -1})
+		case http.StatusServiceUnavailable:
+			h.busy.Add(1)
+			return writeRetry(w, &fieldError{msg: "too many request bodies in flight (max_inflight_bytes): retry later", index: -1})
+		default:
+			return writeError(w, status, &fieldError{msg: "body is not valid gzip", field: "body", index: -1})
+		}
+	}
 	ct := mediaType(r.Header.Get("Content-Type"))
 	var b builder
 	b.cfg = &h.cfg
@@ -403,6 +424,56 @@ func readBody(r *http.Request, maxBody int64, budget *netx.Budget) (body []byte,
 	case r.ContentLength > 0 && int64(len(buf)) < r.ContentLength:
 		budget.Release(held)
 		return nil, 0, http.StatusBadRequest
+	}
+	return buf, held, 0
+}
+
+// gzipReaders are the decompressors of gzipped bodies, reused.
+var gzipReaders sync.Pool
+
+// gunzipBody decompresses a gzipped body (Content-Encoding: gzip) into a
+// buffer taken from budget as it grows, at most maxBody bytes: the limit
+// holds for what the body becomes, so a gzip bomb is refused (413) after
+// maxBody bytes of output. held and status are as readBody's.
+func gunzipBody(body []byte, maxBody int64, budget *netx.Budget) (plain []byte, held int64, status int) {
+	zr, _ := gzipReaders.Get().(*gzip.Reader)
+	var err error
+	if zr == nil {
+		zr, err = gzip.NewReader(bytes.NewReader(body))
+	} else {
+		err = zr.Reset(bytes.NewReader(body))
+	}
+	if err != nil {
+		return nil, 0, http.StatusBadRequest
+	}
+	defer gzipReaders.Put(zr)
+	limit := maxBody + 1 // one byte more means too large
+	var buf []byte
+	for int64(len(buf)) < limit {
+		if len(buf) == cap(buf) {
+			n := min(max(2*int64(cap(buf)), firstChunk), limit)
+			if !budget.Take(n) {
+				budget.Release(held)
+				return nil, 0, http.StatusServiceUnavailable
+			}
+			nb := make([]byte, len(buf), n)
+			copy(nb, buf)
+			budget.Release(held)
+			buf, held = nb, n
+		}
+		n, err := zr.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			budget.Release(held)
+			return nil, 0, http.StatusBadRequest
+		}
+	}
+	if int64(len(buf)) > maxBody {
+		budget.Release(held)
+		return nil, 0, http.StatusRequestEntityTooLarge
 	}
 	return buf, held, 0
 }
