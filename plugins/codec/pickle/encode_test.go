@@ -88,9 +88,9 @@ if repr(got) != repr(want):
 	}
 	// the decoder reads its own messages (NaN values skipped, as carbon does)
 	var d Decoder
-	msg := stream[4:]
 	for _, c := range encodeCases {
 		n := binary.BigEndian.Uint32(stream[:4])
+		var msg []byte
 		msg, stream = stream[4:4+n], stream[4+n:]
 		if _, _, err := d.Decode(nil, msg); err != nil {
 			t.Errorf("%s: Decode: %v", c.name, err)

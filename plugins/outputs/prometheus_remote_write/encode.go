@@ -1,7 +1,6 @@
 package prometheus_remote_write
 
 import (
-	"bytes"
 	"math"
 
 	"google.golang.org/protobuf/encoding/protowire"
@@ -62,8 +61,4 @@ func appendSeries(dst []byte, labels []label, v float64, ts int64) []byte {
 		dst = protowire.AppendVarint(dst, uint64(ts))
 	}
 	return dst
-}
-
-func compareLabels(a, b label) int {
-	return bytes.Compare(a.name, b.name)
 }
