@@ -77,12 +77,13 @@ func aggregateWindowAt(now int64, every, expire int) (from, to int64) {
 // every seconds expire after expire seconds" (start + expire + the largest
 // splay, every-1, must be before now; the aggregator looks every 250ms),
 // with room for the produced lines to pass its router once more (its pipe
-// from the aggregator is read asynchronously: 2 s, so that a loaded machine
-// running the whole suite does not stop it before they are in).
+// from the aggregator is read asynchronously: 4 s, so that a loaded machine
+// running the whole suite does not stop it before they are in; with 2 s a
+// chained aggregate missed one of its first stage's products under load).
 func AggregateDeadline(ts int64, every, expire int) time.Time {
 	e := int64(every)
 	start := floorDiv(ts, e) * e
-	return time.Unix(start+int64(expire)+e, 0).Add(2 * time.Second)
+	return time.Unix(start+int64(expire)+e, 0).Add(4 * time.Second)
 }
 
 // Aggregate runs the real carbon-c-relay with conf and returns, sorted and
