@@ -297,7 +297,7 @@ func TestAggregateWindow(t *testing.T) {
 			t.Errorf("aggregateWindowAt(%d, %d, %d) = %d, %d; want %d, %d", tc.now, tc.every, tc.expire, from, to, tc.from, tc.to)
 		}
 	}
-	if d, want := AggregateDeadline(1005, 10, 45), time.Unix(1055, 0).Add(2*time.Second); !d.Equal(want) {
+	if d, want := AggregateDeadline(1005, 10, 45), time.Unix(1055, 0).Add(4*time.Second); !d.Equal(want) {
 		t.Errorf("AggregateDeadline(1005, 10, 45) = %v; want %v", d, want)
 	}
 }
