@@ -24,8 +24,12 @@ func routeMode(a *Agent, name string, asJSON bool, in io.Reader, out io.Writer) 
 	cfg, outs := a.file, a.initial.pipe.outs
 	w := bufio.NewWriter(out)
 	defer w.Flush()
+	pl, err := routePlacers(a)
+	if err != nil {
+		return err
+	}
 	if asJSON || cfg.Chain != nil {
-		return routeRules(a, name, asJSON, in, w)
+		return routeRules(a, pl, name, asJSON, in, w)
 	}
 	if name != "-" {
 		m := routeMetric(name)
@@ -34,6 +38,9 @@ func routeMode(a *Agent, name string, asJSON bool, in io.Reader, out io.Writer) 
 				fmt.Fprintf(w, "# outputs.%s %s\n", o.Name, o.ID)
 			}
 			dests := routeSpecs(outs[i], &m)
+			if p := pl[o.ID]; p != nil {
+				dests = []string{p.Place(&m)}
+			}
 			if len(dests) == 0 {
 				fmt.Fprintf(w, "# outputs.%s %s has no network destination\n", o.Name, o.ID)
 			}
@@ -52,12 +59,34 @@ func routeMode(a *Agent, name string, asJSON bool, in io.Reader, out io.Writer) 
 		}
 		m := routeMetric(n)
 		var dests []string
-		for _, o := range outs {
+		for i, o := range outs {
+			if p := pl[cfg.Outputs[i].ID]; p != nil {
+				dests = append(dests, p.Place(&m))
+				continue
+			}
 			dests = append(dests, routeSpecs(o, &m)...)
 		}
 		fmt.Fprintf(w, "%s -> %s\n", n, strings.Join(dests, " "))
 	}
 	return sc.Err()
+}
+
+// routePlacers returns, by output id, an initialised value of each output
+// that places metrics itself (registry.Placer): its answer is the metric's
+// destination. Init opens nothing.
+func routePlacers(a *Agent) (map[string]registry.Placer, error) {
+	pl := map[string]registry.Placer{}
+	for _, oi := range a.file.Outputs {
+		if _, ok := oi.Plugin.(registry.Placer); !ok {
+			continue
+		}
+		v, err := a.initFresh(a.file, oi)
+		if err != nil {
+			return nil, err
+		}
+		pl[oi.ID] = v.(registry.Placer)
+	}
+	return pl, nil
 }
 
 // routeMetric is a metric whose path (the hash key of every protocol) is name.
@@ -132,7 +161,7 @@ type routeResult struct {
 // routeRules is the route mode of a file with rules, and -json for any file.
 // A line read is a bare name or a Graphite line "name value timestamp" (so
 // that validate expressions see the value).
-func routeRules(a *Agent, name string, asJSON bool, in io.Reader, w *bufio.Writer) error {
+func routeRules(a *Agent, pl map[string]registry.Placer, name string, asJSON bool, in io.Reader, w *bufio.Writer) error {
 	p := a.initial.pipe
 	one := func(text string) (routeResult, *rules.Trace, error) {
 		m, err := routeLine(text)
@@ -168,6 +197,9 @@ func routeRules(a *Agent, name string, asJSON bool, in io.Reader, w *bufio.Write
 				if dl, ok := oi.Plugin.(registry.DestinationLister); ok {
 					dests = dl.Destinations() // a file output with several files
 				}
+			}
+			if p := pl[t.id]; p != nil {
+				dests = []string{p.Place(&t.m)}
 			}
 			if len(dests) == 0 {
 				dests = []string{""}

@@ -8,6 +8,7 @@
 #   bench/run.sh w7              # a carbon-c-relay aggregate of 10k groups (bench/w7-conf.sh), converted
 #   bench/run.sh w8              # the StatsD server vs Etsy statsd (and Telegraf): bench/w8.sh
 #   bench/run.sh w10             # prometheus_remote_write against graphite_exporter (GE=<binary>): bench/w10.sh
+#   bench/run.sh w11             # Kafka: the producer and the consumer router's lines per CPU-second: bench/w11.sh
 #   bench/run.sh w9              # w1 over a relay-to-relay link: plain, TLS, gzip, lz4, snappy
 #                                # (router pairs; carbon-c-relay pairs plain and gzip, CCR_FULL or
 #                                # ../shared/tools/build-carbon-c-relay.sh)
@@ -152,6 +153,7 @@ exec $ROUTER -config $BENCH_WORKDIR/r.toml' ;;
 for w in "${workloads[@]}"; do
 	case $w in
 	w8) exec "$HERE/w8.sh" ;; # StatsD server: its own sender, sink and rate search (ROUTER as built above)
+	w11) exec "$HERE/w11.sh" ;; # Kafka producer and consumer against kfake: their own sender, sink and CPU rule (ROUTER as built above)
 	w10) exec "$HERE/w10.sh" ;; # remote_write vs graphite_exporter: its own sender, sink and CPU rule (ROUTER as built above)
 	esac
 	if [[ $w == w9 ]]; then

@@ -201,6 +201,14 @@ type Addresser interface {
 	Destination() string
 }
 
+// Placer is implemented by outputs that place each metric themselves
+// within their destination (a Kafka topic's partitions). Route mode
+// (-route) prints Place's answer as the metric's destination; it is called
+// on an initialised value that is never connected.
+type Placer interface {
+	Place(m *metric.Metric) string
+}
+
 // HealthReporter is implemented by outputs that know their destination's health
 // beyond connection errors (e.g. a StatsD admin health check). The runner
 // combines it with its own state.

@@ -67,6 +67,9 @@ echo "== carbon-c-relay with its transports (gzip, lz4, snappy, ssl: the link te
 CRELAY_FULL="$(./scripts/install-crelay-full.sh)"
 export CRELAY_FULL
 
+echo "== kcat (librdkafka: the independent Kafka client of the Kafka plugins' tests)"
+apt_need "command -v kcat" kcat
+
 echo "== Etsy statsd (proxy.js: the StatsD proxy's management and ring differential tests)"
 STATSD_DIR="$(./scripts/install-statsd.sh)"
 export STATSD_DIR
