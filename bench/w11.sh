@@ -195,7 +195,7 @@ for side in ("producer", "consumer"):
     rate = [lines / c for c in cpu]
     rec = [c / (lines / lpr) * 1e6 for c in cpu]
     print(f"| {side} | {len(rs)} | {statistics.median(rate):,.0f} ({min(rate):,.0f}..{max(rate):,.0f}) | "
-          f"{statistics.median(cpu):.2f} | {statistics.median(wall):.2f} | {statistics.median(rec):.0f} | {statistics.median(rss):.0f} |")
+          f"{statistics.median(cpu):.2f} | {statistics.median(wall):.2f} | {statistics.median(rec):.1f} | {statistics.median(rss):.0f} |")
 if bad:
     print(f"# WARNING: fewer than {repeat} rounds succeeded on a side", file=sys.stderr)
     sys.exit(1)
