@@ -12,10 +12,13 @@
 // shutdown, a failed commit, a router killed) are read again by whichever
 // member owns their partition next.
 //
-// Memory: metrics point into the record values franz-go fetched (no copy,
-// no allocation per line): a poll costs one batch allocation. What is
-// fetched but not yet polled is bounded by fetch_max_bytes per broker, and
-// a batch by max_poll_records records.
+// Memory: a poll's record values are copied into one buffer its metrics
+// point into (no allocation per line; see decoder.decode): a poll costs
+// that buffer and one batch allocation. What is
+// fetched but not yet polled is about fetch_max_bytes per broker, counted
+// as the brokers send it (compressed; a broker may return one record batch
+// larger than the limit, and a read is refused past twice the limit), and
+// a batch is at most max_poll_records records.
 package kafka
 
 import (
@@ -342,15 +345,33 @@ type decoder struct {
 
 // decode parses every line of rs into a new batch; it returns the batch
 // and the number of non-empty lines.
+//
+// Record values are slices of the fetch response franz-go read (or of its
+// decompressed batch): a metric pointing there would keep that whole
+// buffer, up to fetch_max_bytes, alive while it is queued, far beyond what
+// metric.RetainedBytes charges. Graphite and StatsD lines are therefore
+// parsed out of one copy of the poll's values, which the batch keeps in
+// place when its lines fill it (metric.Dense) and detaches from otherwise;
+// JSON metrics are written into the decoder's arena.
 func (d *decoder) decode(rs []*kgo.Record) (metric.Batch, int) {
-	n := 0
+	n, size := 0, 0
 	for _, r := range rs {
 		n += bytes.Count(r.Value, nl) + 1
+		size += len(r.Value) + 1
+	}
+	var buf []byte
+	if !d.json {
+		buf = make([]byte, 0, size)
 	}
 	b := make(metric.Batch, n)
-	i, lines := 0, 0
+	i, lines, used := 0, 0, 0
 	for _, r := range rs {
 		v := r.Value
+		if !d.json {
+			s := len(buf)
+			buf = append(append(buf, v...), '\n')
+			v = buf[s : len(buf)-1]
+		}
 		for len(v) > 0 {
 			line := v
 			if j := bytes.IndexByte(v, '\n'); j >= 0 {
@@ -366,14 +387,23 @@ func (d *decoder) decode(rs []*kgo.Record) (metric.Batch, int) {
 			}
 			lines++
 			if err := d.parseLine(line, &b[i]); err != nil {
+				b[i] = metric.Metric{}
 				d.parseErrors.Add(1)
 				d.log.Warn().Err(err).Bytes("line", truncate(line)).Msg("malformed line skipped")
 				continue
 			}
+			used += len(line) + 1
 			i++
 		}
 	}
-	return b[:i:i], lines
+	b = b[:i:i]
+	if !d.json && !metric.Dense(used, len(buf)) {
+		metric.Detach(b, buf)
+	}
+	if !metric.Dense(i, n) {
+		b = append(metric.Batch(nil), b...)
+	}
+	return b, lines
 }
 
 func (d *decoder) parseLine(line []byte, m *metric.Metric) error {

@@ -573,3 +573,40 @@ func BenchmarkDecode(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(lines)), "ns/line")
 }
+
+// TestDecodeOwnsLines: decoded metrics do not point into the record values
+// (franz-go's fetch buffers, which a queued metric would otherwise keep
+// alive whole): overwriting the values after decode leaves the metrics
+// intact, and a poll mostly made of malformed lines is detached to the
+// size of its good lines (metric.RetainedBytes holds).
+func TestDecodeOwnsLines(t *testing.T) {
+	env, _ := plugintest.Env(t, "inputs.kafka")
+	p, _ := registry.Default.Lookup(registry.Inputs, "kafka")
+	k := p.New().(*Kafka)
+	k.Brokers, k.Topics = []string{"127.0.0.1:9092"}, []string{"t"}
+	if err := k.Init(env); err != nil {
+		t.Fatal(err)
+	}
+	junk := strings.Repeat("x", 4000)
+	rs := []*kgo.Record{
+		{Value: []byte("a.b 1 1700000000\n" + junk)},
+		{Value: []byte(junk + "\nc.d 2 1700000000")},
+	}
+	b, lines := k.dec.decode(rs)
+	if lines != 4 || len(b) != 2 {
+		t.Fatalf("lines %d, metrics %d: want 4 and 2", lines, len(b))
+	}
+	for _, r := range rs {
+		for i := range r.Value {
+			r.Value[i] = '#'
+		}
+	}
+	if got := string(b[0].Path()) + " " + string(b[1].Path()); got != "a.b c.d" {
+		t.Fatalf("paths after the record values were overwritten: %q", got)
+	}
+	for i := range b {
+		if n := metric.Backing(b[i:i+1], rs[0].Value) + metric.Backing(b[i:i+1], rs[1].Value); n != 0 {
+			t.Fatalf("metric %d points into a record value", i)
+		}
+	}
+}

@@ -195,7 +195,8 @@ func (k *Kafka) Init(env registry.Env) error {
 		kgo.ProducerBatchCompression(comp),
 		kgo.RecordDeliveryTimeout(k.Timeout.D()),
 		kgo.ProducerBatchMaxBytes(int32(max(k.MaxRecordBytes+512, 1000012))),
-		kgo.ProduceRequestTimeout(k.Timeout.D()),
+		// one request to a stalled leader leaves time for retries
+		kgo.ProduceRequestTimeout(min(k.Timeout.D(), 10*time.Second)),
 		// Write hands over a whole batch, then waits: lingering only delays it
 		kgo.ProducerLinger(0),
 	}
@@ -347,11 +348,20 @@ type flight struct {
 	promise func(*kgo.Record, error)
 }
 
-func newFlight() *flight {
+// newFlight returns a flight whose promise counts each record as its
+// outcome arrives (also for a Write that stopped waiting: its records may
+// still be acknowledged).
+func newFlight(k *Kafka) *flight {
 	f := &flight{}
 	f.promise = func(r *kgo.Record, err error) {
 		i := (uintptr(unsafe.Pointer(r)) - uintptr(unsafe.Pointer(&f.recs[0]))) / unsafe.Sizeof(kgo.Record{})
 		f.errs[i] = err
+		if err == nil {
+			k.records.Add(1)
+			k.recordBytes.Add(uint64(len(r.Value)))
+		} else {
+			k.produceErrors.Add(1)
+		}
 		if f.left.Add(-1) == 0 {
 			close(f.done)
 		}
@@ -386,7 +396,7 @@ func (k *Kafka) Write(ctx context.Context, b metric.Batch) error {
 	}
 	f := k.fl
 	if f == nil {
-		f = newFlight()
+		f = newFlight(k)
 	}
 	k.fl = nil // kept again only once every promise has run
 	n := len(e.recs)
@@ -416,19 +426,16 @@ func (k *Kafka) Write(ctx context.Context, b metric.Batch) error {
 	var firstErr error
 	failed := 0
 	acked := e.acked[:0]
-	for i, err := range f.errs {
+	for _, err := range f.errs {
 		if err != nil {
 			failed++
 			if firstErr == nil {
 				firstErr = err
 			}
-		} else {
-			k.recordBytes.Add(uint64(e.recs[i].end - e.recs[i].start))
 		}
 		acked = append(acked, err == nil)
 	}
 	e.acked = acked
-	k.records.Add(uint64(n - failed))
 	if failed == 0 {
 		k.countRefused(e.refused, e.why)
 		if e.refused > 0 {
@@ -436,7 +443,6 @@ func (k *Kafka) Write(ctx context.Context, b metric.Batch) error {
 		}
 		return nil
 	}
-	k.produceErrors.Add(uint64(failed))
 	// the longest prefix whose metrics are all in acknowledged records
 	written, refused := 0, 0
 	for ; written < len(b); written++ {
