@@ -4,6 +4,7 @@
 # workload side by side with the peers available on this machine.
 #
 #   bench/run.sh                 # w1 w2 w3s w3p w4 w5, 3 repeats each
+#   bench/run.sh w3s-paced w3p-paced  # w3s / w3p at a fixed datagram rate (PPS_W3S, PPS_W3P)
 #   bench/run.sh w6              # 1000 carbon-c-relay rules (bench/w6-conf.sh), converted
 #   bench/run.sh w7              # a carbon-c-relay aggregate of 10k groups (bench/w7-conf.sh), converted
 #   bench/run.sh w8              # the StatsD server vs Etsy statsd (and Telegraf): bench/w8.sh
@@ -25,7 +26,13 @@
 # Environment: HARNESS (default ../shared/bench), REPEAT (3), ROUTER (a
 # built binary; default: go build into a temp dir), RESULTS_DIR, ROUTER_B (a
 # second build, run as SUT "router-b" in the same rounds: an A/B of a change),
-# PEERS=0 (the router alone, e.g. for the scaling runs of PERFORMANCE.md).
+# PEERS=0 (the router alone, e.g. for the scaling runs of PERFORMANCE.md),
+# RMEM (bytes, default 268435456: net.core.rmem_default and rmem_max for the
+# whole run, so that every system's UDP socket gets the same receive buffer;
+# restored at the end; RMEM=0 leaves the host's), PPS_W3S / PPS_W3P (the
+# datagram rates of the paced variants w3s-paced and w3p-paced).
+# The run fails (exit 1) when any system has fewer than REPEAT good runs of a
+# workload: its medians would rest on fewer runs.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/.." && pwd)
@@ -43,6 +50,19 @@ fi
 export ROUTER
 workloads=("$@")
 [[ ${#workloads[@]} -gt 0 ]] || workloads=(w1 w2 w3s w3p w4 w5)
+failed_runs=0
+
+# The same UDP receive buffer for every system under test: raise the host's
+# default (and maximum) for the whole run, restore it at the end.
+RMEM=${RMEM:-268435456}
+if [[ $RMEM != 0 && " ${workloads[*]} " == *" w3"* ]]; then
+	old_rmem=$(sysctl -n net.core.rmem_default) old_rmem_max=$(sysctl -n net.core.rmem_max)
+	if sysctl -q -w net.core.rmem_max="$(( RMEM > old_rmem_max ? RMEM : old_rmem_max ))" net.core.rmem_default="$RMEM" 2>/dev/null; then
+		trap 'sysctl -q -w net.core.rmem_default=$old_rmem net.core.rmem_max=$old_rmem_max' EXIT
+	else
+		echo "# warning: cannot set net.core.rmem_default (not root?): every system keeps the host's $old_rmem bytes" >&2
+	fi
+fi
 
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout "$WORK/key.pem" \
 	-out "$WORK/cert.pem" -days 7 -subj "/CN=127.0.0.1" -addext "subjectAltName=IP:127.0.0.1" 2>/dev/null
@@ -65,15 +85,15 @@ exec $ROUTER -config $BENCH_WORKDIR/r.toml' ;;
   listen = "127.0.0.1:$BENCH_IN_PORT"
 [[outputs.consistent_hash]]
   hash = "carbon_ch"
+  collision = "first"
   protocol = "graphite"
   destinations = ["127.0.0.1:$BENCH_SINK1_PORT:a", "127.0.0.1:$BENCH_SINK2_PORT:b"]
   overflow = "block"
 EOT
 exec $ROUTER -config $BENCH_WORKDIR/r.toml' ;;
-	w3s | w3p) echo 'cat > $BENCH_WORKDIR/r.toml <<EOT
+	w3s | w3p | w3s-paced | w3p-paced) echo 'cat > $BENCH_WORKDIR/r.toml <<EOT
 [[inputs.statsd]]
   listen = "127.0.0.1:$BENCH_IN_PORT"
-  read_buffer = 268435456
 [[outputs.consistent_hash]]
   hash = "statsd"
   on_down = "rehash"
@@ -113,7 +133,7 @@ cat > $BENCH_WORKDIR/px.toml <<EOT
   ca_cert = "$TLS_DIR/cert.pem"
   overflow = "block"
 EOT
-GOGC=400 $ROUTER -config $BENCH_WORKDIR/gw.toml &
+$ROUTER -config $BENCH_WORKDIR/gw.toml &
 exec $ROUTER -config $BENCH_WORKDIR/px.toml' ;;
 	w9-*) # w1 through a relay-to-relay link: $1 = w9-plain | w9-tls | w9-gzip | w9-lz4 | w9-snappy
 		local keys="" in_keys=""
@@ -191,7 +211,7 @@ exec carbon-c-relay -f $BENCH_WORKDIR/c.conf -q 2000000')
 			suts+=(ccr-q2M "CCR_OPTS='-q 2000000' $HARNESS/peers/ccr.sh $mode")
 			base=ccr-q2M
 		fi ;;
-	w3s | w3p)
+	w3s | w3p | w3s-paced | w3p-paced)
 		if [[ -n ${STATSD_DIR:-} ]]; then
 			suts+=(proxyjs "$HARNESS/peers/statsd-proxyjs.sh")
 			base=proxyjs
@@ -207,8 +227,24 @@ exec carbon-c-relay -f $BENCH_WORKDIR/c.conf -q 2000000')
 	# w6 and w7 are the harness's w2 (one copy of each line over two sinks)
 	# with the configuration of bench/w6-conf.sh (1000 rules) or
 	# bench/w7-conf.sh (an aggregate) in front
-	hw=$w
-	[[ $w == w6 || $w == w7 ]] && hw=w2
-	(cd "$RESULTS_DIR" && LABEL=$w RESULTS=$RESULTS_DIR/results-$w.jsonl BASE=$base "$HARNESS/compare.sh" "$hw" "$REPEAT" "${suts[@]}") | sed -n '/^| workload/,$p'
+	hw=$w pps=${PPS:-} lines=${LINES:-}
+	case $w in
+	w6 | w7) hw=w2 ;;
+	# paced: 10 s of datagrams (w3p packs about 70 metrics in each)
+	w3s-paced) hw=w3s pps=${PPS_W3S:-20000} lines=${LINES:-$((${PPS_W3S:-20000} * 10))} ;;
+	w3p-paced) hw=w3p pps=${PPS_W3P:-1500} lines=${LINES:-$((${PPS_W3P:-1500} * 700))} ;;
+	esac
+	[[ $hw == w3s || $hw == w3p ]] && echo "# every system's UDP receive buffer: net.core.rmem_default = $(sysctl -n net.core.rmem_default) bytes (not in the peak RSS column)${pps:+; paced at $pps datagrams/s}"
+	(cd "$RESULTS_DIR" && LABEL=$w PPS=$pps ${lines:+LINES=$lines} RESULTS=$RESULTS_DIR/results-$w.jsonl BASE=$base "$HARNESS/compare.sh" "$hw" "$REPEAT" "${suts[@]}") \
+		2> >(tee "$RESULTS_DIR/stderr-$w.log" >&2) | sed -n '/^| workload/,$p'
+	wait
+	if grep -q 'WARNING' "$RESULTS_DIR/stderr-$w.log"; then
+		echo "# FAILED: $w: $(grep WARNING "$RESULTS_DIR/stderr-$w.log" | tr '\n' ' ')" >&2
+		failed_runs=1
+	fi
 done
 echo "# raw results: $RESULTS_DIR"
+if [[ $failed_runs == 1 ]]; then
+	echo "# FAILED: some system has fewer than $REPEAT good runs of a workload (above): its medians are not comparable" >&2
+	exit 1
+fi

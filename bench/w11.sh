@@ -56,24 +56,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-free_port() {
-	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
-}
-wait_port() {
-	for _ in $(seq 200); do
-		(exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-		sleep 0.05
-	done
-	return 1
-}
-quiet() {
-	[[ ${QUIET:-0} == 1 ]] || return 0
-	for _ in $(seq 120); do
-		awk '{exit !($1 < 0.5)}' /proc/loadavg && return 0
-		sleep 5
-	done
-	echo "# warning: host not quiet (load $(cut -d' ' -f1 /proc/loadavg)) before a round" >&2
-}
+. "$HERE/lib.sh"
 # cpu PID: user+system seconds of the process so far.
 cpu() {
 	awk -v t="$(getconf CLK_TCK)" '{print ($14 + $15) / t}' "/proc/$1/stat"

@@ -229,14 +229,7 @@ run_one() {
 		tee "$WORK/last"
 }
 
-quiet() {
-	[[ ${QUIET:-0} == 1 ]] || return 0
-	for _ in $(seq 120); do
-		awk '{exit !($1 < 0.5)}' /proc/loadavg && return 0
-		sleep 5
-	done
-	echo "# warning: host not quiet (load $(cut -d' ' -f1 /proc/loadavg)) before a run" >&2
-}
+. "$HERE/lib.sh"
 
 lossfree() { awk -v m="$LOSS_MAX" '{exit !($5 < m)}' <<<"$1"; }
 
