@@ -231,11 +231,11 @@ exec carbon-c-relay -f $BENCH_WORKDIR/c.conf -q 2000000')
 	case $w in
 	w6 | w7) hw=w2 ;;
 	# paced: 10 s of datagrams (w3p packs about 70 metrics in each)
-	w3s-paced) hw=w3s pps=${PPS_W3S:-20000} lines=${LINES:-$((${PPS_W3S:-20000} * 10))} ;;
-	w3p-paced) hw=w3p pps=${PPS_W3P:-1500} lines=${LINES:-$((${PPS_W3P:-1500} * 700))} ;;
+	w3s-paced) hw=w3s pps=${PPS_W3S:-20000} lines=$((${PPS_W3S:-20000} * 10)) ;;
+	w3p-paced) hw=w3p pps=${PPS_W3P:-1500} lines=$((${PPS_W3P:-1500} * 700)) ;;
 	esac
 	[[ $hw == w3s || $hw == w3p ]] && echo "# every system's UDP receive buffer: net.core.rmem_default = $(sysctl -n net.core.rmem_default) bytes (not in the peak RSS column)${pps:+; paced at $pps datagrams/s}"
-	(cd "$RESULTS_DIR" && LABEL=$w PPS=$pps ${lines:+LINES=$lines} RESULTS=$RESULTS_DIR/results-$w.jsonl BASE=$base "$HARNESS/compare.sh" "$hw" "$REPEAT" "${suts[@]}") \
+	(cd "$RESULTS_DIR" && LABEL=$w PPS=$pps LINES=$lines RESULTS=$RESULTS_DIR/results-$w.jsonl BASE=$base "$HARNESS/compare.sh" "$hw" "$REPEAT" "${suts[@]}") \
 		2> >(tee "$RESULTS_DIR/stderr-$w.log" >&2) | sed -n '/^| workload/,$p'
 	wait
 	if grep -q 'WARNING' "$RESULTS_DIR/stderr-$w.log"; then
