@@ -32,6 +32,7 @@ import (
 	"github.com/klauspost/compress/gzip"
 	"github.com/rs/zerolog"
 
+	"github.com/metricsrouter/router/plugins/internal/gzbody"
 	"github.com/metricsrouter/router/plugins/internal/streamout"
 	"github.com/metricsrouter/router/plugins/metric"
 	"github.com/metricsrouter/router/registry"
@@ -80,8 +81,7 @@ type HTTPJSON struct {
 	headers http.Header
 
 	body []byte // the JSON array of one request
-	gz   *gzip.Writer
-	zbuf bytes.Buffer
+	gz   *gzbody.Encoder
 }
 
 // Init validates the configuration (files are read when sending).
@@ -205,7 +205,7 @@ func (h *HTTPJSON) Connect(context.Context) error {
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
 	if h.Gzip && h.gz == nil {
-		h.gz, _ = gzip.NewWriterLevel(io.Discard, gzip.BestSpeed)
+		h.gz, _ = gzbody.New(gzip.BestSpeed)
 	}
 	return nil
 }
@@ -277,15 +277,10 @@ func (h *HTTPJSON) countRefused(n int, why error) {
 func (h *HTTPJSON) post(ctx context.Context, body []byte) error {
 	payload := body
 	if h.gz != nil {
-		h.zbuf.Reset()
-		h.gz.Reset(&h.zbuf)
-		if _, err := h.gz.Write(body); err != nil {
+		var err error
+		if payload, err = h.gz.Encode(body); err != nil {
 			return err
 		}
-		if err := h.gz.Close(); err != nil {
-			return err
-		}
-		payload = h.zbuf.Bytes()
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, h.URL, bytes.NewReader(payload))
 	if err != nil {

@@ -27,9 +27,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/klauspost/compress/gzip"
-
 	codec "github.com/metricsrouter/router/plugins/codec/graphite"
+	"github.com/metricsrouter/router/plugins/internal/gzbody"
 	"github.com/metricsrouter/router/plugins/internal/streamout"
 	"github.com/metricsrouter/router/plugins/metric"
 	"github.com/metricsrouter/router/registry"
@@ -69,9 +68,8 @@ type HTTPSBatch struct {
 	ingest string
 	host   string
 
-	gz   *gzip.Writer
-	body bytes.Buffer
-	raw  []byte
+	gz  *gzbody.Encoder
+	raw []byte
 }
 
 // Init validates the configuration and prepares the HTTP client (no connection).
@@ -142,7 +140,7 @@ func (h *HTTPSBatch) Init(env registry.Env) error {
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
 	if h.Compression == "gzip" {
-		h.gz, err = gzip.NewWriterLevel(io.Discard, h.GzipLevel)
+		h.gz, err = gzbody.New(h.GzipLevel)
 		if err != nil {
 			return err
 		}
@@ -206,15 +204,10 @@ func (h *HTTPSBatch) Write(ctx context.Context, b metric.Batch) error {
 	}
 	payload := raw
 	if h.gz != nil {
-		h.body.Reset()
-		h.gz.Reset(&h.body)
-		if _, err := h.gz.Write(raw); err != nil {
+		var err error
+		if payload, err = h.gz.Encode(raw); err != nil {
 			return err
 		}
-		if err := h.gz.Close(); err != nil {
-			return err
-		}
-		payload = h.body.Bytes()
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, h.ingest, bytes.NewReader(payload))
 	if err != nil {
