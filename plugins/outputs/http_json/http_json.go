@@ -20,7 +20,6 @@ import (
 	_ "embed"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -32,7 +31,7 @@ import (
 	"github.com/klauspost/compress/gzip"
 	"github.com/rs/zerolog"
 
-	"github.com/metricsrouter/router/plugins/internal/gzbody"
+	"github.com/metricsrouter/router/plugins/internal/httpout"
 	"github.com/metricsrouter/router/plugins/internal/streamout"
 	"github.com/metricsrouter/router/plugins/metric"
 	"github.com/metricsrouter/router/registry"
@@ -81,7 +80,7 @@ type HTTPJSON struct {
 	headers http.Header
 
 	body []byte // the JSON array of one request
-	gz   *gzbody.Encoder
+	gz   *httpout.Encoder
 }
 
 // Init validates the configuration (files are read when sending).
@@ -205,7 +204,7 @@ func (h *HTTPJSON) Connect(context.Context) error {
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
 	if h.Gzip && h.gz == nil {
-		h.gz, _ = gzbody.New(gzip.BestSpeed)
+		h.gz, _ = httpout.New(gzip.BestSpeed)
 	}
 	return nil
 }
@@ -322,7 +321,7 @@ func (h *HTTPJSON) post(ctx context.Context, body []byte) error {
 	if err != nil {
 		return fmt.Errorf("post %s: %w", h.URL, err)
 	}
-	msg := readSome(resp.Body)
+	msg := httpout.ReadSome(resp.Body)
 	switch c := resp.StatusCode; {
 	case c/100 == 2:
 		return nil
@@ -347,15 +346,6 @@ func readToken(key, file string) (string, error) {
 		return "", fmt.Errorf("%s %s: want one line with the token", key, file)
 	}
 	return tok, nil
-}
-
-// readSome reads at most 512 bytes of a response for messages, drains a
-// little more so the connection can be reused, and closes the body.
-func readSome(body io.ReadCloser) string {
-	defer body.Close()
-	b, _ := io.ReadAll(io.LimitReader(body, 512))
-	_, _ = io.Copy(io.Discard, io.LimitReader(body, 64<<10))
-	return strings.TrimSpace(string(b))
 }
 
 // Close releases idle connections and the TLS configuration.

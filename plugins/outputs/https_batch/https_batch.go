@@ -18,7 +18,6 @@ import (
 	_ "embed"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -28,7 +27,7 @@ import (
 	"time"
 
 	codec "github.com/metricsrouter/router/plugins/codec/graphite"
-	"github.com/metricsrouter/router/plugins/internal/gzbody"
+	"github.com/metricsrouter/router/plugins/internal/httpout"
 	"github.com/metricsrouter/router/plugins/internal/streamout"
 	"github.com/metricsrouter/router/plugins/metric"
 	"github.com/metricsrouter/router/registry"
@@ -68,7 +67,7 @@ type HTTPSBatch struct {
 	ingest string
 	host   string
 
-	gz  *gzbody.Encoder
+	gz  *httpout.Encoder
 	raw []byte
 }
 
@@ -140,7 +139,7 @@ func (h *HTTPSBatch) Init(env registry.Env) error {
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
 	if h.Compression == "gzip" {
-		h.gz, err = gzbody.New(h.GzipLevel)
+		h.gz, err = httpout.New(h.GzipLevel)
 		if err != nil {
 			return err
 		}
@@ -169,7 +168,7 @@ func (h *HTTPSBatch) Connect(ctx context.Context) error {
 		}
 		return fmt.Errorf("ping %s: %w", h.ping, err)
 	}
-	msg := readSome(resp.Body)
+	msg := httpout.ReadSome(resp.Body)
 	switch {
 	case resp.StatusCode == http.StatusOK:
 		return nil
@@ -224,7 +223,7 @@ func (h *HTTPSBatch) Write(ctx context.Context, b metric.Batch) error {
 	if err != nil {
 		return fmt.Errorf("post %s: %w", h.ingest, err)
 	}
-	msg := readSome(resp.Body)
+	msg := httpout.ReadSome(resp.Body)
 	switch {
 	case resp.StatusCode/100 == 2:
 		if refused > 0 {
@@ -238,15 +237,6 @@ func (h *HTTPSBatch) Write(ctx context.Context, b metric.Batch) error {
 	default:
 		return fmt.Errorf("post %s: %s %s", h.ingest, resp.Status, msg)
 	}
-}
-
-// readSome reads at most 512 bytes of a response for messages, drains a
-// little more so the connection can be reused, and closes the body.
-func readSome(body io.ReadCloser) string {
-	defer body.Close()
-	b, _ := io.ReadAll(io.LimitReader(body, 512))
-	_, _ = io.Copy(io.Discard, io.LimitReader(body, 64<<10))
-	return strings.TrimSpace(string(b))
 }
 
 // Close releases idle connections.

@@ -22,7 +22,6 @@ import (
 	_ "embed"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -36,6 +35,7 @@ import (
 	"github.com/klauspost/compress/s2"
 	"github.com/prometheus/statsd_exporter/pkg/mapper"
 
+	"github.com/metricsrouter/router/plugins/internal/httpout"
 	"github.com/metricsrouter/router/plugins/internal/streamout"
 	"github.com/metricsrouter/router/plugins/metric"
 	"github.com/metricsrouter/router/registry"
@@ -290,7 +290,7 @@ func (p *RemoteWrite) post(ctx context.Context, body []byte) error {
 	if err != nil {
 		return fmt.Errorf("post %s: %w", p.host, err)
 	}
-	msg := readSome(resp.Body)
+	msg := httpout.ReadSome(resp.Body)
 	switch {
 	case resp.StatusCode/100 == 2:
 		return nil
@@ -316,15 +316,6 @@ func outOfOrder(msg string) bool {
 		}
 	}
 	return false
-}
-
-// readSome reads at most 512 bytes of a response for messages, drains a
-// little more so the connection can be reused, and closes the body.
-func readSome(body io.ReadCloser) string {
-	defer body.Close()
-	b, _ := io.ReadAll(io.LimitReader(body, 512))
-	_, _ = io.Copy(io.Discard, io.LimitReader(body, 64<<10))
-	return strings.TrimSpace(string(b))
 }
 
 // timestampMs is the metric's time in milliseconds, or now when it has none.

@@ -1,4 +1,4 @@
-package gzbody
+package httpout
 
 import (
 	"bytes"
@@ -30,3 +30,19 @@ func TestEncodeRoundTrip(t *testing.T) {
 		t.Fatal("level 42 accepted")
 	}
 }
+
+func TestReadSome(t *testing.T) {
+	body := append(bytes.Repeat([]byte("x"), 600), '\n')
+	rc := &closer{Reader: bytes.NewReader(append([]byte("  "), body...))}
+	got := ReadSome(rc)
+	if len(got) != 510 || !rc.closed {
+		t.Fatalf("ReadSome: %d bytes, closed %v; want the first 512 bytes trimmed (510) and the body closed", len(got), rc.closed)
+	}
+}
+
+type closer struct {
+	io.Reader
+	closed bool
+}
+
+func (c *closer) Close() error { c.closed = true; return nil }

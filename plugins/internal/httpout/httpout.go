@@ -1,10 +1,12 @@
-// Package gzbody gzips HTTP request bodies into memory reused from one
-// request to the next (outputs.http_json, outputs.https_batch).
-package gzbody
+// Package httpout holds what the HTTP outputs (http_json, https_batch,
+// prometheus_remote_write) share: gzipped request bodies in memory reused
+// from one request to the next, and reading an answer's body for a message.
+package httpout
 
 import (
 	"bytes"
 	"io"
+	"strings"
 
 	"github.com/klauspost/compress/gzip"
 )
@@ -36,4 +38,14 @@ func (e *Encoder) Encode(body []byte) ([]byte, error) {
 		return nil, err
 	}
 	return e.buf.Bytes(), nil
+}
+
+// ReadSome reads at most 512 bytes of an answer's body for messages,
+// drains a little more so that the connection can be reused, and closes
+// the body.
+func ReadSome(body io.ReadCloser) string {
+	defer body.Close()
+	b, _ := io.ReadAll(io.LimitReader(body, 512))
+	_, _ = io.Copy(io.Discard, io.LimitReader(body, 64<<10))
+	return strings.TrimSpace(string(b))
 }
