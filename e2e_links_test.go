@@ -59,10 +59,16 @@ func (c linkCase) routerTransport() string {
 
 // checkExact waits until sink has every line of lines, and checks that it
 // got each exactly once and nothing else.
-func checkExact(t *testing.T, what string, sink *plugintest.LineSink, lines []string, logs func() string) {
+func checkExact(t *testing.T, what string, sink *plugintest.LineSink, lines []string, logs ...func() string) {
 	t.Helper()
 	if !sink.WaitLen(len(lines), linkWait) {
-		t.Fatalf("%s: sink got %d of %d lines\n%s", what, sink.Len(), len(lines), tail(logs(), 3000))
+		var b strings.Builder
+		missing := missingLines(sink.Lines(), lines)
+		fmt.Fprintf(&b, "%s: sink got %d of %d lines; missing (first 5 of %d): %q", what, sink.Len(), len(lines), len(missing), missing[:min(5, len(missing))])
+		for _, l := range logs {
+			fmt.Fprintf(&b, "\n--- log:\n%s", tail(l(), 3000))
+		}
+		t.Fatal(b.String())
 	}
 	time.Sleep(300 * time.Millisecond)
 	got, want := sink.Sorted(), sortedCopy(lines)
@@ -74,6 +80,24 @@ func checkExact(t *testing.T, what string, sink *plugintest.LineSink, lines []st
 			t.Fatalf("%s: line %d = %q, want %q", what, i, got[i], want[i])
 		}
 	}
+}
+
+// missingLines is want less got, in want's order (each got line cancels
+// one want line).
+func missingLines(got, want []string) []string {
+	have := make(map[string]int, len(got))
+	for _, l := range got {
+		have[l]++
+	}
+	var out []string
+	for _, l := range want {
+		if have[l] > 0 {
+			have[l]--
+			continue
+		}
+		out = append(out, l)
+	}
+	return out
 }
 
 // TestLinksWithCarbonCRelay: carbon-c-relay 3.7.3 (built with its
@@ -120,7 +144,7 @@ match * send to out stop;
 			waitListen(t, in)
 			lines := graphiteLines("r2c."+strings.ReplaceAll(c.name, "+", "_"), 0, n)
 			sendLines(t, in, lines, 4)
-			checkExact(t, "router -> carbon-c-relay", sink, lines, func() string { return p.out.String() + "\n" + relay.Log() })
+			checkExact(t, "router -> carbon-c-relay", sink, lines, p.out.String, relay.Log)
 		})
 		t.Run(c.name+"/crelay-to-router", func(t *testing.T) {
 			skipBroken(t, c.fromBroken)
@@ -152,7 +176,7 @@ match * send to out stop;
 `, in, link, c.transport, ssl), []string{in}, append([]string{"-C", ca.CA}, crelayQueue...)...)
 			lines := graphiteLines("c2r."+strings.ReplaceAll(c.name, "+", "_"), 0, n)
 			sendLines(t, in, lines, 4)
-			checkExact(t, "carbon-c-relay -> router", sink, lines, func() string { return relay.Log() + "\n" + p.out.String() })
+			checkExact(t, "carbon-c-relay -> router", sink, lines, relay.Log, p.out.String)
 		})
 	}
 }

@@ -16,7 +16,9 @@
 #   REPEAT=5 LINES=2000000 bench/run.sh w1 w2
 #
 # Prints, per workload, the harness's median table: rate, CPU-seconds, rate
-# per CPU-second, loss and peak RSS of every system under test, with ratios.
+# per CPU-second, loss and peak RSS of every system under test, with ratios;
+# then each system's peak input socket receive queues (bench/sockq.py: the
+# kernel memory a backlog holds, which the RSS does not show).
 # Peers (run in the same interleaved rounds; only the router is required):
 #   carbon-c-relay      if installed (apt-get install carbon-c-relay): w1, w2, w6, w7
 #   Etsy proxy.js       STATSD_DIR=<dir>/node_modules/statsd (npm install statsd@0.9.0): w3s, w3p
@@ -223,6 +225,13 @@ exec carbon-c-relay -f $BENCH_WORKDIR/c.conf -q 2000000')
 	w4) if [[ -n ${PEER_W4:-} ]]; then suts+=("${PEER_W4%%:*}" "${PEER_W4#*:}"); base=${PEER_W4%%:*}; fi ;;
 	w5) if [[ -n ${PEER_W5:-} ]]; then suts+=("${PEER_W5%%:*}" "${PEER_W5#*:}"); base=${PEER_W5%%:*}; fi ;;
 	esac
+	# every system's input sockets sampled for their receive queues
+	# (bench/sockq.py, in a session of its own: not counted as the system's CPU)
+	for ((i = 0; i < ${#suts[@]}; i += 2)); do
+		rm -f "$RESULTS_DIR/sockq-$w-${suts[i]}.txt"
+		suts[i + 1]="setsid python3 $HERE/sockq.py \$\$ $RESULTS_DIR/sockq-$w-${suts[i]}.txt \$BENCH_IN_PORT \$BENCH_AUX_PORT1 \$BENCH_AUX_PORT2 \$BENCH_AUX_PORT3 </dev/null >/dev/null 2>&1 &
+${suts[i + 1]}"
+	done
 	echo "== $w"
 	# w6 and w7 are the harness's w2 (one copy of each line over two sinks)
 	# with the configuration of bench/w6-conf.sh (1000 rules) or
@@ -238,6 +247,11 @@ exec carbon-c-relay -f $BENCH_WORKDIR/c.conf -q 2000000')
 	(cd "$RESULTS_DIR" && LABEL=$w PPS=$pps LINES=$lines RESULTS=$RESULTS_DIR/results-$w.jsonl BASE=$base "$HARNESS/compare.sh" "$hw" "$REPEAT" "${suts[@]}") \
 		2> >(tee "$RESULTS_DIR/stderr-$w.log" >&2) | sed -n '/^| workload/,$p'
 	wait
+	sleep 0.3 # the last sampler writes its peak
+	for ((i = 0; i < ${#suts[@]}; i += 2)); do
+		f=$RESULTS_DIR/sockq-$w-${suts[i]}.txt
+		[[ -s $f ]] && echo "# ${suts[i]}: peak input socket receive queues, median of $(wc -l <"$f") runs: $(sort -n "$f" | awk '{v[NR] = $1} END {m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2; printf "%.1f MiB (kernel memory, not in peak RSS)", m / 1048576}')"
+	done
 	if grep -q 'WARNING' "$RESULTS_DIR/stderr-$w.log"; then
 		echo "# FAILED: $w: $(grep WARNING "$RESULTS_DIR/stderr-$w.log" | tr '\n' ' ')" >&2
 		failed_runs=1

@@ -121,6 +121,11 @@ func (c *Common) Options(log zerolog.Logger) (*Client, error) {
 		kgo.ClientID(c.ClientID),
 		kgo.DialTimeout(time.Duration(c.DialTimeout)),
 		kgo.WithLogger(logger{log}),
+		// a produce or fetch error that needs new metadata (a leader
+		// moved, too few in-sync replicas) waits for the next refresh;
+		// franz-go's default spaces refreshes 5 s apart, so two such
+		// errors in a row would hold a batch 10 s
+		kgo.MetadataMinAge(time.Second),
 	)
 	if c.SASLMechanism != "" {
 		pass := c.SASLPassword
