@@ -68,8 +68,8 @@ func TestOptionsPasswordFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer cl.Release()
-	// seed brokers, client id, dial timeout, logger, SASL
-	if len(cl.Opts) != 5 {
-		t.Fatalf("%d options, want 5", len(cl.Opts))
+	// seed brokers, client id, dial timeout, logger, metadata age, SASL
+	if len(cl.Opts) != 6 {
+		t.Fatalf("%d options, want 6", len(cl.Opts))
 	}
 }
