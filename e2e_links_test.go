@@ -63,8 +63,10 @@ func checkExact(t *testing.T, what string, sink *plugintest.LineSink, lines []st
 	t.Helper()
 	if !sink.WaitLen(len(lines), linkWait) {
 		var b strings.Builder
-		missing := missingLines(sink.Lines(), lines)
-		fmt.Fprintf(&b, "%s: sink got %d of %d lines; missing (first 5 of %d): %q", what, sink.Len(), len(lines), len(missing), missing[:min(5, len(missing))])
+		got := sink.Lines()
+		missing, extra := missingLines(got, lines), missingLines(lines, got)
+		fmt.Fprintf(&b, "%s: sink got %d of %d lines; missing (first 5 of %d): %q; not sent (first 5 of %d): %q",
+			what, len(got), len(lines), len(missing), missing[:min(5, len(missing))], len(extra), extra[:min(5, len(extra))])
 		for _, l := range logs {
 			fmt.Fprintf(&b, "\n--- log:\n%s", tail(l(), 3000))
 		}
