@@ -107,20 +107,23 @@ func (s *socket) detach() []closer {
 
 type closer interface{ Close() error }
 
-// kill takes s out of the pool and returns its master and queued
-// connections, to be closed by the caller (pool.mu held).
+// kill takes s out of the pool and closes its master socket at once, so
+// that the address (and a unix socket's file) is free as soon as the pool
+// no longer has it: a Listen that finds no socket in the pool can bind.
+// It returns the queued connections, to be closed by the caller (pool.mu
+// held).
 func (s *socket) kill() []closer {
 	s.dead = true
 	if pool.sockets[s.key] == s {
 		delete(pool.sockets, s.key)
 	}
-	var cs []closer
 	if s.tcp != nil {
-		cs = append(cs, s.tcp)
+		_ = s.tcp.Close()
 	}
 	if s.udp != nil {
-		cs = append(cs, s.udp)
+		_ = s.udp.Close()
 	}
+	var cs []closer
 	for _, c := range s.queue {
 		cs = append(cs, c)
 	}
